@@ -1,0 +1,25 @@
+# Two commands, each installs what it needs on first use into .venv:
+#   make check   the main job (for now: the seed example table)
+#   make test    the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.neuronspec-installed
+
+.PHONY: check test install clean
+
+check: $(STAMP)
+	$(BIN)/neuronspec
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[torch,test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,128 @@
+"""The exact reference: one gradient-descent step of y = w*x + b, L = 1/2 (y - t)^2, in mpmath.
+
+Inputs are binary floating-point values (the values an implementation actually holds).  Every
+result of the step is then a dyadic rational, so it is computed *exactly* with mpmath's
+``exact=True`` operations: no working precision is involved, and changing ``mpmath.mp.prec``
+changes nothing here.  Rounding to a format happens later, explicitly (:mod:`reference.formats`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from typing import Iterator, Union
+
+import mpmath
+from mpmath.libmp import from_man_exp
+
+__all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_loss"]
+
+#: The quantities of one step, in the order the spec names them.
+QUANTITIES: tuple[str, ...] = ("y", "dL_dy", "loss", "dL_dw", "dL_db", "w_new", "b_new")
+
+Binary = Union[float, int, Fraction, "mpmath.mpf"]
+
+_HALF = mpmath.mp.make_mpf(from_man_exp(1, -1))
+
+
+def to_mpf(value: Binary, what: str = "value") -> mpmath.mpf:
+    """The exact mpmath value of a finite binary number, independent of ``mpmath.mp.prec``.
+
+    Accepts ``float``, ``int``, ``mpf`` and ``Fraction`` with a power-of-two denominator.
+    A decimal string or a non-dyadic fraction is refused: convert it to a format first with
+    ``Format.parse`` / ``Format.round``, so the conversion is explicit.
+    """
+    if isinstance(value, mpmath.mpf):
+        if not mpmath.isfinite(value):
+            raise ValueError(f"{what} = {value} is not finite; the step is defined on finite inputs")
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{what} is a bool, not a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} = {value!r} is not finite; the step is defined on finite inputs")
+        n, d = value.as_integer_ratio()
+    elif isinstance(value, int):
+        n, d = value, 1
+    elif isinstance(value, Fraction):
+        n, d = value.numerator, value.denominator
+        if d & (d - 1):
+            raise ValueError(
+                f"{what} = {value} is not a binary floating-point value (its denominator is not "
+                "a power of two); round it to a format first, e.g. FLOAT32.round(value)"
+            )
+    elif isinstance(value, str):
+        raise TypeError(
+            f"{what} = {value!r} is a string; convert decimal text explicitly to a format "
+            "first, e.g. FLOAT32.parse('0.1'), so the rounding is visible"
+        )
+    else:
+        raise TypeError(f"{what} has unsupported type {type(value).__name__}")
+    # from_man_exp with prec=0 only normalises: it never rounds.
+    return mpmath.mp.make_mpf(from_man_exp(n, -(d.bit_length() - 1)))
+
+
+def _mul(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.fmul(a, b, exact=True)
+
+
+def _add(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.fadd(a, b, exact=True)
+
+
+def _sub(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.fsub(a, b, exact=True)
+
+
+@dataclass(frozen=True)
+class ExactStep:
+    """Exact values of every quantity of one step (``mpmath.mpf``, no rounding anywhere)."""
+
+    y: mpmath.mpf
+    dL_dy: mpmath.mpf
+    loss: mpmath.mpf
+    dL_dw: mpmath.mpf
+    dL_db: mpmath.mpf
+    w_new: mpmath.mpf
+    b_new: mpmath.mpf
+
+    def __getitem__(self, name: str) -> mpmath.mpf:
+        if name not in QUANTITIES:
+            raise KeyError(f"{name!r} is not a quantity; quantities are {', '.join(QUANTITIES)}")
+        return getattr(self, name)
+
+    def items(self) -> Iterator[tuple[str, mpmath.mpf]]:
+        for f in fields(self):
+            yield f.name, getattr(self, f.name)
+
+    def as_fractions(self) -> dict[str, Fraction]:
+        """The same values as ``fractions.Fraction`` (exact)."""
+        from .formats import to_fraction
+
+        return {name: to_fraction(v) for name, v in self.items()}
+
+
+def exact_step(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> ExactStep:
+    """One exact gradient-descent step on binary inputs ``w, b, x, t`` and learning rate ``lr``.
+
+    y = w*x + b;  dL/dy = y - t;  L = (y - t)^2 / 2;  dL/dw = (y - t)*x;  dL/db = y - t;
+    w' = w - lr*dL/dw;  b' = b - lr*dL/db.
+    """
+    w_, b_, x_, t_, lr_ = (
+        to_mpf(v, name) for v, name in ((w, "w"), (b, "b"), (x, "x"), (t, "t"), (lr, "lr"))
+    )
+    y = _add(_mul(w_, x_), b_)
+    r = _sub(y, t_)
+    loss = _mul(_HALF, _mul(r, r))
+    dL_dw = _mul(r, x_)
+    dL_db = r
+    w_new = _sub(w_, _mul(lr_, dL_dw))
+    b_new = _sub(b_, _mul(lr_, dL_db))
+    return ExactStep(y=y, dL_dy=r, loss=loss, dL_dw=dL_dw, dL_db=dL_db, w_new=w_new, b_new=b_new)
+
+
+def exact_loss(w: Binary, b: Binary, x: Binary, t: Binary) -> mpmath.mpf:
+    """The exact loss (w*x + b - t)^2 / 2 at any binary point (used for difference identities)."""
+    r = _sub(_add(_mul(to_mpf(w, "w"), to_mpf(x, "x")), to_mpf(b, "b")), to_mpf(t, "t"))
+    return _mul(_HALF, _mul(r, r))

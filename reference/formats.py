@@ -1,0 +1,349 @@
+"""Binary floating-point formats as data, and correct rounding of exact values to them.
+
+Every value of float16, bfloat16, float32 and float64 is also a binary64 value, so a value *in*
+a format is carried as a Python ``float`` (signed zeros and infinities included).  Exact values
+(``int``, ``fractions.Fraction``, ``mpmath.mpf`` or ``float``) are rounded to a format with
+:meth:`Format.round`, which implements IEEE 754 roundTiesToEven with gradual underflow and
+overflow to infinity, using integer arithmetic only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Union
+
+import mpmath
+
+Exact = Union[int, float, Fraction, "mpmath.mpf"]
+
+__all__ = [
+    "Format",
+    "FLOAT16",
+    "BFLOAT16",
+    "FLOAT32",
+    "FLOAT64",
+    "FORMATS",
+    "get_format",
+    "to_fraction",
+    "float_hex",
+    "parse_hex",
+]
+
+
+def to_fraction(value: Exact) -> Fraction:
+    """The exact rational value of a finite ``int``, ``float``, ``Fraction`` or ``mpf``."""
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a numeric value here")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} has no exact rational value")
+        return Fraction(value)  # exact: float -> Fraction never rounds
+    if isinstance(value, mpmath.mpf):
+        sign, man, exp, _ = value._mpf_
+        if man == 0 and exp != 0:  # mpmath's encoding of inf/nan
+            raise ValueError(f"{value!r} has no exact rational value")
+        n = -man if sign else man
+        return Fraction(n << exp) if exp >= 0 else Fraction(n, 1 << -exp)
+    raise TypeError(
+        f"cannot take the exact value of {type(value).__name__} {value!r}; "
+        "pass int, float, fractions.Fraction or mpmath.mpf "
+        "(decimal strings must be converted with Format.parse first)"
+    )
+
+
+def _ratio(value: Exact) -> tuple[bool, int, int]:
+    """(negative, |numerator|, denominator) of an exact value, without normalising (fast)."""
+    if isinstance(value, float):
+        n, d = value.as_integer_ratio()  # raises on inf/nan
+    elif isinstance(value, mpmath.mpf):
+        sign, man, exp, _ = value._mpf_
+        if man == 0 and exp != 0:
+            raise ValueError(f"{value!r} has no exact rational value")
+        return bool(sign), man << max(exp, 0), 1 << max(-exp, 0)
+    elif isinstance(value, Fraction):
+        n, d = value.numerator, value.denominator
+    elif isinstance(value, int) and not isinstance(value, bool):
+        n, d = value, 1
+    else:
+        to_fraction(value)  # raises the explanatory TypeError
+        raise AssertionError("unreachable")
+    return n < 0, abs(n), d
+
+
+@dataclass(frozen=True)
+class Format:
+    """An IEEE 754 binary format: precision ``p`` (with the hidden bit) and exponent range.
+
+    Normal numbers are ``m * 2**(e - p + 1)`` with ``2**(p-1) <= m < 2**p`` and
+    ``emin <= e <= emax``; subnormals have ``e = emin`` and ``m < 2**(p-1)``.
+    """
+
+    name: str
+    p: int
+    emin: int
+    emax: int
+
+    # --- derived constants, all exact ---------------------------------------------------
+    @property
+    def u(self) -> Fraction:
+        """Unit roundoff 2**-p: the relative error bound of round-to-nearest."""
+        return Fraction(1, 1 << self.p)
+
+    @property
+    def eta(self) -> Fraction:
+        """Half the smallest subnormal: the absolute error bound of an underflowing product."""
+        return self.smallest_subnormal_exact / 2
+
+    @property
+    def quantum_exponent(self) -> int:
+        """Exponent of the smallest subnormal, emin - p + 1."""
+        return self.emin - self.p + 1
+
+    @property
+    def smallest_subnormal_exact(self) -> Fraction:
+        return Fraction(2) ** self.quantum_exponent
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return math.ldexp(1.0, self.quantum_exponent)
+
+    @property
+    def smallest_normal(self) -> float:
+        return math.ldexp(1.0, self.emin)
+
+    @property
+    def largest_finite_exact(self) -> Fraction:
+        return Fraction(2) ** self.emax * (2 - Fraction(2) ** (1 - self.p))
+
+    @property
+    def largest_finite(self) -> float:
+        return float(self.largest_finite_exact)
+
+    @property
+    def overflow_threshold(self) -> Fraction:
+        """Smallest magnitude that rounds to infinity: 2**emax * (2 - 2**-p)."""
+        return Fraction(2) ** self.emax * (2 - Fraction(2) ** (-self.p))
+
+    # --- rounding ---------------------------------------------------------------------------
+    def round(self, value: Exact) -> float:
+        """Round an exact finite value to this format, ties to even; exact zero gives +0.0.
+
+        A nonzero value that underflows to zero keeps its sign; magnitudes at or above
+        :attr:`overflow_threshold` give infinity.  A Python ``float`` input is taken as the
+        exact binary64 value it holds (infinities pass through, NaN stays NaN).
+        """
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return value
+            if value == 0.0:
+                return value  # keeps the sign of a binary64 zero
+        negative, n, d = _ratio(value)
+        return self.round_ratio(-n if negative else n, d)
+
+    def round_ratio(self, numerator: int, denominator: int) -> float:
+        """Round the exact value numerator/denominator (denominator > 0) to this format."""
+        negative = numerator < 0
+        n, d = abs(numerator), denominator
+        if n == 0:
+            return 0.0
+        # e = floor(log2(n/d)): start from the bit lengths and correct by one if needed.
+        e = n.bit_length() - d.bit_length()
+        if (n << max(0, -e)) < (d << max(0, e)):
+            e -= 1
+        qexp = max(e, self.emin) - self.p + 1  # exponent of the last kept bit
+        if qexp >= 0:
+            m, rem = divmod(n, d << qexp)
+            den = d << qexp
+        else:
+            m, rem = divmod(n << -qexp, d)
+            den = d
+        twice = 2 * rem
+        if twice > den or (twice == den and m & 1):
+            m += 1
+        if m == 0:
+            return -0.0 if negative else 0.0
+        # m < 2**p, or m == 2**p after a carry: either way m * 2**qexp is in binary64's range
+        # for every format here except float64 overflow, checked first.
+        if qexp + m.bit_length() - 1 > self.emax:
+            return -math.inf if negative else math.inf
+        result = math.ldexp(float(m), qexp)  # exact: m has at most p+1 <= 54 bits, no carry loss
+        return -result if negative else result
+
+    def contains(self, value: float) -> bool:
+        """True when the binary64 value ``value`` is a value of this format (infinities included)."""
+        if not math.isfinite(value):
+            return not math.isnan(value)
+        return self.round(value) == value
+
+    def check(self, value: float, what: str = "value") -> float:
+        """Return ``value`` if it is a finite value of this format, else raise ``ValueError``."""
+        if not isinstance(value, float):
+            raise TypeError(f"{what} must be a float held in {self.name}, got {type(value).__name__}")
+        if not math.isfinite(value) or not self.contains(value):
+            raise ValueError(
+                f"{what} = {value!r} is not a finite {self.name} value; "
+                f"round it first with {self.name.upper()}.round(...) or parse it with .parse(...)"
+            )
+        return value
+
+    # --- spacing --------------------------------------------------------------------------
+    def exponent(self, value: Exact) -> int:
+        """The exponent of the binade holding ``value`` (clamped below at emin)."""
+        q = abs(to_fraction(value))
+        if q == 0:
+            return self.emin
+        n, d = q.numerator, q.denominator
+        e = n.bit_length() - d.bit_length()
+        if (n << max(0, -e)) < (d << max(0, e)):
+            e -= 1
+        return max(e, self.emin)
+
+    def ulp(self, value: Exact) -> Fraction:
+        """Unit in the last place at ``value``: 2**(max(floor(log2|x|), emin) - p + 1).
+
+        For a magnitude above the largest finite value this is the ulp of the top binade;
+        ulp(0) is the smallest subnormal.
+        """
+        e = min(self.exponent(value), self.emax)
+        return Fraction(2) ** (e - self.p + 1)
+
+    def ulp_error(self, computed: float, exact: Exact) -> "Fraction | float":
+        """|computed - exact| in units of ulp(exact) of this format (inf if computed is not finite)."""
+        if not math.isfinite(computed):
+            return math.inf
+        q = to_fraction(exact)
+        return abs(Fraction(computed) - q) / self.ulp(q)
+
+    def next_up(self, value: float) -> float:
+        """The least value of this format greater than ``value`` (IEEE nextUp)."""
+        self._require_member(value)
+        if math.isnan(value) or value == math.inf:
+            return value
+        if value == -math.inf:
+            return -self.largest_finite
+        if value == 0.0:
+            return self.smallest_subnormal
+        if value > 0:
+            if value == self.largest_finite:
+                return math.inf
+            return float(Fraction(value) + self.ulp(value))
+        a = Fraction(-value)
+        gap = self.ulp(a)
+        if a == Fraction(2) ** self.exponent(a) and self.exponent(a) > self.emin:
+            gap /= 2  # just below a power of two the spacing halves
+        return -float(a - gap)  # -0.0 when value was the negative smallest subnormal
+
+    def next_down(self, value: float) -> float:
+        """The greatest value of this format less than ``value`` (IEEE nextDown)."""
+        return -self.next_up(-value)
+
+    def _require_member(self, value: float) -> None:
+        if not isinstance(value, float) or not self.contains(value):
+            raise ValueError(f"{value!r} is not a {self.name} value")
+
+    # --- text -----------------------------------------------------------------------------
+    def parse(self, text: str) -> float:
+        """Convert a decimal or C99 hex string to this format, correctly rounded.
+
+        This is the one explicit place where a decimal like ``"0.1"`` becomes a binary value.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"parse takes a string, got {type(text).__name__}")
+        s = text.strip()
+        low = s.lower().lstrip("+-")
+        if low in ("inf", "infinity"):
+            return -math.inf if s.startswith("-") else math.inf
+        if low == "nan":
+            return math.nan
+        if "0x" in low:
+            q, negative = _parse_hex_fraction(s)
+        else:
+            try:
+                q = Fraction(s)
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(
+                    f"{text!r} is not a decimal or hex floating-point literal "
+                    "(examples: '0.1', '-2.5e-3', '0x1.8p-3')"
+                ) from None
+            negative = s.startswith("-")
+        r = self.round(q)
+        if r == 0.0 and negative:
+            return -0.0
+        return r
+
+    def hex(self, value: float) -> str:
+        """C99 ``%a`` spelling of a value of this format (exact, normalised like printf)."""
+        return float_hex(value)
+
+
+def float_hex(value: float) -> str:
+    """C99 ``%a`` formatting of a binary64 value: ``0x1.8p-3``, ``-0x0p+0``, ``inf``.
+
+    Trailing zero hex digits are dropped, as glibc's ``printf("%a")`` does.  Subnormals of
+    binary64 print as ``0x0.xxxp-1022``; values of narrower formats are normal binary64
+    numbers and print normalised.
+    """
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    text = value.hex()  # '0x1.8000000000000p-3'
+    sign = ""
+    if text.startswith("-"):
+        sign, text = "-", text[1:]
+    mant, exp = text[2:].split("p")
+    if "." in mant:
+        head, frac = mant.split(".")
+        frac = frac.rstrip("0")
+        mant = head + ("." + frac if frac else "")
+    e = int(exp)
+    return f"{sign}0x{mant}p{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+_HEX = re.compile(r"^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$")
+
+
+def _parse_hex_fraction(text: str) -> tuple[Fraction, bool]:
+    m = _HEX.match(text.strip())
+    if not m or not (m.group(2) or m.group(3)):
+        raise ValueError(
+            f"{text!r} is not a C99 hex floating-point literal (example: '-0x1.99999ap-4')"
+        )
+    sign, head, frac, exp = m.groups()
+    frac = frac or ""
+    digits = int((head or "0") + frac, 16)
+    e = int(exp or 0) - 4 * len(frac)
+    q = Fraction(digits) * Fraction(2) ** e
+    return (-q if sign == "-" else q), sign == "-"
+
+
+def parse_hex(text: str) -> Fraction:
+    """The exact value of a C99 hex literal (no rounding; see :meth:`Format.parse` for that)."""
+    return _parse_hex_fraction(text)[0]
+
+
+FLOAT16 = Format("float16", p=11, emin=-14, emax=15)
+BFLOAT16 = Format("bfloat16", p=8, emin=-126, emax=127)
+FLOAT32 = Format("float32", p=24, emin=-126, emax=127)
+FLOAT64 = Format("float64", p=53, emin=-1022, emax=1023)
+
+FORMATS: dict[str, Format] = {f.name: f for f in (FLOAT16, BFLOAT16, FLOAT32, FLOAT64)}
+
+
+def get_format(name: "str | Format") -> Format:
+    """Look a format up by name (``"float32"``), or pass a :class:`Format` through."""
+    if isinstance(name, Format):
+        return name
+    try:
+        return FORMATS[str(name)]
+    except KeyError:
+        raise ValueError(
+            f"unknown format {name!r}; choose one of {', '.join(FORMATS)}"
+        ) from None

@@ -1,0 +1,12 @@
+"""Bundled implementations under test.
+
+Each module is self-contained (it imports nothing from ``reference``), so it can also be loaded
+as ``path/to/file.py:step``.  Each exposes the step protocol that third-party implementations
+follow::
+
+    step(w, b, x, t, lr, dtype) -> mapping with keys y, loss, dL_dw, dL_db, w_new, b_new
+                                    (optionally dL_dy); values convertible with float()
+
+``dtype`` is a format name ("float16", "bfloat16", "float32", "float64"); the inputs are Python
+floats holding values of that format; an unsupported format raises ``NotImplementedError``.
+"""
