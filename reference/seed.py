@@ -111,11 +111,11 @@ def render_seed(sections: list[SeedSection]) -> str:
                 v = row.values[q]
                 label = q if i == 0 else ""
                 if row.source == "exact":
-                    out.append(f"  {label:<8} {row.source:<{width}}  {_dec(v, 25):<28}")
+                    out.append(f"  {label:<8} {row.source:<{width}}  {exact_decimal(v, 25)}")
                     continue
                 e = row.ulps[q]
                 err = "inf" if e == float("inf") else f"{float(e):.2f}"
-                out.append(f"  {label:<8} {row.source:<{width}}  {_dec(v, 17):<28} "
+                out.append(f"  {label:<8} {row.source:<{width}}  {v!r:<28} "
                            f"{float_hex(v):<22} {err:>9}")
         out += [f"  note: {n}" for n in sec.notes]
     return "\n".join(out)
