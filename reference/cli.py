@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -33,8 +34,29 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("example", help="the seed example: exact values, bundled implementations, "
                         "errors in ulps (the default command)")
     ex.add_argument("--dtype", type=_formats, default=None,
-                    help="comma-separated formats (default: all four)")
+                    help="comma-separated formats (default: float64,float32, the seed's)")
+    sd = sub.add_parser("soundness", help="measure soundness and tightness of the bounds on "
+                        "many exact-arithmetic cases (slow: run it behind a marker, not in CI)")
+    sd.add_argument("--dtype", type=_formats, default=list(FORMATS), help="comma-separated formats")
+    sd.add_argument("--cases", type=_positive, default=1_000_000, help="cases per format")
+    sd.add_argument("--seed", type=int, default=20261126)
+    sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    sd.add_argument("--torch-cases", type=int, default=None,
+                    help="cases for the torch implementations (default: all for float32, a "
+                    "tenth for the other formats)")
+    sd.add_argument("--output", default="spec/data/soundness.json",
+                    help="JSON file to merge the results into (per format)")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -46,8 +68,50 @@ def main(argv: "list[str] | None" = None) -> int:
 
         print(render_seed(seed_sections(getattr(args, "dtype", None))))
         return 0
+    if command == "soundness":
+        return _soundness(args)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
+
+
+def _soundness(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .soundness import soundness_report
+
+    torch_cases = {}
+    for name in args.dtype:
+        if args.torch_cases is not None:
+            torch_cases[name] = min(args.torch_cases, args.cases)
+        else:
+            torch_cases[name] = args.cases if name == "float32" else args.cases // 10
+    argv = ["neuronspec", "soundness", "--dtype", ",".join(args.dtype), "--cases",
+            str(args.cases), "--seed", str(args.seed)]
+    if args.torch_cases is not None:
+        argv += ["--torch-cases", str(args.torch_cases)]
+    report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases)
+    report["command"] = " ".join(argv)
+    path = Path(args.output)
+    old = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            print(f"neuronspec: {path} is not valid JSON; remove it or choose another --output",
+                  file=sys.stderr)
+            return 2
+    formats = dict(old.get("formats", {}))
+    formats.update(report["formats"])
+    runs = dict(old.get("runs", {}))
+    for name in report["formats"]:
+        runs[name] = {k: report[k] for k in report if k != "formats"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"formats": formats, "runs": runs}, indent=1, sort_keys=True) + "\n")
+    bad = sum(st["violations"] for f in report["formats"].values()
+              for subject, qs in f["subjects"].items() for st in qs.values())
+    print(f"neuronspec soundness: {bad} violations; results in {path}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

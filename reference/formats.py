@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 from typing import Union
 
@@ -91,42 +92,42 @@ class Format:
     emax: int
 
     # --- derived constants, all exact ---------------------------------------------------
-    @property
+    @cached_property
     def u(self) -> Fraction:
         """Unit roundoff 2**-p: the relative error bound of round-to-nearest."""
         return Fraction(1, 1 << self.p)
 
-    @property
+    @cached_property
     def eta(self) -> Fraction:
         """Half the smallest subnormal: the absolute error bound of an underflowing product."""
         return self.smallest_subnormal_exact / 2
 
-    @property
+    @cached_property
     def quantum_exponent(self) -> int:
         """Exponent of the smallest subnormal, emin - p + 1."""
         return self.emin - self.p + 1
 
-    @property
+    @cached_property
     def smallest_subnormal_exact(self) -> Fraction:
         return Fraction(2) ** self.quantum_exponent
 
-    @property
+    @cached_property
     def smallest_subnormal(self) -> float:
         return math.ldexp(1.0, self.quantum_exponent)
 
-    @property
+    @cached_property
     def smallest_normal(self) -> float:
         return math.ldexp(1.0, self.emin)
 
-    @property
+    @cached_property
     def largest_finite_exact(self) -> Fraction:
         return Fraction(2) ** self.emax * (2 - Fraction(2) ** (1 - self.p))
 
-    @property
+    @cached_property
     def largest_finite(self) -> float:
         return float(self.largest_finite_exact)
 
-    @property
+    @cached_property
     def overflow_threshold(self) -> Fraction:
         """Smallest magnitude that rounds to infinity: 2**emax * (2 - 2**-p)."""
         return Fraction(2) ** self.emax * (2 - Fraction(2) ** (-self.p))
@@ -153,6 +154,8 @@ class Format:
         n, d = abs(numerator), denominator
         if n == 0:
             return 0.0
+        if not d & (d - 1):  # dyadic (every product or sum of binary values): shifts only
+            return self._round_dyadic(negative, n, d.bit_length() - 1)
         # e = floor(log2(n/d)): start from the bit lengths and correct by one if needed.
         e = n.bit_length() - d.bit_length()
         if (n << max(0, -e)) < (d << max(0, e)):
@@ -176,11 +179,38 @@ class Format:
         result = math.ldexp(float(m), qexp)  # exact: m has at most p+1 <= 54 bits, no carry loss
         return -result if negative else result
 
+    def _round_dyadic(self, negative: bool, n: int, k: int) -> float:
+        """Round n * 2**-k (n > 0)."""
+        e = n.bit_length() - 1 - k
+        qexp = max(e, self.emin) - self.p + 1
+        shift = qexp + k  # low bits of n below the last kept bit
+        if shift <= 0:
+            m = n << -shift
+        else:
+            m = n >> shift
+            rem = n & ((1 << shift) - 1)
+            half = 1 << (shift - 1)
+            if rem > half or (rem == half and m & 1):
+                m += 1
+            if m == 0:
+                return -0.0 if negative else 0.0
+        if qexp + m.bit_length() - 1 > self.emax:
+            return -math.inf if negative else math.inf
+        result = math.ldexp(float(m), qexp)
+        return -result if negative else result
+
     def contains(self, value: float) -> bool:
         """True when the binary64 value ``value`` is a value of this format (infinities included)."""
         if not math.isfinite(value):
             return not math.isnan(value)
-        return self.round(value) == value
+        if value == 0.0:
+            return True
+        m, e = math.frexp(value)  # value = m * 2**e, 0.5 <= |m| < 1
+        if e - 1 > self.emax:
+            return False
+        # the value's last set bit must not lie below the format's last kept bit
+        last = max(e - 1, self.emin) - self.p + 1
+        return math.ldexp(value, -last).is_integer()
 
     def check(self, value: float, what: str = "value") -> float:
         """Return ``value`` if it is a finite value of this format, else raise ``ValueError``."""
@@ -223,8 +253,10 @@ class Format:
 
     def next_up(self, value: float) -> float:
         """The least value of this format greater than ``value`` (IEEE nextUp)."""
+        if isinstance(value, float) and math.isnan(value):
+            return value  # IEEE nextUp(NaN) is NaN
         self._require_member(value)
-        if math.isnan(value) or value == math.inf:
+        if value == math.inf:
             return value
         if value == -math.inf:
             return -self.largest_finite
@@ -233,12 +265,15 @@ class Format:
         if value > 0:
             if value == self.largest_finite:
                 return math.inf
-            return float(Fraction(value) + self.ulp(value))
-        a = Fraction(-value)
-        gap = self.ulp(a)
-        if a == Fraction(2) ** self.exponent(a) and self.exponent(a) > self.emin:
+            return value + self._float_ulp(value)  # exact: the next grid point is a binary64 value
+        a = -value
+        gap = self._float_ulp(a)
+        if math.frexp(a)[0] == 0.5 and math.frexp(a)[1] - 1 > self.emin:
             gap /= 2  # just below a power of two the spacing halves
-        return -float(a - gap)  # -0.0 when value was the negative smallest subnormal
+        return -(a - gap)  # -0.0 when value was the negative smallest subnormal
+
+    def _float_ulp(self, a: float) -> float:
+        return math.ldexp(1.0, max(math.frexp(a)[1] - 1, self.emin) - self.p + 1)
 
     def next_down(self, value: float) -> float:
         """The greatest value of this format less than ``value`` (IEEE nextDown)."""
@@ -250,29 +285,43 @@ class Format:
 
     # --- text -----------------------------------------------------------------------------
     def parse(self, text: str) -> float:
-        """Convert a decimal or C99 hex string to this format, correctly rounded.
+        """Convert a decimal or C99 hex literal to this format, correctly rounded.
 
         This is the one explicit place where a decimal like ``"0.1"`` becomes a binary value.
+        Accepted: ``[+-]digits[.digits][e[+-]digits]``, ``[+-]0x hex[.hex][p[+-]digits]``,
+        ``inf``, ``infinity``, ``nan`` (each with at most one sign).
         """
         if not isinstance(text, str):
             raise TypeError(f"parse takes a string, got {type(text).__name__}")
         s = text.strip()
-        low = s.lower().lstrip("+-")
+        body = s[1:] if s[:1] in "+-" else s
+        negative = s.startswith("-")
+        low = body.lower()
         if low in ("inf", "infinity"):
-            return -math.inf if s.startswith("-") else math.inf
+            return -math.inf if negative else math.inf
         if low == "nan":
             return math.nan
-        if "0x" in low:
-            q, negative = _parse_hex_fraction(s)
+        if low.startswith("0x"):
+            q, _ = _parse_hex_fraction(s)
         else:
-            try:
-                q = Fraction(s)
-            except (ValueError, ZeroDivisionError):
+            m = _DECIMAL.match(s)
+            if not m or not ((m.group(2) or "") + (m.group(3) or "")):
                 raise ValueError(
                     f"{text!r} is not a decimal or hex floating-point literal "
-                    "(examples: '0.1', '-2.5e-3', '0x1.8p-3')"
-                ) from None
-            negative = s.startswith("-")
+                    "(examples: '0.1', '-2.5e-3', '0x1.8p-3')")
+            digits = (m.group(2) or "") + (m.group(3) or "")
+            exp10 = int(m.group(4) or 0) - len(m.group(3) or "")
+            mantissa = int(digits or "0")
+            if mantissa == 0:
+                return -0.0 if negative else 0.0
+            lead = len(digits.lstrip("0")) + exp10  # decimal exponent just above the value
+            if lead > 400:  # beyond every format's range: no need to build a huge Fraction
+                return -math.inf if negative else math.inf
+            if lead < -400:
+                return -0.0 if negative else 0.0
+            q = Fraction(mantissa) * Fraction(10) ** exp10
+            if negative:
+                q = -q
         r = self.round(q)
         if r == 0.0 and negative:
             return -0.0
@@ -307,6 +356,7 @@ def float_hex(value: float) -> str:
     return f"{sign}0x{mant}p{'+' if e >= 0 else '-'}{abs(e)}"
 
 
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 _HEX = re.compile(r"^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$")
 
 
