@@ -314,7 +314,9 @@ def case_bounds(
         e = _admissible_roundings(fmt, model, to_fraction(p_exact))
         if e is None:
             chain.values["p"] = num(p_exact)
-            chain.errors["p"] = OutOfDomain(f"w*x = {_text(p_exact)} overflows {fmt.name}")
+            chain.errors["p"] = OutOfDomain(
+                f"w*x = {_text(p_exact)} overflows {fmt.name} (largest finite "
+                f"{fmt.largest_finite:.6g})")
         else:
             chain.node("p", num(p_exact), num(0), "mul", "w*x",
                        rounding_error=num(e) if exact_arithmetic else _up(e))
@@ -352,13 +354,22 @@ def _tightened(chain: _Chain, rounding: _Rounding, node: str, computed, bound):
         c = float(computed)
     except (TypeError, ValueError):
         return bound
-    if not math.isfinite(c) or node not in chain.parts:
-        return bound
+    if not math.isfinite(c) or c == 0.0 or node not in chain.parts:
+        return bound  # a zero result may be an underflow: its error is not bounded by h(0) = 0
     prop, kind = chain.parts[node]
     v = chain.values[node]
-    upper = min(abs(v) + prop, rounding.num(abs(c)) * rounding.grow)
+    upper = abs(v) + prop
     lower = max(abs(v) - prop, rounding.num(0))
-    return min(bound, prop + rounding.term(kind, upper, lower))
+    # A result rounded to nearest is within half an ulp *of the result* too (its ulp is never
+    # smaller than the exact value's).  Through float32 first, the float32 value z is within
+    # h_F(|c|) of c, so |c| + h_F(|c|) bounds the magnitude seen by the first rounding.
+    c_mag = rounding.num(abs(c)) * rounding.grow
+    if rounding.wide:
+        c_mag += rounding.half_ulp(rounding.fmt, c_mag)
+    term = rounding.term(kind, min(upper, c_mag), lower)
+    if rounding.model.ftz:  # a flushed result reads 0: use the a-priori magnitude for that
+        term = max(term, min(upper, rounding.tiny))
+    return min(bound, prop + term)
 
 
 def _exact_nodes(raw: Mapping[str, Binary]) -> dict[str, float]:

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                     "tenth for the other formats)")
     sd.add_argument("--output", default="spec/data/soundness.json",
                     help="JSON file to merge the results into (per format)")
+    tb = sub.add_parser("tables", help="write spec/tolerances.md from the recorded measurement")
+    tb.add_argument("--data", default="spec/data/soundness.json")
+    tb.add_argument("--output", default="spec/tolerances.md")
+    tb.add_argument("--check", action="store_true",
+                    help="exit 1 if the output file differs from what would be written")
     return parser
 
 
@@ -70,8 +75,35 @@ def main(argv: "list[str] | None" = None) -> int:
         return 0
     if command == "soundness":
         return _soundness(args)
+    if command == "tables":
+        return _tables(args)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
+
+
+def _tables(args) -> int:
+    from pathlib import Path
+
+    from .tables import load_data, render
+
+    try:
+        text = render(load_data(Path(args.data)))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"neuronspec tables: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if args.check:
+        current = out.read_text() if out.exists() else None
+        if current != text:
+            print(f"neuronspec tables: {out} is stale; regenerate it with `neuronspec tables`",
+                  file=sys.stderr)
+            return 1
+        print(f"neuronspec tables: {out} is up to date")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"neuronspec tables: wrote {out}")
+    return 0
 
 
 def _soundness(args) -> int:
