@@ -6,13 +6,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.neuronspec-installed
 
-.PHONY: check test install clean
+.PHONY: check test soundness install clean
 
 check: $(STAMP)
 	$(BIN)/neuronspec
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+soundness: $(STAMP)
+	$(BIN)/neuronspec soundness
+	$(BIN)/neuronspec tables
 
 install: $(STAMP)
 

@@ -46,12 +46,25 @@ def _parser() -> argparse.ArgumentParser:
                     "tenth for the other formats)")
     sd.add_argument("--output", default="spec/data/soundness.json",
                     help="JSON file to merge the results into (per format)")
+    rp = sub.add_parser("replay", help="run one case on an implementation and show every "
+                        "quantity against its exact value and bound")
+    rp.add_argument("impl", help="bundled name, module:callable or path/to/file.py:callable")
+    rp.add_argument("--dtype", type=_one_format, required=True)
+    rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
+    rp.add_argument("--model", default="ieee")
     tb = sub.add_parser("tables", help="write spec/tolerances.md from the recorded measurement")
     tb.add_argument("--data", default="spec/data/soundness.json")
     tb.add_argument("--output", default="spec/tolerances.md")
     tb.add_argument("--check", action="store_true",
                     help="exit 1 if the output file differs from what would be written")
     return parser
+
+
+def _one_format(text: str) -> str:
+    names = _formats(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"give one format, not {text!r}")
+    return names[0]
 
 
 def _positive(text: str) -> int:
@@ -77,8 +90,36 @@ def main(argv: "list[str] | None" = None) -> int:
         return _soundness(args)
     if command == "tables":
         return _tables(args)
+    if command == "replay":
+        return _replay(args)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
+
+
+def _replay(args) -> int:
+    from .bounds import get_model
+    from .formats import get_format
+    from .impls import LoadError, load
+    from .replay import replay
+
+    fmt = get_format(args.dtype)
+    parts = [p.strip() for p in args.case.split(",")]
+    if len(parts) != 5:
+        print(f"neuronspec replay: --case needs 5 values w,b,x,t,lr, got {len(parts)}",
+              file=sys.stderr)
+        return 2
+    try:
+        case = tuple(fmt.parse(p) for p in parts)
+        for name, v in zip("w b x t lr".split(), case):
+            fmt.check(v, name)
+        model = get_model(args.model)
+        impl = load(args.impl)
+    except (ValueError, LoadError) as exc:
+        print(f"neuronspec replay: {exc}", file=sys.stderr)
+        return 2
+    text, ok = replay(impl, fmt, case, model)
+    print(text)
+    return 0 if ok else 1
 
 
 def _tables(args) -> int:
