@@ -8,19 +8,13 @@ import platform
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck
 
 # dev: quick local runs; ci: derandomized (reproducible), enough examples that every regime of
 # reference.strategies is drawn about 20 times per test; thorough: a long search, database on.
 hypothesis.settings.register_profile("dev", max_examples=50, deadline=None)
 hypothesis.settings.register_profile(
-    "ci", max_examples=160, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-hypothesis.settings.register_profile(
-    "thorough", max_examples=10_000, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+    "ci", max_examples=160, deadline=None, derandomize=True, database=None)
+hypothesis.settings.register_profile("thorough", max_examples=10_000, deadline=None)
 hypothesis.settings.load_profile(
     os.environ.get("NEURONSPEC_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

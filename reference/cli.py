@@ -46,9 +46,34 @@ def _parser() -> argparse.ArgumentParser:
                     "tenth for the other formats)")
     sd.add_argument("--output", default="spec/data/soundness.json",
                     help="JSON file to merge the results into (per format)")
+    ck = sub.add_parser("check", help="check implementations: property suite, test vectors, "
+                        "fingerprint and report (exit 0 conformant, 1 not, 2 usage error)")
+    ck.add_argument("impl", nargs="*", help="bundled name, module:callable or "
+                    "path/to/file.py:callable (default: the bundled implementations)")
+    ck.add_argument("--cmd", action="append", default=[], metavar="COMMAND",
+                    help="a program speaking the process protocol (spec/protocol.md); repeatable")
+    ck.add_argument("--dtype", type=_formats, default=None, help="comma-separated formats")
+    ck.add_argument("--examples", type=_nonnegative, default=200,
+                    help="hypothesis examples per format (default 200)")
+    ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--model", default="ieee", help="tolerance model (ieee, strict, ieee+ftz, "
+                    "ieee+lr-binary64, ...)")
+    ck.add_argument("--vectors", default="spec/vectors", help="vector directory ('' for none)")
+    ck.add_argument("--timeout", type=float, default=10.0,
+                    help="seconds a --cmd process may take per case")
+    ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    vc = sub.add_parser("vectors", help="write the test vectors (spec/vectors), check them, "
+                        "run an implementation on them or verify results")
+    vc.add_argument("action", nargs="?", default="write", choices=["write", "check", "run", "verify"])
+    vc.add_argument("target", nargs="?", help="run: an implementation; verify: a results file")
+    vc.add_argument("--dir", default="spec/vectors")
+    vc.add_argument("--output", help="run: where to write the results (default: stdout)")
     rp = sub.add_parser("replay", help="run one case on an implementation and show every "
                         "quantity against its exact value and bound")
-    rp.add_argument("impl", help="bundled name, module:callable or path/to/file.py:callable")
+    rp.add_argument("impl", nargs="?", help="bundled name, module:callable or "
+                    "path/to/file.py:callable")
+    rp.add_argument("--cmd", help="a program speaking the process protocol, instead of IMPL")
     rp.add_argument("--dtype", type=_one_format, required=True)
     rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
     rp.add_argument("--model", default="ieee")
@@ -67,6 +92,16 @@ def _one_format(text: str) -> str:
     return names[0]
 
 
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text.replace("_", ""))
@@ -78,6 +113,14 @@ def _positive(text: str) -> int:
 
 
 def main(argv: "list[str] | None" = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: "list[str] | None" = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     command = args.command or "example"
@@ -92,6 +135,10 @@ def main(argv: "list[str] | None" = None) -> int:
         return _tables(args)
     if command == "replay":
         return _replay(args)
+    if command == "check":
+        return _check(args)
+    if command == "vectors":
+        return _vectors(args)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
 
@@ -113,13 +160,137 @@ def _replay(args) -> int:
         for name, v in zip("w b x t lr".split(), case):
             fmt.check(v, name)
         model = get_model(args.model)
-        impl = load(args.impl)
+        if bool(args.cmd) == bool(args.impl):
+            raise ValueError("give either IMPL or --cmd COMMAND")
+        if args.cmd:
+            from .process import ProcessImplementation
+
+            impl = ProcessImplementation(args.cmd)
+        else:
+            impl = load(args.impl)
     except (ValueError, LoadError) as exc:
         print(f"neuronspec replay: {exc}", file=sys.stderr)
         return 2
     text, ok = replay(impl, fmt, case, model)
     print(text)
     return 0 if ok else 1
+
+
+def _check(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .bounds import get_model
+    from .bundled import BUNDLED
+    from .conformance import check
+    from .impls import LoadError, load
+    from .process import ProcessImplementation
+    from .report import render_markdown, render_text
+
+    try:
+        model = get_model(args.model)
+        impls = [load(spec) for spec in args.impl]
+        impls += [ProcessImplementation(cmd, timeout=args.timeout) for cmd in args.cmd]
+        if not impls:
+            impls = []
+            for name in BUNDLED:
+                try:
+                    impls.append(load(name))
+                except LoadError as exc:
+                    print(f"neuronspec check: skipping {name}: {exc}", file=sys.stderr)
+    except (ValueError, LoadError) as exc:
+        print(f"neuronspec check: {exc}", file=sys.stderr)
+        return 2
+    vectors = None
+    if args.vectors:
+        from .vectors import load as load_vectors
+
+        try:
+            vectors = load_vectors(Path(args.vectors))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            print(f"neuronspec check: {exc}", file=sys.stderr)
+            return 2
+
+    def progress(what: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rchecking {what} ...".ljust(60))
+            sys.stderr.flush()
+
+    report = check(impls, formats=args.dtype, model=model, examples=args.examples,
+                   seed=args.seed, vectors=vectors, progress=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    print(render_text(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(render_markdown(report))
+    return 0 if report["conformant"] else 1
+
+
+def _vectors(args) -> int:
+    import json
+    from pathlib import Path
+
+    from . import vectors as V
+
+    directory = Path(args.dir)
+    if args.action == "write":
+        for path in V.write(directory):
+            print(f"neuronspec vectors: wrote {path}")
+        return 0
+    if args.action == "check":
+        stale = V.stale(directory)
+        if stale:
+            print(f"neuronspec vectors: stale: {', '.join(stale)}; regenerate with "
+                  "`neuronspec vectors`", file=sys.stderr)
+            return 1
+        print("neuronspec vectors: up to date")
+        return 0
+    if not args.target:
+        print(f"neuronspec vectors {args.action}: give "
+              f"{'an implementation' if args.action == 'run' else 'a results file'}",
+              file=sys.stderr)
+        return 2
+    try:
+        vectors = V.load(directory)
+    except FileNotFoundError as exc:
+        print(f"neuronspec vectors: {exc}", file=sys.stderr)
+        return 2
+    if args.action == "run":
+        from .impls import LoadError, load
+
+        try:
+            impl = load(args.target)
+        except LoadError as exc:
+            print(f"neuronspec vectors run: {exc}", file=sys.stderr)
+            return 2
+        results = V.run_implementation(impl, vectors, list(vectors))
+        text = json.dumps({"implementation": impl.name, "results": results}, indent=1) + "\n"
+        if args.output:
+            Path(args.output).write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    try:
+        data = json.loads(Path(args.target).read_text())
+        results = data["results"] if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            raise KeyError
+    except FileNotFoundError:
+        print(f"neuronspec vectors verify: no file {args.target}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, KeyError, TypeError):
+        print(f"neuronspec vectors verify: {args.target} is not a results file (a JSON list, "
+              "or an object with 'results': [{format, tcId, outputs}, ...])", file=sys.stderr)
+        return 2
+    summary = V.verify(results, vectors)
+    for f in summary["failures"][:20]:
+        print(f"FAIL {f['format']} tcId {f['tcId']}: {f['reason']}")
+    print(f"neuronspec vectors verify: {summary['checked']} checked, {summary['passed']} passed, "
+          f"{summary['failed']} failed, {summary['unknown']} unknown ids, "
+          f"{summary['notRun']} vectors not run")
+    return 0 if summary["failed"] == 0 and summary["unknown"] == 0 else 1
 
 
 def _tables(args) -> int:

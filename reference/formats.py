@@ -22,6 +22,7 @@ Exact = Union[int, float, Fraction, "mpmath.mpf"]
 
 __all__ = [
     "Format",
+    "as_float",
     "FLOAT16",
     "BFLOAT16",
     "FLOAT32",
@@ -57,6 +58,15 @@ def to_fraction(value: Exact) -> Fraction:
         "pass int, float, fractions.Fraction or mpmath.mpf "
         "(decimal strings must be converted with Format.parse first)"
     )
+
+
+def as_float(value) -> float:
+    """float(value), or a signed infinity where the value is beyond binary64's range (for
+    reporting ratios and errors that can be astronomically large)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _ratio(value: Exact) -> tuple[bool, int, int]:

@@ -16,12 +16,12 @@ from typing import Callable, Optional
 
 from .bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
 from .exact import QUANTITIES, exact_step
-from .formats import Format, float_hex, get_format, to_fraction
+from .formats import Format, as_float, float_hex, get_format, to_fraction
 from .impls import Implementation, ImplementationError
 from .rounded import ALL_VARIANTS, evaluate_variants
 from .seed import exact_decimal
 
-__all__ = ["Finding", "PropertyViolation", "within_bounds", "stateless", "gradient_identity",
+__all__ = ["Finding", "PropertyViolation", "CaseCheck", "hunt", "within_bounds", "stateless", "gradient_identity",
            "sign_symmetry", "descent", "PROPERTIES", "replay_command", "CHECKED"]
 
 CHECKED = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new")
@@ -53,6 +53,7 @@ class Finding:
     bound: "Fraction | float | None" = None
     model: Model = IEEE
     variants: list = field(default_factory=list)
+    outputs: Optional[dict] = None  # the implementation's results on the case, when it gave any
 
     def message(self) -> str:
         fmt = self.fmt
@@ -65,13 +66,13 @@ class Finding:
             lines.append(f"  {self.quantity}: observed = {float_hex(obs)} = {obs!r}")
             if obs is not None and math.isfinite(obs):
                 err = abs(Fraction(obs) - self.exact)
-                ulps = float(err / fmt.ulp(self.exact))
-                lines.append(f"  error = {float(err):.6g} = {ulps:.3g} ulp of the exact value")
+                ulps = as_float(err / fmt.ulp(self.exact))
+                lines.append(f"  error = {as_float(err):.6g} = {ulps:.3g} ulp of the exact value")
                 if self.bound is not None:
                     b = Fraction(self.bound)
-                    ratio = "inf" if b == 0 else f"{float(err / b):.3g}"
-                    lines.append(f"  bound ({self.model.name}) = {float(b):.6g} = "
-                                 f"{float(b / fmt.ulp(self.exact)):.3g} ulp; error/bound = {ratio}")
+                    ratio = "inf" if b == 0 else f"{as_float(err / b):.3g}"
+                    lines.append(f"  bound ({self.model.name}) = {as_float(b):.6g} = "
+                                 f"{as_float(b / fmt.ulp(self.exact)):.3g} ulp; error/bound = {ratio}")
             if self.variants:
                 lines.append("  this value is what these evaluations give: "
                              + ", ".join(self.variants[:6]))
@@ -115,7 +116,7 @@ def _run(impl: Implementation, fmt: Format, case: tuple, prop: str, regime: str,
     try:
         return impl(fmt.name, case)
     except ImplementationError as exc:
-        if isinstance(exc.__cause__, ArithmeticError):
+        if isinstance(exc.__cause__, ArithmeticError) or getattr(exc, "reported", False):
             bounds = case_bounds(fmt, dict(zip(INPUTS, case)), model)
             if any(isinstance(bounds[q], OutOfDomain) for q in CHECKED):
                 raise _Unchecked() from exc
@@ -132,7 +133,7 @@ def _allow_overflow_outside_domain(prop: Callable) -> Callable:
         try:
             return prop(*args, **kwargs)
         except _Unchecked:
-            return {}
+            return None
 
     return checked
 
@@ -144,13 +145,24 @@ def _exceeds(observed: float, exact: Fraction, bound) -> "tuple[bool, Fraction]"
     return err > Fraction(bound), err
 
 
+@dataclass
+class CaseCheck:
+    """What within_bounds saw on one case (for reports and fingerprints)."""
+
+    outputs: dict
+    exact: dict
+    bounds: dict
+    ratios: dict  # quantity -> error/bound, for the quantities in the bounded domain
+
+
 def within_bounds(impl: Implementation, fmt: "Format | str", labelled: tuple,
                   model: "Model | str" = IEEE,
-                  target: Optional[Callable[..., None]] = None) -> dict[str, float]:
+                  target: Optional[Callable[..., None]] = None) -> "CaseCheck | None":
     """Every quantity in the bounded domain is a finite value of the format within its bound.
 
-    Returns the error/bound ratio per checked quantity; ``target`` (e.g. hypothesis.target) is
-    called with each ratio so a search can climb toward the worst case.
+    Returns what it saw (None when the implementation raised an overflow error on a case
+    partly outside the domain); ``target`` (e.g. hypothesis.target) is called with each
+    error/bound ratio so a search can climb toward the worst case.
     """
     fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
@@ -170,12 +182,12 @@ def within_bounds(impl: Implementation, fmt: "Format | str", labelled: tuple,
                       if not bad else f"{q} is outside its bound")
             _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=detail, quantity=q, exact=exact[q], observed=obs, bound=bounds[q],
-                  model=model, variants=_variants_giving(fmt, case, q, obs))
+                  model=model, variants=_variants_giving(fmt, case, q, obs), outputs=out)
         b = Fraction(bounds[q])
-        ratios[q] = float(err / b) if b else 0.0
+        ratios[q] = as_float(err / b) if b else 0.0
         if target is not None:
             target(ratios[q], label=f"{fmt.name} {q} error/bound")
-    return ratios
+    return CaseCheck(out, exact, bounds, ratios)
 
 
 def stateless(impl: Implementation, fmt: "Format | str", labelled: tuple) -> None:

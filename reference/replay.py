@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from .bounds import IEEE, Model, OutOfDomain, case_bounds
 from .exact import exact_step
-from .formats import Format, float_hex
+from .formats import Format, as_float, float_hex
 from .impls import Implementation, ImplementationError
 from .properties import CHECKED, INPUTS, PROPERTIES, PropertyViolation, within_bounds
 from .seed import exact_decimal
@@ -38,12 +38,12 @@ def replay(impl: Implementation, fmt: Format, case: tuple, model: Model = IEEE) 
         if isinstance(b, OutOfDomain):
             verdict, bstr = f"not checked ({b.reason})", "-"
         else:
-            bstr = f"{float(Fraction(b) / ulp):.3g}"
+            bstr = f"{as_float(Fraction(b) / ulp):.3g}"
             good = math.isfinite(obs) and abs(Fraction(obs) - ex) <= Fraction(b)
             verdict = "ok" if good else "FAIL"
             ok &= good
         lines.append(f"  {q:<8} {float_hex(obs):<26} {exact_decimal(ex, 28):<32} "
-                     f"{float(err):>10.3g} {bstr:>10}  {verdict}")
+                     f"{as_float(err):>10.3g} {bstr:>10}  {verdict}")
     for name, prop in PROPERTIES.items():
         if prop is within_bounds:
             continue

@@ -3,6 +3,7 @@ implementation in every format it supports: the main job's table until the check
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -69,7 +70,7 @@ def exact_decimal(value: "float | mpmath.mpf", digits: int = 25) -> str:
     significant digits with a trailing '…' when longer; scientific outside 1e-5..1e17."""
     q = to_fraction(value)
     if q == 0:
-        return "0"
+        return "-0" if isinstance(value, float) and math.copysign(1.0, value) < 0 else "0"
     sign = "-" if q < 0 else ""
     n, d = abs(q.numerator), q.denominator
     k = d.bit_length() - 1  # d == 2**k for a binary value, so n/d == n*5**k / 10**k

@@ -1,0 +1,134 @@
+"""`neuronspec check`: verdicts, exit codes, fingerprints, reports, and the process protocol
+with a C implementation, a broken copy of it, and processes that hang, crash or talk nonsense."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference.conformance import check
+from reference.impls import load
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = ROOT / "tests" / "mutants"
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "reference.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def fingerprint(report, fmt, group):
+    return report["implementations"][0]["formats"][fmt]["fingerprint"][group]["words"]
+
+
+def test_bundled_numpy_is_conformant_with_the_expected_fingerprint(tmp_path):
+    proc = cli("check", "numpy", "--examples", "25", "--json", str(tmp_path / "r.json"),
+               "--markdown", str(tmp_path / "r.md"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+    report = json.loads((tmp_path / "r.json").read_text())
+    for key in ("reportVersion", "suiteVersion", "platform", "settings", "implementations"):
+        assert key in report
+    assert report["implementations"][0]["formats"]["bfloat16"]["status"] == "unsupported"
+    assert fingerprint(report, "float32", "forward").startswith("two roundings")
+    assert fingerprint(report, "float32", "update").startswith("two roundings")
+    assert fingerprint(report, "float16", "subnormals").startswith("preserved")
+    assert "## neuronspec check: conformant" in (tmp_path / "r.md").read_text()
+
+
+def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
+    torch = pytest.importorskip("torch")
+    from reference.vectors import load as load_vectors
+
+    report = check([load("torch_sgd")], formats=["float32"], examples=25,
+                   vectors=load_vectors(ROOT / "spec" / "vectors"))
+    assert report["conformant"]
+    update = fingerprint(report, "float32", "update")
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
+        assert update.startswith("fused update"), update
+    assert fingerprint(report, "float32", "forward").startswith("two roundings")
+    assert fingerprint(report, "float32", "learning rate") == "a binary64 lr is rounded to the format"
+
+
+@pytest.mark.parametrize("mutant, words", [
+    ("sign_flipped", "dL_d"),
+    ("lr_float32_for_float64", "narrower than its float64"),
+    ("subnormals_flushed_to_zero", "flushes subnormal results to zero"),
+])
+def test_mutant_is_non_conformant_with_a_reason(mutant, words):
+    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25")
+    assert proc.returncode == 1, proc.stdout[-1500:]
+    assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "nosuch"], "cannot load implementation"),
+    (["check", "tests/mutants/none.py:step"], "no file"),
+    (["check", "reference.formats:nothing"], "no callable"),
+    (["check", "numpy", "--model", "loose"], "unknown model"),
+    (["check", "--cmd", "/nonexistent/program"], "cannot start"),
+])
+def test_usage_errors_exit_2_with_one_line(args, words):
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- the process protocol ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def c_example(tmp_path_factory):
+    if not (shutil.which("cc") and shutil.which("make")):
+        pytest.skip("no C compiler or make: the C example cannot be built")
+    build = tmp_path_factory.mktemp("c")
+    for f in ("neuron_step.c", "Makefile"):
+        shutil.copy(ROOT / "examples" / "c" / f, build / f)
+    subprocess.run(["make", "-s", "-C", str(build)], check=True, capture_output=True, timeout=120)
+    return build
+
+
+def test_c_example_passes_through_the_protocol(c_example):
+    proc = cli("check", "--cmd", str(c_example / "neuron_step"), "--examples", "40")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "float16: unsupported" in proc.stdout
+    assert "fingerprint forward: two roundings" in proc.stdout
+
+
+def test_broken_c_example_fails(c_example):
+    proc = cli("check", "--cmd", str(c_example / "neuron_step_wrong_sign"), "--examples", "20",
+               "--dtype", "float32")
+    assert proc.returncode == 1 and "within-bounds failed" in proc.stdout
+
+
+@pytest.mark.parametrize("script, words", [
+    ("import time\nwhile True: time.sleep(1)", "timed out"),
+    ("import sys\nsys.stdin.readline(); sys.exit(3)", "exited with status 3"),
+    ("import sys\nfor line in sys.stdin: print('garbage', flush=True)", "not JSON"),
+])
+def test_misbehaving_processes_get_a_clear_message_never_a_hang(tmp_path, script, words):
+    prog = tmp_path / "prog.py"
+    prog.write_text(script)
+    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--examples",
+               "0", "--vectors", str(tmp_path / "few"), "--timeout", "1", timeout=120)
+    # --vectors pointing nowhere is a usage error: use the real ones, but only a few cases
+    assert proc.returncode == 2 and "no vector files" in proc.stderr
+    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--examples",
+               "3", "--vectors", "", "--timeout", "1", timeout=300)
+    assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr
+    assert words in proc.stdout
+
+
+def test_stdlib_runner_serves_a_python_implementation():
+    runner = ROOT / "reference" / "runner.py"
+    proc = cli("check", "--cmd", f"{sys.executable} {runner} reference.implementations.numpy_scalar:step",
+               "--dtype", "float32,bfloat16", "--examples", "20")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "bfloat16: unsupported" in proc.stdout

@@ -1,0 +1,98 @@
+"""The language-neutral vectors: fresh (regenerated they are identical), valid against their
+JSON Schema, with stable ids and written flag reasons; `vectors verify` accepts correct results
+and rejects wrong ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference import vectors as V
+from reference.impls import load
+
+ROOT = Path(__file__).resolve().parents[1]
+DIR = ROOT / V.VECTOR_DIR
+
+
+def test_vectors_are_not_stale():
+    stale = V.stale(DIR)
+    assert not stale, f"{stale} differ from what `neuronspec vectors` writes; regenerate and commit"
+
+
+def test_vectors_match_their_schema_and_say_how_they_were_made():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((DIR / "schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for fmt in ("float16", "bfloat16", "float32", "float64"):
+        data = json.loads((DIR / f"{fmt}.json").read_text())
+        jsonschema.validate(data, schema)
+        assert data["generatedBy"] == "neuronspec vectors"
+        tests = [t for g in data["testGroups"] for t in g["tests"]]
+        ids = [t["tcId"] for t in tests]
+        assert len(ids) == len(set(ids)) == data["numberOfTests"]
+        assert ids[0] == 1 and min(i for i in ids if i >= 1000) == 1000
+        flags = {f for t in tests for f in t["flags"]}
+        assert flags <= set(data["notes"]), "every flag used has a written reason"
+        for needed in ("SeedExample", "Cancellation", "Subnormal", "OutOfDomain", "LrZero"):
+            assert needed in flags, f"{fmt}: no vector flagged {needed}"
+
+
+def test_schema_lint_can_fail():
+    jsonschema = pytest.importorskip("jsonschema")
+    data = json.loads((DIR / "float32.json").read_text())
+    data["testGroups"][0]["tests"][0]["flags"].append("NoSuchFlag")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, V.SCHEMA)
+
+
+def test_seed_vector_holds_the_seed_numbers():
+    data = json.loads((DIR / "float32.json").read_text())
+    seed = data["testGroups"][0]["tests"][0]
+    assert seed["flags"] == ["SeedExample"] and seed["inputs"]["b"]["hex"] == "-0x1.99999ap-4"
+    assert seed["expected"]["dL_db"]["exact"] == "-0.100000001490116119384765625"
+
+
+@pytest.mark.parametrize("name", ["manual", "numpy", "torch_sgd"])
+def test_verify_accepts_bundled_results(name):
+    try:
+        impl = load(name)
+    except Exception as exc:  # torch missing
+        pytest.skip(str(exc))
+    vectors = V.load(DIR)
+    summary = V.verify(V.run_implementation(impl, vectors, list(vectors)), vectors)
+    assert summary["failed"] == 0 and summary["checked"] > 200, summary["failures"][:3]
+
+
+def test_verify_rejects_a_mutant_through_the_command_line(tmp_path):
+    results = tmp_path / "results.json"
+    mutant = ROOT / "tests" / "mutants" / "sign_flipped.py"
+    run = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "run", f"{mutant}:step",
+                          "--dir", str(DIR), "--output", str(results)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    proc = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "verify", str(results),
+                           "--dir", str(DIR)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "FAIL float16" in proc.stdout and "dL_d" in proc.stdout
+
+
+@pytest.mark.parametrize("content, words", [("{not json", "not a results file"),
+                                             ('{"results": 3}', "not a results file")])
+def test_verify_refuses_malformed_results_in_one_line(tmp_path, content, words):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "verify", str(bad),
+                           "--dir", str(DIR)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_verify_reports_unknown_ids_and_bad_values():
+    vectors = V.load(DIR)
+    s = V.verify([{"format": "float32", "tcId": 999999, "outputs": {}},
+                  {"format": "float32", "tcId": 1, "outputs": {q: "0.1" for q in V.VERIFY_KEYS}}],
+                 vectors)
+    assert s["unknown"] == 1 and s["failed"] == 1
+    assert "not a float32 value" in s["failures"][1]["reason"]
