@@ -1,5 +1,6 @@
 # Two commands, each installs what it needs on first use into .venv:
-#   make check   the main job (for now: the seed example table)
+#   make check   the main job: the seed example table, then `neuronspec check` on the bundled
+#                implementations (conformance report with fingerprints)
 #   make test    the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +10,8 @@ STAMP  := $(VENV)/.neuronspec-installed
 .PHONY: check test soundness install clean
 
 check: $(STAMP)
-	$(BIN)/neuronspec
+	$(BIN)/neuronspec example
+	$(BIN)/neuronspec check --markdown check-report.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)

@@ -187,6 +187,15 @@ def _check(args) -> int:
     from .process import ProcessImplementation
     from .report import render_markdown, render_text
 
+    vectors = None
+    if args.vectors:
+        from .vectors import load as load_vectors
+
+        try:
+            vectors = load_vectors(Path(args.vectors))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            print(f"neuronspec check: {exc}", file=sys.stderr)
+            return 2
     try:
         model = get_model(args.model)
         impls = [load(spec) for spec in args.impl]
@@ -201,15 +210,6 @@ def _check(args) -> int:
     except (ValueError, LoadError) as exc:
         print(f"neuronspec check: {exc}", file=sys.stderr)
         return 2
-    vectors = None
-    if args.vectors:
-        from .vectors import load as load_vectors
-
-        try:
-            vectors = load_vectors(Path(args.vectors))
-        except (FileNotFoundError, ValueError, KeyError) as exc:
-            print(f"neuronspec check: {exc}", file=sys.stderr)
-            return 2
 
     def progress(what: str) -> None:
         if sys.stderr.isatty():

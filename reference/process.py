@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -73,6 +74,7 @@ class ProcessImplementation:
         self._failed_starts = 0
         self._counter = 0
         self._last_problem = ""
+        atexit.register(self._kill)  # never leave a child behind, whatever path exits
         self._start(first=True)
 
     # --- process management ---------------------------------------------------------------

@@ -132,3 +132,14 @@ def test_stdlib_runner_serves_a_python_implementation():
                "--dtype", "float32,bfloat16", "--examples", "20")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "bfloat16: unsupported" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(MUTANTS.glob("*.py")), ids=lambda p: p.stem)
+def test_every_mutant_gets_exit_1_and_a_reason_naming_the_quantity(path):
+    proc = cli("check", f"{path}:step", "--examples", "100")
+    assert proc.returncode == 1, proc.stdout[-1500:]
+    assert any(f"failed: " in line and (" is outside its bound" in line or "property" in line)
+               for line in proc.stdout.splitlines()) or "outside the model" in proc.stdout
+    assert any(q in proc.stdout for q in ("y:", "loss:", "dL_dw:", "dL_db:", "w_new:", "b_new:",
+                                          "dL_dy:")), proc.stdout[-1500:]
