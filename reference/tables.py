@@ -163,8 +163,8 @@ lies in `[m, M]` in magnitude is therefore:
 | kind | default (one rounding in F) | float16/bfloat16 in float32 (R4) |
 |---|---|---|
 | product `a*b` | `h(M)` | `h_G(M) + h_F(M + h_G(M))` |
-| sum `a +- b` | `0` if `M < 2^emin`, else `h(M)` (R2) | `h_F(M + h_G(M))` (+ `h_G(M)` if `M >= 2^-126`) |
-| half `s/2` | `0` if `m >= 2^emin`, else `eta` (R2) | `h_F(M)` (+ `h_G(M)` if `m < 2^-126`) |
+| sum `a +- b` | `0` if `M < 2^emin`, else `h(M)` (R2) | `e + h_F(M + e)`, `e = h_G(M)`, or `0` if `M < 2^-126` |
+| half `s/2` | `0` if `m >= 2^emin`, else `eta` (R2) | `e + h_F(M + e)`, `e = 0` if `m >= 2^-126`, else `h_G(M)` |
 | square `r*r` | `h(M)`; `2 h(M)` when `pow` is admitted (R3) | twice the product term when `pow` is admitted |
 
 With flush-to-zero every term `T` becomes `max(T, min(M, 2^emin))` (R5).

@@ -33,8 +33,8 @@ def test_bundled_numpy_is_conformant_with_the_expected_fingerprint(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert max(len(line) for line in proc.stdout.splitlines()) <= 100
     report = json.loads((tmp_path / "r.json").read_text())
-    for key in ("reportVersion", "suiteVersion", "platform", "settings", "implementations"):
-        assert key in report
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(report, json.loads((ROOT / "spec" / "report.schema.json").read_text()))
     assert report["implementations"][0]["formats"]["bfloat16"]["status"] == "unsupported"
     assert fingerprint(report, "float32", "forward").startswith("two roundings")
     assert fingerprint(report, "float32", "update").startswith("two roundings")
@@ -61,10 +61,15 @@ def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
     ("lr_float32_for_float64", "narrower than its float64"),
     ("subnormals_flushed_to_zero", "flushes subnormal results to zero"),
 ])
-def test_mutant_is_non_conformant_with_a_reason(mutant, words):
-    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25")
+def test_mutant_is_non_conformant_with_a_reason(mutant, words, tmp_path):
+    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25", "--json",
+               str(tmp_path / "r.json"))
     assert proc.returncode == 1, proc.stdout[-1500:]
     assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
+    jsonschema = pytest.importorskip("jsonschema")
+    report = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(report, json.loads((ROOT / "spec" / "report.schema.json").read_text()))
+    assert any(f["failures"] for f in report["implementations"][0]["formats"].values())
 
 
 @pytest.mark.parametrize("args, words", [
