@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                     "tenth for the other formats)")
     sd.add_argument("--output", default="spec/data/soundness.json",
                     help="JSON file to merge the results into (per format)")
+    sd.add_argument("--append", action="store_true",
+                    help="add this run's cases to the recorded ones (use another --seed)")
     ck = sub.add_parser("check", help="check implementations: property suite, test vectors, "
                         "fingerprint and report (exit 0 conformant, 1 not, 2 usage error)")
     ck.add_argument("impl", nargs="*", help="bundled name, module:callable or "
@@ -318,6 +320,18 @@ def _tables(args) -> int:
     return 0
 
 
+def _merge_format(old: dict, new: dict) -> dict:
+    """Two soundness runs of one format as one: counts add, maxima are kept."""
+    from .soundness import _tally_from
+
+    merged = _tally_from(old)
+    merged.merge(_tally_from(new))
+    out = merged.as_dict()
+    out["cases"] = old["cases"] + new["cases"]
+    out["passes"] = old.get("passes", []) + new.get("passes", [])
+    return out
+
+
 def _soundness(args) -> int:
     import json
     from pathlib import Path
@@ -334,6 +348,8 @@ def _soundness(args) -> int:
             str(args.cases), "--seed", str(args.seed)]
     if args.torch_cases is not None:
         argv += ["--torch-cases", str(args.torch_cases)]
+    if args.append:
+        argv.append("--append")
     report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases)
     report["command"] = " ".join(argv)
     path = Path(args.output)
@@ -346,10 +362,17 @@ def _soundness(args) -> int:
                   file=sys.stderr)
             return 2
     formats = dict(old.get("formats", {}))
-    formats.update(report["formats"])
     runs = dict(old.get("runs", {}))
-    for name in report["formats"]:
-        runs[name] = {k: report[k] for k in report if k != "formats"}
+    for name, new in report["formats"].items():
+        this_run = {k: report[k] for k in report if k != "formats"}
+        if args.append and name in formats:
+            formats[name] = _merge_format(formats[name], new)
+            previous = runs.get(name, {})
+            runs[name] = dict(this_run, command=f"{previous.get('command', '?')}; then "
+                                                 f"{report['command']}")
+        else:
+            formats[name] = new
+            runs[name] = this_run
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"formats": formats, "runs": runs}, indent=1, sort_keys=True) + "\n")
     bad = sum(st["violations"] for f in report["formats"].values()

@@ -124,10 +124,11 @@ def regime_cases(fmt: Format, regime: str, rng: np.random.Generator, n: int) -> 
         make = REGIMES[regime]
     except KeyError:
         raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}") from None
-    with np.errstate(all="ignore"):
-        cols = make(fmt, rng, n)
-    out = []
-    for case in zip(*(c.tolist() for c in cols)):
-        if all(np.isfinite(case)):
-            out.append(tuple(float(v) for v in case))
+    out: list[Case] = []
+    while len(out) < n:  # a regime may draw a few non-finite values (overflow): draw again
+        with np.errstate(all="ignore"):
+            cols = make(fmt, rng, n - len(out))
+        for case in zip(*(c.tolist() for c in cols)):
+            if all(np.isfinite(case)):
+                out.append(tuple(float(v) for v in case))
     return out
