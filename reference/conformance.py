@@ -9,7 +9,6 @@ import platform
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Optional
 
 from . import __version__
 from .bounds import IEEE, Model, OutOfDomain, case_bounds, get_model

@@ -15,8 +15,8 @@ from fractions import Fraction
 from typing import Callable, Optional
 
 from .bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
-from .exact import QUANTITIES, exact_step
-from .formats import Format, as_float, float_hex, get_format, to_fraction
+from .exact import exact_step
+from .formats import Format, as_float, float_hex, get_format
 from .impls import Implementation, ImplementationError
 from .rounded import ALL_VARIANTS, evaluate_variants
 from .seed import exact_decimal

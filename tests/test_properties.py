@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from reference.bounds import OutOfDomain, case_bounds
 from reference.bundled import BUNDLED
-from reference.formats import FORMATS
 from reference.impls import LoadError, load
 from reference.properties import PROPERTIES
 from reference.strategies import cases

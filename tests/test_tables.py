@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from reference.tables import DEFAULT_DATA, DEFAULT_OUTPUT, TABLES_COMMAND, load_data, render
 
