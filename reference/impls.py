@@ -35,6 +35,7 @@ class Implementation:
     step: Callable[..., Mapping[str, Any]]
     origin: str  # module or file it came from
     spec: str = ""  # how it was named, for replay commands
+    batch: "Callable[..., Mapping[str, Any]] | None" = None  # the batch protocol, if offered
 
     def __call__(self, fmt: str, case: tuple) -> dict[str, float]:
         """Run the step on one case; raises NotImplementedError (unsupported format) or
@@ -64,6 +65,41 @@ class Implementation:
                 ) from None
         return values
 
+    def run_batch(self, fmt: str, cases: Mapping[str, Any]) -> dict:
+        """Run the batch callable on arrays ``cases`` (w, b, x, t, lr); returns float arrays of
+        the quantities, or raises NotImplementedError / ImplementationError (one line)."""
+        import numpy as np
+
+        if self.batch is None:
+            raise ImplementationError(f"{self.name} offers no batch callable")
+        n = len(cases["w"])
+        try:
+            out = self.batch(*(cases[k] for k in ("w", "b", "x", "t", "lr")), fmt)
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            raise ImplementationError(
+                f"{self.name} batch raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, Mapping):
+            raise ImplementationError(f"{self.name} batch returned {type(out).__name__}, not a "
+                                      f"mapping of arrays {', '.join(REQUIRED_KEYS)}")
+        missing = [k for k in REQUIRED_KEYS if k not in out]
+        if missing:
+            raise ImplementationError(f"{self.name} batch returned no {', '.join(missing)}")
+        values = {}
+        for key in REQUIRED_KEYS + (("dL_dy",) if "dL_dy" in out else ()):
+            try:
+                arr = np.asarray(out[key], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ImplementationError(
+                    f"{self.name} batch returned {key} that is not a float array ({exc})") from None
+            if arr.shape != (n,):
+                raise ImplementationError(
+                    f"{self.name} batch returned {key} of shape {arr.shape}, expected ({n},): "
+                    "one value per case")
+            values[key] = arr
+        return values
+
     def version(self) -> str:
         """The implementation's package version, where one can be found."""
         top = self.origin.split(".")[0]
@@ -81,7 +117,10 @@ def load(spec: str) -> Implementation:
     """Load ``spec``: a bundled short name, ``module:callable`` or ``file.py:callable``."""
     if spec in BUNDLED:
         try:
-            return Implementation(spec, load_bundled(spec), BUNDLED[spec][0], spec)
+            step = load_bundled(spec)
+            module = importlib.import_module(BUNDLED[spec][0])
+            return Implementation(spec, step, BUNDLED[spec][0], spec,
+                                  getattr(module, "step_batch", None))
         except ImplementationUnavailable as exc:
             raise LoadError(str(exc)) from None
     if ":" not in spec:
@@ -113,4 +152,6 @@ def load(spec: str) -> Implementation:
     if step is None or not callable(step):
         raise LoadError(f"cannot load implementation {spec!r}: {origin} has no callable {attr!r}")
     label = Path(where).stem if origin.endswith(".py") else where.rsplit(".", 1)[-1]
-    return Implementation(f"{label}:{attr}" if attr != "step" else label, step, origin, spec)
+    batch = getattr(module, f"{attr}_batch", None)
+    return Implementation(f"{label}:{attr}" if attr != "step" else label, step, origin, spec,
+                          batch if callable(batch) else None)

@@ -9,4 +9,12 @@ follow::
 
 ``dtype`` is a format name ("float16", "bfloat16", "float32", "float64"); the inputs are Python
 floats holding values of that format; an unsupported format raises ``NotImplementedError``.
+
+A module may also offer the batch protocol, used by ``neuronspec sweep``::
+
+    step_batch(w, b, x, t, lr, dtype) -> mapping with the same keys, values numpy arrays
+
+with ``w, b, x, t, lr`` 1-D numpy float64 arrays of equal length holding values of the format
+(one case per element); the returned arrays may have any float dtype that holds the format's
+values.  A callable ``module:name`` finds its batch version as ``name_batch`` next to it.
 """

@@ -2,8 +2,16 @@
 
 Needs the ``torch`` extra.  On CPU the step runs ``param.add_(grad, alpha=-lr)``, with ``lr``
 rounded to the parameter's dtype and, under the vectorised dispatch, a fused multiply-add.
+
+``step_batch`` runs one case per element (per-element parameters, the sum of the losses as
+objective).  An optimiser applies one learning rate per parameter, so each run of equal
+consecutive ``lr`` values becomes one parameter pair stepped by ``torch.optim.SGD``; a sweep
+draws lr once per block of cases for this reason.  ``NEURONSPEC_TORCH_DEVICE`` picks the device.
 """
 
+import os
+
+import numpy as np
 import torch
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -31,3 +39,42 @@ def step(w, b, x, t, lr, dtype="float32"):
     optimizer.step()
     return {"y": y.item(), "dL_dy": y.grad.item(), "loss": loss.item(),
             "dL_dw": dL_dw, "dL_db": dL_db, "w_new": w.item(), "b_new": b.item()}
+
+
+def _tensor(values, dt, device):
+    src = np.asarray(values, dtype=np.float64 if dt == torch.float64 else np.float32)
+    return torch.from_numpy(src).to(device=device, dtype=dt)
+
+
+def _array(tensor):
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    return tensor.detach().cpu().numpy()
+
+
+def step_batch(w, b, x, t, lr, dtype="float32"):
+    try:
+        dt = _DTYPES[dtype]
+    except KeyError:
+        raise NotImplementedError(f"torch has no {dtype} dtype") from None
+    device = os.environ.get("NEURONSPEC_TORCH_DEVICE", "cpu")
+    lr = np.asarray(lr, dtype=np.float64)
+    w = _tensor(w, dt, device).requires_grad_()
+    b = _tensor(b, dt, device).requires_grad_()
+    x, t = _tensor(x, dt, device), _tensor(t, dt, device)
+    y = w * x + b
+    y.retain_grad()
+    loss = 0.5 * (y - t) ** 2
+    loss.sum().backward()
+    starts = np.flatnonzero(np.r_[True, lr[1:] != lr[:-1]])
+    ends = np.r_[starts[1:], len(lr)]
+    w_new, b_new = torch.empty_like(w), torch.empty_like(b)
+    for i, j in zip(starts.tolist(), ends.tolist()):
+        wi = w.detach()[i:j].clone().requires_grad_()
+        bi = b.detach()[i:j].clone().requires_grad_()
+        wi.grad, bi.grad = w.grad[i:j].clone(), b.grad[i:j].clone()
+        torch.optim.SGD([wi, bi], lr=float(lr[i])).step()
+        w_new[i:j], b_new[i:j] = wi.detach(), bi.detach()
+    return {"y": _array(y), "dL_dy": _array(y.grad), "loss": _array(loss),
+            "dL_dw": _array(w.grad), "dL_db": _array(b.grad),
+            "w_new": _array(w_new), "b_new": _array(b_new)}
