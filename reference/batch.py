@@ -431,14 +431,74 @@ def _scalar_decision(fmt: Format, case: tuple, quantity: str, value: float, mode
     return bool(err > b), ratio
 
 
+def _kernel():
+    """The compiled loop for the binary64 work type, or None without numba."""
+    try:
+        from . import batch_kernel
+    except ImportError:
+        return None
+    return batch_kernel
+
+
 def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
-                outputs: Mapping[str, np.ndarray], model: "Model | str" = "ieee") -> Verdict:
+                outputs: Mapping[str, np.ndarray], model: "Model | str" = "ieee",
+                engine: str = "auto") -> Verdict:
     """The within-bounds verdict of ``properties.within_bounds`` for every case at once.
 
     ``cases``: arrays w, b, x, t, lr of format values; ``outputs``: the implementation's arrays
-    of the quantities (dL_dy optional), any float dtype."""
+    of the quantities (dL_dy optional), any float dtype.  ``engine``: "numpy", "compiled"
+    (numba; float16/bfloat16/float32) or "auto" (compiled where available)."""
     fmt, model = get_format(fmt), get_model(model)
+    if model.ftz or model.lr_binary64:
+        raise ValueError(f"the batch path covers the models ieee and strict, not {model.name}; "
+                         "use the scalar path (neuronspec check --model ...) for it")
     work = work_for(fmt)
+    kernel = _kernel() if engine in ("auto", "compiled") and work is BINARY64 else None
+    if engine == "compiled" and kernel is None:
+        raise RuntimeError("the compiled engine needs numba (pip install numba) and a format "
+                           "narrower than float64")
+    names = QUANTITIES + (("dL_dy",) if "dL_dy" in outputs else ())
+    if kernel is not None:
+        ratio, status = _run_kernel(kernel, fmt, model, cases, outputs, names)
+        return _verdict_from_status(fmt, model, cases, outputs, names, ratio, status)
+    return _check_numpy(fmt, model, work, cases, outputs, names)
+
+
+def _run_kernel(kernel, fmt, model, cases, outputs, names):
+    cols = [np.ascontiguousarray(cases[k], dtype=np.float64) for k in INPUTS]
+    outs = np.empty((len(names), len(cols[0])), dtype=np.float64)
+    for k, q in enumerate(names):
+        outs[k] = outputs[q]
+    ratio = np.empty_like(outs)
+    status = np.empty(outs.shape, dtype=np.int8)
+    kernel.verdict_kernel(*cols, outs, fmt.p, fmt.emin, fmt.largest_finite,
+                          bool(model.wide_work and fmt.p < WIDE_FORMAT.p), bool(model.pow_square),
+                          ratio, status)
+    return ratio, status
+
+
+def _verdict_from_status(fmt, model, cases, outputs, names, ratio, status) -> Verdict:
+    from .batch_kernel import BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OUT_OF_DOMAIN
+
+    cache: dict = {}
+    resolved = 0
+    out = Verdict({}, {}, {}, {}, {})
+    for k, q in enumerate(names):
+        st, r = status[k], ratio[k].copy()
+        bad = (st == BEYOND) | (st == NOT_FINITE) | (st == NOT_IN_FORMAT)
+        for i in np.flatnonzero(st == NEAR):
+            case = tuple(float(np.asarray(cases[n])[i]) for n in INPUTS)
+            bad[i], r[i] = _scalar_decision(fmt, case, q, float(outputs[q][i]), model, cache)
+            resolved += 1
+        out.ratio[q], out.violation[q] = r, bad
+        out.out_of_domain[q] = st == OUT_OF_DOMAIN
+        out.not_finite[q] = st == NOT_FINITE
+        out.not_in_format[q] = st == NOT_IN_FORMAT
+    out.resolved = resolved
+    return out
+
+
+def _check_numpy(fmt, model, work, cases, outputs, names) -> Verdict:
     dt = work.dtype
     args = [np.asarray(cases[k], dtype=dt) for k in INPUTS]
     nodes = exact_nodes(fmt, *args)
@@ -446,7 +506,7 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
     ratio, violation, ood_out, nonfinite, notfmt = {}, {}, {}, {}, {}
     cache: dict = {}
     resolved = 0
-    for q in QUANTITIES + (("dL_dy",) if "dL_dy" in outputs else ()):
+    for q in names:
         node = nodes[NODES[q]]
         bound, ood, exact_bound = bounds[q]
         c64 = np.asarray(outputs[q], dtype=np.float64)  # every format value is binary64

@@ -79,6 +79,29 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--dtype", type=_one_format, required=True)
     rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
     rp.add_argument("--model", default="ieee")
+    sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
+                        "(batch callable where offered) and the batch reference")
+    sw.add_argument("impl", help="bundled name, module:callable or path/to/file.py:callable")
+    sw.add_argument("--dtype", type=_one_format, required=True)
+    sw.add_argument("--cases", type=_positive, default=1_000_000, help="e.g. 1e8")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
+    sw.add_argument("--model", default="ieee", choices=["ieee", "strict"])
+    sw.add_argument("--scalar", action="store_true",
+                    help="call the step callable case by case even if a batch one exists")
+    sw.add_argument("--chunk", type=_positive, default=None, help="cases per chunk")
+    sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
+                    help="merge the result into FILE (default spec/data/sweeps.json), from "
+                    "which spec/tolerances.md's sweep table is rendered")
+    cc = sub.add_parser("crosscheck", help="compare the batch verdict with the scalar (mpmath) "
+                        "one, case by case, on outputs placed around the bounds")
+    cc.add_argument("--dtype", type=_formats, default=list(FORMATS))
+    cc.add_argument("--cases", type=_positive, default=10_000, help="cases per format")
+    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--workers", type=_positive, default=1)
+    cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
+                    help="write the counts to FILE (default spec/data/crosscheck.json)")
     tb = sub.add_parser("tables", help="write spec/tolerances.md from the recorded measurement")
     tb.add_argument("--data", default="spec/data/soundness.json")
     tb.add_argument("--output", default="spec/tolerances.md")
@@ -99,7 +122,13 @@ def _int_at_least(minimum: int):
         try:
             value = int(text.replace("_", ""))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+            try:  # 1e8, 2.5e6: whole numbers in scientific notation
+                f = float(text)
+                if not f.is_integer():
+                    raise ValueError
+                value = int(f)
+            except (ValueError, OverflowError):
+                raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
         return value
@@ -138,6 +167,10 @@ def _main(argv: "list[str] | None" = None) -> int:
         return _check(args)
     if command == "vectors":
         return _vectors(args)
+    if command == "sweep":
+        return _sweep(args, argv)
+    if command == "crosscheck":
+        return _crosscheck(args, argv)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
 
@@ -376,6 +409,74 @@ def _soundness(args) -> int:
               for subject, qs in f["subjects"].items() for st in qs.values())
     print(f"neuronspec soundness: {bad} violations; results in {path}")
     return 1 if bad else 0
+
+
+def _command_line(argv: "list[str] | None") -> str:
+    import shlex
+
+    return "neuronspec " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                              else sys.argv[1:]))
+
+
+def _sweep(args, argv) -> int:
+    import json
+    from pathlib import Path
+
+    from .impls import ImplementationError, LoadError
+    from .sweep import CHUNK, record, render, sweep
+
+    progress = None
+    if sys.stderr.isatty():
+        def progress(total, elapsed):
+            rate = total.cases / elapsed if elapsed else 0.0
+            left = (args.cases - total.cases) / rate if rate else 0.0
+            print(f"\r  {total.cases:,}/{args.cases:,} cases  {rate / 1e6:.2f}M/s  "
+                  f"{left:.0f}s left  violations {total.violations}   ", end="",
+                  file=sys.stderr, flush=True)
+    try:
+        result = sweep(args.impl, args.dtype, args.cases, args.seed, args.workers, args.model,
+                       args.scalar, args.chunk or CHUNK, progress)
+    except (LoadError, ImplementationError, NotImplementedError, RuntimeError,
+            ValueError) as exc:
+        if progress is not None:
+            print(file=sys.stderr)
+        print(f"neuronspec sweep: {exc}", file=sys.stderr)
+        return 2
+    if progress is not None:
+        print(file=sys.stderr)
+    command = _command_line(argv)
+    print(render(result, command))
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(result.as_dict(), command=command), indent=1)
+                                   + "\n")
+    if args.record:
+        record(result, command, Path(args.record))
+        print(f"recorded in {args.record}")
+    return 1 if result.violations else 0
+
+
+def _crosscheck(args, argv) -> int:
+    import json
+    from pathlib import Path
+
+    from .crosscheck import crosscheck
+
+    command = _command_line(argv)
+    results = {}
+    for name in args.dtype:
+        counts = crosscheck(name, args.cases, args.seed, args.workers)
+        results[name] = counts
+        print(f"{name:9} {counts['cases']:>10,} cases  {counts['checked']:>11,} values checked  "
+              f"{counts['violations']:>10,} violations  {counts['out_of_domain']:>10,} outside "
+              f"the domain  {counts['resolved']:>7,} by the scalar path  "
+              f"disagreements {counts['disagreements']}")
+        for example in counts["examples"]:
+            print(f"  disagreement: {example}")
+    if args.record:
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.record).write_text(json.dumps({"command": command, "formats": results},
+                                                indent=1, sort_keys=True) + "\n")
+    return 1 if any(c["disagreements"] for c in results.values()) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

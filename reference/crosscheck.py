@@ -22,7 +22,7 @@ from .exact import exact_step
 from .formats import Format, get_format
 from .regimes import REGIMES, regime_cases
 
-__all__ = ["crosscheck_chunk", "outputs_around_bounds"]
+__all__ = ["crosscheck", "crosscheck_chunk", "outputs_around_bounds"]
 
 
 def outputs_around_bounds(fmt: Format, cases: dict, rng: np.random.Generator) -> dict:
@@ -117,3 +117,30 @@ def _chunk(fmt: Format, rng: np.random.Generator, n: int) -> dict:
     counts["resolved"] = verdict.resolved
     counts["examples"] = examples
     return counts
+
+
+def _task(args: tuple) -> dict:
+    return crosscheck_chunk(*args)
+
+
+def crosscheck(fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
+               chunk: int = 6000) -> dict:
+    """``crosscheck_chunk`` over ``cases`` cases (chunks spread over ``workers`` processes)."""
+    fmt = get_format(fmt)
+    tasks = [(fmt.name, seed, i, min(chunk, cases - start))
+             for i, start in enumerate(range(0, cases, chunk))]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = list(pool.imap(_task, tasks))
+    else:
+        parts = [_task(t) for t in tasks]
+    total: dict = {"examples": []}
+    for part in parts:
+        for k, v in part.items():
+            if k == "examples":
+                total["examples"] = (total["examples"] + v)[:5]
+            else:
+                total[k] = total.get(k, 0) + v
+    return total

@@ -21,6 +21,14 @@ __all__ = ["Implementation", "ImplementationError", "LoadError", "load", "REQUIR
 REQUIRED_KEYS = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new")
 
 
+class BatchOutputs(dict):
+    """Quantity -> float64 array, all rows of one (quantities, cases) array ``block``."""
+
+    def __init__(self, items, block) -> None:
+        super().__init__(items)
+        self.block = block
+
+
 class LoadError(ValueError):
     """An implementation that cannot be loaded (one clear line)."""
 
@@ -86,19 +94,20 @@ class Implementation:
         missing = [k for k in REQUIRED_KEYS if k not in out]
         if missing:
             raise ImplementationError(f"{self.name} batch returned no {', '.join(missing)}")
-        values = {}
-        for key in REQUIRED_KEYS + (("dL_dy",) if "dL_dy" in out else ()):
+        keys = REQUIRED_KEYS + (("dL_dy",) if "dL_dy" in out else ())
+        block = np.empty((len(keys), n))  # one float64 row per quantity, for the batch reference
+        for j, key in enumerate(keys):
             try:
-                arr = np.asarray(out[key], dtype=np.float64)
+                arr = np.asarray(out[key])
+                if arr.shape != (n,):
+                    raise ImplementationError(
+                        f"{self.name} batch returned {key} of shape {arr.shape}, expected "
+                        f"({n},): one value per case")
+                block[j] = arr
             except (TypeError, ValueError) as exc:
                 raise ImplementationError(
                     f"{self.name} batch returned {key} that is not a float array ({exc})") from None
-            if arr.shape != (n,):
-                raise ImplementationError(
-                    f"{self.name} batch returned {key} of shape {arr.shape}, expected ({n},): "
-                    "one value per case")
-            values[key] = arr
-        return values
+        return BatchOutputs(zip(keys, block), block=block)
 
     def version(self) -> str:
         """The implementation's package version, where one can be found."""

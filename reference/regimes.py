@@ -132,3 +132,89 @@ def regime_cases(fmt: Format, regime: str, rng: np.random.Generator, n: int) -> 
             if all(np.isfinite(case)):
                 out.append(tuple(float(v) for v in case))
     return out
+
+
+# ---- vectorised regimes, for sweeps (batch path) --------------------------------------------
+
+#: A sweep draws one learning rate per block of this many consecutive cases of a regime:
+#: optimisers apply one lr per parameter tensor (torch_sgd's batch steps one tensor per run of
+#: equal lr), and the property suite still draws lr per case.
+LR_BLOCK = 1024
+
+
+def _round_array(fmt: Format, values: np.ndarray) -> np.ndarray:
+    """Values rounded to ``fmt`` (float64 arithmetic has already rounded for float64)."""
+    if fmt.p == 53:
+        return values
+    if fmt.name in ("float32", "float16"):  # numpy's casts round to nearest even, from binary64
+        return values.astype(np.float32 if fmt.name == "float32" else np.float16).astype(np.float64)
+    from .batch import BINARY64, round_to_format
+
+    return round_to_format(fmt, values, None, BINARY64)
+
+
+def _nudge_array(fmt: Format, rng: np.random.Generator, values: np.ndarray, ulps: int = 4):
+    """Each value moved by a random whole number of its quanta in [-ulps, ulps] (finite)."""
+    from .batch import BINARY64, _pow2floor
+
+    with np.errstate(all="ignore"):
+        quantum = np.maximum(_pow2floor(np.abs(values), BINARY64), fmt.smallest_normal) * 2.0 ** (1 - fmt.p)
+        moved = _round_array(fmt, values + rng.integers(-ulps, ulps + 1, len(values)) * quantum)
+    return np.where(np.isfinite(moved), moved, values)
+
+
+def _blocks(n: int, block: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+    return np.repeat(draw(-(-n // block)), block)[:n]
+
+
+def regime_arrays(fmt: Format, regime: str, rng: np.random.Generator, n: int,
+                  lr_block: int = LR_BLOCK) -> tuple[np.ndarray, ...]:
+    """``n`` cases of ``regime`` as five float64 arrays (w, b, x, t, lr) of finite format
+    values; lr is drawn once per ``lr_block`` cases.  Same regimes as :func:`regime_cases`
+    (a different stream: :func:`sampling.fast_values`)."""
+    from .sampling import fast_values as fv
+
+    lo, hi = _mid(fmt)
+    with np.errstate(all="ignore"):
+        if regime == "generic":
+            w, b, x, t = (fv(fmt, rng, n) for _ in range(4))
+            lr = _blocks(n, lr_block, lambda k: np.abs(fv(fmt, rng, k)))
+        elif regime in ("cancel-y-t", "cancel-wx-b"):
+            w, b, x = (fv(fmt, rng, n, emin=lo, emax=hi, special=0.0) for _ in range(3))
+            lr = _blocks(n, lr_block, lambda k: np.abs(fv(fmt, rng, k, emin=-12, emax=2,
+                                                            special=0.01)))
+            if regime == "cancel-y-t":
+                t = _nudge_array(fmt, rng, _round_array(fmt, _round_array(fmt, w * x) + b))
+            else:
+                b = _nudge_array(fmt, rng, -_round_array(fmt, w * x))
+                t = fv(fmt, rng, n, emin=lo, emax=hi)
+        elif regime == "tiny":
+            half = fmt.emin // 2
+            w, x = (fv(fmt, rng, n, emin=half - 3, emax=half + 3) for _ in range(2))
+            b, t = (fv(fmt, rng, n, emin=fmt.emin - fmt.p, emax=fmt.emin + 3) for _ in range(2))
+            lr = _blocks(n, lr_block, lambda k: np.abs(fv(fmt, rng, k, emin=-3, emax=3)))
+        elif regime == "huge":
+            half = fmt.emax // 2
+            w, x = (fv(fmt, rng, n, emin=half - 3, emax=half + 1) for _ in range(2))
+            b, t = (fv(fmt, rng, n, emin=fmt.emax - 4, emax=fmt.emax - 1) for _ in range(2))
+            lr = _blocks(n, lr_block, lambda k: np.abs(fv(fmt, rng, k, emin=-2 * fmt.p, emax=-4)))
+            near = rng.random(n) < 0.5
+            y = _round_array(fmt, _round_array(fmt, w * x) + b)
+            t = np.where(near, _nudge_array(fmt, rng, y, ulps=2 * fmt.p), t)
+        elif regime == "lr-range":
+            w, b, x, t = (fv(fmt, rng, n, emin=lo // 2, emax=hi // 2) for _ in range(4))
+
+            def draw(k):
+                kind = rng.integers(0, 4, k)
+                lr = np.abs(fv(fmt, rng, k, emin=fmt.emin - fmt.p, emax=fmt.emax // 2))
+                lr[kind == 0] = 0.0
+                lr[kind == 1] = _round_array(fmt, rng.uniform(0.5, 3.0, k))[kind == 1]
+                tiny = np.abs(fv(fmt, rng, k, emin=fmt.emin - fmt.p, emax=fmt.emin + fmt.p))
+                lr[kind == 2] = tiny[kind == 2]
+                return lr
+
+            lr = _blocks(n, lr_block, draw)
+        else:
+            raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    t = np.where(np.isfinite(t), t, b)  # y overflowed: any finite target will do
+    return w, b, x, t, lr

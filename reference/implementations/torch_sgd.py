@@ -66,15 +66,20 @@ def step_batch(w, b, x, t, lr, dtype="float32"):
     y.retain_grad()
     loss = 0.5 * (y - t) ** 2
     loss.sum().backward()
+    # one optimiser; each run of equal lr steps views of the new-parameter tensors in place
+    w_new, b_new = w.detach().clone(), b.detach().clone()
     starts = np.flatnonzero(np.r_[True, lr[1:] != lr[:-1]])
     ends = np.r_[starts[1:], len(lr)]
-    w_new, b_new = torch.empty_like(w), torch.empty_like(b)
+    optimizer = None
     for i, j in zip(starts.tolist(), ends.tolist()):
-        wi = w.detach()[i:j].clone().requires_grad_()
-        bi = b.detach()[i:j].clone().requires_grad_()
-        wi.grad, bi.grad = w.grad[i:j].clone(), b.grad[i:j].clone()
-        torch.optim.SGD([wi, bi], lr=float(lr[i])).step()
-        w_new[i:j], b_new[i:j] = wi.detach(), bi.detach()
+        wi, bi = w_new[i:j].requires_grad_(), b_new[i:j].requires_grad_()
+        wi.grad, bi.grad = w.grad[i:j], b.grad[i:j]
+        if optimizer is None:
+            optimizer = torch.optim.SGD([wi, bi], lr=float(lr[i]))
+        else:
+            optimizer.param_groups[0]["params"] = [wi, bi]
+            optimizer.param_groups[0]["lr"] = float(lr[i])
+        optimizer.step()
     return {"y": _array(y), "dL_dy": _array(y.grad), "loss": _array(loss),
             "dL_dw": _array(w.grad), "dL_db": _array(b.grad),
             "w_new": _array(w_new), "b_new": _array(b_new)}
