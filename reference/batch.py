@@ -153,7 +153,8 @@ def round_to_format(fmt: Format, hi, lo=None, work: "Work | None" = None):
             d = hi - c
             tie = (np.abs(d) * 2 == quantum) & (lo != 0) & (np.sign(lo) == np.sign(d))
             c = np.where(tie, c + 2 * d, c)
-        c = np.where(np.abs(c) > dt(fmt.largest_finite), np.copysign(dt(np.inf), hi), c)
+        huge = ~(np.abs(c) <= dt(fmt.largest_finite))  # (also where ``big`` overflowed: nan)
+        c = np.where(huge, np.copysign(dt(np.inf), hi), c)
     return np.where(np.isfinite(hi), c, hi)
 
 

@@ -81,7 +81,7 @@ def _round(v, p, emin, largest):
     q = max(_pow2floor(abs(v)), _pow2(emin)) * _pow2(1 - p)
     big = q * _BIG
     c = (v + big) - big
-    if abs(c) > largest:
+    if not abs(c) <= largest:  # (as batch.round_to_format: also where big overflowed)
         return math.copysign(_INF, v)
     return c
 

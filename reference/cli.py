@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--workers", type=_positive, default=1)
     cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
                     help="write the counts to FILE (default spec/data/crosscheck.json)")
+    pl = sub.add_parser("plots", help="draw spec/plots/<format>.png: error/bound against "
+                        "conditioning, with assert_close's defaults for comparison")
+    pl.add_argument("--dtype", type=_formats, default=list(FORMATS))
+    pl.add_argument("--dir", default="spec/plots")
+    pl.add_argument("--check", action="store_true",
+                    help="exit 1 if a committed picture's data digest is stale (no drawing)")
     tb = sub.add_parser("tables", help="write spec/tolerances.md from the recorded measurement")
     tb.add_argument("--data", default="spec/data/soundness.json")
     tb.add_argument("--output", default="spec/tolerances.md")
@@ -171,6 +177,8 @@ def _main(argv: "list[str] | None" = None) -> int:
         return _sweep(args, argv)
     if command == "crosscheck":
         return _crosscheck(args, argv)
+    if command == "plots":
+        return _plots(args)
     parser.error(f"unknown command {command!r}")  # pragma: no cover - argparse rejects first
     return 2
 
@@ -328,10 +336,10 @@ def _vectors(args) -> int:
 def _tables(args) -> int:
     from pathlib import Path
 
-    from .tables import load_data, render
+    from .tables import load_data, load_extra, render
 
     try:
-        text = render(load_data(Path(args.data)))
+        text = render(load_data(Path(args.data)), load_extra(Path(args.data).parent))
     except (FileNotFoundError, ValueError) as exc:
         print(f"neuronspec tables: {exc}", file=sys.stderr)
         return 2
@@ -453,6 +461,41 @@ def _sweep(args, argv) -> int:
         record(result, command, Path(args.record))
         print(f"recorded in {args.record}")
     return 1 if result.violations else 0
+
+
+def _plots(args) -> int:
+    from pathlib import Path
+
+    from .impls import LoadError
+    from .plots import digest, plot_data, png_text, write_plot
+
+    stale = []
+    for name in args.dtype:
+        path = Path(args.dir) / f"{name}.png"
+        try:
+            data = plot_data(name)
+        except LoadError as exc:
+            print(f"neuronspec plots: {name}: {exc}", file=sys.stderr)
+            return 2
+        if args.check:
+            try:
+                text = png_text(path).get("Description", "")
+            except (FileNotFoundError, ValueError) as exc:
+                text = str(exc)
+            if digest(data) not in text:
+                stale.append(str(path))
+            continue
+        try:
+            write_plot(data, path)
+        except RuntimeError as exc:
+            print(f"neuronspec plots: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+    if stale:
+        print(f"neuronspec plots: stale: {', '.join(stale)}; rerun `neuronspec plots` and commit",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _crosscheck(args, argv) -> int:

@@ -424,23 +424,34 @@ def record(result: SweepResult, command: str, path) -> None:
     path = Path(path)
     data = json.loads(path.read_text()) if path.exists() else {}
     runs = data.setdefault("runs", {})
-    versions = {"numpy": np.__version__}
-    try:
-        import torch  # noqa: F401  (only if the implementation loaded it)
-        import sys
+    from importlib import metadata
 
-        if "torch" in sys.modules:
-            versions["torch"] = sys.modules["torch"].__version__
-    except ImportError:
-        pass
+    versions = {"numpy": np.__version__}
+    for package in ["numba"] + (["torch"] if "torch" in result.impl else []):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
     entry = result.as_dict()
     entry.pop("first_violations")
     entry["command"] = command
     entry["cases_per_second"] = round(result.cases / result.wall) if result.wall else None
-    entry["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus, {platform.processor() or platform.platform()}"
+    entry["machine"] = f"{_cpu_name()}, {os.cpu_count()} cpus, {platform.system()} {platform.machine()}"
     entry["versions"] = versions
     entry["seconds"] = {k: round(v, 1) for k, v in entry["seconds"].items()}
     entry["wall_seconds"] = round(entry["wall_seconds"], 1)
     runs[f"{result.impl}/{result.fmt}"] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown cpu"

@@ -1,0 +1,158 @@
+"""The batch path (reference/batch.py, batch_kernel.py, sampling.fast_values, regime_arrays):
+exact within its own error bound, verdicts equal to the scalar path's, the compiled loop equal to
+the numpy definition, and able to fail."""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from reference import batch, crosscheck, sampling
+from reference.bounds import OutOfDomain, case_bounds
+from reference.exact import exact_step
+from reference.formats import FORMATS, get_format
+from reference.regimes import LR_BLOCK, REGIMES, regime_arrays, regime_cases
+
+NARROW = ("float16", "bfloat16", "float32")
+
+
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _fraction(v) -> Fraction:
+    return Fraction(*v.as_integer_ratio())
+
+
+def _scalar_cases(fmt, n, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for regime in REGIMES:
+        cases += regime_cases(fmt, regime, rng, n)
+    cols = {k: np.array([c[i] for c in cases]) for i, k in enumerate(batch.INPUTS)}
+    return cases, cols
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_exact_nodes_are_within_their_delta(name):
+    """hi + lo is the exact value (Fraction) up to delta, and delta is tiny against the bound."""
+    fmt = get_format(name)
+    cases, cols = _scalar_cases(fmt, 40, 1)
+    work = batch.work_for(fmt)
+    args = [cols[k].astype(work.dtype) for k in batch.INPUTS]
+    nodes = batch.exact_nodes(fmt, *args)
+    bounds = batch.batch_bounds(fmt, *args, nodes=nodes)
+    worst = 0.0
+    for i, case in enumerate(cases):
+        exact = exact_step(*case).as_fractions()
+        scalar = case_bounds(fmt, dict(zip(batch.INPUTS, case)))
+        for q in batch.QUANTITIES:
+            node = nodes[batch.NODES[q]]
+            gap = abs(_fraction(node.hi[i]) + _fraction(node.lo[i]) - exact[q])
+            assert gap <= _fraction(node.delta[i]), (name, q, case)
+            assert isinstance(scalar[q], OutOfDomain) == bool(bounds[q][1][i]), (name, q, case)
+            if not isinstance(scalar[q], OutOfDomain) and scalar[q] > 0:
+                worst = max(worst, float(_fraction(node.delta[i]) / Fraction(scalar[q])))
+                rel = abs(_fraction(bounds[q][0][i]) - Fraction(scalar[q])) / Fraction(scalar[q])
+                assert rel < 2**-40, (name, q, case, float(rel))
+    assert worst < 2**-60, f"the reference's own error reached {worst:.3g} of a bound"
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_batch_verdict_equals_scalar_verdict(name):
+    """Outputs placed around the bound (pass, fail and the boundary): both paths agree on every
+    value, and the sample holds both verdicts (the check can fail)."""
+    counts = crosscheck.crosscheck_chunk(name, seed=5, index=0, n=600)
+    assert counts["disagreements"] == 0, counts["examples"]
+    assert counts["ratio_mismatches"] == 0
+    assert counts["violations"] > 0.2 * counts["checked"]
+    assert counts["checked"] - counts["violations"] > 0.2 * counts["checked"]
+
+
+@pytest.mark.skipif(not _has_numba(), reason="numba not installed")
+@pytest.mark.parametrize("name", NARROW)
+def test_compiled_loop_equals_numpy_definition(name):
+    fmt = get_format(name)
+    rng = np.random.default_rng(11)
+    cases, cols = _scalar_cases(fmt, 400, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = crosscheck.outputs_around_bounds(fmt, cols, rng)
+    outputs["dL_dy"] = outputs["dL_db"].copy()
+    a = batch.check_batch(fmt, cols, outputs, engine="numpy")
+    b = batch.check_batch(fmt, cols, outputs, engine="compiled")
+    for q in a.ratio:
+        assert np.array_equal(a.ratio[q], b.ratio[q], equal_nan=True), q
+        for field in ("violation", "out_of_domain", "not_finite", "not_in_format"):
+            assert np.array_equal(getattr(a, field)[q], getattr(b, field)[q]), (q, field)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_round_to_format_is_format_round(name):
+    fmt = get_format(name)
+    rng = np.random.default_rng(3)
+    work = batch.work_for(fmt)
+    wide = sampling.fast_values(get_format("float64"), rng, 4000, emin=fmt.emin - fmt.p - 2,
+                                emax=fmt.emax + 1)
+    got = batch.round_to_format(fmt, wide.astype(work.dtype), None, work)
+    for v, g in zip(wide.tolist(), got.tolist()):
+        assert fmt.round(v) == float(g), (name, v.hex())
+    if work is batch.EXTENDED:  # ties of hi broken by lo
+        one, half_ulp = work.dtype(1), work.dtype(2) ** -53
+        hi = np.array([one + half_ulp, one + half_ulp, one + 3 * half_ulp], dtype=work.dtype)
+        lo = np.array([2.0**-80, -(2.0**-80), 0.0], dtype=work.dtype)
+        got = batch.round_to_format(fmt, hi, lo, work)
+        assert got.tolist() == [1.0 + 2.0**-52, 1.0, 1.0 + 4 * 2.0**-53]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_fast_values_cover_the_format(name):
+    fmt = get_format(name)
+    v = sampling.fast_values(fmt, np.random.default_rng(4), 40_000)
+    assert all(fmt.contains(x) for x in v[:3000].tolist())
+    assert np.isfinite(v).all()
+    assert 0.45 < (v < 0).mean() < 0.55
+    nonzero = np.abs(v[v != 0])
+    assert nonzero.min() < fmt.smallest_normal  # subnormals drawn
+    assert nonzero.max() >= 2.0 ** (fmt.emax - 1)
+    window = sampling.fast_values(fmt, np.random.default_rng(4), 5000, emin=-2, emax=1,
+                                  special=0.0)
+    e = np.frexp(np.abs(window))[1] - 1
+    assert set(e.tolist()) == {-2, -1, 0, 1}
+
+
+@pytest.mark.skipif(not _has_numba(), reason="numba not installed")
+def test_compiled_value_assembly_equals_numpy():
+    from reference.batch_kernel import assemble_values
+
+    for name in FORMATS:
+        fmt = get_format(name)
+        rng = np.random.default_rng(9)
+        raw = rng.bit_generator.random_raw(20_000)
+        other = rng.bit_generator.random_raw(20_000)
+        specials = np.array([0.0, -0.0, fmt.smallest_subnormal, 1.0, 2.0, 3.0, 4.0, 5.0])
+        for lo, hi in ((fmt.emin - 1, fmt.emax), (-3, 3), (fmt.emin - 1, fmt.emin + 1)):
+            want = sampling._assemble(raw, other, fmt.p - 1, lo, hi, fmt.emin, 700, specials)
+            got = np.empty(len(raw))
+            assemble_values(raw, other, fmt.p - 1, lo, hi - lo + 1, fmt.emin, 700, specials, got)
+            assert np.array_equal(want.view(np.uint64), got.view(np.uint64)), (name, lo)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("regime", list(REGIMES))
+def test_regime_arrays_are_format_values(name, regime):
+    fmt = get_format(name)
+    cols = regime_arrays(fmt, regime, np.random.default_rng(6), 3000)
+    for c in cols:
+        assert np.isfinite(c).all()
+        assert all(fmt.contains(x) for x in c[::7].tolist())
+    lr = cols[4]
+    assert (lr >= 0).all()
+    assert (lr[:LR_BLOCK] == lr[0]).all()  # one lr per block (torch_sgd's runs)

@@ -1,0 +1,148 @@
+"""neuronspec sweep: seeded, deterministic, clean on the bundled implementations, failing (with
+replay commands) on wrong ones, and one clear line on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference.formats import FLOAT32
+from reference.impls import ImplementationError, load
+from reference.sweep import chunk_cases, run_chunk, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = ROOT / "tests" / "mutants"
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "reference.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_chunks_are_reproducible_and_distinct():
+    a, slices = chunk_cases(FLOAT32, 7, 3, 6000)
+    b, _ = chunk_cases(FLOAT32, 7, 3, 6000)
+    c, _ = chunk_cases(FLOAT32, 7, 4, 6000)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["w"], c["w"])
+    assert [s[0] for s in slices] == ["generic", "cancel-y-t", "cancel-wx-b", "tiny", "huge",
+                                      "lr-range"]
+
+
+@pytest.mark.parametrize("spec,fmt", [("numpy", "float32"), ("numpy", "float16"),
+                                      ("numpy", "float64")])
+def test_bundled_numpy_sweeps_clean(spec, fmt):
+    result = sweep(spec, fmt, 30_000, seed=1)
+    assert result.violations == 0, result.first_violations
+    assert result.cases == 30_000
+    for q, t in result.quantities.items():
+        assert t.checked > 10_000, q
+        assert 0.9 < t.max_ratio <= 1.0, (q, t.max_ratio)  # tight: some case nearly meets it
+
+
+@pytest.mark.parametrize("spec", ["torch_autograd", "torch_sgd"])
+def test_bundled_torch_sweeps_clean(spec):
+    pytest.importorskip("torch")
+    for fmt in ("float32", "bfloat16"):
+        result = sweep(spec, fmt, 20_000, seed=2)
+        assert result.violations == 0, result.first_violations
+
+
+def test_compiled_and_numpy_paths_agree():
+    pytest.importorskip("numba")
+    impl = load("numpy")
+    a = run_chunk(impl, "float32", 5, 0, 20_000, engine="numpy")
+    b = run_chunk(impl, "float32", 5, 0, 20_000, engine="compiled")
+    assert (a.path, b.path) == ("numpy", "compiled")
+    for q in a.quantities:
+        ta, tb = a.quantities[q], b.quantities[q]
+        assert (ta.checked, ta.out_of_domain, ta.violations) == \
+            (tb.checked, tb.out_of_domain, tb.violations), q
+        assert ta.max_ratio == pytest.approx(tb.max_ratio, rel=1e-12), q
+
+
+def test_workers_give_the_same_result():
+    one = sweep("numpy", "float32", 40_000, seed=3, chunk=10_000)
+    two = sweep("numpy", "float32", 40_000, seed=3, chunk=10_000, workers=2)
+    for q in one.quantities:
+        assert one.quantities[q].as_dict() == two.quantities[q].as_dict(), q
+
+
+@pytest.mark.parametrize("mutant", ["sign_flipped", "float16_for_float32",
+                                    "bias_dropped_in_forward", "y_one_ulp_high"])
+def test_a_wrong_implementation_fails_with_replay_commands(mutant):
+    path = MUTANTS / f"{mutant}.py"
+    if not path.exists():
+        pytest.skip(f"no mutant {mutant}")
+    result = sweep(f"{path}:step", "float32", 3000, seed=4)
+    assert result.violations > 0
+    first = result.first_violations[0]
+    assert first["replay"].startswith(f"neuronspec replay {path}:step --dtype float32 --case ")
+    # the replay command reproduces the failure alone
+    proc = _cli(*first["replay"].split()[1:])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_batch_mutant_is_caught(tmp_path):
+    """A batch implementation that rounds lr*g to float16 before the update: rejected."""
+    impl = tmp_path / "half_update.py"
+    impl.write_text(
+        "import numpy as np\n"
+        "from reference.implementations.numpy_scalar import step, step_batch as _ok\n"
+        "def step_batch(w, b, x, t, lr, dtype):\n"
+        "    out = _ok(w, b, x, t, lr, dtype)\n"
+        "    g = out['dL_dw']\n"
+        "    out['w_new'] = (np.asarray(w, np.float32) - (lr * g).astype(np.float16)"
+        ".astype(np.float32))\n"
+        "    return out\n")
+    result = sweep(f"{impl}:step", "float32", 20_000, seed=6)
+    assert result.path == "compiled" or result.path == "numpy"
+    assert result.quantities["w_new"].violations > 0
+    assert all(result.quantities[q].violations == 0 for q in ("y", "loss", "dL_dw"))
+
+
+def test_cli_sweep_reports_and_exit_codes(tmp_path):
+    out = tmp_path / "r.json"
+    proc = _cli("sweep", "numpy", "--dtype", "float32", "--cases", "2e4", "--seed", "9",
+                "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "20,000 cases, seed 9" in proc.stdout and "violations: 0" in proc.stdout
+    assert out.exists() and '"command": "neuronspec sweep numpy' in out.read_text()
+    bad = _cli("sweep", str(MUTANTS / "sign_flipped.py") + ":step", "--dtype",
+               "float32", "--cases", "2000")
+    assert bad.returncode == 1 and "replay: neuronspec replay" in bad.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("sweep", "nosuch", "--dtype", "float32"), "cannot load implementation"),
+    (("sweep", "numpy", "--dtype", "bfloat16", "--cases", "10"), "no native bfloat16"),
+    (("sweep", "numpy", "--dtype", "float32", "--cases", "1.5"), "not an integer"),
+    (("sweep", "numpy", "--dtype", "float32", "--cases", "0"), "must be at least 1"),
+    (("sweep", "numpy", "--dtype", "float32", "--model", "ieee+ftz"), "invalid choice"),
+])
+def test_cli_sweep_bad_input_is_one_clear_line(args, needle):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("return 3", "not a mapping"),
+    ("return {'y': [1.0]}", "returned no loss"),
+    ("return {k: [1.0, 2.0] for k in ('y','loss','dL_dw','dL_db','w_new','b_new')}", "shape"),
+    ("return {k: ['a'] * len(w) for k in ('y','loss','dL_dw','dL_db','w_new','b_new')}",
+     "not a float array"),
+    ("raise RuntimeError('boom')", "batch raised RuntimeError: boom"),
+])
+def test_garbage_from_a_batch_callable_is_one_clear_line(tmp_path, body, needle):
+    impl = tmp_path / "garbage.py"
+    impl.write_text("def step(w, b, x, t, lr, dtype):\n    raise NotImplementedError\n"
+                    f"def step_batch(w, b, x, t, lr, dtype):\n    {body}\n")
+    with pytest.raises(ImplementationError, match=needle):
+        load(f"{impl}:step").run_batch("float32", {k: np.ones(3) for k in "w b x t lr".split()})
+    proc = _cli("sweep", f"{impl}:step", "--dtype", "float32", "--cases", "100")
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
