@@ -134,7 +134,7 @@ def _term(kind, upper, lower, p, emin, wide, pow_square, grow, shrink):
     return e
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _node(value, prop, kind, bad, p, emin, largest, wide, pow_square, grow, shrink):
     mag = abs(value)
     upper = mag + prop
