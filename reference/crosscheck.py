@@ -87,10 +87,11 @@ def crosscheck_chunk(fmt: "Format | str", seed: int, index: int, n: int) -> dict
 
 
 def _chunk(fmt: Format, rng: np.random.Generator, n: int) -> dict:
-    per = max(1, n // len(REGIMES))
     cases: list = []
-    for regime in REGIMES:
-        cases += regime_cases(fmt, regime, rng, per)
+    for k, regime in enumerate(REGIMES):
+        size = n // len(REGIMES) + (1 if k < n % len(REGIMES) else 0)
+        if size:
+            cases += regime_cases(fmt, regime, rng, size)
     cols = {k: np.array([c[i] for c in cases]) for i, k in enumerate(batch.INPUTS)}
     outputs = outputs_around_bounds(fmt, cols, rng)
     verdict = batch.check_batch(fmt, cols, outputs)
