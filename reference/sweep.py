@@ -395,13 +395,14 @@ def render(result: SweepResult, command: str = "") -> str:
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} if result.cases else {}
     if per:
         lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items()))
-    lines.append(f"  {'quantity':8} {'checked':>12} {'outside':>12} {'violations':>10} "
-                 f"{'max err/bound':>13}  worst case (w, b, x, t, lr), regime")
+    lines.append(f"  {'quantity':8} {'checked':>13} {'outside':>13} {'violations':>11} "
+                 f"{'max err/bound':>14}  regime")
     for q, t in result.quantities.items():
         worst = t.worst or {}
-        case = ",".join(worst.get("case", []))
-        lines.append(f"  {q:8} {t.checked:>12,} {t.out_of_domain:>12,} {t.violations:>10,} "
-                     f"{t.max_ratio:>13.6f}  {case} {worst.get('regime', '')}")
+        lines.append(f"  {q:8} {t.checked:>13,} {t.out_of_domain:>13,} {t.violations:>11,} "
+                     f"{t.max_ratio:>14.6f}  {worst.get('regime', '')}")
+        if worst.get("case"):
+            lines.append(f"    worst (w,b,x,t,lr): {','.join(worst['case'])}")
     if result.unchecked:
         lines.append(f"  {result.unchecked:,} cases unchecked: the implementation raised an "
                      "overflow error where a quantity is outside the bounded domain (allowed)")

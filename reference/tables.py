@@ -53,7 +53,8 @@ def load_data(path: Path = DEFAULT_DATA) -> dict:
 def load_extra(directory: Path) -> dict:
     """The recorded sweeps and batch cross-check next to the soundness data (may be absent)."""
     out = {}
-    for key, name in (("sweeps", "sweeps.json"), ("crosscheck", "crosscheck.json")):
+    for key, name in (("sweeps", "sweeps.json"), ("crosscheck", "crosscheck.json"),
+                      ("cuda", "cuda.json")):
         path = Path(directory) / name
         if path.exists():
             try:
@@ -587,6 +588,7 @@ parentheses, how many values were in the bounded domain.  The worst cases are re
         out.append(f"- `{r['command']}` -- {r['path']} path, {r['wall_seconds']} s, "
                    f"{r['machine']}, {', '.join(f'{k} {v}' for k, v in r['versions'].items())}"
                    f"{unchecked}\n")
+    out.append(_cuda_section(extra.get("cuda")))
     out.append(f"""
 ## 7. Pictures
 
@@ -600,6 +602,61 @@ rejects correct results, the derived bound does not (every blue point is at most
 """)
     for name in FORMATS:
         out.append(f"![{name}](plots/{name}.png)\n")
+    return "".join(out)
+
+
+def _cuda_section(cuda: "dict | None") -> str:
+    from .batch_fingerprint import CANDIDATES
+
+    if not cuda:
+        return ("\n### 6.3 On a GPU\n\nNo CUDA run recorded (it needs a GPU machine: "
+                "`benchmarks/gpu_sweep.py`).\n")
+    out = [f"""
+### 6.3 On a GPU: the bundled torch implementations on CUDA
+
+`NEURONSPEC_TORCH_DEVICE=cuda python3 benchmarks/gpu_sweep.py spec/data/cuda.json` on
+**{cuda['device']}** (torch {cuda['torch']}, CUDA {cuda['cuda']}: that machine's own build, not the
+pinned CPU wheel; numpy {cuda['numpy']}; the reference ran on its {cuda['cpus']} CPU cores, one
+worker each).  Nothing in CI depends on this run.
+
+| implementation | format | cases | """ + " | ".join(SWEEP_QUANTITIES) + """ | violations |
+|---|---|---:|""" + "---:|" * len(SWEEP_QUANTITIES) + "---:|\n"]
+    for key in sorted(cuda.get("sweeps", {}), key=lambda k: (k.split("/")[0],
+                                                           list(FORMATS).index(k.split("/")[1]))):
+        r = cuda["sweeps"][key]
+        cells = [f"{r['quantities'][q]['max_ratio']:.6f}" for q in SWEEP_QUANTITIES]
+        out.append(f"| {r['impl']} | {r['format']} | {r['cases']:,} | " + " | ".join(cells)
+                   + f" | **{r['violations']}** |\n")
+    one = cuda.get("one_core")
+    if one:
+        out.append(f"\nOne CPU core driving the GPU ({one['impl']}, {one['format']}, "
+                   f"{one['cases']:,} cases, reference included): "
+                   f"{one['rate']:,.0f} verified cases/s on that machine's {cuda['cpu']}.\n")
+    out.append("""
+**Fingerprint on CUDA** (`reference/batch_fingerprint.py`, the first 262,144 cases of the
+seed): over the cases where the candidate evaluations differ ("informative"), the share of
+outputs equal bit for bit to each candidate.  Updates are compared given the implementation's
+own gradients.
+
+| implementation | format | quantity | informative | """ + " | ".join(CANDIDATES) + """ | what it does |
+|---|---|---|---:|""" + "---:|" * len(CANDIDATES) + "---|\n")
+    for key in sorted(cuda.get("fingerprints", {}), key=lambda k: (
+            k.split("/")[0], list(FORMATS).index(k.split("/")[1]))):
+        impl, fmt = key.split("/")
+        for q, e in cuda["fingerprints"][key].items():
+            shares = [e.get(c) for c in CANDIDATES]
+            best = [c for c, v in zip(CANDIDATES, shares) if v is not None and v >= 0.999]
+            cells = ["-" if v is None else f"{v:.4f}" for v in shares]
+            out.append(f"| {impl} | {fmt} | {q} | {e['informative']:,} | " + " | ".join(cells)
+                       + f" | {' = '.join(best) or 'none of these'} |\n")
+    out.append("""
+Read: `y` is rounded twice in every format (the forward is not contracted into a fused
+multiply-add); torch_autograd's manual update rounds twice as well; `torch.optim.SGD`'s update
+is one fused rounding in float32 and, in float16/bfloat16, one float32 operation rounded to
+the format (where "fused" and "float32 per op" coincide the table cannot tell them apart; the
+float32 share decides).  Every one of these is admitted by the `ieee` model: the bound covers
+fused and float32-work evaluations.
+""")
     return "".join(out)
 
 

@@ -57,3 +57,26 @@ def test_missing_data_gives_one_clear_line(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "neuronspec soundness" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+REQUIRED_SWEEPS = {  # implementation/format -> cases (the issue: 1e8 batch, 1e7 scalar manual)
+    **{f"numpy/{f}": 10**8 for f in ("float16", "float32", "float64")},
+    **{f"{i}/{f}": 10**8 for i in ("torch_autograd", "torch_sgd")
+       for f in ("float16", "bfloat16", "float32", "float64")},
+    "manual/float64": 10**7,
+}
+
+
+def test_recorded_sweeps_are_complete_and_clean():
+    extra = load_extra((ROOT / DEFAULT_DATA).parent)
+    runs = extra["sweeps"]["runs"]
+    for key, cases in REQUIRED_SWEEPS.items():
+        assert key in runs, f"no sweep recorded for {key}"
+        r = runs[key]
+        assert r["cases"] >= cases and r["violations"] == 0, key
+        assert r["command"].startswith("neuronspec sweep") and f"--seed {r['seed']}" in r["command"]
+        for q, t in r["quantities"].items():
+            assert t["checked"] > cases // 2 and t["max_ratio"] <= 1.0, (key, q)
+    cross = extra["crosscheck"]["formats"]
+    for fmt in ("float16", "bfloat16", "float32", "float64"):
+        assert cross[fmt]["cases"] >= 1_000_000 and cross[fmt]["disagreements"] == 0, fmt
