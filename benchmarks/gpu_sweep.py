@@ -35,7 +35,6 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from reference import batch_kernel  # noqa: F401  (compile once before the workers start)
     from reference.batch_fingerprint import fingerprint
     from reference.formats import get_format
     from reference.impls import load

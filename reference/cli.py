@@ -433,14 +433,14 @@ def _sweep(args, argv) -> int:
     from .impls import ImplementationError, LoadError
     from .sweep import CHUNK, record, render, sweep
 
-    progress = None
-    if sys.stderr.isatty():
-        def progress(total, elapsed):
-            rate = total.cases / elapsed if elapsed else 0.0
-            left = (args.cases - total.cases) / rate if rate else 0.0
-            print(f"\r  {total.cases:,}/{args.cases:,} cases  {rate / 1e6:.2f}M/s  "
-                  f"{left:.0f}s left  violations {total.violations}   ", end="",
-                  file=sys.stderr, flush=True)
+    def show(total, elapsed):
+        rate = total.cases / elapsed if elapsed else 0.0
+        left = (args.cases - total.cases) / rate if rate else 0.0
+        print(f"\r  {total.cases:,}/{args.cases:,} cases  {rate / 1e6:.2f}M/s  "
+              f"{left:.0f}s left  violations {total.violations}   ", end="",
+              file=sys.stderr, flush=True)
+
+    progress = show if sys.stderr.isatty() else None
     try:
         result = sweep(args.impl, args.dtype, args.cases, args.seed, args.workers, args.model,
                        args.scalar, args.chunk or CHUNK, progress)

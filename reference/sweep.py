@@ -10,7 +10,6 @@ as N grows.  Chunks spread over processes (``workers``).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -172,7 +171,6 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
 
 
 def _record_violation(result, impl, fmt, model, cols, slices, q, i, observed, ratio, why):
-    from .impls import Implementation  # noqa: F401  (type only)
     from .properties import replay_command
 
     if len(result.first_violations) >= KEEP:
