@@ -421,6 +421,7 @@ class Verdict:
     not_finite: dict[str, np.ndarray]
     not_in_format: dict[str, np.ndarray]
     resolved: int = 0
+    resolved_by: dict = None  # quantity -> values decided by the scalar path
 
     def any_violation(self) -> np.ndarray:
         return np.logical_or.reduce(list(self.violation.values()))
@@ -501,10 +502,11 @@ def _verdict_from_status(fmt, model, cases, outputs, names, ratio, status) -> Ve
 
     cache: dict = {}
     resolved = 0
-    out = Verdict({}, {}, {}, {}, {})
+    out = Verdict({}, {}, {}, {}, {}, 0, {})
     for k, q in enumerate(names):
         st, r = status[k], ratio[k].copy()
         bad = (st == BEYOND) | (st == NOT_FINITE) | (st == NOT_IN_FORMAT)
+        out.resolved_by[q] = int(np.count_nonzero(st == NEAR))
         for i in np.flatnonzero(st == NEAR):
             case = tuple(float(np.asarray(cases[n])[i]) for n in INPUTS)
             bad[i], r[i] = _scalar_decision(fmt, case, q, float(outputs[q][i]), model, cache)
@@ -525,6 +527,7 @@ def _check_numpy(fmt, model, work, cases, outputs, names) -> Verdict:
     ratio, violation, ood_out, nonfinite, notfmt = {}, {}, {}, {}, {}
     cache: dict = {}
     resolved = 0
+    resolved_by: dict = {}
     for q in names:
         node = nodes[NODES[q]]
         bound, ood, exact_bound, ambiguous = bounds[q]
@@ -554,13 +557,16 @@ def _check_numpy(fmt, model, work, cases, outputs, names) -> Verdict:
         checked = ~ood & finite & in_format
         bad = ~ood & (~finite | ~in_format | beyond)
         r = np.where(ood, np.nan, np.where(finite, r, np.inf)).astype(np.float64)
+        resolved_q = 0
         for i in np.flatnonzero(checked & near):
             case = tuple(float(np.asarray(cases[k])[i]) for k in INPUTS)
             bad[i], r[i] = _scalar_decision(fmt, case, q, float(c64[i]), model, cache)
-            resolved += 1
+            resolved_q += 1
+        resolved += resolved_q
+        resolved_by[q] = resolved_q
         violation[q] = bad
         ratio[q] = r
         ood_out[q] = ood
         nonfinite[q] = ~ood & ~finite
         notfmt[q] = ~ood & finite & ~in_format
-    return Verdict(ratio, violation, ood_out, nonfinite, notfmt, resolved)
+    return Verdict(ratio, violation, ood_out, nonfinite, notfmt, resolved, resolved_by)

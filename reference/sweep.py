@@ -208,7 +208,7 @@ def _tally_numpy(result, impl, fmt, model, cols, outputs, names, slices, raised)
         t.checked += int((~ood & ~allowed).sum())
         t.out_of_domain += int(ood.sum())
         t.violations += int(bad.sum())
-        t.resolved += verdict.resolved if q == names[0] else 0
+        t.resolved += (verdict.resolved_by or {}).get(q, 0)
         for regime, a, b in slices:
             part = ratio[a:b]
             if np.isfinite(part).any() or np.isinf(part).any():
