@@ -423,9 +423,6 @@ class Verdict:
     resolved: int = 0
     resolved_by: dict = None  # quantity -> values decided by the scalar path
 
-    def any_violation(self) -> np.ndarray:
-        return np.logical_or.reduce(list(self.violation.values()))
-
 
 #: Errors this close to the bound (relatively) are decided by the scalar path: for the narrow
 #: formats the batch bound is the scalar bound up to a relative 1e-15 (the same float chain);
