@@ -156,3 +156,12 @@ def test_regime_arrays_are_format_values(name, regime):
     lr = cols[4]
     assert (lr >= 0).all()
     assert (lr[:LR_BLOCK] == lr[0]).all()  # one lr per block (torch_sgd's runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FORMATS)
+def test_batch_verdict_equals_scalar_verdict_thoroughly(name):
+    """The recorded cross-check (spec/data/crosscheck.json) in small: 60,000 cases a format."""
+    counts = crosscheck.crosscheck(name, 60_000, seed=11, workers=2)
+    assert counts["cases"] == 60_000
+    assert counts["disagreements"] == 0, counts["examples"]
