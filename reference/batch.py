@@ -18,15 +18,21 @@ eta), by a factor of at least 2**70 for the narrow formats and 2**60 for float64
 
 Bounds.  The chain of ``bounds._Chain`` for the models without flush-to-zero and with lr in the
 format (``ieee`` and ``strict``), op for op in the work type, node values being the ``hi`` parts
-(within ``2**-52`` of the exact values) and the result rounded up by the same slack (2**-40 in
-binary64, 2**-48 in extended precision).  The first product's rounding error is computed
-exactly per case, as the scalar path does.
+(within ``2**-52`` of the exact values).  In binary64 the result is rounded up by the scalar
+float path's slack (2**-40), so the two bounds agree to ~1e-15.  In extended precision (float64,
+whose scalar bounds are exact rationals) every bound operation is checked with an error-free
+transformation: where none rounded, the bound *is* the exact rational one; elsewhere it is
+rounded up by 2**-56; and a binade that the node's ``delta`` leaves undecided is flagged
+(ambiguous: the bound may then be up to twice the exact one).  The first product's rounding
+error is computed exactly per case, as the scalar path does.
 
 Verdict.  A quantity in the bounded domain fails when the returned value is not finite, not a
 value of the format, or when ``|computed - exact|`` exceeds the bound plus the reference's own
-error (``delta`` and the rounding of the subtraction): rejections are real, and an accepted value
-is within the bound plus a term ~2**-70 times smaller than it.  ``tests/test_batch.py`` and
-``neuronspec crosscheck`` compare verdicts with the scalar mpmath path case by case.
+error (exact TwoSum residuals and ``delta``).  Where the error lies between the lowest and the
+highest value the scalar bound can have (narrow formats: within 2**-45 of the bound; float64:
+within the slack of an inexact bound, or above a quarter of an ambiguous one), the scalar
+mpmath path decides, so the verdict is the scalar verdict.  ``tests/test_batch.py`` and
+``neuronspec crosscheck`` compare the two case by case.
 """
 
 from __future__ import annotations
@@ -413,7 +419,7 @@ def batch_bounds(fmt: "Format | str", w, b, x, t, lr, model: "Model | str" = "ie
 class Verdict:
     """Per quantity, arrays over the cases: error/bound (nan outside the domain), violation,
     out of the bounded domain, and why a violation failed; ``resolved`` counts the values
-    decided by the scalar path (an error within 2**-45 of the bound, relatively)."""
+    decided by the scalar path (an error too close to the bound to decide here)."""
 
     ratio: dict[str, np.ndarray]
     violation: dict[str, np.ndarray]
@@ -424,9 +430,8 @@ class Verdict:
     resolved_by: dict = None  # quantity -> values decided by the scalar path
 
 
-#: Errors this close to the bound (relatively) are decided by the scalar path: for the narrow
-#: formats the batch bound is the scalar bound up to a relative 1e-15 (the same float chain);
-#: for float64 it is the exact bound where no term was rounded, else within 2**-54 above it.
+#: Narrow formats: errors this close to the bound (relatively) are decided by the scalar path
+#: (the batch bound is the scalar bound up to ~1e-15: the same float chain).
 BAND = 2.0**-45
 
 

@@ -50,7 +50,7 @@ class QuantityTally:
     checked: int = 0
     out_of_domain: int = 0
     violations: int = 0
-    resolved: int = 0  # values decided by the scalar path (error within 2**-45 of the bound)
+    resolved: int = 0  # values decided by the scalar path (error too close to the bound)
     max_ratio: float = 0.0
     worst: Optional[dict] = None
     by_regime: dict = field(default_factory=dict)

@@ -531,8 +531,10 @@ cases), runs the implementation's batch callable (or its step callable case by c
 every value with the batch reference (`reference/batch.py`): exact values as double-double
 pairs (binary64 for the narrow formats, x87 extended precision for float64) with a rigorous
 bound on what the pair leaves out, the bound chain of section 2 op for op, and a verdict that
-adds the reference's own error to the bound.  Values whose error lies within 2^-45 of the bound
-(relatively) are decided by the scalar path (mpmath, exact rationals).
+adds the reference's own error to the bound.  Values whose error is too close to the bound for
+the batch arithmetic to decide (within 2^-45 of it for the narrow formats; for float64, within
+the 2^-56 slack of a bound term that rounded, or near a binade the pair leaves undecided) are
+decided by the scalar path (mpmath, exact rationals).
 """]
     if cross:
         out.append("""
