@@ -11,9 +11,13 @@ subnormal range; a sum is exact when M < 2**emin.  Operand errors are propagated
 ``|computed - exact|`` valid for every evaluation its :class:`Model` admits.  ``spec/tolerances.md``
 derives the same bounds step by step.
 
-Arithmetic: float64 is rounded up by a relative slack of 2**-40 where every term provably
-stays in float64's normal range (float16, bfloat16, float32); float64 bounds are exact
-``fractions.Fraction``.  A bound never rounds below the true error.
+The chain is written once (:func:`bound_chain`, over the nodes of ``reference.step``) against an
+*arithmetic*, as mpmath writes an algorithm once against a context: :class:`ExactArithmetic`
+(``fractions.Fraction``, for float64), :class:`Binary64Arithmetic` (binary64 rounded up by a
+relative slack of ``SLACK`` where every term provably stays in binary64's normal range: float16,
+bfloat16 and float32), and in ``reference.batch`` the same binary64 arithmetic on numpy arrays,
+an extended-precision one, and the compiled kernel generated from it.  A bound never rounds
+below the true error.
 """
 
 from __future__ import annotations
@@ -21,24 +25,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
-import mpmath
-
-from .exact import Binary, exact_step, to_mpf
+from .exact import Binary, exact_nodes
 from .formats import FLOAT32, Format, get_format, to_fraction
+from .step import INPUTS, NODE, NODE_OF, NODES
 
 __all__ = [
-    "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "NODES",
-    "get_model", "step_bounds", "case_bounds",
+    "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "SLACK",
+    "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "Chain",
+    "ExactArithmetic", "Binary64Arithmetic", "ScalarOps",
 ]
 
 #: Where float16/bfloat16 work may be carried out ("work runs in float32").
 WIDE_FORMAT = FLOAT32
 
-#: Which node of the evaluation each quantity is.
-NODES = {"y": "y", "dL_dy": "g", "loss": "loss", "dL_dw": "gw", "dL_db": "g",
-         "w_new": "w_new", "b_new": "b_new"}
+#: Relative slack of bounds computed in binary64: covers <= 2**13 binary64 roundings of
+#: non-negative normal numbers (a bound is a few dozen of them).
+SLACK = 2.0**-40
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class Model:
             parts.append("lr may be a binary64 value, used as given or rounded")
         return "; ".join(parts)
 
+    def wide(self, fmt: Format) -> bool:
+        """Whether work in ``fmt`` may run in float32 under this model."""
+        return self.wide_work and fmt.p < WIDE_FORMAT.p
+
 
 IEEE = Model("ieee")
 STRICT = Model("strict", pow_square=False, wide_work=False)
@@ -109,163 +117,410 @@ class OutOfDomain:
 
 Bound = Union[Fraction, float, OutOfDomain]
 
-_SLACK = 2.0**-40  # relative: covers <= 2**13 float64 roundings of nonnegative normal numbers
 
+# ---- the chain, written once --------------------------------------------------------------
 
-class _Rounding:
-    """The rounding-error terms of one model in one format, in float or exact arithmetic."""
-
-    def __init__(self, fmt: Format, model: Model, exact: bool) -> None:
-        self.fmt, self.model, self.exact = fmt, model, exact
-        self.num = Fraction if exact else float
-        self.wide = model.wide_work and fmt.p < WIDE_FORMAT.p
-        self.tiny = self.num(fmt.smallest_normal)  # 2**emin
-        self.tiny32 = self.num(WIDE_FORMAT.smallest_normal)
-        self.grow = 1 if exact else 1 + _SLACK  # to inflate a float magnitude before ulp()
-        self.shrink = 1 if exact else 1 - _SLACK
-
-    def half_ulp(self, fmt: Format, m) -> "Fraction | float":
-        """ulp(M)/2 in ``fmt``, for any 0 <= M (a power of two, exact in both arithmetics)."""
-        if m <= 0:
-            return self.num(0)
-        if self.exact:
-            n, d = m.numerator, m.denominator
-            e = n.bit_length() - d.bit_length()
-            if (n << max(0, -e)) < (d << max(0, e)):
-                e -= 1
-        else:
-            e = math.frexp(m * self.grow)[1] - 1
-        e = max(e, fmt.emin) - fmt.p  # half an ulp
-        return Fraction(2) ** e if self.exact else math.ldexp(1.0, e)
-
-    def term(self, kind: str, upper, lower):
-        """Bound on the rounding error of one operation whose exact result on the computed
-        operands lies in [lower, upper] in magnitude.  kind: mul, add, half, sq."""
-        fmt = self.fmt
-        if self.wide:
-            # float32 first (sums and halvings exact there unless float32-subnormal) ...
-            if kind == "add" and upper * self.grow < self.tiny32:
-                e32 = self.num(0)
-            elif kind == "half" and lower * self.shrink >= self.tiny32:
-                e32 = self.num(0)
-            else:
-                e32 = self.half_ulp(WIDE_FORMAT, upper)
-            # ... then the format, whose operand is now a float32 value: never exact for free
-            e = e32 + self.half_ulp(fmt, upper + e32)
-        elif kind == "add" and upper * self.grow < self.tiny:
-            e = self.num(0)  # IEEE sums of format values are exact in the subnormal range
+def rounding_term(A: Any, fmt: Format, model: Model, kind: str, upper: Any, lower: Any) -> Any:
+    """Bound on the rounding error of one operation of ``kind`` (mul, add, half, sq) whose exact
+    result on the computed operands lies in [lower, upper] in magnitude (spec/tolerances.md 2.2)."""
+    if model.wide(fmt):
+        # float32 first (sums and halvings exact there unless float32-subnormal) ...
+        e32 = A.half_ulp(WIDE_FORMAT, upper)
+        if kind == "add":
+            e32 = A.ops.select(A.below(upper, WIDE_FORMAT.smallest_normal), A.zero, e32)
         elif kind == "half":
-            e = self.num(0) if lower * self.shrink >= self.tiny else self.half_ulp(fmt, self.tiny)
-        else:
-            e = self.half_ulp(fmt, upper)
-        if kind == "sq" and self.model.pow_square:
-            e = 2 * e  # within one ulp instead of half an ulp
-        if self.model.ftz:
-            e = max(e, min(upper, self.tiny))  # a flushed result |v| < 2**emin becomes 0
-        return e
+            e32 = A.ops.select(A.at_least(lower, WIDE_FORMAT.smallest_normal), A.zero, e32)
+        # ... then the format, whose operand is now a float32 value: never exact for free
+        e = A.add(e32, A.half_ulp(fmt, A.widen(upper, e32)))
+    elif kind == "add":  # IEEE sums of format values are exact in the subnormal range
+        e = A.ops.select(A.below(upper, fmt.smallest_normal), A.zero, A.half_ulp(fmt, upper))
+    elif kind == "half":
+        e = A.ops.select(A.at_least(lower, fmt.smallest_normal), A.zero,
+                         A.constant(Fraction(2) ** (fmt.emin - fmt.p)))
+    else:
+        e = A.half_ulp(fmt, upper)
+    if kind == "sq" and model.pow_square:
+        e = 2 * e  # within one ulp instead of half an ulp
+    if model.ftz:  # a flushed result |v| < 2**emin becomes 0
+        e = A.ops.maximum(e, A.ops.minimum(A.plain(upper), A.constant(fmt.smallest_normal)))
+    return e
 
 
-class _Chain:
-    """Exact value and error bound of each node of the evaluation, op by op."""
+def rounding_spread(A: Any, fmt: Format, model: Model, value: Any) -> tuple[Any, Any]:
+    """(the largest error any admitted evaluation makes rounding the exact ``value`` once,
+    whether one of those roundings overflows); the error is 0 where one does."""
+    ops = A.ops
+    rounded = A.round(fmt, value)
+    candidates = [rounded]
+    if model.wide(fmt):
+        wide = A.round(WIDE_FORMAT, value)
+        candidates += [wide, A.round(fmt, wide)]  # kept in float32; rounded through float32
+    if model.ftz:  # a subnormal result (here or in float32) flushed to zero
+        tiny = A.constant(fmt.smallest_normal)
+        flushed = ops.either(abs(rounded) < tiny, A.plain(A.magnitude(value)) < tiny)
+        candidates.append(ops.select(flushed, A.constant(0), rounded))
+    error, overflow = A.zero, ops.false
+    for c in candidates:
+        overflow = ops.either(overflow, ops.logical_not(ops.isfinite(c)))
+        error = ops.maximum(error, ops.select(overflow, A.zero, A.distance(c, value)))
+    return error, overflow
 
-    def __init__(self, rounding: _Rounding, exact_nodes: "dict | None" = None) -> None:
-        self.r = rounding
-        # in float arithmetic, node values are the exact values rounded to float64 (relative
-        # error 2**-53 each), never values computed from rounded operands (cancellation)
-        self.exact_nodes = exact_nodes
-        self.num = rounding.num
-        self.limit = self.num(rounding.fmt.largest_finite)
+
+class Chain:
+    """Per node of the step: its value (``values``), its error bound (``errors``) and whether it
+    may overflow (``flags``: a reason, or a mask); ``parts`` keeps each node's propagated operand
+    error and rounding kind (for :func:`tightened`)."""
+
+    def __init__(self, A: Any, fmt: Format, model: Model) -> None:
+        self.A, self.fmt, self.model = A, fmt, model
         self.values: dict = {}
         self.errors: dict = {}
-        self.parts: dict = {}  # node -> (propagated operand error, rounding kind)
+        self.flags: dict = {}
+        self.parts: dict = {}
 
-    def leaf(self, name: str, value, error) -> None:
-        self.values[name], self.errors[name] = value, error
+    def static_zero(self, name: str) -> bool:
+        """True where a leaf's error is zero whatever the case (no term for it is needed)."""
+        if name not in INPUTS:
+            return False
+        return not (self.model.ftz or (name == "lr" and self.model.lr_binary64))
 
-    def node(self, name: str, value, prop, kind: str, text: str, rounding_error=None) -> None:
-        if self.exact_nodes is not None:
-            value = self.exact_nodes[name]
-        self.values[name] = value
-        if isinstance(prop, OutOfDomain):
-            self.errors[name] = prop
-            return
-        upper = abs(value) + prop
-        lower = max(abs(value) - prop, self.num(0))
-        if rounding_error is None:
-            rounding_error = self.r.term(kind, upper, lower)
+    def product_error(self, a: str, b: str) -> Any:
+        """|a^ b^ - a b| <= |a| Eb + |b| Ea + Ea Eb (terms whose error is always 0 left out)."""
+        A = self.A
+        terms = []
+        if not self.static_zero(b):
+            terms.append(A.mul(A.abs(A.value(self.values[a], bound=True)), self.errors[b]))
+        if not self.static_zero(a):
+            terms.append(A.mul(A.abs(A.value(self.values[b], bound=True)), self.errors[a]))
+        if not (self.static_zero(a) or self.static_zero(b)):
+            terms.append(A.mul(self.errors[a], self.errors[b]))
+        total = terms[0] if terms else A.zero
+        for term in terms[1:]:
+            total = A.add(total, term)
+        return total
+
+    def node(self, name: str, prop: Any, operand_flag: Any, rounding: Any = None) -> None:
+        """Error bound and overflow flag of a node from its operands' propagated error."""
+        A, node = self.A, NODE[name]
+        value = A.value(self.values[name])
+        kind = node.kind
+        upper = A.abs(value) + prop
+        if rounding is None:
+            high, low = A.magnitudes(self.values[name], prop, kind)
+            rounding = rounding_term(A, self.fmt, self.model, kind, high, low)
         self.parts[name] = (prop, kind)
-        error = prop + rounding_error
-        if not (upper + rounding_error) * self.r.grow <= self.limit:  # (nan/inf: out too)
-            self.errors[name] = OutOfDomain(
-                f"{text} may overflow {self.r.fmt.name}: |exact| + error bound = "
-                f"{_text(upper + rounding_error)} > largest finite "
-                f"{self.r.fmt.largest_finite:.6g}")
+        self.errors[name] = A.add(prop, rounding)
+        largest = self.fmt.largest_finite
+        total = upper + rounding
+        self.flags[name] = A.ops.either(operand_flag, A.ops.flag(
+            A.overflows(total, largest), lambda: (
+                f"{node.text} may overflow {self.fmt.name}: |exact| + error bound = "
+                f"{_text(total)} > largest finite {largest:.6g}")))
+
+
+def bound_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any],
+                leaf_errors: Mapping[str, Any]) -> Chain:
+    """The bound of every node of the step in arithmetic ``A``.
+
+    ``values``: every input and node value in A's terms (a node's exact value, or what A keeps
+    of it); ``leaf_errors``: the error each input enters with (0 unless flushed or rounded)."""
+    ops = A.ops
+    chain = Chain(A, fmt, model)
+    chain.values.update(values)
+    for name in INPUTS:
+        chain.errors[name] = leaf_errors[name]
+        chain.flags[name] = ops.false
+    for node in NODES:
+        name, args = node.name, node.args
+        A.begin(name)
+        flag = ops.false
+        for a in args:
+            flag = ops.either(flag, chain.flags[a])
+        if node.op == "mul" and all(a in INPUTS for a in args):
+            _first_product(chain, node, flag)
+        elif node.op == "mul":
+            chain.node(name, chain.product_error(*args), flag)
+        elif node.op in ("add", "sub"):
+            chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag)
+        elif node.op == "square":
+            r, e = A.value(values[args[0]], bound=True), chain.errors[args[0]]
+            chain.node(name, A.add(A.mul(2 * A.abs(r), e), A.mul(e, e)), flag)
+        elif node.op == "half":
+            chain.node(name, chain.errors[args[0]] / 2, flag)
+        elif node.op == "grad":  # 0.5*(2*r): exact, but 2*r must not overflow
+            r, e = A.value(values[args[0]]), chain.errors[args[0]]
+            chain.errors[name] = e
+            if args[0] in chain.parts:
+                chain.parts[name] = chain.parts[args[0]]
+            twice = 2 * (A.abs(r) + e)
+            chain.flags[name] = ops.either(flag, ops.flag(A.overflows(twice, fmt.largest_finite),
+                                                          lambda: (
+                f"autograd's 2*r may overflow {fmt.name}: 2*(|r| + error bound) = "
+                f"{_text(twice)} > largest finite {fmt.largest_finite:.6g}")))
         else:
-            self.errors[name] = error
-
-    def operand_errors(self, *names):
-        errs = [self.errors[n] for n in names]
-        for e in errs:
-            if isinstance(e, OutOfDomain):
-                return e
-        return errs
-
-    def mul(self, name, a, b, text, kind="mul"):
-        va, vb = self.values[a], self.values[b]
-        errs = self.operand_errors(a, b)
-        if isinstance(errs, OutOfDomain):
-            return self.node(name, va * vb, errs, kind, text)
-        ea, eb = errs
-        self.node(name, va * vb, abs(va) * eb + abs(vb) * ea + ea * eb, kind, text)
-
-    def add(self, name, a, b, text, sign=1):
-        v = self.values[a] + sign * self.values[b]
-        errs = self.operand_errors(a, b)
-        self.node(name, v, errs if isinstance(errs, OutOfDomain) else errs[0] + errs[1], "add", text)
-
-    def gradient(self, name, a):
-        """dL/dr = r as autograd computes it, 0.5*(2*r): exact, but 2*r must not overflow."""
-        self.values[name] = v = self.values[a]
-        err = self.errors[a]
-        if not isinstance(err, OutOfDomain) and not 2 * (abs(v) + err) * self.r.grow <= self.limit:
-            err = OutOfDomain(
-                f"autograd's 2*r may overflow {self.r.fmt.name}: 2*(|r| + error bound) = "
-                f"{_text(2 * (abs(v) + err))} > largest finite {self.r.fmt.largest_finite:.6g}")
-        self.errors[name] = err
-        if a in self.parts:
-            self.parts[name] = self.parts[a]
-
-    def half(self, name, a, text):
-        v = self.values[a] / 2
-        errs = self.operand_errors(a)
-        self.node(name, v, errs if isinstance(errs, OutOfDomain) else errs[0] / 2, "half", text)
+            raise AssertionError(f"no bound for the operation {node.op!r}")
+        A.end(name, [a for a in args if a in NODE])
+    return chain
 
 
-def _admissible_roundings(fmt: Format, model: Model, value: Fraction) -> "Fraction | None":
-    """The largest error any admitted evaluation makes rounding the exact ``value`` once
-    (None when a rounding overflows)."""
-    rounded = fmt.round(value)
-    candidates = [rounded]
-    if model.wide_work and fmt.p < WIDE_FORMAT.p:
-        wide = WIDE_FORMAT.round(value)
-        candidates += [wide, fmt.round(wide)]  # kept in float32; rounded through float32
-    if model.ftz and (abs(rounded) < fmt.smallest_normal or abs(value) < fmt.smallest_normal):
-        candidates.append(0.0)  # a subnormal result (here or in float32) flushed to zero
-    if any(math.isinf(c) for c in candidates):
-        return None
-    return max(abs(to_fraction(c) - value) for c in candidates)
+def _first_product(chain: Chain, node, flag: Any) -> None:
+    """A product of two inputs: where both are exact (no flush), its rounding error is known
+    exactly -- the largest over the admitted roundings of the exact product."""
+    A, ops = chain.A, chain.A.ops
+    a, b = node.args
+    error, overflow = rounding_spread(A, chain.fmt, chain.model, chain.values[node.name])
+    value = chain.values[node.name]
+    reason = ops.flag(overflow, lambda: (
+        f"w*x = {_text(A.plain(A.value(value)))} overflows {chain.fmt.name} (largest "
+        f"finite {chain.fmt.largest_finite:.6g})"))
+    if chain.static_zero(a) and chain.static_zero(b):
+        chain.node(node.name, A.zero, ops.either(flag, reason), rounding=error)
+        return
+    # an operand may have been flushed: the general product where it was
+    exact = ops.logical_and(chain.errors[a] == 0, chain.errors[b] == 0)
+    chain.node(node.name, chain.product_error(a, b), flag)
+    general_error, general_flag, parts = chain.errors[node.name], chain.flags[node.name], \
+        chain.parts[node.name]
+    chain.node(node.name, A.zero, ops.either(flag, reason), rounding=error)
+    chain.errors[node.name] = ops.select(exact, chain.errors[node.name], general_error)
+    chain.flags[node.name] = ops.pick(exact, chain.flags[node.name], general_flag)
+    if not ops.is_true(exact):
+        chain.parts[node.name] = parts
+
+
+def tightened(chain: Chain, name: str, computed: Any, bound: Any) -> Any:
+    """The a-posteriori bound of a node from an implementation's own result (tolerances.md 2.6):
+    a result rounded to nearest is within half an ulp *of the result* too (its ulp is never
+    smaller than the exact value's).  Through float32 first, the float32 value z is within
+    h_F(|c|) of c, so |c| + h_F(|c|) bounds the magnitude seen by the first rounding."""
+    A, fmt, model = chain.A, chain.fmt, chain.model
+    try:
+        c = float(computed)
+    except (TypeError, ValueError):
+        return bound
+    if not math.isfinite(c) or c == 0.0 or name not in chain.parts:
+        return bound  # a zero result may be an underflow: its error is not bounded by h(0) = 0
+    prop, kind = chain.parts[name]
+    value = A.value(chain.values[name])
+    upper = A.abs(value) + prop
+    lower = A.ops.maximum(A.abs(value) - prop, A.zero)
+    c_mag = A.constant(abs(c)) * A.grow
+    if model.wide(fmt):
+        c_mag += A.half_ulp(fmt, c_mag)
+    term = rounding_term(A, fmt, model, kind, A.ops.minimum(upper, c_mag), lower)
+    if model.ftz:  # a flushed result reads 0: use the a-priori magnitude for that
+        term = A.ops.maximum(term, A.ops.minimum(upper, A.constant(fmt.smallest_normal)))
+    return A.ops.minimum(bound, prop + term)
+
+
+# ---- scalar arithmetics ---------------------------------------------------------------------
+
+class ScalarOps:
+    """Selections, maxima and flags on Python numbers; a flag is None or the reason."""
+
+    false = None
+
+    @staticmethod
+    def select(cond, a, b):
+        return a if cond else b
+
+    pick = select
+
+    @staticmethod
+    def maximum(a, b):
+        return max(a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return min(a, b)
+
+    @staticmethod
+    def isfinite(a) -> bool:
+        return math.isfinite(a)
+
+    @staticmethod
+    def logical_not(c) -> bool:
+        return not c
+
+    @staticmethod
+    def logical_and(a, b) -> bool:
+        return bool(a and b)
+
+    @staticmethod
+    def is_true(c) -> bool:
+        return bool(c)
+
+    @staticmethod
+    def flag(cond, message: Callable[[], str]):
+        return message() if cond else None
+
+    @staticmethod
+    def either(a, b):
+        return a or b
+
+    @staticmethod
+    def pow2floor(a: float) -> float:
+        """The largest power of two <= a (0 for a <= 0; inf and nan pass through)."""
+        if not a > 0 or not math.isfinite(a):
+            return a if a > 0 or a != a else 0.0
+        return math.ldexp(0.5, math.frexp(a)[1])
+
+
+class Arithmetic:
+    """What every arithmetic of the chain shares; ``ops`` does selections and flags.
+
+    Node values are plain numbers here; ``reference.batch`` keeps pairs (hi + lo) instead and
+    overrides the methods that read them (``value``, ``magnitude``, ``round``, ``distance``)."""
+
+    ops: Any = ScalarOps
+    zero: Any = 0
+    grow: Any = 1
+
+    def begin(self, name: str) -> None:
+        """A node's bound starts (arithmetics that track exactness per node reset here)."""
+
+    def end(self, name: str, operands: Sequence[str]) -> None:
+        """A node's bound is done; ``operands``: the nodes it read."""
+
+    def value(self, v, bound: bool = False):
+        """The number that stands for a node value (``bound``: it enters a bound term)."""
+        return v
+
+    def plain(self, m):
+        """A magnitude as one number."""
+        return m
+
+    def magnitude(self, v):
+        return abs(self.value(v))
+
+    def add(self, a, b):
+        return a + b
+
+    def mul(self, a, b):
+        return a * b
+
+    @staticmethod
+    def abs(a):
+        return abs(a)
+
+    @staticmethod
+    def widen(m, e):
+        return m + e
+
+    def magnitudes(self, v, prop, kind):
+        """(upper, lower) magnitude of the exact result of an operation on computed operands."""
+        mag = abs(self.value(v))
+        return mag + prop, self.ops.maximum(mag - prop, self.zero)
+
+    @staticmethod
+    def round(fmt: Format, value) -> float:
+        return fmt.round(value)
+
+
+class ExactArithmetic(Arithmetic):
+    """Every term an exact ``fractions.Fraction`` (float64's bounds)."""
+
+    zero = Fraction(0)
+    grow = 1
+
+    @staticmethod
+    def constant(c) -> Fraction:
+        return Fraction(c)
+
+    @staticmethod
+    def half_ulp(fmt: Format, m) -> Fraction:
+        """ulp(M)/2 in ``fmt``, for any 0 <= M."""
+        if m <= 0:
+            return Fraction(0)
+        n, d = m.numerator, m.denominator
+        e = n.bit_length() - d.bit_length()
+        if (n << max(0, -e)) < (d << max(0, e)):
+            e -= 1
+        return Fraction(2) ** (max(e, fmt.emin) - fmt.p)
+
+    @staticmethod
+    def below(m, limit) -> bool:
+        return m < limit
+
+    @staticmethod
+    def at_least(m, limit) -> bool:
+        return m >= limit
+
+    @staticmethod
+    def overflows(m, limit) -> bool:
+        return not m <= limit
+
+    @staticmethod
+    def distance(c: float, value) -> Fraction:
+        """|c - value| (0 for an overflowed c, which the caller discards)."""
+        return abs(Fraction(c) - value) if math.isfinite(c) else Fraction(0)
+
+    @staticmethod
+    def finish(error, name: str):
+        return error
+
+
+class Binary64Arithmetic(Arithmetic):
+    """binary64 with every ulp taken of a magnitude inflated by ``1 + SLACK`` and every bound
+    rounded up by it at the end (spec/tolerances.md 2.7).  Node values are the exact values
+    rounded to binary64 (relative error 2**-53), never values computed from rounded operands.
+
+    Written with operators and ``ops`` only: the same methods run on Python floats
+    (:class:`ScalarOps`), on numpy arrays and traced into the compiled kernel."""
+
+    zero = 0.0
+    grow = 1 + SLACK
+    shrink = 1 - SLACK
+
+    def __init__(self, ops: Any = ScalarOps) -> None:
+        self.ops = ops
+
+    @staticmethod
+    def constant(c) -> float:
+        return float(c)
+
+    def half_ulp(self, fmt: Format, m):
+        """ulp(M)/2 in ``fmt`` of the magnitude M inflated by the slack (0 for M <= 0)."""
+        e = self.ops.maximum(self.ops.pow2floor(m * self.grow), fmt.smallest_normal)
+        return self.ops.select(m > 0, e * 2.0 ** -fmt.p, 0.0)
+
+    def below(self, m, limit):
+        return m * self.grow < limit
+
+    def at_least(self, m, limit):
+        return m * self.shrink >= limit
+
+    def overflows(self, m, limit):
+        return self.ops.logical_not(m * self.grow <= limit)
+
+    @staticmethod
+    def distance(c: float, value) -> float:
+        """|c - value| rounded up (0 for an overflowed c, which the caller discards)."""
+        return _up(abs(Fraction(c) - to_fraction(value))) if math.isfinite(c) else 0.0
+
+    def finish(self, error, name: str):
+        return error * self.grow
+
+
+EXACT_ARITHMETIC = ExactArithmetic()
+BINARY64_ARITHMETIC = Binary64Arithmetic()
+
+
+def _float_safe(fmt: Format) -> bool:
+    """True when every term of a bound stays in binary64's normal range (see module doc)."""
+    return fmt.emax <= 127 and fmt.emin >= -126
 
 
 def case_bounds(
     fmt: "Format | str",
-    inputs: Mapping[str, Binary],
+    inputs: "Mapping[str, Binary] | Sequence[Binary]",
     model: "Model | str" = IEEE,
     *,
-    exact_values: "Mapping[str, Fraction] | None" = None,
     computed: "Mapping[str, float] | None" = None,
     exact_arithmetic: "bool | None" = None,
 ) -> dict[str, Bound]:
-    """Error bound of every quantity for one case ``inputs`` = {w, b, x, t, lr}.
+    """Error bound of every quantity for one case: ``inputs`` = {w, b, x, t, lr} (or a
+    ``reference.step.Case``).
 
     A-priori (from exact values) unless ``computed`` (an implementation's outputs) is given:
     then the rounding term of each returned result uses ``min(|exact| + propagated error,
@@ -274,8 +529,9 @@ def case_bounds(
     Returns, per quantity, an upper bound (``float`` or ``Fraction``) or :class:`OutOfDomain`.
     """
     fmt, model = get_format(fmt), get_model(model)
-    raw = {k: inputs[k] for k in ("w", "b", "x", "t", "lr")}
-    for name in ("w", "b", "x", "t"):
+    raw = dict(inputs) if isinstance(inputs, Mapping) else dict(zip(INPUTS, inputs))
+    raw = {k: raw[k] for k in INPUTS}
+    for name in INPUTS[:4]:
         fmt.check(float(raw[name]), name)
     lr = to_fraction(raw["lr"])
     lr_rounded = fmt.round(lr)
@@ -286,106 +542,34 @@ def case_bounds(
             "or declare the lr-binary64 option (model 'ieee+lr-binary64')")
     if exact_arithmetic is None:
         exact_arithmetic = not _float_safe(fmt)
-    rounding = _Rounding(fmt, model, exact_arithmetic)
-    num = rounding.num
-    chain = _Chain(rounding, None if exact_arithmetic else _exact_nodes(raw))
-    # inputs are values of the format (lr: of binary64), exact in float64 and in Fraction
-    vals = {k: num(float(v)) for k, v in raw.items() if k != "lr"}
-    vals["lr"] = num(lr) if exact_arithmetic else float(raw["lr"])
-    tiny = num(fmt.smallest_normal)
+    A = EXACT_ARITHMETIC if exact_arithmetic else BINARY64_ARITHMETIC
+    exact = exact_nodes(*(raw[k] for k in INPUTS))
+    if exact_arithmetic:
+        values = {k: to_fraction(v) for k, v in exact.items()}
+    else:  # inputs exactly, nodes rounded to the nearest binary64
+        values = {k: float(v) for k, v in exact.items()}
+    tiny = A.constant(fmt.smallest_normal)
 
     def flush_error(v):
-        return abs(v) if model.ftz and 0 < abs(v) < tiny else num(0)
+        return abs(v) if model.ftz and 0 < abs(v) < tiny else A.zero
 
-    for name in ("w", "b", "x", "t"):
-        chain.leaf(name, vals[name], flush_error(vals[name]))
-    lr_error = to_fraction(flush_error(vals["lr"]))
+    errors = {name: flush_error(values[name]) for name in INPUTS}
     if not lr_in_format:
-        lr_rounding = _admissible_roundings(fmt, model, lr)
-        if lr_rounding is None:
+        spread, overflow = rounding_spread(A, fmt, model, values["lr"])
+        if overflow:
             raise ValueError(f"lr = {float(lr)!r} overflows {fmt.name}; it cannot be used there")
-        lr_error = max(lr_error, lr_rounding)
-    chain.leaf("lr", vals["lr"], num(lr_error) if exact_arithmetic else _up(lr_error))
-
-    # p = w*x: both operands exact (unless flushed), so its rounding error is known exactly;
-    # in float arithmetic the product of two narrow-format values is exact (<= 48 bits)
-    p_exact = vals["w"] * vals["x"]
-    if chain.errors["w"] == 0 and chain.errors["x"] == 0:
-        e = _admissible_roundings(fmt, model, to_fraction(p_exact))
-        if e is None:
-            chain.values["p"] = num(p_exact)
-            chain.errors["p"] = OutOfDomain(
-                f"w*x = {_text(p_exact)} overflows {fmt.name} (largest finite "
-                f"{fmt.largest_finite:.6g})")
-        else:
-            chain.node("p", num(p_exact), num(0), "mul", "w*x",
-                       rounding_error=num(e) if exact_arithmetic else _up(e))
-    else:
-        chain.mul("p", "w", "x", "w*x")
-    chain.add("y", "p", "b", "y = w*x + b")
-    chain.add("r", "y", "t", "r = y - t", sign=-1)
-    chain.mul("sq", "r", "r", "r*r", kind="sq")
-    chain.half("loss", "sq", "loss = r*r/2")
-    chain.gradient("g", "r")
-    chain.mul("gw", "g", "x", "dL_dw = r*x")
-    chain.mul("lgw", "lr", "gw", "lr*dL_dw")
-    chain.add("w_new", "w", "lgw", "w_new = w - lr*dL_dw", sign=-1)
-    chain.mul("lgb", "lr", "g", "lr*dL_db")
-    chain.add("b_new", "b", "lgb", "b_new = b - lr*dL_db", sign=-1)
-
-    if exact_values is not None:  # the chain's exact values must be the reference's
-        for q, node in NODES.items():
-            if num(to_fraction(exact_values[q])) != chain.values[node] and exact_arithmetic:
-                raise AssertionError(f"exact {q} disagrees with the bound's own exact value")
-
+        errors["lr"] = max(errors["lr"], spread)
+    chain = bound_chain(A, fmt, model, values, errors)
     out: dict[str, Bound] = {}
-    for q, node in NODES.items():
-        err = chain.errors[node]
-        if not isinstance(err, OutOfDomain) and computed is not None and q in computed:
-            err = _tightened(chain, rounding, node, computed[q], err)
-        if not isinstance(err, OutOfDomain) and not exact_arithmetic:
-            err = err * (1 + _SLACK)  # every float bound is rounded up by the slack
-        out[q] = err
+    for q, name in NODE_OF.items():
+        if chain.flags[name]:
+            out[q] = OutOfDomain(chain.flags[name])
+            continue
+        err = chain.errors[name]
+        if computed is not None and q in computed:
+            err = tightened(chain, name, computed[q], err)
+        out[q] = A.finish(err, name)
     return out
-
-
-def _tightened(chain: _Chain, rounding: _Rounding, node: str, computed, bound):
-    try:
-        c = float(computed)
-    except (TypeError, ValueError):
-        return bound
-    if not math.isfinite(c) or c == 0.0 or node not in chain.parts:
-        return bound  # a zero result may be an underflow: its error is not bounded by h(0) = 0
-    prop, kind = chain.parts[node]
-    v = chain.values[node]
-    upper = abs(v) + prop
-    lower = max(abs(v) - prop, rounding.num(0))
-    # A result rounded to nearest is within half an ulp *of the result* too (its ulp is never
-    # smaller than the exact value's).  Through float32 first, the float32 value z is within
-    # h_F(|c|) of c, so |c| + h_F(|c|) bounds the magnitude seen by the first rounding.
-    c_mag = rounding.num(abs(c)) * rounding.grow
-    if rounding.wide:
-        c_mag += rounding.half_ulp(rounding.fmt, c_mag)
-    term = rounding.term(kind, min(upper, c_mag), lower)
-    if rounding.model.ftz:  # a flushed result reads 0: use the a-priori magnitude for that
-        term = max(term, min(upper, rounding.tiny))
-    return min(bound, prop + term)
-
-
-def _exact_nodes(raw: Mapping[str, Binary]) -> dict[str, float]:
-    """Every node's exact value (mpmath, exact operations), rounded to the nearest float64."""
-    w, b, x, t, lr = (to_mpf(raw[k]) for k in ("w", "b", "x", "t", "lr"))
-    mul = lambda u, v: mpmath.fmul(u, v, exact=True)  # noqa: E731
-    sub = lambda u, v: mpmath.fsub(u, v, exact=True)  # noqa: E731
-    p = mul(w, x)
-    y = mpmath.fadd(p, b, exact=True)
-    r = sub(y, t)
-    sq = mul(r, r)
-    gw = mul(r, x)
-    lgw, lgb = mul(lr, gw), mul(lr, r)
-    nodes = {"p": p, "y": y, "r": r, "sq": sq, "loss": mpmath.ldexp(sq, -1), "gw": gw,
-             "lgw": lgw, "w_new": sub(w, lgw), "lgb": lgb, "b_new": sub(b, lgb)}
-    return {k: float(v) for k, v in nodes.items()}
 
 
 def _text(q) -> str:
@@ -403,15 +587,9 @@ def _up(q: Fraction) -> float:
     return f if Fraction(f) >= q else math.nextafter(f, math.inf)
 
 
-def _float_safe(fmt: Format) -> bool:
-    """True when every term of a bound stays in float64's normal range (see module doc)."""
-    return fmt.emax <= 127 and fmt.emin >= -126
-
-
 def step_bounds(
     fmt: "Format | str", w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary,
     model: "Model | str" = IEEE,
 ) -> dict[str, Bound]:
-    """A-priori bounds of every quantity for one case, cross-checked against the reference."""
-    inputs = {"w": w, "b": b, "x": x, "t": t, "lr": lr}
-    return case_bounds(fmt, inputs, model, exact_values=exact_step(w, b, x, t, lr).as_fractions())
+    """A-priori bounds of every quantity for one case."""
+    return case_bounds(fmt, (w, b, x, t, lr), model)

@@ -4,6 +4,9 @@ Inputs are binary floating-point values (the values an implementation actually h
 result of the step is then a dyadic rational, so it is computed *exactly* with mpmath's
 ``exact=True`` operations: no working precision is involved, and changing ``mpmath.mp.prec``
 changes nothing here.  Rounding to a format happens later, explicitly (:mod:`reference.formats`).
+
+The operations are those of :data:`reference.step.NODES`, evaluated exactly: every node's exact
+value is available (:func:`exact_nodes`), and the quantities are read off them.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from typing import Iterator, Union
 import mpmath
 from mpmath.libmp import from_man_exp
 
-__all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_loss"]
+from .formats import to_fraction
+from .step import INPUTS, NODE_OF, NODES, QUANTITIES
 
-#: The quantities of one step, in the order the spec names them.
-QUANTITIES: tuple[str, ...] = ("y", "dL_dy", "loss", "dL_dw", "dL_db", "w_new", "b_new")
+__all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_nodes", "exact_loss"]
 
 Binary = Union[float, int, Fraction, "mpmath.mpf"]
-
-_HALF = mpmath.mp.make_mpf(from_man_exp(1, -1))
 
 
 def to_mpf(value: Binary, what: str = "value") -> mpmath.mpf:
@@ -63,18 +64,6 @@ def to_mpf(value: Binary, what: str = "value") -> mpmath.mpf:
     return mpmath.mp.make_mpf(from_man_exp(n, -(d.bit_length() - 1)))
 
 
-def _mul(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.fmul(a, b, exact=True)
-
-
-def _add(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.fadd(a, b, exact=True)
-
-
-def _sub(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.fsub(a, b, exact=True)
-
-
 @dataclass(frozen=True)
 class ExactStep:
     """Exact values of every quantity of one step (``mpmath.mpf``, no rounding anywhere)."""
@@ -98,9 +87,26 @@ class ExactStep:
 
     def as_fractions(self) -> dict[str, Fraction]:
         """The same values as ``fractions.Fraction`` (exact)."""
-        from .formats import to_fraction
-
         return {name: to_fraction(v) for name, v in self.items()}
+
+
+#: The exact operation of each kind of node (mpmath, no rounding).
+_EXACT = {
+    "mul": lambda a, b: mpmath.fmul(a, b, exact=True),
+    "add": lambda a, b: mpmath.fadd(a, b, exact=True),
+    "sub": lambda a, b: mpmath.fsub(a, b, exact=True),
+    "square": lambda r: mpmath.fmul(r, r, exact=True),
+    "half": lambda s: mpmath.ldexp(s, -1),  # exact: only the exponent changes
+    "grad": lambda r: r,
+}
+
+
+def exact_nodes(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> dict[str, mpmath.mpf]:
+    """The exact value of every input and node of the step (``reference.step.NODES``)."""
+    values = {name: to_mpf(v, name) for name, v in zip(INPUTS, (w, b, x, t, lr))}
+    for node in NODES:
+        values[node.name] = _EXACT[node.op](*(values[a] for a in node.args))
+    return values
 
 
 def exact_step(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> ExactStep:
@@ -109,20 +115,11 @@ def exact_step(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> ExactS
     y = w*x + b;  dL/dy = y - t;  L = (y - t)^2 / 2;  dL/dw = (y - t)*x;  dL/db = y - t;
     w' = w - lr*dL/dw;  b' = b - lr*dL/db.
     """
-    w_, b_, x_, t_, lr_ = (
-        to_mpf(v, name) for v, name in ((w, "w"), (b, "b"), (x, "x"), (t, "t"), (lr, "lr"))
-    )
-    y = _add(_mul(w_, x_), b_)
-    r = _sub(y, t_)
-    loss = _mul(_HALF, _mul(r, r))
-    dL_dw = _mul(r, x_)
-    dL_db = r
-    w_new = _sub(w_, _mul(lr_, dL_dw))
-    b_new = _sub(b_, _mul(lr_, dL_db))
-    return ExactStep(y=y, dL_dy=r, loss=loss, dL_dw=dL_dw, dL_db=dL_db, w_new=w_new, b_new=b_new)
+    values = exact_nodes(w, b, x, t, lr)
+    return ExactStep(**{q: values[NODE_OF[q]] for q in QUANTITIES})
 
 
 def exact_loss(w: Binary, b: Binary, x: Binary, t: Binary) -> mpmath.mpf:
     """The exact loss (w*x + b - t)^2 / 2 at any binary point (used for difference identities)."""
-    r = _sub(_add(_mul(to_mpf(w, "w"), to_mpf(x, "x")), to_mpf(b, "b")), to_mpf(t, "t"))
-    return _mul(_HALF, _mul(r, r))
+    nodes = exact_nodes(w, b, x, t, 0.0)
+    return nodes["loss"]

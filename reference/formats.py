@@ -32,6 +32,8 @@ __all__ = [
     "to_fraction",
     "float_hex",
     "parse_hex",
+    "exact_hex",
+    "exact_decimal",
 ]
 
 
@@ -387,6 +389,49 @@ def _parse_hex_fraction(text: str) -> tuple[Fraction, bool]:
 def parse_hex(text: str) -> Fraction:
     """The exact value of a C99 hex literal (no rounding; see :meth:`Format.parse` for that)."""
     return _parse_hex_fraction(text)[0]
+
+
+def exact_hex(value: Exact) -> str:
+    """The exact hex spelling of a dyadic rational (any number of digits): '0x1.8p-3'."""
+    q = to_fraction(value)
+    if q == 0:
+        return "0x0p+0"
+    sign = "-" if q < 0 else ""
+    n, d = abs(q.numerator), q.denominator
+    e = -(d.bit_length() - 1)  # value = n * 2**e
+    top = n.bit_length() - 1
+    frac_bits = top
+    # normalise to 1.xxx p(top + e), padding the fraction to whole hex digits
+    pad = (-frac_bits) % 4
+    digits = format((n - (1 << top)) << pad, "x").rjust((frac_bits + pad) // 4, "0") if top else ""
+    digits = digits.rstrip("0")
+    exp = top + e
+    return f"{sign}0x1{'.' + digits if digits else ''}p{'+' if exp >= 0 else '-'}{abs(exp)}"
+
+
+def exact_decimal(value: Exact, digits: int = 25) -> str:
+    """The exact decimal expansion of a binary value, cut (not rounded) to ``digits``
+    significant digits with a trailing '…' when longer; scientific outside 1e-5..1e17."""
+    q = to_fraction(value)
+    if q == 0:
+        return "-0" if isinstance(value, float) and math.copysign(1.0, value) < 0 else "0"
+    sign = "-" if q < 0 else ""
+    n, d = abs(q.numerator), q.denominator
+    k = d.bit_length() - 1  # d == 2**k for a binary value, so n/d == n*5**k / 10**k
+    full = str(n * 5**k)
+    e10 = len(full) - 1 - k  # decimal exponent of the leading digit
+    sig = full.rstrip("0")
+    mark = ""
+    if len(sig) > digits:
+        sig, mark = sig[:digits], "…"
+    if -5 <= e10 < 17:
+        if e10 >= 0:
+            sig = sig.ljust(e10 + 1, "0")
+            whole, frac = sig[: e10 + 1], sig[e10 + 1:]
+        else:
+            whole, frac = "0", "0" * (-e10 - 1) + sig
+        return sign + whole + ("." + frac if frac else "") + mark
+    return f"{sign}{sig[0]}{'.' + sig[1:] if len(sig) > 1 else ''}{mark}e{e10:+d}"
 
 
 FLOAT16 = Format("float16", p=11, emin=-14, emax=15)

@@ -5,7 +5,7 @@ IEEE 754 requires of +, -, * and fusedMultiplyAdd, with IEEE signed-zero and inf
 An :class:`Variant` names *which* operations an implementation may fuse or pre-round; the
 variants are data, so an implementation's results can be matched against each bit for bit.
 
-Canonical order of operations (one rounding each)::
+Canonical order of operations (one rounding each), the nodes of ``reference.step``::
 
     p = w*x;  y = p + b;  r = y - t;  loss = 0.5*(r*r);  dL_dw = r*x;  dL_db = r
     w_new = w - lr*dL_dw;  b_new = b - lr*dL_db
@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Iterable, Protocol
 
 from .formats import FLOAT32, Format, get_format
+from .step import INPUTS, NODE_OF, NODES, QUANTITIES, product_operand
 
 __all__ = [
     "Variant", "VARIANTS", "ALL_VARIANTS", "CANONICAL", "evaluate", "evaluate_variants",
@@ -286,35 +287,62 @@ def _evaluate_group(fmt, work, ftz, lr_rounded, variants, w, b, x, t, lr):
         lr = fmt.round(lr)
     if ftz and abs(lr) < fmt.smallest_normal:
         lr = math.copysign(0.0, lr)
+    inputs = dict(zip(INPUTS, (w, b, x, t, lr)))
     results = {}
-    cache: dict = {}  # shared nodes, already stored (rounded to the format where kept wide)
-
-    def node(key, make):
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
-
+    cache: dict = {}  # node values shared by the variants (keyed by what they depend on)
     for v in variants:
-        ff, uf = v.forward_fused, v.update_fused
-        y = node(("y", ff), lambda: fl_fma(ops, w, x, b) if ff
-                 else fl_add(ops, fl_mul(ops, w, x), b))
-        r = node(("r", ff), lambda: fl_sub(ops, y, t))
-        gw = node(("gw", ff), lambda: fl_mul(ops, r, x))
-
-        def make_loss():
-            sq = _one_ulp_square(ops, sq_fmt, r) if v.square == "one-ulp" else fl_mul(ops, r, r)
-            return store(fl_mul(ops, 0.5, sq))
-
-        def make_update():
-            if uf:
-                return store(fl_fma(ops, -lr, gw, w)), store(fl_fma(ops, -lr, r, b))
-            return (store(fl_sub(ops, w, fl_mul(ops, lr, gw))),
-                    store(fl_sub(ops, b, fl_mul(ops, lr, r))))
-
-        loss = node(("loss", ff, v.square), make_loss)
-        w_new, b_new = node(("update", ff, uf), make_update)
-        y_s, r_s, gw_s = (node(("stored", k, ff), lambda val=val: store(val))
-                          for k, val in (("y", y), ("r", r), ("gw", gw)))
-        results[v.name] = {"y": y_s, "dL_dy": r_s, "loss": loss, "dL_dw": gw_s, "dL_db": r_s,
-                           "w_new": w_new, "b_new": b_new}
+        values = dict(inputs)
+        fused = {"forward"} if v.forward_fused else set()
+        if v.update_fused:
+            fused.add("update")
+        for node in NODES:
+            key = (node.name,) + tuple(k for k, on in (("forward", "forward" in fused),
+                                                          ("update", "update" in fused),
+                                                          (v.square, True))
+                                      if on and k in _DEPENDS[node.name])
+            if key not in cache:
+                cache[key] = _rounded_node(node, values, ops, sq_fmt, fused, v.square)
+            values[node.name] = cache[key]
+        results[v.name] = {q: store(values[NODE_OF[q]]) for q in QUANTITIES}
     return results
+
+
+def _rounded_node(node, values, ops, sq_fmt, fused, square):
+    """One node of the step rounded by ``ops``: fused with its product operand where the
+    variant fuses the node's group; the square one ulp off where the variant says so."""
+    args = [values[a] for a in node.args]
+    if node.fusion in fused:  # one rounding of a*b + c (a sum) or c - a*b (a difference)
+        product, other = product_operand(node)
+        u, v = (values[a] for a in product.args)
+        if node.op == "sub" and node.args[1] == product.name:
+            u = -u
+        return fl_fma(ops, u, v, values[other])
+    if node.op == "mul":
+        return fl_mul(ops, *args)
+    if node.op == "add":
+        return fl_add(ops, *args)
+    if node.op == "sub":
+        return fl_sub(ops, *args)
+    if node.op == "square":
+        r = args[0]
+        return _one_ulp_square(ops, sq_fmt, r) if square == "one-ulp" else fl_mul(ops, r, r)
+    if node.op == "half":
+        return fl_mul(ops, 0.5, args[0])
+    return args[0]  # grad: autograd's 0.5*(2*r) is r
+
+
+def _dependencies() -> dict[str, set[str]]:
+    """Per node, which variant dimensions can change its value: "forward" (fused y), "update"
+    (fused updates) and the square modes (through sq)."""
+    deps: dict[str, set[str]] = {}
+    for node in NODES:
+        mine = set().union(*(deps.get(a, set()) for a in node.args))
+        if node.fusion:
+            mine.add(node.fusion)
+        if node.op == "square":
+            mine.update(SQUARES)
+        deps[node.name] = mine
+    return deps
+
+
+_DEPENDS = _dependencies()

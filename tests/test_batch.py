@@ -1,6 +1,6 @@
-"""The batch path (reference/batch.py, batch_kernel.py, sampling.fast_values, regime_arrays):
-exact within its own error bound, verdicts equal to the scalar path's, the compiled loop equal to
-the numpy definition, and able to fail."""
+"""The batch path (reference/batch/, cases.sampling.fast_values, cases.regimes.regime_arrays):
+exact within its own error bound, verdicts equal to the scalar path's, the compiled kernel equal
+to the numpy definition node for node, and able to fail."""
 
 from __future__ import annotations
 
@@ -10,11 +10,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from reference import batch, crosscheck, sampling
-from reference.bounds import OutOfDomain, case_bounds
+from reference import batch
+from reference.batch import kernel
+from reference.batch.chain import PairArithmetic
+from reference.bounds import MODELS, OutOfDomain, case_bounds
 from reference.exact import exact_step
 from reference.formats import FORMATS, get_format
-from reference.regimes import LR_BLOCK, REGIMES, regime_arrays, regime_cases
+from reference.step import INPUTS, NODE_OF, REQUIRED
+
+from neuronspec.cases import sampling
+from neuronspec.cases.regimes import CAMPAIGN_REGIMES as REGIMES, LR_BLOCK, regime_arrays, \
+    regime_cases
+from neuronspec.runs import crosscheck
 
 NARROW = ("float16", "bfloat16", "float32")
 
@@ -36,7 +43,7 @@ def _scalar_cases(fmt, n, seed):
     cases = []
     for regime in REGIMES:
         cases += regime_cases(fmt, regime, rng, n)
-    cols = {k: np.array([c[i] for c in cases]) for i, k in enumerate(batch.INPUTS)}
+    cols = {k: np.array([c[i] for c in cases]) for i, k in enumerate(INPUTS)}
     return cases, cols
 
 
@@ -46,15 +53,15 @@ def test_exact_nodes_are_within_their_delta(name):
     fmt = get_format(name)
     cases, cols = _scalar_cases(fmt, 40, 1)
     work = batch.work_for(fmt)
-    args = [cols[k].astype(work.dtype) for k in batch.INPUTS]
-    nodes = batch.exact_nodes(fmt, *args)
+    args = [cols[k].astype(work.dtype) for k in INPUTS]
+    nodes = batch.exact_pairs(work, dict(zip(INPUTS, args)))
     bounds = batch.batch_bounds(fmt, *args, nodes=nodes)
     worst = 0.0
     for i, case in enumerate(cases):
         exact = exact_step(*case).as_fractions()
-        scalar = case_bounds(fmt, dict(zip(batch.INPUTS, case)))
-        for q in batch.QUANTITIES:
-            node = nodes[batch.NODES[q]]
+        scalar = case_bounds(fmt, case)
+        for q in REQUIRED:
+            node = nodes[NODE_OF[q]]
             gap = abs(_fraction(node.hi[i]) + _fraction(node.lo[i]) - exact[q])
             assert gap <= _fraction(node.delta[i]), (name, q, case)
             assert isinstance(scalar[q], OutOfDomain) == bool(bounds[q][1][i]), (name, q, case)
@@ -94,6 +101,33 @@ def test_compiled_loop_equals_numpy_definition(name):
             assert np.array_equal(getattr(a, field)[q], getattr(b, field)[q]), (q, field)
 
 
+@pytest.mark.skipif(not _has_numba(), reason="numba not installed")
+@pytest.mark.parametrize("model", ["ieee", "strict"])
+@pytest.mark.parametrize("name", NARROW)
+def test_compiled_kernel_equals_numpy_node_for_node(name, model):
+    """The kernel is generated from the numpy path's own code: every node's pair, error bound and
+    overflow flag, and every quantity's bound and interval, are the same bits in both."""
+    fmt, model = get_format(name), MODELS[model]
+    cases, cols = _scalar_cases(fmt, 60, 8)
+    with np.errstate(all="ignore"):
+        table = kernel.node_table(PairArithmetic(), fmt, model, dict(cols))
+    out = np.full((len(table), len(cases)), -7.0)
+    kernel.kernels(fmt, model).nodes(*(cols[k] for k in INPUTS), out)
+    assert len(table) > 11 * 5
+    for row, (key, value) in zip(out, table.items()):
+        want = np.broadcast_to(np.asarray(value, dtype=np.float64), row.shape)
+        assert np.array_equal(want.view(np.uint64), row.view(np.uint64)), (name, model.name, key)
+
+
+def test_traced_code_refuses_a_data_dependent_branch():
+    """The tracer records operations; a Python branch on a traced value cannot be recorded."""
+    t = kernel.Tracer()
+    x = kernel.Sym(t, "x")
+    with pytest.raises(TypeError, match="data-dependent"):
+        bool(x > 0)
+    assert t.lines == ["v1 = x > 0"]
+
+
 @pytest.mark.parametrize("name", FORMATS)
 def test_round_to_format_is_format_round(name):
     fmt = get_format(name)
@@ -101,14 +135,14 @@ def test_round_to_format_is_format_round(name):
     work = batch.work_for(fmt)
     wide = sampling.fast_values(get_format("float64"), rng, 4000, emin=fmt.emin - fmt.p - 2,
                                 emax=fmt.emax + 1)
-    got = batch.round_to_format(fmt, wide.astype(work.dtype), None, work)
+    got = batch.round_array(fmt, wide.astype(work.dtype), None, work)
     for v, g in zip(wide.tolist(), got.tolist()):
         assert fmt.round(v) == float(g), (name, v.hex())
     if work is batch.EXTENDED:  # ties of hi broken by lo
         one, half_ulp = work.dtype(1), work.dtype(2) ** -53
         hi = np.array([one + half_ulp, one + half_ulp, one + 3 * half_ulp], dtype=work.dtype)
         lo = np.array([2.0**-80, -(2.0**-80), 0.0], dtype=work.dtype)
-        got = batch.round_to_format(fmt, hi, lo, work)
+        got = batch.round_array(fmt, hi, lo, work)
         assert got.tolist() == [1.0 + 2.0**-52, 1.0, 1.0 + 4 * 2.0**-53]
 
 
@@ -130,7 +164,7 @@ def test_fast_values_cover_the_format(name):
 
 @pytest.mark.skipif(not _has_numba(), reason="numba not installed")
 def test_compiled_value_assembly_equals_numpy():
-    from reference.batch_kernel import assemble_values
+    from neuronspec.cases.compiled import assemble_values
 
     for name in FORMATS:
         fmt = get_format(name)
@@ -139,7 +173,7 @@ def test_compiled_value_assembly_equals_numpy():
         other = rng.bit_generator.random_raw(20_000)
         specials = np.array([0.0, -0.0, fmt.smallest_subnormal, 1.0, 2.0, 3.0, 4.0, 5.0])
         for lo, hi in ((fmt.emin - 1, fmt.emax), (-3, 3), (fmt.emin - 1, fmt.emin + 1)):
-            want = sampling._assemble(raw, other, fmt.p - 1, lo, hi, fmt.emin, 700, specials)
+            want = sampling.assemble(raw, other, fmt.p - 1, lo, hi, fmt.emin, 700, specials)
             got = np.empty(len(raw))
             assemble_values(raw, other, fmt.p - 1, lo, hi - lo + 1, fmt.emin, 700, specials, got)
             assert np.array_equal(want.view(np.uint64), got.view(np.uint64)), (name, lo)

@@ -24,9 +24,10 @@ from hypothesis import assume, given
 
 from reference.bounds import OutOfDomain, case_bounds
 from reference.formats import FORMATS
-from reference.impls import LoadError, load
+from neuronspec.errors import LoadError
+from neuronspec.implementations import load
 from reference.rounded import VARIANTS, evaluate_variants
-from reference.strategies import cases
+from neuronspec.cases.strategies import cases
 
 ROOT = Path(__file__).resolve().parents[1]
 FORWARD_BACKWARD = ("y", "dL_dy", "loss", "dL_dw", "dL_db")
@@ -102,11 +103,11 @@ def test_torch_sgd_update_rounds_twice_with_portable_kernels():
     pytest.importorskip("torch")
     script = (
         "import json, numpy as np\n"
-        "from reference.regimes import regime_cases\n"
+        "from neuronspec.cases.regimes import regime_cases\n"
         "from reference.formats import FLOAT32\n"
         "from reference.rounded import evaluate_variants, VARIANTS\n"
         "from reference.bounds import case_bounds, OutOfDomain\n"
-        "from reference.implementations import torch_sgd\n"
+        "from neuronspec.implementations.bundled import torch_sgd\n"
         "import torch\n"
         "rng = np.random.default_rng(2026)\n"
         "n = canon = fused_differs = 0\n"

@@ -14,9 +14,12 @@ from reference import bounds as bounds_module
 from reference.bounds import IEEE, MODELS, STRICT, OutOfDomain, case_bounds, step_bounds
 from reference.exact import exact_step
 from reference.formats import FLOAT16, FLOAT32, FLOAT64, FORMATS
-from reference.regimes import REGIMES, regime_cases
+from reference.judge import judge
 from reference.rounded import ALL_VARIANTS, evaluate, evaluate_variants, variants_for
-from reference.soundness import CHECKED, error_ratio, run_chunk, _ratio_of
+from reference.step import REQUIRED as CHECKED
+
+from neuronspec.cases.regimes import CAMPAIGN_REGIMES as REGIMES, regime_cases
+from neuronspec.runs.soundness import run_chunk
 
 SAMPLE = 60  # cases per format and regime in the default run
 
@@ -69,8 +72,8 @@ def test_a_posteriori_bounds_are_sound_and_never_looser(name):
                         assert isinstance(post[q], OutOfDomain)
                         continue
                     assert post[q] <= prior[q]
-                    ratio, bad = error_ratio(out[q], _ratio_of(exact[q]), post[q])
-                    assert not bad, f"{name} {vname} {q} exceeds its a-posteriori bound at {case}"
+                    assert not judge(fmt, q, out[q], exact[q], post[q]).violation, \
+                        f"{name} {vname} {q} exceeds its a-posteriori bound at {case}"
 
 
 @pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
@@ -105,7 +108,7 @@ def _violations(fmt, model, variants, regimes=("cancel-y-t", "cancel-wx-b", "gen
             for out in evaluate_variants(fmt, *case, variants).values():
                 for q in CHECKED:
                     if not isinstance(bnd[q], OutOfDomain):
-                        bad += error_ratio(out[q], _ratio_of(exact[q]), bnd[q])[1]
+                        bad += judge(fmt, q, out[q], exact[q], bnd[q]).violation
     return bad
 
 
@@ -122,15 +125,14 @@ def test_ieee_bound_rejects_flush_to_zero_unless_declared():
 
 def test_a_bound_without_the_cancellation_term_is_caught(monkeypatch):
     """Drop the operand error carried into y - t (a relative bound on r): violations appear."""
-    original = bounds_module._Chain.add
+    original = bounds_module.Chain.node
 
-    def add_without_propagation(self, name, a, b, text, sign=1):
-        original(self, name, a, b, text, sign)
-        if name == "r" and not isinstance(self.errors[name], OutOfDomain):
-            prop, kind = self.parts[name]
+    def node_without_propagation(self, name, prop, operand_flag, rounding=None):
+        original(self, name, prop, operand_flag, rounding)
+        if name == "r":
             self.errors[name] -= prop
 
-    monkeypatch.setattr(bounds_module._Chain, "add", add_without_propagation)
+    monkeypatch.setattr(bounds_module.Chain, "node", node_without_propagation)
     assert _violations(FLOAT32, IEEE, variants_for(FLOAT32), regimes=("cancel-y-t",)) > 0
 
 

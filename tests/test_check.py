@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from reference.conformance import check
-from reference.impls import load
+from neuronspec.runs.check import check
+from neuronspec.implementations import load
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "tests" / "mutants"
+REPORT_SCHEMA = ROOT / "spec" / "schemas" / "report.schema.json"
 
 
 def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "reference.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "neuronspec", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -34,7 +35,7 @@ def test_bundled_numpy_is_conformant_with_the_expected_fingerprint(tmp_path):
     assert max(len(line) for line in proc.stdout.splitlines()) <= 100
     report = json.loads((tmp_path / "r.json").read_text())
     jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.validate(report, json.loads((ROOT / "spec" / "report.schema.json").read_text()))
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
     assert report["implementations"][0]["formats"]["bfloat16"]["status"] == "unsupported"
     assert fingerprint(report, "float32", "forward").startswith("two roundings")
     assert fingerprint(report, "float32", "update").startswith("two roundings")
@@ -44,7 +45,7 @@ def test_bundled_numpy_is_conformant_with_the_expected_fingerprint(tmp_path):
 
 def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
     torch = pytest.importorskip("torch")
-    from reference.vectors import load as load_vectors
+    from neuronspec.runs.vectors import load as load_vectors
 
     report = check([load("torch_sgd")], formats=["float32"], examples=25,
                    vectors=load_vectors(ROOT / "spec" / "vectors"))
@@ -68,7 +69,7 @@ def test_mutant_is_non_conformant_with_a_reason(mutant, words, tmp_path):
     assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
     jsonschema = pytest.importorskip("jsonschema")
     report = json.loads((tmp_path / "r.json").read_text())
-    jsonschema.validate(report, json.loads((ROOT / "spec" / "report.schema.json").read_text()))
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
     assert any(f["failures"] for f in report["implementations"][0]["formats"].values())
 
 
@@ -131,9 +132,10 @@ def test_misbehaving_processes_get_a_clear_message_never_a_hang(tmp_path, script
     assert words in proc.stdout
 
 
-def test_stdlib_runner_serves_a_python_implementation():
-    runner = ROOT / "reference" / "runner.py"
-    proc = cli("check", "--cmd", f"{sys.executable} {runner} reference.implementations.numpy_scalar:step",
+def test_stdlib_server_serves_a_python_implementation():
+    server = ROOT / "neuronspec" / "implementations" / "serve.py"
+    proc = cli("check", "--cmd", f"{sys.executable} {server} "
+               "neuronspec.implementations.bundled.numpy_scalar:step",
                "--dtype", "float32,bfloat16", "--examples", "20")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "bfloat16: unsupported" in proc.stdout

@@ -11,7 +11,7 @@ import pytest
 
 from reference.exact import QUANTITIES, exact_loss, exact_step, to_mpf
 from reference.formats import FLOAT32, FLOAT64, FORMATS, to_fraction
-from reference.sampling import random_values
+from neuronspec.cases.sampling import random_values
 
 CASES = 4000  # per format; each case costs ~0.1 ms
 

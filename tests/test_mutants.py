@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reference.impls import load
-from reference.properties import hunt
+from neuronspec.implementations import load
+from neuronspec.properties import hunt
 
 MUTANTS = sorted((Path(__file__).parent / "mutants").glob("*.py"))
 

@@ -1,5 +1,5 @@
-"""Packaging promises: the core imports without torch; the command runs; bad arguments get one
-clear line."""
+"""Packaging promises: the reference and the tool import without torch; the command runs; bad
+arguments get one clear line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference.cli import main
+from neuronspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,8 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 def test_core_imports_and_runs_without_torch():
     proc = run_python(
-        "import reference, reference.exact, reference.formats, reference.rounded, reference.seed\n"
-        "from reference.cli import main\n"
+        "import reference, reference.batch, reference.judge, neuronspec, neuronspec.runs.example\n"
+        "from neuronspec.cli import main\n"
         "assert 'torch' not in sys.modules\n"
         "main(['example'])\n"
     )
@@ -59,7 +59,7 @@ def test_example_prints_the_seed_numbers(capsys):
 
 @pytest.mark.parametrize("argv", [["example", "--dtype", "float8"], ["frobnicate"]])
 def test_bad_arguments_give_one_clear_line(argv):
-    proc = subprocess.run([sys.executable, "-m", "reference.cli", *argv], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "neuronspec", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reference.formats import FORMATS
-from reference.plots import PLOT_DIR, PLOT_IMPL, PLOTS_COMMAND, digest, plot_data, png_text
+from neuronspec.artefacts.plots import PLOT_DIR, PLOT_IMPL, PLOTS_COMMAND, digest, plot_data, png_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ pipes without any checker command:
   bit for bit, equals the canonical evaluation (reference.rounded.evaluate) in float32 and
   float64; float16/bfloat16 are "unsupported"; malformed lines get an "error" and the program
   goes on; the -DNEURON_WRONG_SIGN build answers a different dL_dw.
-- reference/runner.py, serving Python step callables: its answers equal calling the step
+- neuronspec/implementations/serve.py, serving Python step callables: its answers equal calling the step
   directly; NotImplementedError is "unsupported", other failures are "error"; an IMPL that
   cannot be loaded exits 2 with one line on stderr.
 """
@@ -25,13 +25,13 @@ from pathlib import Path
 import pytest
 
 from reference.formats import FORMATS, float_hex
-from reference.impls import load
+from neuronspec.implementations import load
 from reference.rounded import evaluate
-from reference.seed import exact_decimal
+from reference.formats import exact_decimal
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = ROOT / "examples" / "c"
-RUNNER = ROOT / "reference" / "runner.py"
+SERVER = ROOT / "neuronspec" / "implementations" / "serve.py"
 HELLO = json.dumps({"protocol": "neuronspec-protocol/1"})
 INPUTS = ("w", "b", "x", "t", "lr")
 OUTPUTS = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new", "dL_dy")
@@ -252,12 +252,12 @@ def test_c_wrong_sign_build_gives_a_different_gradient(c_build):
         assert bad["w_new"] != good["w_new"]
 
 
-# --- reference/runner.py --------------------------------------------------------------------
+# --- neuronspec/implementations/serve.py, the stdlib-only server -----------------------------
 
-RUNNER_IMPLS = {
-    # id: (spec given to runner.py, spec for reference.impls.load, formats)
-    "numpy_scalar": ("reference.implementations.numpy_scalar:step",
-                     "reference.implementations.numpy_scalar:step",
+SERVER_IMPLS = {
+    # id: (spec given to serve.py, spec for neuronspec.implementations.load, formats)
+    "numpy_scalar": ("neuronspec.implementations.bundled.numpy_scalar:step",
+                     "neuronspec.implementations.bundled.numpy_scalar:step",
                      ("float16", "float32", "float64")),
     "sign_flipped": ("tests/mutants/sign_flipped.py:step",
                      f"{ROOT / 'tests' / 'mutants' / 'sign_flipped.py'}:step",
@@ -265,16 +265,16 @@ RUNNER_IMPLS = {
 }
 
 
-def runner(spec: str) -> list[str]:
-    return [sys.executable, str(RUNNER), spec]
+def server(spec: str) -> list[str]:
+    return [sys.executable, str(SERVER), spec]
 
 
-@pytest.mark.parametrize("name", RUNNER_IMPLS)
-def test_runner_answers_what_the_step_returns(name):
+@pytest.mark.parametrize("name", SERVER_IMPLS)
+def test_server_answers_what_the_step_returns(name):
     pytest.importorskip("numpy")
     if name == "sign_flipped":
         pytest.importorskip("ml_dtypes")
-    spec, load_spec, formats = RUNNER_IMPLS[name]
+    spec, load_spec, formats = SERVER_IMPLS[name]
     step = load(load_spec).step
     lines, expected = [], []
     for fmt in formats:
@@ -282,7 +282,7 @@ def test_runner_answers_what_the_step_returns(name):
             lines.append(make_request(f"{fmt}-{i}", fmt, case))
             expected.append((f"{fmt}-{i}", fmt, {q: float(v) for q, v in
                                                  step(*case, fmt).items()}))
-    responses = converse(runner(spec), lines)
+    responses = converse(server(spec), lines)
     assert len(responses) == len(expected)
     for response, (rid, fmt, want) in zip(responses, expected):
         assert set(response["outputs"]) == set(want), response
@@ -290,9 +290,9 @@ def test_runner_answers_what_the_step_returns(name):
         assert not mismatches(got, want), (rid, mismatches(got, want))
 
 
-def test_runner_says_unsupported_for_numpy_bfloat16():
+def test_server_says_unsupported_for_numpy_bfloat16():
     pytest.importorskip("numpy")
-    (response,) = converse(runner("reference.implementations.numpy_scalar:step"),
+    (response,) = converse(server("neuronspec.implementations.bundled.numpy_scalar:step"),
                            [make_request("bf16", "bfloat16", seed_case("bfloat16"))])
     assert response == {"id": "bf16", "unsupported": "numpy has no native bfloat16 scalar type"}
 
@@ -330,10 +330,10 @@ def chatty(w, b, x, t, lr, dtype):
     ("chatty", {"outputs": {"y": "inf", "loss": "nan", "dL_dw": "-0x0.0p+0", "dL_db": "0x0.0p+0",
                             "w_new": "0x1.0000000000000p+0", "b_new": "0x0.0p+0"}}),
 ])
-def test_runner_reports_what_goes_wrong_in_the_step(tmp_path, callable_, expect):
+def test_server_reports_what_goes_wrong_in_the_step(tmp_path, callable_, expect):
     (tmp_path / "faulty_impl.py").write_text(FAULTY)
     # module:callable is imported from the current directory, as `python -m` would
-    responses = converse(runner(f"faulty_impl:{callable_}"),
+    responses = converse(server(f"faulty_impl:{callable_}"),
                          [make_request("c1", "float32", seed_case("float32")),
                           "{not json", json.dumps({"id": "c2", "format": "float32"}),
                           make_request("c3", "float32", seed_case("float32"))],
@@ -351,31 +351,31 @@ def test_runner_reports_what_goes_wrong_in_the_step(tmp_path, callable_, expect)
 @pytest.mark.parametrize("spec, why", [
     ("numpy_scalar", "use module:callable"),
     ("no_such_module_xyz:step", "ModuleNotFoundError"),
-    ("reference.implementations.numpy_scalar:no_such_step", "has no callable"),
+    ("neuronspec.implementations.bundled.numpy_scalar:no_such_step", "has no callable"),
     ("no/such/file.py:step", "no file"),
     ("broken_impl.py:step", "RuntimeError: cannot import"),
 ])
-def test_runner_rejects_an_impl_it_cannot_load(tmp_path, spec, why):
+def test_server_rejects_an_impl_it_cannot_load(tmp_path, spec, why):
     (tmp_path / "broken_impl.py").write_text('raise RuntimeError("cannot import\\nthis")\n')
     cwd = tmp_path if spec.startswith("broken") else ROOT
-    proc = subprocess.run(runner(spec), input=HELLO + "\n", capture_output=True, text=True,
+    proc = subprocess.run(server(spec), input=HELLO + "\n", capture_output=True, text=True,
                           timeout=TIMEOUT, cwd=cwd)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("runner.py: cannot load implementation") and why in lines[0]
+    assert lines[0].startswith("serve.py: cannot load implementation") and why in lines[0]
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("which", ["c", "runner"])
+@pytest.mark.parametrize("which", ["c", "server"])
 def test_each_response_comes_before_the_next_request(which, request):
     """The checker waits for each answer: the output must be flushed line by line."""
     if which == "c":
         cmd = [str(request.getfixturevalue("c_build") / "neuron_step")]
     else:
         pytest.importorskip("numpy")
-        cmd = runner("reference.implementations.numpy_scalar:step")
+        cmd = server("neuronspec.implementations.bundled.numpy_scalar:step")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     try:
@@ -396,16 +396,16 @@ def test_each_response_comes_before_the_next_request(which, request):
             proc.wait()
 
 
-def test_runner_is_a_standalone_python38_file():
-    source = RUNNER.read_text()
+def test_server_is_a_standalone_python38_file():
+    source = SERVER.read_text()
     tree = ast.parse(source, feature_version=(3, 8))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "runner.py must not use relative imports"
+            assert node.level == 0, "serve.py must not use relative imports"
             imported.add(node.module.split(".")[0])
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
-    assert not imported & {"numpy", "reference", "mpmath"}
+    assert not imported & {"numpy", "reference", "neuronspec", "mpmath"}
     assert "neuronspec-protocol/1" in ast.get_docstring(tree)

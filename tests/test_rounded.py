@@ -13,7 +13,7 @@ import pytest
 from reference.exact import QUANTITIES
 from reference.formats import FLOAT16, FLOAT32, FLOAT64, FORMATS
 from reference.rounded import CANONICAL, VARIANTS, evaluate, fl_add, fl_fma, fl_mul
-from reference.sampling import bits_of, random_values
+from neuronspec.cases.sampling import bits_of, random_values
 
 N = 20_000
 NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}

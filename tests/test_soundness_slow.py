@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from reference.soundness import soundness_report
+from neuronspec.runs.soundness import soundness_report
 
 CASES = int(os.environ.get("NEURONSPEC_SOUNDNESS_CASES", "1000002"))
 

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 
 from reference.formats import FLOAT32
-from reference.impls import ImplementationError, load
-from reference.sweep import chunk_cases, run_chunk, sweep
+from neuronspec.errors import ImplementationError
+from neuronspec.implementations import load
+from neuronspec.cases.chunks import chunk_cases
+from neuronspec.runs.sweep import run_chunk, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "tests" / "mutants"
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "reference.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "neuronspec", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -92,7 +94,7 @@ def test_batch_mutant_is_caught(tmp_path):
     impl = tmp_path / "half_update.py"
     impl.write_text(
         "import numpy as np\n"
-        "from reference.implementations.numpy_scalar import step, step_batch as _ok\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step, step_batch as _ok\n"
         "def step_batch(w, b, x, t, lr, dtype):\n"
         "    out = _ok(w, b, x, t, lr, dtype)\n"
         "    g = out['dL_dw']\n"
@@ -122,7 +124,7 @@ def test_cli_sweep_reports_and_exit_codes(tmp_path):
     (("sweep", "numpy", "--dtype", "bfloat16", "--cases", "10"), "no native bfloat16"),
     (("sweep", "numpy", "--dtype", "float32", "--cases", "1.5"), "not an integer"),
     (("sweep", "numpy", "--dtype", "float32", "--cases", "0"), "must be at least 1"),
-    (("sweep", "numpy", "--dtype", "float32", "--model", "ieee+ftz"), "invalid choice"),
+    (("sweep", "numpy", "--dtype", "float32", "--model", "ieee+ftz"), "covers the models ieee"),
 ])
 def test_cli_sweep_bad_input_is_one_clear_line(args, needle):
     proc = _cli(*args)

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reference import vectors as V
-from reference.impls import load
+from reference.step import REQUIRED
+
+from neuronspec.runs import vectors as V
+from neuronspec.implementations import load
 
 ROOT = Path(__file__).resolve().parents[1]
-DIR = ROOT / V.VECTOR_DIR
+DIR = ROOT / "spec" / "vectors"
 
 
 def test_vectors_are_not_stale():
@@ -46,7 +48,7 @@ def test_schema_lint_can_fail():
     data = json.loads((DIR / "float32.json").read_text())
     data["testGroups"][0]["tests"][0]["flags"].append("NoSuchFlag")
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(data, V.SCHEMA)
+        jsonschema.validate(data, json.loads((DIR / "schema.json").read_text()))
 
 
 def test_seed_vector_holds_the_seed_numbers():
@@ -70,11 +72,11 @@ def test_verify_accepts_bundled_results(name):
 def test_verify_rejects_a_mutant_through_the_command_line(tmp_path):
     results = tmp_path / "results.json"
     mutant = ROOT / "tests" / "mutants" / "sign_flipped.py"
-    run = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "run", f"{mutant}:step",
+    run = subprocess.run([sys.executable, "-m", "neuronspec", "vectors", "run", f"{mutant}:step",
                           "--dir", str(DIR), "--output", str(results)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    proc = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "verify", str(results),
+    proc = subprocess.run([sys.executable, "-m", "neuronspec", "vectors", "verify", str(results),
                            "--dir", str(DIR)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "FAIL float16" in proc.stdout and "dL_d" in proc.stdout
 
@@ -84,7 +86,7 @@ def test_verify_rejects_a_mutant_through_the_command_line(tmp_path):
 def test_verify_refuses_malformed_results_in_one_line(tmp_path, content, words):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "reference.cli", "vectors", "verify", str(bad),
+    proc = subprocess.run([sys.executable, "-m", "neuronspec", "vectors", "verify", str(bad),
                            "--dir", str(DIR)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
 
@@ -92,7 +94,7 @@ def test_verify_refuses_malformed_results_in_one_line(tmp_path, content, words):
 def test_verify_reports_unknown_ids_and_bad_values():
     vectors = V.load(DIR)
     s = V.verify([{"format": "float32", "tcId": 999999, "outputs": {}},
-                  {"format": "float32", "tcId": 1, "outputs": {q: "0.1" for q in V.VERIFY_KEYS}}],
+                  {"format": "float32", "tcId": 1, "outputs": {q: "0.1" for q in REQUIRED}}],
                  vectors)
     assert s["unknown"] == 1 and s["failed"] == 1
     assert "not a float32 value" in s["failures"][1]["reason"]

@@ -1,0 +1,140 @@
+"""The measurement records of ``spec/data``: loaded, validated, merged and written in one place.
+
+A record is a JSON file named after its kind (``soundness.json``, ``sweeps.json``,
+``crosscheck.json``, ``cuda.json``) with ``"recordVersion": 1``, defined by
+``spec/schemas/records.schema.json``.  Updates hold a lock on the file and replace it atomically,
+so concurrent ``--record`` runs neither lose entries nor leave a half-written file; a record
+that does not match its schema is refused with one line (the data is not touched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from .. import data
+from ..errors import DataError
+
+__all__ = ["KINDS", "RECORD_VERSION", "DEFAULT_DIR", "path_of", "load", "validate", "write",
+           "update", "machine"]
+
+RECORD_VERSION = 1
+KINDS = ("soundness", "sweeps", "crosscheck", "cuda")
+#: Where the records live in a checkout (commands take another folder as an option).
+DEFAULT_DIR = Path("spec/data")
+
+
+def path_of(kind: str, directory: "Path | str" = DEFAULT_DIR) -> Path:
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}; one of {', '.join(KINDS)}")
+    return Path(directory) / f"{kind}.json"
+
+
+def validate(kind: str, content: object, where: str = "") -> None:
+    """Raise DataError (one line) unless ``content`` is a valid record of ``kind``."""
+    import jsonschema
+
+    schema = data.schema("records.schema.json")
+    try:
+        jsonschema.validate(content, {"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+    except jsonschema.ValidationError as exc:
+        at = "/".join(map(str, exc.absolute_path)) or "the top level"
+        raise DataError(f"{where or kind + ' record'} does not match the records' schema: "
+                        f"{exc.message} at {at} (rerun the command recorded in it, or restore "
+                        "it from version control)") from None
+
+
+def load(kind: str, path: "Path | str | None" = None, *, required: bool = True) -> Optional[dict]:
+    """The record of ``kind`` at ``path`` (default: spec/data), validated; None when it does
+    not exist and is not ``required``."""
+    path = Path(path) if path is not None else path_of(kind)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise DataError(f"{path} does not exist; run the command that records it "
+                            f"({_COMMANDS[kind]}) first") from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read ({exc})") from None
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); rerun {_COMMANDS[kind]} or "
+                        "restore it from version control") from None
+    validate(kind, content, str(path))
+    return content
+
+
+_COMMANDS = {"soundness": "`neuronspec soundness`", "sweeps": "`neuronspec sweep ... --record`",
+             "crosscheck": "`neuronspec crosscheck --record`",
+             "cuda": "`benchmarks/gpu_sweep.py` on a GPU machine"}
+
+
+def _dump(content: dict) -> str:
+    return json.dumps(content, indent=1, sort_keys=True) + "\n"
+
+
+def write(kind: str, content: dict, path: "Path | str") -> None:
+    """Validate and write a record atomically (a temporary file, then a rename)."""
+    content = dict(content, recordVersion=RECORD_VERSION)
+    validate(kind, content, str(path))
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_dump(content))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"cannot write {path} ({exc}); choose a writable path") from None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` (where the platform has fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: atomic replace only
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.parent / f".{path.name}.lock", "w")
+    except OSError as exc:
+        raise DataError(f"cannot write beside {path} ({exc}); choose a writable path") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update(kind: str, path: "Path | str", change: Callable[[dict], dict]) -> dict:
+    """Read the record at ``path`` (or start an empty one), apply ``change`` and write it back,
+    under a lock: concurrent updates serialise instead of losing entries."""
+    path = Path(path)
+    with _locked(path):
+        current = load(kind, path, required=False) or {}
+        content = change(dict(current))
+        write(kind, content, path)
+    return content
+
+
+def machine() -> str:
+    """The CPU, its count and the system, for a record."""
+    name = platform.processor() or "unknown cpu"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cpus, {platform.system()} {platform.machine()}"

@@ -1,0 +1,468 @@
+"""The ``neuronspec`` command: parse the arguments, dispatch to a run, print what it returns.
+
+Every handler only parses and dispatches.  Errors a user can fix derive from
+``neuronspec.errors.NeuronspecError``; :func:`main` catches them in one place and exits 2 with
+their one line.  Exit status: 0 checked and conformant (or done), 1 wrong (violations,
+non-conformance, stale files), 2 not checked (usage error, unloadable implementation, bad data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from reference.bounds import MODELS, get_model
+from reference.formats import FORMATS
+
+from . import __version__
+from .errors import NeuronspecError, UsageError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``neuronspec check: error: ...`` and the way to help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ---- argument types ---------------------------------------------------------------------------
+
+def _formats(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(bad) or repr(text)}; use a comma-separated list of "
+            + ", ".join(FORMATS))
+    return names
+
+
+def _one_format(text: str) -> str:
+    names = _formats(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"give one format, not {text!r}")
+    return names[0]
+
+
+def _model(choices: "tuple[str, ...] | None" = None) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            name = get_model(text).name
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if choices and name not in choices:
+            raise argparse.ArgumentTypeError(f"{name}: this command covers the models "
+                                             f"{', '.join(choices)}")
+        return name
+
+    return parse
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            try:  # 1e8, 2.5e6: whole numbers in scientific notation
+                f = float(text)
+                if not f.is_integer():
+                    raise ValueError
+                value = int(f)
+            except (ValueError, OverflowError):
+                raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+_nonnegative = _int_at_least(0)
+_positive = _int_at_least(1)
+
+IMPL_HELP = "bundled name, module:callable or path/to/file.py:callable"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="neuronspec",
+        description="Exact reference and conformance checks for one gradient-descent step of "
+        "a single neuron (y = w*x + b, L = (y - t)^2 / 2).")
+    parser.add_argument("--version", action="version", version=f"neuronspec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    ex = sub.add_parser("example", help="the seed example: exact values, bundled implementations, "
+                        "errors in ulps (the default command)")
+    ex.add_argument("--dtype", type=_formats, default=None,
+                    help="comma-separated formats (default: float64,float32, the seed's)")
+    ck = sub.add_parser("check", help="check implementations: property suite, test vectors, "
+                        "fingerprint and report (exit 0 conformant, 1 not, 2 usage error)")
+    ck.add_argument("impl", nargs="*", help=f"{IMPL_HELP} (default: the bundled implementations)")
+    ck.add_argument("--cmd", action="append", default=[], metavar="COMMAND",
+                    help="a program speaking the process protocol (spec/protocol.md); repeatable")
+    ck.add_argument("--dtype", type=_formats, default=None, help="comma-separated formats")
+    ck.add_argument("--examples", type=_nonnegative, default=200,
+                    help="hypothesis examples per format (default 200)")
+    ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--model", type=_model(), default="ieee",
+                    help=f"tolerance model ({', '.join(MODELS)})")
+    ck.add_argument("--vectors", default=None, metavar="DIR",
+                    help="vector folder (default: the vectors shipped with neuronspec; '' for "
+                    "none)")
+    ck.add_argument("--timeout", type=_seconds, default=10.0,
+                    help="seconds a --cmd process may take per case")
+    ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    vc = sub.add_parser("vectors", help="write the test vectors, check them, run an "
+                        "implementation on them or verify results")
+    vc.add_argument("action", nargs="?", default="write",
+                    choices=["write", "check", "run", "verify"])
+    vc.add_argument("target", nargs="?", help="run: an implementation; verify: a results file")
+    vc.add_argument("--dir", default=None,
+                    help="vector folder (default: the vectors shipped with neuronspec, which in "
+                    "a checkout are spec/vectors)")
+    vc.add_argument("--output", help="run: where to write the results (default: stdout)")
+    rp = sub.add_parser("replay", help="run one case on an implementation and show every "
+                        "quantity against its exact value and bound")
+    rp.add_argument("impl", nargs="?", help=IMPL_HELP)
+    rp.add_argument("--cmd", help="a program speaking the process protocol, instead of IMPL")
+    rp.add_argument("--dtype", type=_one_format, required=True)
+    rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
+    rp.add_argument("--model", type=_model(), default="ieee")
+    sd = sub.add_parser("soundness", help="measure soundness and tightness of the bounds on "
+                        "many exact-arithmetic cases (slow: run it behind a marker, not in CI)")
+    sd.add_argument("--dtype", type=_formats, default=list(FORMATS), help="comma-separated formats")
+    sd.add_argument("--cases", type=_positive, default=1_000_000, help="cases per format")
+    sd.add_argument("--seed", type=int, default=20261126)
+    sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    sd.add_argument("--torch-cases", type=_nonnegative, default=None,
+                    help="cases for the torch implementations (default: all for float32, a "
+                    "tenth for the other formats)")
+    sd.add_argument("--output", default="spec/data/soundness.json",
+                    help="JSON record to merge the results into (per format)")
+    sd.add_argument("--append", action="store_true",
+                    help="add this run's cases to the recorded ones (use another --seed)")
+    sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
+                        "(batch callable where offered) and the batch reference")
+    sw.add_argument("impl", help=IMPL_HELP)
+    sw.add_argument("--dtype", type=_one_format, required=True)
+    sw.add_argument("--cases", type=_positive, default=1_000_000, help="e.g. 1e8")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
+    sw.add_argument("--model", type=_model(("ieee", "strict")), default="ieee")
+    sw.add_argument("--scalar", action="store_true",
+                    help="call the step callable case by case even if a batch one exists")
+    sw.add_argument("--chunk", type=_positive, default=None, help="cases per chunk")
+    sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
+                    help="merge the result into FILE (default spec/data/sweeps.json), from "
+                    "which spec/tolerances.md's sweep table is rendered")
+    cc = sub.add_parser("crosscheck", help="compare the batch verdict with the scalar (mpmath) "
+                        "one, case by case, on outputs placed around the bounds")
+    cc.add_argument("--dtype", type=_formats, default=list(FORMATS))
+    cc.add_argument("--cases", type=_positive, default=10_000, help="cases per format")
+    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--workers", type=_positive, default=1)
+    cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
+                    help="write the counts to FILE (default spec/data/crosscheck.json)")
+    pl = sub.add_parser("plots", help="draw spec/plots/<format>.png: error/bound against "
+                        "conditioning, with assert_close's defaults for comparison")
+    pl.add_argument("--dtype", type=_formats, default=list(FORMATS))
+    pl.add_argument("--dir", default="spec/plots")
+    pl.add_argument("--check", action="store_true",
+                    help="exit 1 if a committed picture's data digest is stale (no drawing)")
+    tb = sub.add_parser("tables", help="write spec/tolerances.md from the recorded measurements")
+    tb.add_argument("--data", default="spec/data", help="the folder of the records")
+    tb.add_argument("--output", default="spec/tolerances.md")
+    tb.add_argument("--check", action="store_true",
+                    help="exit 1 if the output file differs from what would be written")
+    return parser
+
+
+# ---- the handlers -------------------------------------------------------------------------------
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc}); choose a writable "
+                         "path") from None
+
+
+def _command_line(argv: "list[str] | None") -> str:
+    return "neuronspec " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                              else sys.argv[1:]))
+
+
+def _stale(what: str, how: str) -> int:
+    print(f"neuronspec: stale: {what}; regenerate with `{how}` and commit", file=sys.stderr)
+    return 1
+
+
+def _example(args, argv) -> int:
+    from .runs.example import example_sections, render_example
+
+    print(render_example(example_sections(args.dtype)))
+    return 0
+
+
+def _implementations(specs: list[str], commands: list[str], timeout: float) -> list:
+    from .implementations import BUNDLED, load
+    from .implementations.process import ProcessImplementation
+
+    impls = [load(spec) for spec in specs]
+    impls += [ProcessImplementation(cmd, timeout=timeout) for cmd in commands]
+    if not impls:
+        for name in BUNDLED:
+            try:
+                impls.append(load(name))
+            except NeuronspecError as exc:
+                print(f"neuronspec check: skipping {name}: {exc}", file=sys.stderr)
+    return impls
+
+
+def _vector_set(directory: "str | None"):
+    from .runs import vectors
+
+    if directory == "":
+        return None
+    return vectors.load(Path(directory) if directory else None)
+
+
+def _check(args, argv) -> int:
+    from .artefacts.report import render_markdown, render_text
+    from .runs.check import check
+
+    vectors = _vector_set(args.vectors)
+    impls = _implementations(args.impl, args.cmd, args.timeout)
+
+    def progress(what: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rchecking {what} ...".ljust(60))
+            sys.stderr.flush()
+
+    report = check(impls, formats=args.dtype, model=args.model, examples=args.examples,
+                   seed=args.seed, vectors=vectors, progress=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    print(render_text(report))
+    if args.json:
+        _write(args.json, json.dumps(report, indent=1) + "\n")
+    if args.markdown:
+        _write(args.markdown, render_markdown(report))
+    return 0 if report["conformant"] else 1
+
+
+def _vectors(args, argv) -> int:
+    from .runs import vectors as V
+
+    directory = Path(args.dir) if args.dir else None
+    if args.action == "write":
+        for path in V.write(directory):
+            print(f"neuronspec vectors: wrote {path}")
+        return 0
+    if args.action == "check":
+        stale = V.stale(directory)
+        if stale:
+            return _stale(", ".join(stale), "neuronspec vectors write")
+        print("neuronspec vectors: up to date")
+        return 0
+    if not args.target:
+        raise UsageError(f"give {'an implementation' if args.action == 'run' else 'a results file'}"
+                         f": neuronspec vectors {args.action} TARGET")
+    vectors = V.load(directory)
+    if args.action == "run":
+        from .implementations import load
+
+        impl = load(args.target)
+        results = V.run_implementation(impl, vectors, list(vectors))
+        text = json.dumps({"implementation": impl.name, "results": results}, indent=1) + "\n"
+        if args.output:
+            _write(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    summary = V.verify(V.load_results(Path(args.target)), vectors)
+    for f in summary["failures"][:20]:
+        print(f"FAIL {f['format']} tcId {f['tcId']}: {f['reason']}")
+    print(f"neuronspec vectors verify: {summary['checked']} checked, {summary['passed']} passed, "
+          f"{summary['failed']} failed, {summary['unknown']} unknown ids, "
+          f"{summary['notRun']} vectors not run")
+    return 0 if summary["failed"] == 0 and summary["unknown"] == 0 else 1
+
+
+def _replay(args, argv) -> int:
+    from reference.formats import get_format
+
+    from .implementations import load
+    from .implementations.process import ProcessImplementation
+    from .runs.replay import replay
+
+    fmt = get_format(args.dtype)
+    parts = [p.strip() for p in args.case.split(",")]
+    if len(parts) != 5:
+        raise UsageError(f"--case needs 5 values w,b,x,t,lr, got {len(parts)}")
+    try:
+        case = tuple(fmt.parse(p) for p in parts)
+        for name, v in zip(("w", "b", "x", "t", "lr"), case):
+            fmt.check(v, name)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--case: {exc}") from None
+    if bool(args.cmd) == bool(args.impl):
+        raise UsageError("give either IMPL or --cmd COMMAND")
+    impl = ProcessImplementation(args.cmd) if args.cmd else load(args.impl)
+    text, ok = replay(impl, fmt, case, get_model(args.model))
+    print(text)
+    return 0 if ok else 1
+
+
+def _soundness(args, argv) -> int:
+    from .runs.soundness import record, soundness_report
+
+    torch_cases = {name: (min(args.torch_cases, args.cases) if args.torch_cases is not None
+                          else args.cases if name == "float32" else args.cases // 10)
+                   for name in args.dtype}
+    command = ["neuronspec", "soundness", "--dtype", ",".join(args.dtype), "--cases",
+               str(args.cases), "--seed", str(args.seed)]
+    if args.torch_cases is not None:
+        command += ["--torch-cases", str(args.torch_cases)]
+    if args.append:
+        command.append("--append")
+    report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases)
+    report["command"] = " ".join(command)
+    record(report, Path(args.output), args.append)
+    bad = sum(st["violations"] for f in report["formats"].values()
+              for qs in f["subjects"].values() for st in qs.values())
+    print(f"neuronspec soundness: {bad} violations; results in {args.output}")
+    return 1 if bad else 0
+
+
+def _sweep(args, argv) -> int:
+    from .runs.sweep import CHUNK, record, render, sweep
+
+    def show(total, elapsed):
+        rate = total.cases / elapsed if elapsed else 0.0
+        left = (args.cases - total.cases) / rate if rate else 0.0
+        print(f"\r  {total.cases:,}/{args.cases:,} cases  {rate / 1e6:.2f}M/s  "
+              f"{left:.0f}s left  violations {total.violations}   ", end="",
+              file=sys.stderr, flush=True)
+
+    progress = show if sys.stderr.isatty() else None
+    try:
+        result = sweep(args.impl, args.dtype, args.cases, args.seed, args.workers, args.model,
+                       args.scalar, args.chunk or CHUNK, progress)
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
+    command = _command_line(argv)
+    print(render(result, command))
+    if args.json:
+        _write(args.json, json.dumps(dict(result.as_dict(), command=command), indent=1) + "\n")
+    if args.record:
+        record(result, command, Path(args.record))
+        print(f"recorded in {args.record}")
+    return 1 if result.violations else 0
+
+
+def _crosscheck(args, argv) -> int:
+    from .artefacts import records
+    from .runs.crosscheck import crosscheck
+
+    results = {}
+    for name in args.dtype:
+        counts = crosscheck(name, args.cases, args.seed, args.workers)
+        results[name] = counts
+        print(f"{name:9} {counts['cases']:>10,} cases  {counts['checked']:>11,} values checked  "
+              f"{counts['violations']:>10,} violations  {counts['out_of_domain']:>10,} outside "
+              f"the domain  {counts['resolved']:>7,} by the scalar path  "
+              f"disagreements {counts['disagreements']}")
+        for example in counts["examples"]:
+            print(f"  disagreement: {example}")
+    if args.record:
+        records.write("crosscheck", {"command": _command_line(argv), "formats": results,
+                                     "machine": records.machine()}, Path(args.record))
+    return 1 if any(c["disagreements"] for c in results.values()) else 0
+
+
+def _plots(args, argv) -> int:
+    from .artefacts.plots import digest, plot_data, png_text, write_plot
+
+    stale = []
+    for name in args.dtype:
+        path = Path(args.dir) / f"{name}.png"
+        data = plot_data(name)
+        if args.check:
+            try:
+                text = png_text(path).get("Description", "")
+            except (FileNotFoundError, ValueError) as exc:
+                text = str(exc)
+            if digest(data) not in text:
+                stale.append(str(path))
+            continue
+        write_plot(data, path)
+        print(f"wrote {path}")
+    if stale:
+        return _stale(", ".join(stale), "neuronspec plots")
+    return 0
+
+
+def _tables(args, argv) -> int:
+    from .artefacts.tables import load_records, render
+
+    text = render(load_records(Path(args.data)))
+    out = Path(args.output)
+    if args.check:
+        current = out.read_text(encoding="utf-8") if out.exists() else None
+        if current != text:
+            return _stale(str(out), "neuronspec tables")
+        print(f"neuronspec tables: {out} is up to date")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(str(out), text)
+    print(f"neuronspec tables: wrote {out}")
+    return 0
+
+
+HANDLERS = {"example": _example, "check": _check, "vectors": _vectors, "replay": _replay,
+            "soundness": _soundness, "sweep": _sweep, "crosscheck": _crosscheck,
+            "plots": _plots, "tables": _tables}
+
+
+def main(argv: "Optional[list[str]]" = None) -> int:
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    args = _parser().parse_args(argv)
+    command = args.command or "example"
+    if args.command is None:
+        args.dtype = None
+    try:
+        return HANDLERS[command](args, argv)
+    except NeuronspecError as exc:
+        print(f"neuronspec {command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"neuronspec {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

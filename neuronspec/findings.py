@@ -1,0 +1,84 @@
+"""A finding: one property failure on one case, and how it reads.
+
+Every failure reproduces alone: the message names the format, the inputs in hex and decimal, the
+exact and observed values, the error in ulps and as a fraction of the bound, the evaluation
+variants that would give the observed value, and the one command that replays the case."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional
+
+from reference.bounds import IEEE, Model
+from reference.formats import Format, as_float, exact_decimal, float_hex
+from reference.step import INPUTS
+
+__all__ = ["Finding", "PropertyViolation", "replay_command"]
+
+
+def replay_command(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> str:
+    """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named)."""
+    spec = impl.spec or impl.name
+    cmd = f"neuronspec replay {spec} --dtype {fmt.name} --case " + ",".join(
+        float_hex(v) for v in case)
+    if model != IEEE:
+        cmd += f" --model {model.name}"
+    return cmd
+
+
+@dataclass
+class Finding:
+    """One property failure on one case, with everything needed to understand and replay it."""
+
+    prop: str
+    impl: Any  # an Implementation or a ProcessImplementation
+    fmt: Format
+    regime: str
+    case: tuple
+    detail: str
+    quantity: Optional[str] = None
+    exact: Optional[Fraction] = None
+    observed: Optional[float] = None
+    bound: "Fraction | float | None" = None
+    model: Model = IEEE
+    variants: list = field(default_factory=list)
+    outputs: Optional[dict] = None  # the implementation's results on the case, when it gave any
+
+    def replay(self) -> str:
+        return replay_command(self.impl, self.fmt, self.case, self.model)
+
+    def message(self) -> str:
+        fmt = self.fmt
+        lines = [f"{self.prop} failed: {self.impl.name} in {fmt.name}, {self.regime} case: "
+                 f"{self.detail}"]
+        lines += [f"  {n:>2} = {float_hex(v):<24} = {v!r}" for n, v in zip(INPUTS, self.case)]
+        if self.quantity is not None and self.exact is not None:
+            lines.append(f"  {self.quantity}: exact    = {exact_decimal(self.exact, 30)}")
+            obs = self.observed
+            lines.append(f"  {self.quantity}: observed = {float_hex(obs)} = {obs!r}")
+            if obs is not None and math.isfinite(obs):
+                err = abs(Fraction(obs) - self.exact)
+                ulps = as_float(err / fmt.ulp(self.exact))
+                lines.append(f"  error = {as_float(err):.6g} = {ulps:.3g} ulp of the exact value")
+                if self.bound is not None:
+                    b = Fraction(self.bound)
+                    ratio = "inf" if b == 0 else f"{as_float(err / b):.3g}"
+                    lines.append(f"  bound ({self.model.name}) = {as_float(b):.6g} = "
+                                 f"{as_float(b / fmt.ulp(self.exact)):.3g} ulp; error/bound = {ratio}")
+            if self.variants:
+                lines.append("  this value is what these evaluations give: "
+                             + ", ".join(self.variants[:6]))
+            else:
+                lines.append("  no evaluation variant of the model gives this value")
+        lines.append(f"  replay: {self.replay()}")
+        return "\n".join(lines)
+
+
+class PropertyViolation(AssertionError):
+    """A property failed; the message is the finding's standalone report."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message())
+        self.finding = finding

@@ -1,0 +1,45 @@
+"""The implementations bundled with neuronspec, by short name.
+
+Each module here is self-contained (it imports nothing from neuronspec or the reference), so it
+can also be loaded as ``path/to/file.py:step``; each follows the step protocol and, where it can,
+the batch protocol (``neuronspec.implementations``)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ...errors import LoadError
+
+__all__ = ["BUNDLED", "ImplementationUnavailable", "bundled_module"]
+
+#: short name -> (module, one-line description)
+BUNDLED: dict[str, tuple[str, str]] = {
+    "manual": (f"{__name__}.manual",
+               "the seed's manual code in Python floats (float64 only, loss via **2)"),
+    "numpy": (f"{__name__}.numpy_scalar",
+              "the seed's formulas in numpy scalars (float16, float32, float64)"),
+    "torch_autograd": (f"{__name__}.torch_autograd",
+                       "torch autograd, manual update under no_grad (needs the torch extra)"),
+    "torch_sgd": (f"{__name__}.torch_sgd",
+                  "torch autograd, update by torch.optim.SGD.step() (needs the torch extra)"),
+}
+
+
+class ImplementationUnavailable(LoadError):
+    """A bundled implementation whose optional dependency is not installed."""
+
+
+def bundled_module(name: str) -> ModuleType:
+    """The module of a bundled implementation; a clear error if it cannot load."""
+    try:
+        module_name, _ = BUNDLED[name]
+    except KeyError:
+        raise LoadError(f"unknown bundled implementation {name!r}; choose one of "
+                        f"{', '.join(BUNDLED)}") from None
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ImplementationUnavailable(
+            f"{name} needs the {exc.name!r} package: pip install 'neuronspec[{exc.name}]'"
+        ) from None

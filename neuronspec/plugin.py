@@ -1,0 +1,203 @@
+"""The pytest plugin: the whole property suite against any implementation, in any repository.
+
+Registered through the ``pytest11`` entry point and inert until one of its options names an
+implementation (as hypothesis's own plugin is inert until used)::
+
+    pytest --neuronspec-impl mypkg.mod:step [--neuronspec-dtype float32,float64]
+           [--neuronspec-model ieee+ftz] [--neuronspec-profile ci]
+    pytest --neuronspec-cmd "./my_program"          (a program speaking the JSON-lines protocol)
+
+Then the property suite (``neuronspec.suite``) is collected next to the repository's own tests:
+every property, on hypothesis-generated cases from every regime, for every implementation and
+format it supports, each failure with its standalone report and replay command.  The report
+header echoes the implementations and settings.  ``--neuronspec-impl bundled`` means the
+implementations bundled with neuronspec.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+__all__ = ["PROFILES", "SuiteSettings", "active", "hypothesis_profile", "register_profiles"]
+
+#: hypothesis profiles, registered as ``neuronspec-<name>``.  dev: quick local runs; ci:
+#: derandomized (reproducible), enough examples that each regime is drawn about a dozen times
+#: per test (and hypothesis.target climbs toward the worst error/bound); thorough: a long search.
+PROFILES: dict[str, dict] = {
+    "dev": {"max_examples": 50, "deadline": None},
+    "ci": {"max_examples": 100, "deadline": None, "derandomize": True, "database": None},
+    "thorough": {"max_examples": 10_000, "deadline": None},
+}
+
+
+@dataclass
+class SuiteSettings:
+    """What the suite runs: implementations (loaded), formats, model and hypothesis profile."""
+
+    implementations: list = field(default_factory=list)
+    unavailable: dict = field(default_factory=dict)  # spec -> why it could not be loaded
+    formats: list = field(default_factory=list)
+    model: str = "ieee"
+    profile: str = "dev"
+
+
+_ACTIVE: Optional[SuiteSettings] = None
+
+
+def active() -> Optional[SuiteSettings]:
+    """The settings of the suite in this pytest process, or None when the plugin is inert."""
+    return _ACTIVE
+
+
+def register_profiles() -> None:
+    import hypothesis
+
+    for name, options in PROFILES.items():
+        hypothesis.settings.register_profile(f"neuronspec-{name}", **options)
+
+
+def default_profile() -> str:
+    return os.environ.get("NEURONSPEC_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+
+
+def hypothesis_profile(name: str) -> Any:
+    import hypothesis
+
+    register_profiles()
+    return hypothesis.settings.get_profile(f"neuronspec-{name}")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("neuronspec", "neuronspec: the property suite of one gradient-descent "
+                            "step (inert unless an implementation is named)")
+    group.addoption("--neuronspec-impl", action="append", dest="neuronspec_impl", default=None,
+                    metavar="IMPL", help="run the property suite against IMPL: module:callable, "
+                    "path/to/file.py:callable, a bundled name, or 'bundled' for all of them; "
+                    "repeatable")
+    group.addoption("--neuronspec-cmd", action="append", dest="neuronspec_cmd", default=None,
+                    metavar="COMMAND", help="run it against a program speaking the JSON-lines "
+                    "protocol (spec/protocol.md); repeatable")
+    group.addoption("--neuronspec-dtype", dest="neuronspec_dtype", default=None,
+                    metavar="FORMATS", help="comma-separated formats (default: every format the "
+                    "implementation supports)")
+    group.addoption("--neuronspec-model", dest="neuronspec_model", default=None, metavar="MODEL",
+                    help="tolerance model: ieee (default), strict, ieee+ftz, ieee+lr-binary64, "
+                    "ieee+ftz+lr-binary64")
+    group.addoption("--neuronspec-profile", dest="neuronspec_profile", default=None,
+                    choices=list(PROFILES), help="hypothesis profile (default: NEURONSPEC_PROFILE, "
+                    "else ci when CI is set, else dev)")
+
+
+def _specs(config: pytest.Config) -> list[str]:
+    from .implementations import BUNDLED
+
+    specs: list[str] = []
+    for spec in config.getoption("neuronspec_impl") or []:
+        specs += list(BUNDLED) if spec == "bundled" else [spec]
+    return specs
+
+
+def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
+    """The suite's settings from the options, or None (inert); a bad option is a UsageError."""
+    specs = _specs(config)
+    commands = config.getoption("neuronspec_cmd") or []
+    if not specs and not commands:
+        return None
+    from reference.bounds import get_model
+    from reference.formats import FORMATS
+
+    from .errors import NeuronspecError
+    from .implementations import BUNDLED, load
+    from .implementations.process import ProcessImplementation
+
+    dtypes = config.getoption("neuronspec_dtype")
+    formats = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else list(FORMATS)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise pytest.UsageError(f"--neuronspec-dtype: unknown format {bad[0] if bad else dtypes!r}"
+                                f"; choose from {', '.join(FORMATS)}")
+    try:
+        model = get_model(config.getoption("neuronspec_model") or "ieee").name
+    except ValueError as exc:
+        raise pytest.UsageError(f"--neuronspec-model: {exc}") from None
+    settings = SuiteSettings(formats=formats, model=model,
+                             profile=config.getoption("neuronspec_profile") or default_profile())
+    if settings.profile not in PROFILES:
+        raise pytest.UsageError(f"NEURONSPEC_PROFILE={settings.profile!r}: choose one of "
+                                f"{', '.join(PROFILES)}")
+    for spec in specs:
+        try:
+            settings.implementations.append(load(spec))
+        except NeuronspecError as exc:
+            if spec in BUNDLED:  # a bundled one whose optional dependency is missing: skipped
+                settings.unavailable[spec] = str(exc)
+            else:
+                raise pytest.UsageError(f"--neuronspec-impl: {exc}") from None
+    for command in commands:
+        try:
+            settings.implementations.append(ProcessImplementation(command))
+        except NeuronspecError as exc:
+            raise pytest.UsageError(f"--neuronspec-cmd: {exc}") from None
+    return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _ACTIVE
+    _ACTIVE = _settings(config)
+    if _ACTIVE is None:
+        return
+    suite = str(Path(__file__).with_name("suite.py"))
+    if suite not in config.args:
+        config.args.append(suite)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _ACTIVE
+    if _ACTIVE is not None:
+        for impl in _ACTIVE.implementations:
+            close = getattr(impl, "close", None)
+            if close:
+                close()
+    _ACTIVE = None
+
+
+def pytest_report_header(config: pytest.Config) -> "list[str] | None":
+    settings = _ACTIVE
+    if settings is None:
+        return None
+    import platform
+
+    import hypothesis
+    import mpmath
+    import numpy
+
+    from . import __version__
+
+    profile = hypothesis_profile(settings.profile)
+    lines = [f"neuronspec {__version__} property suite: model {settings.model}, formats "
+             f"{', '.join(settings.formats)}; numpy {numpy.__version__}, mpmath "
+             f"{mpmath.__version__}, {_torch_line()}",
+             f"hypothesis {hypothesis.__version__} profile neuronspec-{settings.profile}: "
+             f"max_examples={profile.max_examples}, derandomize={profile.derandomize}; "
+             f"{platform.machine()} {platform.python_implementation()} "
+             f"{platform.python_version()}"]
+    for impl in settings.implementations:
+        lines.append(f"implementation under test: {impl.name} ({impl.origin}; {impl.version()})")
+    for spec, why in settings.unavailable.items():
+        lines.append(f"implementation not run: {spec} ({why})")
+    return lines
+
+
+def _torch_line() -> str:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "torch not loaded"
+    return (f"torch {torch.__version__} (cpu capability "
+            f"{torch.backends.cpu.get_cpu_capability()})")

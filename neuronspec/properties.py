@@ -1,0 +1,284 @@
+"""The properties every implementation of the step must have, as plain functions of one case.
+
+The pytest suite (``neuronspec.suite``, run by the plugin) drives them with hypothesis; the
+mutant test and ``neuronspec check`` call the same functions.  Each raises
+:class:`~neuronspec.findings.PropertyViolation`, whose message is a complete, standalone report
+(``neuronspec.findings``).  Whether a value is within its bound is decided by the one judge,
+``reference.judge``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Optional
+
+from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
+from reference.exact import exact_step
+from reference.formats import Format, get_format
+from reference.judge import NOT_FINITE, NOT_IN_FORMAT, Judgement, judge_case
+from reference.rounded import ALL_VARIANTS, evaluate_variants
+from reference.step import REQUIRED
+
+from .errors import ImplementationError
+from .findings import Finding, PropertyViolation
+
+__all__ = ["CaseCheck", "hunt", "within_bounds", "stateless", "gradient_identity",
+           "sign_symmetry", "descent", "PROPERTIES", "supported", "in_domain", "PROBE"]
+
+
+def _fail(**kw) -> None:
+    raise PropertyViolation(Finding(**kw))
+
+
+def _variants_giving(fmt: Format, case: tuple, quantity: str, value: float) -> list[str]:
+    """Names of the evaluation variants whose ``quantity`` is ``value`` bit for bit."""
+    try:
+        results = evaluate_variants(fmt, *case, ALL_VARIANTS.values())
+    except ValueError:
+        return []
+    same = []
+    for name, out in results.items():
+        v = out[quantity]
+        if (v == value and math.copysign(1, v) == math.copysign(1, value)) or (v != v and value != value):
+            same.append(name)
+    return same
+
+
+class _Unchecked(Exception):
+    """The implementation raised an overflow error on a case where some quantity is outside
+    the bounded domain: allowed (spec/tolerances.md 2.5), so the case checks nothing."""
+
+
+def _run(impl: Any, fmt: Format, case: tuple, prop: str, regime: str,
+         model: Model) -> dict[str, float]:
+    try:
+        return impl(fmt.name, case)
+    except ImplementationError as exc:
+        if exc.overflow:
+            bounds = case_bounds(fmt, case, model)
+            if any(isinstance(bounds[q], OutOfDomain) for q in REQUIRED):
+                raise _Unchecked() from exc
+        _fail(prop=prop, impl=impl, fmt=fmt, regime=regime, case=case, detail=str(exc),
+              model=model)
+        raise AssertionError("unreachable")
+
+
+def _allow_overflow_outside_domain(prop: Callable) -> Callable:
+    @functools.wraps(prop)
+    def checked(*args, **kwargs):
+        try:
+            return prop(*args, **kwargs)
+        except _Unchecked:
+            return None
+
+    return checked
+
+
+@dataclass
+class CaseCheck:
+    """What within_bounds saw on one case (for reports and fingerprints)."""
+
+    outputs: dict
+    exact: dict
+    bounds: dict
+    judgements: dict  # quantity -> reference.judge.Judgement
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        """error/bound of the quantities in the bounded domain."""
+        return {q: j.ratio for q, j in self.judgements.items() if not math.isnan(j.ratio)}
+
+
+def _violation_detail(fmt: Format, j: Judgement) -> str:
+    if j.why == NOT_FINITE:
+        return f"{j.quantity} = {j.observed!r} is not finite"
+    if j.why == NOT_IN_FORMAT:
+        return (f"{j.quantity} = {j.observed!r} is not a {fmt.name} value (computed in a wider "
+                "format?)")
+    return f"{j.quantity} is outside its bound"
+
+
+def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
+                  model: "Model | str" = IEEE,
+                  target: Optional[Callable[..., None]] = None) -> "CaseCheck | None":
+    """Every quantity in the bounded domain is a finite value of the format within its bound.
+
+    Returns what it saw (None when the implementation raised an overflow error on a case
+    partly outside the domain); ``target`` (e.g. hypothesis.target) is called with each
+    error/bound ratio so a search can climb toward the worst case.
+    """
+    fmt, model = get_format(fmt), get_model(model)
+    regime, case = labelled
+    bounds = case_bounds(fmt, case, model)
+    out = _run(impl, fmt, case, "within-bounds", regime, model)
+    exact = exact_step(*case).as_fractions()
+    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact)
+    for q, j in judgements.items():
+        if j.violation:
+            _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
+                  detail=_violation_detail(fmt, j), quantity=q, exact=exact[q],
+                  observed=j.observed, bound=bounds[q], model=model,
+                  variants=_variants_giving(fmt, case, q, j.observed), outputs=out)
+        if target is not None and j.ok:
+            target(j.ratio, label=f"{fmt.name} {q} error/bound")
+    return CaseCheck(out, exact, bounds, judgements)
+
+
+def stateless(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+    """A second call on the same case returns the same bits (gradients zeroed between calls)."""
+    fmt = get_format(fmt)
+    regime, case = labelled
+    first = _run(impl, fmt, case, "stateless", regime, IEEE)
+    second = _run(impl, fmt, case, "stateless", regime, IEEE)
+    for q in REQUIRED:
+        a, b = first[q], second[q]
+        if not (a == b or (a != a and b != b)):
+            exact = exact_step(*case).as_fractions()[q]
+            _fail(prop="stateless", impl=impl, fmt=fmt, regime=regime, case=case,
+                  detail=f"a second call returned {q} = {b!r} after {a!r} (state kept between "
+                  "calls, e.g. gradients accumulated without zeroing)",
+                  quantity=q, exact=exact, observed=b)
+
+
+def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+    """dL_dw = x * dL_db holds exactly for exact values, so the computed ones differ by at most
+    the two bounds: |dL_dw^ - x dL_db^| <= E(dL_dw) + |x| E(dL_db)."""
+    fmt = get_format(fmt)
+    regime, case = labelled
+    bounds = case_bounds(fmt, case)
+    if isinstance(bounds["dL_dw"], OutOfDomain) or isinstance(bounds["dL_db"], OutOfDomain):
+        return
+    out = _run(impl, fmt, case, "gradient-identity", regime, IEEE)
+    gw, gb, x = out["dL_dw"], out["dL_db"], case[2]
+    if not (math.isfinite(gw) and math.isfinite(gb)):
+        return  # within_bounds reports non-finite values
+    gap = abs(Fraction(gw) - Fraction(x) * Fraction(gb))
+    allowed = Fraction(bounds["dL_dw"]) + abs(Fraction(x)) * Fraction(bounds["dL_db"])
+    if gap > allowed:
+        _fail(prop="gradient-identity", impl=impl, fmt=fmt, regime=regime, case=case,
+              detail=f"|dL_dw - x*dL_db| = {float(gap):.6g} exceeds the allowed "
+              f"{float(allowed):.6g} (dL_dw = {gw!r}, dL_db = {gb!r})")
+
+
+def sign_symmetry(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+    """Negating w, b and t negates y, dL_dy, the gradients and the updates and keeps the loss:
+    round-to-nearest is symmetric, so this holds exactly for every IEEE evaluation."""
+    fmt = get_format(fmt)
+    regime, case = labelled
+    w, b, x, t, lr = case
+    bounds = case_bounds(fmt, case)
+    a = _run(impl, fmt, case, "sign-symmetry", regime, IEEE)
+    mirrored = (-w, -b, x, -t, lr)
+    m = _run(impl, fmt, mirrored, "sign-symmetry", regime, IEEE)
+    for q in REQUIRED:
+        if isinstance(bounds[q], OutOfDomain):
+            continue
+        want = a[q] if q == "loss" else -a[q]
+        if not (m[q] == want):
+            _fail(prop="sign-symmetry", impl=impl, fmt=fmt, regime=regime, case=case,
+                  detail=f"with (w, b, t) negated, {q} = {m[q]!r}, expected "
+                  f"{'the same' if q == 'loss' else 'the negation'}: {want!r}")
+
+
+def descent(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+    """When 0 < lr*(x^2 + 1) < 2 the step does not increase the loss, allowing for the bounds:
+    loss(w_new, b_new) <= loss(w, b) + E(loss) + E(loss after) + the parameter-error term."""
+    fmt = get_format(fmt)
+    regime, case = labelled
+    w, b, x, t, lr = case
+    k = Fraction(lr) * (Fraction(x) ** 2 + 1)
+    if not 0 < k < 2:
+        return
+    bounds = case_bounds(fmt, case)
+    if any(isinstance(bounds[q], OutOfDomain) for q in ("loss", "w_new", "b_new")):
+        return
+    before = _run(impl, fmt, case, "descent", regime, IEEE)
+    wn, bn = before["w_new"], before["b_new"]
+    if not (math.isfinite(wn) and math.isfinite(bn)) or not (fmt.contains(wn) and fmt.contains(bn)):
+        return  # within_bounds reports these
+    after_case = (wn, bn, x, t, lr)
+    after_bounds = case_bounds(fmt, after_case)
+    if isinstance(after_bounds["loss"], OutOfDomain):
+        return
+    after = _run(impl, fmt, after_case, "descent", regime, IEEE)
+    r = exact_step(*case).as_fractions()["dL_dy"]
+    delta = abs(Fraction(x)) * Fraction(bounds["w_new"]) + Fraction(bounds["b_new"])
+    slack = max(Fraction(0), ((abs(r) * abs(1 - k) + delta) ** 2 - r * r) / 2)
+    allowed = Fraction(before["loss"]) + Fraction(bounds["loss"]) + \
+        Fraction(after_bounds["loss"]) + slack
+    if not math.isfinite(after["loss"]) or Fraction(after["loss"]) > allowed:
+        _fail(prop="descent", impl=impl, fmt=fmt, regime=regime, case=case,
+              detail=f"lr*(x^2+1) = {float(k):.6g} is in (0, 2) but the loss went from "
+              f"{before['loss']!r} to {after['loss']!r} at (w_new, b_new) (allowed up to "
+              f"{float(allowed):.6g})")
+
+
+within_bounds = _allow_overflow_outside_domain(within_bounds)
+stateless = _allow_overflow_outside_domain(stateless)
+gradient_identity = _allow_overflow_outside_domain(gradient_identity)
+sign_symmetry = _allow_overflow_outside_domain(sign_symmetry)
+descent = _allow_overflow_outside_domain(descent)
+
+PROPERTIES: dict[str, Callable] = {
+    "within-bounds": within_bounds,
+    "stateless": stateless,
+    "gradient-identity": gradient_identity,
+    "sign-symmetry": sign_symmetry,
+    "descent": descent,
+}
+
+
+#: The case an implementation is first called on, to learn whether it supports a format.
+PROBE = (1.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def supported(impl: Any, fmt: str) -> "tuple[bool, str]":
+    """(whether ``impl`` supports ``fmt``, why not): it raises NotImplementedError if not; any
+    other failure is reported with a case by the properties."""
+    try:
+        impl(fmt, PROBE)
+    except NotImplementedError as exc:
+        return False, str(exc) or "NotImplementedError"
+    except ImplementationError:
+        pass
+    return True, ""
+
+
+def in_domain(fmt: "Format | str", case: tuple, model: "Model | str" = IEEE) -> bool:
+    """Whether any quantity of the case is in the bounded domain (else it checks nothing)."""
+    return any(not isinstance(v, OutOfDomain) for v in case_bounds(fmt, case, model).values())
+
+
+def hunt(impl: Any, formats: "list[str] | None" = None, max_examples: int = 200,
+         seed: int = 0, properties: "list[str] | None" = None) -> "Finding | None":
+    """Search for a case where ``impl`` violates a property (hypothesis, derandomized by
+    ``seed``); the first finding, or None if every property held on every case tried."""
+    from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
+    from hypothesis import assume as h_assume
+
+    from .cases.strategies import cases
+
+    formats = [f for f in formats or ["float32", "float64", "float16", "bfloat16"]
+               if supported(impl, f)[0]]
+    # the cheapest, most telling property first, in every format, then the others
+    for name in properties or list(PROPERTIES):
+        prop = PROPERTIES[name]
+        for fmt in formats:
+
+            @hseed(seed)
+            @settings(max_examples=max_examples, deadline=None, database=None,
+                      phases=[Phase.explicit, Phase.generate, Phase.target],
+                      suppress_health_check=list(HealthCheck))
+            @given(labelled=cases(fmt))
+            def run(labelled):
+                h_assume(in_domain(fmt, labelled[1]))
+                prop(impl, fmt, labelled)
+
+            try:
+                run()
+            except PropertyViolation as exc:
+                return exc.finding
+    return None

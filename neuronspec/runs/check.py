@@ -1,0 +1,240 @@
+"""``neuronspec check``: run the property suite and the test vectors on implementations, and
+report per implementation, format and quantity, with a fingerprint of the evaluation each one
+performs (which legal variant it matches bit for bit, whether it keeps subnormals, ...)."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
+from reference.formats import FORMATS, Format, as_float, float_hex, get_format
+from reference.step import INPUTS, REQUIRED
+
+from .. import __version__
+from ..cases.strategies import cases
+from ..errors import ProcessGaveUp
+from ..findings import Finding, PropertyViolation
+from ..fingerprint import Fingerprint, learning_rate_probe
+from ..properties import PROPERTIES, in_domain, supported, within_bounds
+from .tally import KEEP, QuantityTally, finite_or_text
+from .vectors import vector_case
+
+__all__ = ["check", "FormatResult", "ImplementationResult", "REPORT_VERSION"]
+
+REPORT_VERSION = 1
+
+
+def _quantity_report(t: QuantityTally) -> dict:
+    return {"checked": t.checked, "outOfDomain": t.out_of_domain, "failures": t.violations,
+            "worstErrorOverBound": finite_or_text(t.max_ratio),
+            "worstErrorUlps": finite_or_text(t.worst_ulps)}
+
+
+@dataclass
+class FormatResult:
+    fmt: str
+    status: str = "conformant"  # conformant | non-conformant | unsupported
+    reason: str = ""
+    cases: int = 0
+    vector_cases: int = 0
+    quantities: dict = field(default_factory=lambda: {q: QuantityTally() for q in REQUIRED})
+    property_failures: dict = field(default_factory=dict)  # property -> count
+    failures: list = field(default_factory=list)  # the first few findings
+    fingerprint: dict = field(default_factory=dict)
+    findings: list = field(default_factory=list)  # words on behaviour outside the model
+    stopped: str = ""  # why the run stopped early (a process that cannot be restarted)
+
+    def fail(self, finding: Finding) -> None:
+        self.status = "non-conformant"
+        self.property_failures[finding.prop] = self.property_failures.get(finding.prop, 0) + 1
+        if finding.quantity in self.quantities:
+            self.quantities[finding.quantity].violations += 1
+        if len(self.failures) < KEEP:
+            self.failures.append(finding)
+
+    def outside_model(self, words: str, declared: bool) -> None:
+        """Behaviour no model admits, or that the model in use does not declare."""
+        self.findings.append(words)
+        if not declared and self.status == "conformant":
+            self.status, self.reason = "non-conformant", words
+
+    def as_dict(self) -> dict:
+        return {
+            "format": self.fmt, "status": self.status, "reason": self.reason,
+            "cases": self.cases, "vectorCases": self.vector_cases,
+            "quantities": {q: _quantity_report(t) for q, t in self.quantities.items()},
+            "propertyFailures": self.property_failures,
+            "failures": [{"property": f.prop, "quantity": f.quantity, "regime": f.regime,
+                          "inputs": {k: v.hex() for k, v in zip(INPUTS, f.case)},
+                          "detail": f.detail, "message": f.message(), "replay": f.replay()}
+                         for f in self.failures],
+            "fingerprint": self.fingerprint,
+            "behaviourOutsideModel": self.findings,
+        }
+
+
+@dataclass
+class ImplementationResult:
+    name: str
+    origin: str
+    version: str
+    formats: dict = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def conformant(self) -> bool:
+        return not self.error and all(r.status != "non-conformant" for r in self.formats.values())
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "origin": self.origin, "version": self.version,
+                "verdict": "conformant" if self.conformant else "non-conformant",
+                "error": self.error,
+                "formats": {k: v.as_dict() for k, v in self.formats.items()}}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check) -> None:
+    if check is None:
+        return
+    regime, case = labelled
+    result.cases += 1
+    for q in REQUIRED:
+        t = result.quantities[q]
+        j = check.judgements[q]
+        if isinstance(check.bounds[q], OutOfDomain):
+            t.out_of_domain += 1
+            continue
+        t.checked += 1
+        t.saw(j.ratio, regime, lambda: {"case": [float_hex(v) for v in case]})
+        obs = j.observed
+        if math.isfinite(obs):
+            ulps = as_float(abs(Fraction(obs) - j.exact) / fmt.ulp(j.exact))
+            t.worst_ulps = max(t.worst_ulps, ulps)
+    fp.add(case, check.outputs, check.bounds)
+
+
+def _check_case(impl, fmt: Format, labelled, model: Model, result: FormatResult,
+                fp: Fingerprint, target=None) -> None:
+    if result.stopped:
+        return
+    try:
+        _check_case_properties(impl, fmt, labelled, model, result, fp, target)
+    except ProcessGaveUp as exc:
+        result.stopped = str(exc)
+
+
+def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> None:
+    try:
+        check = within_bounds(impl, fmt, labelled, model, target=target)
+        _record(result, fp, fmt, labelled, check)
+    except PropertyViolation as exc:
+        result.cases += 1
+        result.fail(exc.finding)
+        if exc.finding.outputs is not None:  # a failing case still says what was computed
+            fp.add(labelled[1], exc.finding.outputs, case_bounds(fmt, labelled[1], model))
+        return
+    for name, prop in PROPERTIES.items():
+        if name == "within-bounds":
+            continue
+        try:
+            prop(impl, fmt, labelled)
+        except PropertyViolation as exc:
+            result.fail(exc.finding)
+
+
+def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
+                vectors: "dict | None") -> FormatResult:
+    from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
+
+    fmt = get_format(fmt_name)
+    result = FormatResult(fmt_name)
+    ok, why = supported(impl, fmt_name)
+    if not ok:
+        result.status, result.reason = "unsupported", why
+        return result
+    fp = Fingerprint(fmt)
+    for tc, test in sorted((vectors or {}).get(fmt_name, {}).items()):
+        _check_case(impl, fmt, (f"vector {tc}", vector_case(test)), model, result, fp)
+        result.vector_cases += 1
+
+    @hseed(seed)
+    @settings(max_examples=max(examples, 1), deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate, Phase.target],
+              suppress_health_check=list(HealthCheck))
+    @given(labelled=cases(fmt))
+    def explore(labelled):
+        if result.stopped or not in_domain(fmt, labelled[1], model):
+            return
+        _check_case(impl, fmt, labelled, model, result, fp, target=target)
+
+    if examples and not result.stopped:
+        explore()
+    if result.stopped:
+        result.status, result.reason = "non-conformant", f"run stopped: {result.stopped}"
+    result.fingerprint = fp.summary()
+    if not result.stopped:
+        try:
+            _outside_model(impl, fmt, model, result)
+        except ProcessGaveUp as exc:
+            result.stopped = str(exc)
+            result.status, result.reason = "non-conformant", f"run stopped: {exc}"
+    return result
+
+
+def _outside_model(impl: Any, fmt: Format, model: Model, result: FormatResult) -> None:
+    """Probe behaviours the default model does not admit, and say what would declare them."""
+    sub = result.fingerprint.get("subnormals", {})
+    if sub.get("cases") and sub["matchedB"] > sub["matchedA"]:
+        result.outside_model("flushes subnormal results to zero (not IEEE 754 gradual "
+                             "underflow); declare it with --model ieee+ftz", model.ftz)
+    probe = learning_rate_probe(impl, fmt)
+    if probe is not None:
+        words, finding = probe
+        result.fingerprint["learning rate"] = {"words": words}
+        if finding:
+            result.outside_model(finding, False)
+
+
+def check(implementations: list, formats: "list[str] | None" = None, model: "Model | str" = IEEE,
+          examples: int = 200, seed: int = 0, vectors: "dict | None" = None,
+          progress=None) -> dict:
+    """The whole check; returns the report as a dict (see ``spec/report.md``)."""
+    model = get_model(model)
+    started = time.perf_counter()
+    report = {
+        "reportVersion": REPORT_VERSION, "suiteVersion": __version__,
+        "platform": f"{platform.system()} {platform.machine()}, "
+                    f"{platform.python_implementation()} {platform.python_version()}",
+        "settings": {"model": model.name, "examples": examples, "seed": seed,
+                     "formats": formats or list(FORMATS),
+                     "vectors": sum(len(v) for v in (vectors or {}).values())},
+        "implementations": [],
+    }
+    for impl in implementations:
+        res = ImplementationResult(impl.name, impl.origin, impl.version())
+        for fmt_name in formats or list(FORMATS):
+            if progress:
+                progress(f"{impl.name} {fmt_name}")
+            try:
+                fr = _run_format(impl, fmt_name, model, examples, seed, vectors)
+            except ProcessGaveUp as exc:  # while probing support, before any case
+                res.error = str(exc)
+                break
+            res.formats[fmt_name] = fr
+            if fr.stopped:
+                res.error = fr.stopped
+                break
+        report["implementations"].append(res.as_dict())
+        close = getattr(impl, "close", None)
+        if close:
+            close()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["conformant"] = all(i["verdict"] == "conformant" for i in report["implementations"])
+    return report

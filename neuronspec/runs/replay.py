@@ -1,0 +1,61 @@
+"""``neuronspec replay``: one case, replayed alone -- every quantity of an implementation
+against its exact value and bound (the verdict of ``reference.judge``), then every other
+property of the suite on that case."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from reference.bounds import IEEE, Model, OutOfDomain, case_bounds
+from reference.exact import exact_step
+from reference.formats import Format, as_float, exact_decimal, float_hex
+from reference.judge import judge_case
+from reference.step import INPUTS, REQUIRED
+
+from ..errors import ImplementationError
+from ..findings import PropertyViolation
+from ..properties import PROPERTIES
+
+__all__ = ["replay"]
+
+
+def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[str, bool]:
+    """(report text, passed?) for one case."""
+    lines = [f"{impl.name} in {fmt.name}, model {model.name}"]
+    lines += [f"  {n:>2} = {float_hex(v):<24} = {v!r}" for n, v in zip(INPUTS, case)]
+    try:
+        out = impl(fmt.name, case)
+    except NotImplementedError as exc:
+        return "\n".join(lines + [f"  unsupported format: {exc}"]), True
+    except ImplementationError as exc:
+        return "\n".join(lines + [f"  FAIL: {exc}"]), False
+    exact = exact_step(*case).as_fractions()
+    bounds = case_bounds(fmt, case, model)
+    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, quantities=REQUIRED)
+    lines.append(f"  {'quantity':<8} {'observed':<26} {'exact':<32} {'error ulp':>10} "
+                 f"{'bound ulp':>10}  verdict")
+    ok = True
+    for q, j in judgements.items():
+        obs, ex, b = j.observed, exact[q], bounds[q]
+        ulp = fmt.ulp(ex)
+        err = abs(Fraction(obs) - ex) / ulp if math.isfinite(obs) else math.inf
+        if isinstance(b, OutOfDomain):
+            verdict, bstr = f"not checked ({b.reason})", "-"
+        else:
+            bstr = f"{as_float(Fraction(b) / ulp):.3g}"
+            verdict = "ok" if j.ok else f"FAIL ({j.why})"
+            ok &= j.ok
+        lines.append(f"  {q:<8} {float_hex(obs):<26} {exact_decimal(ex, 28):<32} "
+                     f"{as_float(err):>10.3g} {bstr:>10}  {verdict}")
+    for name, prop in PROPERTIES.items():
+        if name == "within-bounds":
+            continue
+        try:
+            prop(impl, fmt, ("replay", case))
+            lines.append(f"  property {name}: ok")
+        except PropertyViolation as exc:
+            ok = False
+            lines.append(f"  property {name}: FAIL: {exc.finding.detail}")
+    return "\n".join(lines), ok

@@ -1,0 +1,387 @@
+"""``neuronspec soundness``: soundness and tightness of the bounds, measured -- the exact
+reference against every evaluation variant (and the bundled implementations) on regime-drawn
+cases.
+
+For each case the exact values (mpmath), the a-priori bounds of the declared model and every
+bit-exact evaluation variant the model admits are computed; each distinct computed value is
+judged (``reference.judge``: exactly, in integer arithmetic).  Zero violations is the only pass;
+the largest error/bound ratio per quantity is the bound's measured tightness.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Iterable
+
+import numpy as np
+
+from reference.bounds import IEEE, MODELS, OutOfDomain, case_bounds
+from reference.exact import exact_step
+from reference.formats import FORMATS, Format, float_hex
+from reference.judge import judge
+from reference.rounded import evaluate_variants, variants_for
+from reference.step import INPUTS, REQUIRED
+
+from ..artefacts import records
+from ..artefacts.peers import MUTANTS, PEER_TOLERANCES, peer_accepts
+from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
+from ..errors import ImplementationError, LoadError
+from ..implementations import load
+from .campaign import run_chunks
+from .tally import QuantityTally
+
+__all__ = ["SoundnessTally", "check_values", "run_chunk", "run", "soundness_report",
+           "merge_format", "record"]
+
+#: The peer comparison runs on one chunk in this many (its rates need far fewer cases).
+COMPARE_EVERY = 10
+
+#: The other models (strict, ftz, lr-binary64) are checked on one chunk in this many: the
+#: million-case claim is about the default model; the others get a quarter of the cases.
+OPTIONS_EVERY = 4
+
+#: Regimes whose cases also check the flush-to-zero and binary64-lr options.
+FTZ_REGIMES = ("generic", "tiny")
+LR64_REGIMES = ("generic", "lr-range")
+
+
+class SoundnessTally:
+    """Tallies keyed by (subject, quantity) -- a subject is a model's variants or an
+    implementation -- with the cases per regime, implementation errors and the peer comparison."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, dict[str, QuantityTally]] = {}
+        self.regimes: dict[str, int] = {}
+        self.errors: list[str] = []
+        # "scheme|regime" -> {"cases", "false_rejections", "mutants": {name: {"cases", "missed"}}}
+        self.compare: dict[str, dict] = {}
+
+    def get(self, subject: str, quantity: str) -> QuantityTally:
+        return self.stats.setdefault(subject, {}).setdefault(quantity, QuantityTally())
+
+    def merge(self, other: "SoundnessTally") -> None:
+        for subject, qs in other.stats.items():
+            for q, s in qs.items():
+                self.get(subject, q).merge(s)
+        for k, v in other.regimes.items():
+            self.regimes[k] = self.regimes.get(k, 0) + v
+        self.errors = (self.errors + other.errors)[:20]
+        for scheme, d in other.compare.items():
+            mine = self.compare.setdefault(scheme, {"cases": 0, "false_rejections": 0, "mutants": {}})
+            mine["cases"] += d["cases"]
+            mine["false_rejections"] += d["false_rejections"]
+            for m, md in d["mutants"].items():
+                mm = mine["mutants"].setdefault(m, {"cases": 0, "missed": 0})
+                mm["cases"] += md["cases"]
+                mm["missed"] += md["missed"]
+
+    def as_dict(self) -> dict:
+        return {"regimes": self.regimes, "errors": self.errors, "compare": self.compare,
+                "subjects": {s: {q: st.as_dict() for q, st in qs.items()}
+                             for s, qs in self.stats.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SoundnessTally":
+        t = cls()
+        t.regimes = dict(d["regimes"])
+        t.errors = list(d["errors"])
+        t.compare = d["compare"]
+        t.stats = {subject: {q: QuantityTally.from_dict(s) for q, s in qs.items()}
+                   for subject, qs in d["subjects"].items()}
+        return t
+
+
+def _case_text(case, regime: str) -> dict:
+    return {"regime": regime, **{k: float_hex(v) for k, v in zip(INPUTS, case)}}
+
+
+def check_values(tally: SoundnessTally, subject: str, fmt: Format, case, regime: str, exact,
+                 bounds, computed_sets: "dict[str, dict[float, str]]") -> None:
+    """Judge each distinct computed value (value -> the first source giving it)."""
+    for q, values in computed_sets.items():
+        st = tally.get(subject, q)
+        bound = bounds[q]
+        if isinstance(bound, OutOfDomain):
+            st.out_of_domain += 1
+            continue
+        st.checked += 1
+        for value, source in values.items():
+            j = judge(fmt, q, value, exact[q], bound)
+            st.saw(j.ratio, regime, lambda: {
+                "ratio": j.ratio, "source": source, "bound": float(bound),
+                "computed": float_hex(value), **_case_text(case, regime)})
+            if j.violation:
+                st.violated(lambda: {"ratio": j.ratio, "source": source,
+                                     "computed": float_hex(value), **_case_text(case, regime)})
+
+
+def _distinct(results: "dict[str, dict[str, float]]") -> "dict[str, dict[float, str]]":
+    """Per quantity: each distinct value (bitwise; NaNs together) -> the first variant giving it."""
+    out: dict[str, dict] = {q: {} for q in REQUIRED}
+    seen: dict[str, set] = {q: set() for q in REQUIRED}
+    for name, res in results.items():
+        for q in REQUIRED:
+            v = res[q]
+            key = (v, math.copysign(1.0, v)) if v == v else "nan"
+            if key not in seen[q]:
+                seen[q].add(key)
+                out[q][v] = name
+    return out
+
+
+def _load_impls(names: Iterable[str]) -> dict:
+    impls = {}
+    for name in names:
+        try:
+            impls[name] = load(name)
+        except LoadError:  # an optional dependency (torch) is not installed
+            continue
+    return impls
+
+
+def run_chunk(spec: dict) -> dict:
+    """One chunk of a soundness run (picklable in and out, for worker processes).
+
+    spec: format, regime, seed, chunk, cases, variants (bool), impls (list of names),
+    options (bool: also check the ftz and lr-binary64 models).
+    """
+    fmt: Format = FORMATS[spec["format"]]
+    regime = spec["regime"]
+    rng = np.random.default_rng([spec["seed"], spec["chunk"], fmt.p,
+                                 CAMPAIGN_REGIMES.index(regime)])
+    cases = regime_cases(fmt, regime, rng, spec["cases"])
+    tally = SoundnessTally()
+    tally.regimes[regime] = len(cases)
+    ieee_variants = variants_for(fmt)
+    strict_names = {v.name for v in variants_for(fmt, pow_square=False, wide_work=False)}
+    ftz_variants = [v for v in variants_for(fmt, ftz=True) if v.ftz]
+    lr64_variants = [v for v in variants_for(fmt, lr_in_format=False)]
+    impls = _load_impls(spec.get("impls", ()))
+    for case in cases:
+        inputs = dict(zip(INPUTS, case))
+        ratios = exact_step(*case).as_fractions()
+        bounds = case_bounds(fmt, inputs, IEEE)
+        if spec.get("variants", True):
+            results = evaluate_variants(fmt, *case, ieee_variants)
+            check_values(tally, "ieee", fmt, case, regime, ratios, bounds, _distinct(results))
+            if spec["chunk"] % OPTIONS_EVERY == 0:
+                strict = {k: v for k, v in results.items() if k in strict_names}
+                check_values(tally, "strict", fmt, case, regime, ratios,
+                             case_bounds(fmt, inputs, MODELS["strict"]), _distinct(strict))
+            if (spec.get("compare") and spec["chunk"] % COMPARE_EVERY == 0
+                    and all(not isinstance(bounds[q], OutOfDomain) for q in REQUIRED)):
+                compare_schemes(tally, fmt, case, regime, ratios, bounds, results)
+        for name, impl in impls.items():
+            try:
+                out = impl(fmt.name, case)
+            except NotImplementedError:
+                continue
+            except ImplementationError as exc:
+                # CPython's float ** raises OverflowError instead of returning inf: allowed
+                # where some quantity is outside the bounded domain, a finding elsewhere
+                if exc.overflow and not all(not isinstance(bounds[q], OutOfDomain)
+                                            for q in REQUIRED):
+                    tally.get(f"impl:{name}{spec.get('suffix', '')}",
+                              "raised outside domain").checked += 1
+                else:  # an implementation that raises is a finding, not a crash
+                    tally.errors.append(f"{exc} on {tuple(case)}")
+                continue
+            values = {q: {out[q]: name} for q in REQUIRED}
+            check_values(tally, f"impl:{name}{spec.get('suffix', '')}", fmt, case, regime,
+                         ratios, bounds, values)
+        if not (spec.get("options") and spec.get("variants", True)
+                and spec["chunk"] % OPTIONS_EVERY == 0):
+            continue
+        if regime in FTZ_REGIMES:
+            ftz_bounds = case_bounds(fmt, inputs, MODELS["ieee+ftz"])
+            results = evaluate_variants(fmt, *case, ftz_variants)
+            check_values(tally, "ieee+ftz", fmt, case, regime, ratios, ftz_bounds,
+                         _distinct(results))
+        if regime in LR64_REGIMES and fmt.p < 53:  # lr as a binary64 value next to the format's
+            # a binary64 lr with random low bits near the case's lr: rounding it to the
+            # format moves it by up to half an ulp of the format
+            lr64 = (case[4] or fmt.smallest_normal) * float(rng.uniform(0.75, 1.5))
+            if not math.isfinite(fmt.round(lr64)):
+                continue
+            case64 = tuple(case[:4]) + (lr64,)
+            inputs64 = dict(inputs, lr=lr64)
+            ratios64 = exact_step(*case64).as_fractions()
+            b64 = case_bounds(fmt, inputs64, MODELS["ieee+lr-binary64"])
+            results = evaluate_variants(fmt, *case64, lr64_variants)
+            check_values(tally, "ieee+lr-binary64", fmt, case64, regime, ratios64, b64,
+                         _distinct(results))
+    return tally.as_dict()
+
+
+def compare_schemes(tally: SoundnessTally, fmt: Format, case, regime: str, exact, bounds,
+                    results) -> None:
+    """Verdicts of neuronspec's bounds and of peers' default tolerances on one in-domain case:
+    does a scheme reject any correct (admitted) result?  does it accept a wrong one?"""
+    expected = {q: float(exact[q]) for q in REQUIRED}
+
+    def accepts(scheme: str, out: dict) -> bool:
+        for q in REQUIRED:
+            if scheme == "neuronspec":
+                if judge(fmt, q, out[q], exact[q], bounds[q]).violation:
+                    return False
+            elif not peer_accepts(scheme, fmt, out[q], expected[q]):
+                return False
+        return True
+
+    wrong = {}
+    for name, make in MUTANTS.items():
+        m = make(fmt, case, results["canonical"])
+        if m is not None:
+            wrong[name] = m
+    for scheme in ("neuronspec", *PEER_TOLERANCES):
+        d = tally.compare.setdefault(f"{scheme}|{regime}",
+                                     {"cases": 0, "false_rejections": 0, "mutants": {}})
+        d["cases"] += 1
+        if not all(accepts(scheme, out) for out in results.values()):
+            d["false_rejections"] += 1
+        for name, out in wrong.items():
+            md = d["mutants"].setdefault(name, {"cases": 0, "missed": 0})
+            md["cases"] += 1
+            md["missed"] += accepts(scheme, out)
+
+
+def _init_worker(env: dict) -> None:
+    os.environ.update(env)
+
+
+def run(fmt_name: str, cases: int, seed: int = 0, workers: int = 1, chunk: int = 2000,
+        impls: Iterable[str] = (), variants: bool = True, options: bool = True,
+        compare: bool = True, env: "dict | None" = None, suffix: str = "",
+        progress=None) -> dict:
+    """Run ``cases`` cases of ``fmt_name``, spread evenly over the campaign regimes, in
+    ``workers`` processes (fresh ones where ``env`` must be set before torch loads); returns
+    the merged tally as a dict plus timing."""
+    per_regime = max(1, cases // len(CAMPAIGN_REGIMES))
+    specs = []
+    for regime in CAMPAIGN_REGIMES:
+        done, k = 0, 0
+        while done < per_regime:
+            n = min(chunk, per_regime - done)
+            specs.append({"format": fmt_name, "regime": regime, "seed": seed, "chunk": k,
+                          "cases": n, "impls": list(impls), "variants": variants,
+                          "options": options, "compare": compare, "suffix": suffix})
+            done += n
+            k += 1
+    total = SoundnessTally()
+    start = time.perf_counter()
+    parts = run_chunks(run_chunk, specs, workers=workers, initializer=_init_worker,
+                       initargs=(env or {},), fresh=bool(env))
+    for i, d in enumerate(parts):
+        total.merge(SoundnessTally.from_dict(d))
+        if progress:
+            progress(i + 1, len(specs))
+    out = total.as_dict()
+    out["seconds"] = time.perf_counter() - start
+    out["cases"] = sum(total.regimes.values())
+    return out
+
+
+def merge_format(old: dict, new: dict) -> dict:
+    """Two soundness runs of one format as one: counts add, maxima are kept."""
+    merged = SoundnessTally.from_dict(old)
+    merged.merge(SoundnessTally.from_dict(new))
+    out = merged.as_dict()
+    out["cases"] = old["cases"] + new["cases"]
+    out["passes"] = old.get("passes", []) + new.get("passes", [])
+    return out
+
+
+TORCH_IMPLS = ("torch_sgd", "torch_autograd")
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def soundness_report(formats: list[str], cases: int, seed: int, workers: int,
+                     torch_cases: "dict[str, int]", stream=None) -> dict:
+    """The full soundness run behind ``neuronspec soundness``: per format, every admitted
+    variant and the bundled implementations on ``cases`` cases; torch on ``torch_cases[fmt]``
+    of the same cases, and float32 torch again under ATEN_CPU_CAPABILITY=default."""
+    import platform
+    import sys
+
+    import mpmath
+
+    from .. import __version__
+
+    stream = stream or sys.stderr
+    has_torch = torch_available()
+    report: dict = {"suite_version": __version__, "seed": seed, "cases_per_format": cases,
+                    "platform": f"{platform.machine()} {platform.python_implementation()} "
+                                f"{platform.python_version()}",
+                    "versions": {"numpy": np.__version__, "mpmath": mpmath.__version__},
+                    "formats": {}}
+    if has_torch:
+        import torch
+
+        report["versions"]["torch"] = torch.__version__
+        report["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    for name in formats:
+        passes = []
+        base_impls = [i for i in ("manual", "numpy") if i != "manual" or name == "float64"]
+        m = torch_cases.get(name, 0) if has_torch else 0
+        plan = [("variants and implementations", cases,
+                 base_impls + (list(TORCH_IMPLS) if m >= cases else []), True, None, "")]
+        if 0 < m < cases:
+            plan.append(("torch (default dispatch)", m, list(TORCH_IMPLS), False, None, ""))
+        if m and name == "float32":
+            plan.append(("torch with ATEN_CPU_CAPABILITY=default", m, list(TORCH_IMPLS), False,
+                         {"ATEN_CPU_CAPABILITY": "default"}, "@ATEN_CPU_CAPABILITY=default"))
+        merged: "SoundnessTally | None" = None
+        info: dict = {}
+        for label, n, impls, variants, env, suffix in plan:
+            start = time.perf_counter()
+
+            def progress(done, total, label=label):
+                if stream.isatty() or done == total or done % max(1, total // 10) == 0:
+                    end = "\n" if done == total or not stream.isatty() else "\r"
+                    stream.write(f"{name}: {label}: {done}/{total} chunks, "
+                                 f"{time.perf_counter() - start:.0f} s{end}")
+                    stream.flush()
+
+            out = run(name, n, seed=seed, workers=workers, impls=impls, variants=variants,
+                      options=variants, compare=variants, env=env, suffix=suffix,
+                      progress=progress)
+            passes.append({"pass": label, "cases": out["cases"],
+                           "seconds": round(out["seconds"], 1)})
+            t = SoundnessTally.from_dict(out)
+            if merged is None:
+                merged, info = t, {"cases": out["cases"], "regimes": out["regimes"]}
+            else:
+                merged.stats.update({k: v for k, v in t.stats.items()})
+                merged.errors += t.errors
+        d = merged.as_dict()
+        d.update(info)
+        d["passes"] = passes
+        report["formats"][name] = d
+    return report
+
+
+def record(report: dict, path, append: bool) -> None:
+    """Merge a soundness report into its record, per format (``append``: add this run's cases
+    to the recorded ones instead of replacing them)."""
+    this_run = {k: report[k] for k in report if k != "formats"}
+
+    def change(old: dict) -> dict:
+        formats, runs = dict(old.get("formats", {})), dict(old.get("runs", {}))
+        for name, new in report["formats"].items():
+            if append and name in formats:
+                formats[name] = merge_format(formats[name], new)
+                previous = runs.get(name, {})
+                runs[name] = dict(this_run, command=f"{previous.get('command', '?')}; then "
+                                                     f"{report['command']}")
+            else:
+                formats[name], runs[name] = new, this_run
+        return {"formats": formats, "runs": runs}
+
+    records.update("soundness", path, change)

@@ -1,0 +1,71 @@
+"""What a run counts per quantity: one tally type for check, sweep and soundness."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Optional
+
+__all__ = ["QuantityTally", "KEEP"]
+
+#: First violations kept per quantity (each with what reproduces it).
+KEEP = 5
+
+
+@dataclass
+class QuantityTally:
+    """Values judged of one quantity: how many were checked, outside the bounded domain,
+    violations and decided by the scalar path (batch runs); the largest error/bound with the
+    case that gave it, the largest per regime, the largest error in ulps (check) and the first
+    violations."""
+
+    checked: int = 0
+    out_of_domain: int = 0
+    violations: int = 0
+    resolved: int = 0
+    max_ratio: float = 0.0
+    worst: Optional[dict] = None
+    by_regime: dict = field(default_factory=dict)
+    first_violations: list = field(default_factory=list)
+    worst_ulps: float = 0.0
+
+    def saw(self, ratio: float, regime: str, record: Callable[[], dict]) -> None:
+        """A value in the domain with error/bound ``ratio``; ``record`` describes its case."""
+        if ratio > self.by_regime.get(regime, -1.0):
+            self.by_regime[regime] = ratio
+        if ratio > self.max_ratio or self.worst is None:
+            self.max_ratio, self.worst = ratio, record()
+
+    def violated(self, record: Callable[[], dict]) -> None:
+        self.violations += 1
+        if len(self.first_violations) < KEEP:
+            self.first_violations.append(record())
+
+    def merge(self, other: "QuantityTally") -> None:
+        self.checked += other.checked
+        self.out_of_domain += other.out_of_domain
+        self.violations += other.violations
+        self.resolved += other.resolved
+        if other.worst is not None and (self.worst is None or other.max_ratio > self.max_ratio):
+            self.max_ratio, self.worst = other.max_ratio, other.worst
+        for k, v in other.by_regime.items():
+            self.by_regime[k] = max(self.by_regime.get(k, 0.0), v)
+        self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
+        self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QuantityTally":
+        """A tally from its :meth:`as_dict` (records written before a field existed lack it)."""
+        known = {f.name for f in fields(cls)}
+        tally = cls(**{k: v for k, v in data.items() if k in known})
+        tally.by_regime = dict(tally.by_regime)
+        tally.first_violations = list(tally.first_violations)
+        return tally
+
+
+def finite_or_text(x: float) -> Any:
+    """A number for JSON: itself if finite, else its name ("inf", "nan")."""
+    return x if math.isfinite(x) else str(x)

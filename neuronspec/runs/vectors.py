@@ -1,0 +1,341 @@
+"""Language-neutral test vectors (Wycheproof-shaped) and the verification of any program's
+results against them.
+
+``spec/vectors/<format>.json`` holds, per case: a stable ``tcId``, a comment, flags with
+written reasons, the inputs in hex and exact decimal, and per quantity the exact value, the
+correctly rounded value and the ``ieee`` bound (or the reason it is outside the bounded domain).
+Edge cases come first (ids 1-999, append-only); fixed-seed random cases from every regime follow
+(ids from 1000).  ``neuronspec vectors write`` regenerates the files; a test fails when they are
+stale.  The format of the files and the flags with their reasons are defined by
+``spec/vectors/schema.json``; the vectors and the schema ship inside the package
+(``neuronspec.data``), so the commands find them from any directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from reference.bounds import IEEE, OutOfDomain, case_bounds
+from reference.exact import exact_step
+from reference.formats import FORMATS, Format, exact_decimal, exact_hex, float_hex, parse_hex
+from reference.judge import judge
+from reference.rounded import VARIANTS, evaluate_variants, fl_add, fl_mul
+from reference.step import INPUTS, QUANTITIES, REQUIRED, Case
+
+from .. import __version__, data
+from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
+from ..errors import DataError, ImplementationError
+from .example import SEED_LITERALS
+
+__all__ = ["flags", "generate", "write", "load", "verify", "stale", "run_implementation",
+           "vector_case", "load_results"]
+
+RANDOM_SEED = 20261126
+RANDOM_PER_REGIME = 40
+
+
+def _schema() -> dict:
+    """The vectors' schema: the source of their format and of the flags' reasons."""
+    return json.loads((data.vectors() / "schema.json").read_text(encoding="utf-8"))
+
+
+def flags() -> dict[str, str]:
+    """Every flag a vector may carry, with its written reason (from the vectors' schema)."""
+    items = _schema()["properties"]["testGroups"]["items"]["properties"]["tests"]["items"]
+    return {f["const"]: f["description"] for f in items["properties"]["flags"]["items"]["oneOf"]}
+
+
+def _edge_cases(fmt: Format) -> list[tuple[str, list[str], tuple]]:
+    """(comment, flags, case) of the edge-case catalogue; append only (ids are positions)."""
+    P = fmt.parse
+    tiny, small, big = fmt.smallest_subnormal, fmt.smallest_normal, fmt.largest_finite
+    seed = tuple(P(SEED_LITERALS[k]) for k in ("w", "b", "x", "t", "lr"))
+    out: list[tuple[str, list[str], tuple]] = [
+        ("the seed example", ["SeedExample"], seed),
+        ("all inputs zero", ["SignedZero", "LrZero"], (0.0, 0.0, 0.0, 0.0, 0.0)),
+        ("negative zeros: y = -0, r = +0", ["SignedZero"], (-0.0, -0.0, 1.0, -0.0, 1.0)),
+        ("lr = 0 leaves w and b unchanged", ["LrZero"], (seed[0], seed[1], seed[2], seed[3], 0.0)),
+        ("t = fl(w*x + b) exactly: r = 0", ["Cancellation"],
+         (seed[0], seed[1], seed[2], fl_add(fmt, fl_mul(fmt, seed[0], seed[2]), seed[1]), seed[4])),
+        ("t one ulp above fl(w*x + b)", ["Cancellation"],
+         (P("1.5"), P("-0.1"), P("0.7"), fmt.next_up(fl_add(fmt, fl_mul(fmt, P("1.5"), P("0.7")),
+                                                          P("-0.1"))), P("0.25"))),
+        ("b = -w*x exactly: y = 0", ["CancellationWxB", "ExactProduct"],
+         (P("1.5"), P("-3"), P("2"), P("0.25"), P("0.125"))),
+        ("b one ulp from -fl(w*x)", ["CancellationWxB"],
+         (P("1.1"), fmt.next_up(-fl_mul(fmt, P("1.1"), P("1.3"))), P("1.3"), P("0.5"), P("0.5"))),
+        ("smallest subnormal inputs", ["Subnormal"], (tiny, tiny, tiny, -tiny, tiny)),
+        ("w*x underflows to the subnormal range", ["Subnormal"],
+         (fmt.round(math.sqrt(small) * 0.75), 0.0, fmt.round(math.sqrt(small) * 0.5), 0.0,
+          P("0.5"))),
+        ("r subnormal: b and t straddle zero by a subnormal", ["Subnormal"],
+         (0.0, 3 * tiny, P("1"), -2 * tiny, P("1"))),
+        ("w*x exactly halfway between two values: ties to even", ["TieToEven"],
+         (fmt.next_up(1.0), fmt.next_up(1.0), P("1"), P("0"), P("0.5"))),
+        ("exactly representable product", ["ExactProduct"], (P("0.5"), P("0.25"), P("2"), P("1"), P("0.5"))),
+        ("lr*(x^2+1) = 2: the loss is unchanged", ["Overshoot", "ExactProduct"],
+         (P("0.5"), P("0.25"), P("1"), P("2"), P("1"))),
+        ("lr*(x^2+1) = 1: the step lands on the minimum", ["Overshoot", "ExactProduct"],
+         (P("0.5"), P("0.25"), P("1"), P("2"), P("0.5"))),
+        ("tiny lr: the update rounds back", ["LrTiny"], (P("0.75"), P("-0.5"), P("1.5"), P("1"), tiny)),
+        ("w*x near the largest finite value, inside the domain", ["OverflowAdjacent"],
+         (fmt.round(math.sqrt(big) * 0.9), -fmt.round(big * 0.5), fmt.round(math.sqrt(big) * 0.9),
+          -fmt.round(big * 0.25), 0.0)),
+        ("w*x overflows: out of the bounded domain", ["OutOfDomain"], (big, 0.0, P("2"), 0.0, P("0.5"))),
+        ("the loss overflows, y and the gradients do not", ["OutOfDomain"],
+         (0.0, fmt.round(big * 0.25), P("1"), -fmt.round(big * 0.125), 0.0)),
+    ]
+    out += _fma_sensitive(fmt)
+    return out
+
+
+def _fma_sensitive(fmt: Format) -> list[tuple[str, list[str], tuple]]:
+    """The first fixed-seed cases where fused and two-rounding evaluations differ."""
+    rng = np.random.default_rng(7)
+    found: dict[str, tuple] = {}
+    names = {"fused-forward": ("y", "FmaSensitive"), "fused-update": ("w_new", "FmaSensitiveUpdate")}
+    for case in regime_cases(fmt, "cancel-wx-b", rng, 400) + regime_cases(fmt, "lr-range", rng, 400):
+        res = evaluate_variants(fmt, *case, [VARIANTS["canonical"], VARIANTS["fused-forward"],
+                                             VARIANTS["fused-update"]])
+        bounds = case_bounds(fmt, case)
+        for variant, (q, flag) in names.items():
+            if variant in found or isinstance(bounds[q], OutOfDomain):
+                continue
+            if res[variant][q] != res["canonical"][q]:
+                found[variant] = case
+        if len(found) == len(names):
+            break
+    return [(f"{v}: {names[v][0]} differs from two roundings", [names[v][1]], c)
+            for v, c in found.items()]
+
+
+def _random_cases(fmt: Format) -> list[tuple[str, list[str], tuple]]:
+    out = []
+    for i, regime in enumerate(CAMPAIGN_REGIMES):
+        rng = np.random.default_rng([RANDOM_SEED, fmt.p, i])
+        for case in regime_cases(fmt, regime, rng, RANDOM_PER_REGIME):
+            out.append((f"random, regime {regime}", ["Random"], case))
+    return out
+
+
+def _test(fmt: Format, tc_id: int, comment: str, flags: list[str], case: tuple) -> dict:
+    inputs = dict(zip(INPUTS, case))
+    exact = exact_step(*case).as_fractions()
+    bounds = case_bounds(fmt, inputs, IEEE)
+    expected = {}
+    flags = list(flags)
+    for q in QUANTITIES:
+        e = exact[q]
+        entry = {"exact": exact_decimal(e, 100000), "exactHex": exact_hex(e),
+                 "rounded": float_hex(fmt.round(e))}
+        b = bounds[q]
+        if isinstance(b, OutOfDomain):
+            entry["outOfDomain"] = b.reason
+            if "OutOfDomain" not in flags:
+                flags.append("OutOfDomain")
+        else:
+            entry["bound"] = exact_hex(Fraction(b))
+            entry["boundUlps"] = round(float(Fraction(b) / fmt.ulp(e)), 6)
+        expected[q] = entry
+    if any(v != 0.0 and abs(v) < fmt.smallest_normal for v in case) and "Subnormal" not in flags:
+        flags.append("Subnormal")
+    return {"tcId": tc_id, "comment": comment, "flags": flags,
+            "inputs": {k: {"hex": float_hex(v), "decimal": exact_decimal(v, 100000)}
+                       for k, v in inputs.items()},
+            "expected": expected}
+
+
+def generate(fmt_name: str) -> dict:
+    """The vector file of one format (deterministic)."""
+    fmt = FORMATS[fmt_name]
+    tests = [_test(fmt, i + 1, c, f, case) for i, (c, f, case) in enumerate(_edge_cases(fmt))]
+    tests += [_test(fmt, 1000 + i, c, f, case) for i, (c, f, case) in enumerate(_random_cases(fmt))]
+    used = sorted({f for t in tests for f in t["flags"]})
+    reasons = flags()
+    return {
+        "algorithm": "neuronspec: one SGD step of y = w*x + b, L = (y - t)^2 / 2",
+        "generatedBy": "neuronspec vectors",
+        "generatorVersion": __version__,
+        "schema": "schema.json",
+        "format": fmt_name,
+        "precision": fmt.p, "emin": fmt.emin, "emax": fmt.emax,
+        "model": IEEE.name,
+        "numberOfTests": len(tests),
+        "notes": {f: reasons[f] for f in used},
+        "header": ["Each quantity's 'exact' value is the exact result on the binary inputs (a "
+                   "finite decimal); 'rounded' is it correctly rounded to the format; 'bound' is "
+                   "an upper bound on |computed - exact| for every evaluation the ieee model "
+                   "admits (spec/tolerances.md). A result conforms when it is a value of the "
+                   "format and |computed - exact| <= bound. Quantities with 'outOfDomain' are "
+                   "not checked."],
+        "testGroups": [{"format": fmt_name, "tests": tests}],
+    }
+
+
+def _dump(content: dict) -> str:
+    return json.dumps(content, indent=1, ensure_ascii=False) + "\n"
+
+
+def write(directory: "Path | None" = None, formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Write the vector files (default: the shipped ones, ``spec/vectors`` in a checkout)."""
+    directory = Path(str(directory or data.vectors()))
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in formats:
+        path = directory / f"{name}.json"
+        path.write_text(_dump(generate(name)), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def stale(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[str]:
+    """Files that differ from what ``write`` would produce."""
+    directory = directory or data.vectors()
+    out = []
+    for name in formats:
+        path = directory / f"{name}.json"
+        if not path.is_file() or path.read_text(encoding="utf-8") != _dump(generate(name)):
+            out.append(str(path))
+    return out
+
+
+def load(directory: Any = None) -> dict[str, dict]:
+    """format -> {tcId -> test} for every vector file in ``directory`` (default: the shipped
+    vectors), each checked against the vectors' schema."""
+    import jsonschema
+
+    directory = directory or data.vectors()
+    schema = _schema()
+    out = {}
+    for name in FORMATS:
+        path = directory / f"{name}.json"
+        if not path.is_file():
+            continue
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.validate(content, schema)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path} is not a vector file ({exc}); regenerate it with "
+                            "`neuronspec vectors write`") from None
+        except jsonschema.ValidationError as exc:
+            raise DataError(f"{path} does not match the vectors' schema: {exc.message} (at "
+                            f"{'/'.join(map(str, exc.absolute_path))})") from None
+        out[name] = {t["tcId"]: t for g in content["testGroups"] for t in g["tests"]}
+    if not out:
+        raise DataError(f"no vector files in {directory}; run `neuronspec vectors write` or "
+                        "pass --vectors with a folder that holds them")
+    return out
+
+
+def vector_case(test: Mapping) -> Case:
+    """The inputs of a vector as a case."""
+    return Case(*(float.fromhex(test["inputs"][k]["hex"]) for k in INPUTS))
+
+
+def load_results(path: Path) -> list[dict]:
+    """The results in a file written by ``neuronspec vectors run`` (or any program that follows
+    spec/schemas/results.schema.json)."""
+    import jsonschema
+
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"no file {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise DataError(f"{path} is not a results file ({exc}); it holds a JSON list, or an "
+                        "object with 'results': [{format, tcId, outputs}, ...]") from None
+    try:
+        jsonschema.validate(content, data.schema("results.schema.json"))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "the top level"
+        raise DataError(f"{path} is not a results file: {exc.message} at {where} (a JSON list, "
+                        "or an object with 'results': [{format, tcId, outputs}, ...])") from None
+    return content["results"] if isinstance(content, dict) else content
+
+
+def _value(text, fmt: Format) -> "float | str":
+    """A result value as a float of the format, or a string saying why it is not one."""
+    if not isinstance(text, str):
+        return f"{text!r} is not a string"
+    s = text.strip().lower()
+    if s.lstrip("+-") in ("inf", "infinity", "nan"):
+        return float(s)
+    try:
+        q = parse_hex(text) if "0x" in s else Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return f"{text!r} is not a hex or decimal number"
+    r = fmt.round(q)
+    if not math.isfinite(r) or Fraction(r) != q:
+        return f"{text!r} is not a {fmt.name} value"
+    return -0.0 if r == 0 and s.startswith("-") else r
+
+
+def verify(results: list[dict], vectors: dict[str, dict]) -> dict:
+    """Check results ({format, tcId, outputs}) against the vectors; a summary with failures."""
+    summary = {"checked": 0, "passed": 0, "failed": 0, "unknown": 0, "failures": []}
+    seen = set()
+    for r in results:
+        fmt_name, tc = r.get("format"), r.get("tcId")
+        test = vectors.get(fmt_name, {}).get(tc)
+        if test is None:
+            summary["unknown"] += 1
+            summary["failures"].append({"format": fmt_name, "tcId": tc,
+                                        "reason": "no such test (check format and tcId)"})
+            continue
+        seen.add((fmt_name, tc))
+        fmt = FORMATS[fmt_name]
+        outputs = r.get("outputs") or {}
+        ood = any("outOfDomain" in test["expected"][q] for q in REQUIRED)
+        if "error" in r and ood:  # failing where a quantity may overflow is allowed
+            summary["checked"] += 1
+            summary["passed"] += 1
+            continue
+        reasons = [f"the program reported an error: {r['error']}"] if "error" in r else []
+        for q in REQUIRED:
+            exp = test["expected"][q]
+            if "outOfDomain" in exp:
+                continue
+            if q not in outputs:
+                reasons.append(f"{q} missing")
+                continue
+            v = _value(outputs[q], fmt)
+            if isinstance(v, str):
+                reasons.append(f"{q}: {v}")
+                continue
+            j = judge(fmt, q, v, parse_hex(exp["exactHex"]), parse_hex(exp["bound"]))
+            if j.violation:
+                times = "> 1e300" if j.ratio > 1e300 else f"{j.ratio:.3g}"
+                reasons.append(f"{q} = {outputs[q]} is off by {times} times its bound "
+                               f"(exact {exp['exact'][:40]})")
+        summary["checked"] += 1
+        if reasons:
+            summary["failed"] += 1
+            summary["failures"].append({"format": fmt_name, "tcId": tc,
+                                        "comment": test["comment"], "reason": "; ".join(reasons)})
+        else:
+            summary["passed"] += 1
+    summary["notRun"] = sum(len(v) for v in vectors.values()) - len(seen)
+    return summary
+
+
+def run_implementation(impl, vectors: dict[str, dict], formats: Iterable[str]) -> list[dict]:
+    """An implementation's results on the vectors, in the verify format."""
+    out = []
+    for fmt_name in formats:
+        for tc, test in vectors.get(fmt_name, {}).items():
+            try:
+                res = impl(fmt_name, vector_case(test))
+            except NotImplementedError:
+                break
+            except ImplementationError as exc:
+                out.append({"format": fmt_name, "tcId": tc, "error": str(exc)})
+                continue
+            out.append({"format": fmt_name, "tcId": tc,
+                        "outputs": {q: float_hex(v) for q, v in res.items()}})
+    return out

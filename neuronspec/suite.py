@@ -1,0 +1,47 @@
+"""The property suite as pytest tests, collected by the neuronspec pytest plugin (``plugin``):
+every property (``neuronspec.properties``) for every implementation under test and every format
+it supports, on hypothesis-generated cases from every regime (``neuronspec.cases``).
+
+Each test draws cases with the plugin's hypothesis profile, skips cases where no quantity is in
+the bounded domain, and fails with the finding's standalone report, which ends with the
+``neuronspec replay`` command that reproduces it alone."""
+
+from __future__ import annotations
+
+import hypothesis
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from neuronspec.cases.strategies import cases
+from neuronspec.plugin import active, hypothesis_profile
+from neuronspec.properties import PROPERTIES, in_domain, supported
+
+_SETTINGS = active()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "implementation" not in metafunc.fixturenames:
+        return
+    settings = active()
+    pairs, ids = [], []
+    if settings is not None:
+        for impl in settings.implementations:
+            for fmt in settings.formats:
+                if supported(impl, fmt)[0]:
+                    pairs.append((impl, fmt))
+                    ids.append(f"{impl.name}-{fmt}")
+    metafunc.parametrize("implementation,fmt", pairs, ids=ids)
+
+
+@pytest.mark.parametrize("prop", list(PROPERTIES))
+@hypothesis.settings(hypothesis_profile(_SETTINGS.profile if _SETTINGS else "dev"))
+@given(data=st.data())
+def test_property(implementation, fmt: str, prop: str, data: st.DataObject) -> None:
+    model = active().model
+    labelled = data.draw(cases(fmt), label="(regime, (w, b, x, t, lr))")
+    assume(in_domain(fmt, labelled[1], model))
+    if prop == "within-bounds":
+        PROPERTIES[prop](implementation, fmt, labelled, model, target=hypothesis.target)
+    else:
+        PROPERTIES[prop](implementation, fmt, labelled)

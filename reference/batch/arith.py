@@ -1,0 +1,190 @@
+"""Arithmetic for the batch path: work types, error-free transformations, double-double pairs and
+rounding to a format, written with operators and a small set of selections (``ops``) so that the
+same code runs on numpy arrays (:class:`ArrayOps`) and is traced into the compiled kernel
+(``kernel.SymOps``).
+
+An exact value is carried as a :class:`Pair`: an unevaluated sum ``hi + lo`` of two numbers of a
+*work* type and a rigorous bound ``delta`` on what the pair leaves out.  The work type is
+binary64 for float16, bfloat16 and float32 (their values, products of three of them and all
+partial products lie in binary64's normal range, 2**-596 .. 2**386) and x87 extended precision
+(``np.longdouble``, 64 bits, exponents to +-16382) for float64, whose products of three values
+span 2**-3222 .. 2**3072.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..formats import Format
+
+__all__ = ["Work", "BINARY64", "EXTENDED", "work_for", "Pair", "ArrayOps", "two_sum",
+           "two_prod", "pair_add", "pair_mul", "pair_square", "round_to", "round_array"]
+
+
+@dataclass(frozen=True)
+class Work:
+    """The arithmetic the batch reference runs in for a format."""
+
+    name: str
+    dtype: type
+    precision: int  # significand bits
+    slack: float  # relative slack of the bound arithmetic (covers its own roundings)
+    exact_products: bool  # a product of two format values is exact in it (no TwoProduct needed)
+
+    @property
+    def u(self):
+        """The unit roundoff, in the work type (1 + 8u must not round to 1)."""
+        return self.dtype(2.0) ** -self.precision
+
+    @property
+    def splitter(self):
+        """Veltkamp: a = hi + lo with hi, lo of <= ceil(P/2) bits each."""
+        return self.dtype(2.0) ** ((self.precision + 1) // 2) + 1
+
+
+# binary64 uses the scalar path's slack (``bounds.SLACK``), so the two bounds agree to ~1e-15;
+# extended precision's 2**-56 covers > 30 roundings of 2**-64 (the chain has fewer).
+BINARY64 = Work("binary64", np.float64, 53, 2.0**-40, True)
+EXTENDED = Work("extended", np.longdouble, 64, 2.0**-56, False)
+
+
+def work_for(fmt: Format) -> Work:
+    """binary64 where a product of three format values and the bound terms stay normal there,
+    else x87 extended precision (float64); a clear error where the platform lacks it."""
+    if fmt.emax <= 127 and fmt.emin >= -126 and 3 * fmt.p <= 2 * 53:
+        return BINARY64
+    info = np.finfo(np.longdouble)
+    if info.nmant < 63 or info.maxexp < 16384:
+        raise RuntimeError(
+            f"the batch reference for {fmt.name} needs x87 extended precision (np.longdouble "
+            f"with 64 significand bits); this platform's has {info.nmant + 1}: use the scalar "
+            "path (neuronspec check, or neuronspec sweep --scalar) instead")
+    return EXTENDED
+
+
+@dataclass
+class Pair:
+    """An exact value up to ``delta``: |hi + lo - exact| <= delta."""
+
+    hi: Any
+    lo: Any
+    delta: Any
+
+
+class ArrayOps:
+    """Selections, maxima and flags on numpy arrays (a flag is a boolean mask)."""
+
+    false = False
+    select = staticmethod(np.where)
+    pick = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    isfinite = staticmethod(np.isfinite)
+    logical_not = staticmethod(np.logical_not)
+    logical_and = staticmethod(np.logical_and)
+    copysign = staticmethod(np.copysign)
+
+    @staticmethod
+    def is_true(c) -> bool:
+        return bool(np.all(c))
+
+    @staticmethod
+    def flag(cond, message):
+        return cond
+
+    @staticmethod
+    def either(a, b):
+        return a | b
+
+    @staticmethod
+    def pow2floor(a):
+        """The largest power of two <= a (a >= 0; 0 for 0; inf stays inf), elementwise."""
+        a = np.asarray(a)
+        if a.dtype == np.float64:
+            bits = np.ascontiguousarray(a).view(np.uint64)
+            return (bits & np.uint64(0x7FF0000000000000)).view(np.float64)
+        _, e = np.frexp(a)
+        return np.where(a > 0, np.ldexp(a.dtype.type(0.5), e), a.dtype.type(0))
+
+
+# ---- error-free transformations (exact unless they overflow, which the ranges above exclude)
+
+def two_sum(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def two_prod(a, b, splitter):
+    """(p, e) with p = fl(a*b) and p + e = a*b exactly (Veltkamp/Dekker)."""
+    p = a * b
+    c = splitter * a
+    ah = c - (c - a)
+    al = a - ah
+    c = splitter * b
+    bh = c - (c - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def pair_add(h, l, v):
+    """(h + l) + v as a pair and the exact magnitude of what the pair leaves out."""
+    s, e = two_sum(h, v)
+    z, ze = two_sum(e, l)
+    hi, lo = two_sum(s, z)
+    return hi, lo, abs(ze)
+
+
+def pair_mul(h, l, v, work: Work):
+    """(h + l) * v as a pair and a bound on what the pair leaves out."""
+    p, pe = two_prod(h, v, work.splitter)
+    q = l * v  # off by at most u|q|
+    z, ze = two_sum(pe, q)
+    hi, lo = two_sum(p, z)
+    return hi, lo, abs(ze) + work.u * 2 * abs(q)
+
+
+def pair_square(h, l, work: Work):
+    """(h + l)**2 as a pair and a bound on what the pair leaves out."""
+    p, pe = two_prod(h, h, work.splitter)
+    c = 2 * h * l  # off by at most u|c|; l*l is left out
+    z, ze = two_sum(pe, c)
+    hi, lo = two_sum(p, z)
+    return hi, lo, abs(ze) + work.u * 2 * abs(c) + 2 * l * l
+
+
+def _static_zero(v) -> bool:
+    return isinstance(v, float) and v == 0.0
+
+
+def round_to(fmt: Format, hi, lo, work: Work, ops: Any):
+    """``hi + lo`` rounded to nearest-even in ``fmt`` (gradual underflow, overflow to inf),
+    elementwise, as work-type values.  ``lo`` (None or 0.0: none) must be within half a work
+    ulp of 0 relative to ``hi``: it only breaks ties of ``hi``."""
+    quantum = ops.maximum(ops.pow2floor(abs(hi)), fmt.smallest_normal) * 2.0 ** (1 - fmt.p)
+    # hi + big lies in a binade whose spacing is the quantum: the work type's own rounding to
+    # nearest-even is the format's, and ``big`` is an even multiple of the quantum
+    big = quantum * (1.5 * 2.0 ** (work.precision - 1))
+    c = (hi + big) - big
+    if lo is not None and not _static_zero(lo):  # a tie of hi broken by lo: away from hi's nearest
+        d = hi - c
+        tie = ops.logical_and(ops.logical_and(abs(d) * 2 == quantum, lo != 0),
+                              (lo > 0) == (d > 0))
+        c = ops.select(tie, c + 2 * d, c)
+    huge = ops.logical_not(abs(c) <= fmt.largest_finite)  # (also where ``big`` overflowed: nan)
+    c = ops.select(huge, ops.copysign(math.inf, hi), c)
+    return ops.select(ops.isfinite(hi), c, hi)
+
+
+def round_array(fmt: Format, values, lo=None, work: "Work | None" = None) -> np.ndarray:
+    """Values (binary64 or work-type arrays) rounded to ``fmt``, elementwise, in the work type."""
+    work = work or work_for(fmt)
+    hi = np.asarray(values, dtype=work.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return round_to(fmt, hi, None if lo is None else np.asarray(lo, dtype=work.dtype), work,
+                        ArrayOps)

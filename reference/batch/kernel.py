@@ -1,0 +1,401 @@
+"""The batch verdict as compiled loops (numba), generated from the code the numpy path runs.
+
+Nothing here restates the step, the bounds or the judgement.  The functions the numpy path
+calls on arrays -- ``chain.exact_pairs``, ``bounds.bound_chain`` in ``chain.PairArithmetic``,
+``verdict.judge_values`` and ``verdict.estimate_values`` -- are called once more on symbolic
+values (:class:`Sym`), which record every operation as a line of straight-line Python; that
+source, wrapped in a loop over the cases, is compiled by numba.  The compiled loop therefore
+performs the same binary64 operations in the same order as the numpy definition, node for node
+(``tests/test_batch.py`` compares every node of every model).
+
+The source is specialised per format and model, written once to a cache directory
+(``NEURONSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/neuronspec`` or ``~/.cache/neuronspec``) under
+the hash of its text, and imported from there, so numba caches the compiled code next to it.
+``python -m reference.batch.kernel FORMAT MODEL`` prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..bounds import Model, bound_chain, get_model
+from ..formats import Format, get_format
+from ..step import INPUTS, NODE_OF, NODES
+from .arith import BINARY64
+from .chain import PairArithmetic, exact_pairs, quantity_bounds
+from .verdict import ROWS, estimate_values, judge_values
+
+__all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "node_table", "NODE_TABLE_KINDS"]
+
+
+class Tracer:
+    """Records operations on :class:`Sym` values as lines of Python."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.count = 0
+        self.indent = 0
+
+    def emit(self, expression: str) -> "Sym":
+        self.count += 1
+        name = f"v{self.count}"
+        self.lines.append("    " * self.indent + f"{name} = {expression}")
+        return Sym(self, name)
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.indent + text)
+
+
+def _text(value: Any) -> str:
+    """A value as Python source: a Sym's name or an exact literal."""
+    if isinstance(value, Sym):
+        return value.name
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value)
+    f = float(value)
+    if math.isnan(f):
+        return "math.nan"
+    if math.isinf(f):
+        return "math.inf" if f > 0 else "-math.inf"
+    assert float(repr(f)) == f
+    return repr(f)
+
+
+class Sym:
+    """A symbolic binary64 (or boolean) value: arithmetic on it is recorded, not performed.
+
+    A branch on a Sym is an error: traced code must select with ``ops.select``."""
+
+    __slots__ = ("tracer", "name")
+    __hash__ = None  # type: ignore[assignment]
+    __array_ufunc__ = None  # numpy scalars defer to the reflected operators below
+
+    def __init__(self, tracer: Tracer, name: str) -> None:
+        self.tracer, self.name = tracer, name
+
+    def _op(self, op: str, other: Any, reverse: bool = False) -> "Sym":
+        a, b = (_text(other), self.name) if reverse else (self.name, _text(other))
+        return self.tracer.emit(f"{a} {op} {b}")
+
+    def __add__(self, o): return self._op("+", o)
+    def __radd__(self, o): return self._op("+", o, True)
+    def __sub__(self, o): return self._op("-", o)
+    def __rsub__(self, o): return self._op("-", o, True)
+    def __mul__(self, o): return self._op("*", o)
+    def __rmul__(self, o): return self._op("*", o, True)
+    def __truediv__(self, o): return self._op("/", o)
+    def __rtruediv__(self, o): return self._op("/", o, True)
+    def __lt__(self, o): return self._op("<", o)
+    def __le__(self, o): return self._op("<=", o)
+    def __gt__(self, o): return self._op(">", o)
+    def __ge__(self, o): return self._op(">=", o)
+    def __eq__(self, o): return self._op("==", o)  # type: ignore[override]
+    def __ne__(self, o): return self._op("!=", o)  # type: ignore[override]
+    def __and__(self, o): return self._op("&", o)
+    def __or__(self, o): return self._op("|", o)
+    def __neg__(self): return self.tracer.emit(f"-{self.name}")
+    def __abs__(self): return self.tracer.emit(f"abs({self.name})")
+
+    def __bool__(self) -> bool:
+        raise TypeError("a data-dependent branch in traced code: use ops.select")
+
+
+class SymOps:
+    """``ops`` for traced code: each selection or test becomes one line."""
+
+    false = False
+
+    @staticmethod
+    def _tracer(*values) -> Tracer:
+        return next(v.tracer for v in values if isinstance(v, Sym))
+
+    @classmethod
+    def _call(cls, template: str, *values) -> Any:
+        return cls._tracer(*values).emit(template.format(*(_text(v) for v in values)))
+
+    @classmethod
+    def select(cls, cond, a, b):
+        if not isinstance(cond, Sym):
+            return a if cond else b
+        return cls._call("{1} if {0} else {2}", cond, a, b)
+
+    pick = select
+
+    @classmethod
+    def maximum(cls, a, b):
+        return cls._call("np.maximum({0}, {1})", a, b)
+
+    @classmethod
+    def minimum(cls, a, b):
+        return cls._call("np.minimum({0}, {1})", a, b)
+
+    @classmethod
+    def isfinite(cls, a):
+        return cls._call("np.isfinite({0})", a)
+
+    @classmethod
+    def logical_not(cls, a):
+        return cls._call("not {0}", a)
+
+    @classmethod
+    def logical_and(cls, a, b):
+        if a is False or b is False:
+            return False
+        if not isinstance(a, Sym):
+            return b
+        if not isinstance(b, Sym):
+            return a
+        return cls._call("{0} & {1}", a, b)
+
+    @classmethod
+    def either(cls, a, b):
+        if a is False:
+            return b
+        if b is False:
+            return a
+        return cls._call("{0} | {1}", a, b)
+
+    @staticmethod
+    def flag(cond, message):
+        return cond
+
+    @classmethod
+    def copysign(cls, a, b):
+        return cls._call("math.copysign({0}, {1})", a, b)
+
+    @classmethod
+    def pow2floor(cls, a):
+        return cls._call("_pow2floor({0})", a)
+
+    @staticmethod
+    def is_true(c):
+        raise TypeError("a data-dependent branch in traced code")
+
+
+# ---- what is traced --------------------------------------------------------------------------
+
+NODE_TABLE_KINDS = ("hi", "lo", "delta", "error", "flag")
+
+
+def node_table(A: PairArithmetic, fmt: Format, model: Model, inputs: dict) -> dict[str, Any]:
+    """Every node's pair and bound, and every quantity's bound and interval, by name: what the
+    node-for-node comparison of the compiled and numpy paths compares."""
+    values = exact_pairs(A.work, inputs)
+    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    out: dict[str, Any] = {}
+    for node in NODES:
+        pair = values[node.name]
+        out.update({f"{node.name}.hi": pair.hi, f"{node.name}.lo": pair.lo,
+                    f"{node.name}.delta": pair.delta, f"{node.name}.error": chain.errors[node.name],
+                    f"{node.name}.flag": chain.flags[node.name]})
+    for q, (bound, ood, low, high) in quantity_bounds(A, chain).items():
+        out.update({f"{q}.bound": bound, f"{q}.ood": ood, f"{q}.low": low, f"{q}.high": high})
+    return out
+
+
+def _case(t: Tracer) -> dict[str, Sym]:
+    for k in INPUTS:
+        t.line(f"{k}_i = {k}[i]")
+    return {k: Sym(t, f"{k}_i") for k in INPUTS}
+
+
+def _prepare(fmt: Format, model: Model, t: Tracer):
+    A = PairArithmetic(SymOps, BINARY64)
+    inputs = _case(t)
+    t.line("# exact values: chain.exact_pairs")
+    values = exact_pairs(BINARY64, inputs)
+    t.line("# bounds: bounds.bound_chain in chain.PairArithmetic")
+    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    return values, quantity_bounds(A, chain)
+
+
+def _rows(t: Tracer, emit_row: Callable[[int, str], None]) -> None:
+    for k, q in enumerate(ROWS):
+        if q not in ROWS[:6]:
+            t.line("if rows > 6:")
+            t.indent += 1
+        t.line(f"# row {k}: {q}")
+        emit_row(k, q)
+        if q not in ROWS[:6]:
+            t.indent -= 1
+
+
+def _verdict_body(fmt: Format, model: Model, t: Tracer) -> None:
+    values, bounds = _prepare(fmt, model, t)
+
+    def row(k: int, q: str) -> None:
+        t.line(f"c{k} = outs[{k}, i]")
+        c = Sym(t, f"c{k}")
+        status, ratio = judge_values(SymOps, fmt, BINARY64, c, values[NODE_OF[q]], *bounds[q])
+        t.line(f"status[{k}, i] = {_text(status)}")
+        t.line(f"ratio[{k}, i] = {_text(ratio)}")
+
+    _rows(t, row)
+
+
+def _screen_body(fmt: Format, model: Model, t: Tracer) -> None:
+    values, bounds = _prepare(fmt, model, t)
+    t.line("mask = 0")
+
+    def row(k: int, q: str) -> None:
+        t.line(f"c{k} = outs[{k}, i]")
+        c = Sym(t, f"c{k}")
+        bound, ood, _, _ = bounds[q]
+        attention, estimate = estimate_values(SymOps, fmt, BINARY64, c, values[NODE_OF[q]],
+                                              bound, ood)
+        t.line(f"estimate[{k}, i] = {_text(estimate)}")
+        t.line(f"mask |= {_text(attention)} << {k}")
+
+    _rows(t, row)
+    t.line("attention[i] = mask")
+
+
+def _nodes_body(fmt: Format, model: Model, t: Tracer) -> None:
+    A = PairArithmetic(SymOps, BINARY64)
+    table = node_table(A, fmt, model, _case(t))
+    for j, value in enumerate(table.values()):
+        t.line(f"out[{j}, i] = {_text(value)}")
+
+
+_PREAMBLE = '''"""Generated by reference.batch.kernel from the numpy path's own code ({fmt}, model {model}).
+Do not edit: it is regenerated whenever that code changes."""
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _bits(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float(typingctx, n):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+@njit(inline="always", error_model="numpy")
+def _pow2floor(a):
+    """ArrayOps.pow2floor: the exponent field alone (inf stays inf)."""
+    return _float(_bits(a) & 0x7FF0000000000000)
+'''
+
+_FUNCTIONS = {
+    "verdict": ("w, b, x, t, lr, outs, ratio, status", _verdict_body,
+                "Per case and row of outs: status and error/bound (verdict.judge_values)."),
+    "screen": ("w, b, x, t, lr, outs, estimate, attention", _screen_body,
+               "Per case: estimates and the mask of rows needing attention "
+               "(verdict.estimate_values)."),
+    "nodes": ("w, b, x, t, lr, out", _nodes_body,
+              "Per case: every entry of node_table, one row each (for the node-for-node test)."),
+}
+
+
+def source(fmt: "Format | str", model: "Model | str") -> str:
+    """The kernel module for ``fmt`` and ``model``: functions verdict, screen and nodes."""
+    fmt, model = get_format(fmt), get_model(model)
+    parts = [_PREAMBLE.format(fmt=fmt.name, model=model.name)]
+    for name, (args, body, doc) in _FUNCTIONS.items():
+        t = Tracer()
+        t.indent = 2
+        body(fmt, model, t)
+        parts.append(f'''
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def {name}({args}):
+    """{doc}"""
+    rows = {"outs.shape[0]" if "outs" in args else "0"}
+    for i in range(w.shape[0]):
+''' + "\n".join(t.lines) + "\n")
+    return "".join(parts)
+
+
+_LOADED: dict = {}
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("NEURONSPEC_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "neuronspec"
+
+
+def _write(text: str) -> Optional[Path]:
+    """The kernel source as a file named by its hash (written atomically once), or None."""
+    name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:20] + ".py"
+    for directory in (cache_dir() / "kernels",
+                      Path(tempfile.gettempdir()) / f"neuronspec-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+        path = directory / name
+        try:
+            if path.exists() and path.read_text() == text:
+                return path
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def kernels(fmt: "Format | str", model: "Model | str") -> Any:
+    """The compiled functions (verdict, screen, nodes) for ``fmt`` and ``model``, or None
+    without numba."""
+    fmt, model = get_format(fmt), get_model(model)
+    key = (fmt.name, model.name)
+    if key in _LOADED:
+        return _LOADED[key]
+    if importlib.util.find_spec("numba") is None:
+        _LOADED[key] = None
+        return None
+    text = source(fmt, model)
+    path = _write(text)
+    # registered under its own name: numba's cache refers to the module's functions by it
+    name = f"_neuronspec_kernel_{fmt.name}_{model.name.replace('+', '_')}"
+    if path is None:  # no writable directory: compile from memory (no cache)
+        module = type(sys)(name)
+        sys.modules[name] = module
+        exec(compile(text, f"<{name}>", "exec"), module.__dict__)
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    _LOADED[key] = module
+    return module
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m reference.batch.kernel FORMAT MODEL", file=sys.stderr)
+        return 2
+    try:
+        print(source(*args), end="")
+    except ValueError as exc:
+        print(f"reference.batch.kernel: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

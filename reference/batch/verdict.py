@@ -1,0 +1,200 @@
+"""The verdict of ``reference.judge`` for every case at once.
+
+A quantity in the bounded domain fails when the returned value is not finite, not a value of the
+format, or when ``|computed - exact|`` exceeds the bound plus the reference's own error (exact
+TwoSum residuals and ``delta``).  Where the error lies between the lowest and the highest value
+the scalar bound can have (``chain.*Arithmetic.interval``), the value is undecided here (status
+NEAR) and ``reference.judge`` decides it, so the verdict is the scalar verdict.
+
+:func:`judge_values` and :func:`estimate_values` are written once, with operators and ``ops``:
+numpy runs them here, and ``kernel`` traces them into compiled loops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..bounds import Model, case_bounds, get_model
+from ..exact import exact_step
+from ..formats import Format, get_format
+from ..judge import judge
+from ..step import INPUTS, NODE_OF, OPTIONAL, REQUIRED
+from .arith import BINARY64, ArrayOps, Work, round_to, two_sum, work_for
+from .chain import BAND, arithmetic_for, chain_bounds, check_model, exact_pairs
+
+__all__ = ["OK", "BEYOND", "NEAR", "OUT_OF_DOMAIN", "NOT_FINITE", "NOT_IN_FORMAT", "Verdict",
+           "judge_values", "estimate_values", "check_batch", "screen_batch", "ROWS"]
+
+#: Status of one value.  NEAR: too close to the bound to decide in the work type.
+OK, BEYOND, NEAR, OUT_OF_DOMAIN, NOT_FINITE, NOT_IN_FORMAT = range(6)
+#: The rows of a block of outputs, in order: the required quantities, then dL_dy if present.
+ROWS = REQUIRED + OPTIONAL
+
+
+def judge_values(ops: Any, fmt: Format, work: Work, c, pair, bound, ood, low, high):
+    """(status, error/bound) of computed values ``c`` against their exact pairs and bounds."""
+    finite = ops.isfinite(c)
+    d1, d1e = two_sum(c, -pair.hi)
+    z, ze = two_sum(d1e, -pair.lo)
+    d, de = two_sum(d1, z)
+    err = abs(d)  # |c - exact| up to ``reference``: exact residuals plus the pair's delta
+    reference = (abs(ze) + abs(de) + pair.delta) * (1 + 4 * work.u)
+    in_format = round_to(fmt, c, None, work, ops) == c
+    # (differences first: err and the bound are close, so err - bound is exact)
+    beyond = (err - high) - reference > 0
+    near = (err - low) + reference > 0
+    sel = ops.select
+    status = sel(ood, OUT_OF_DOMAIN, sel(ops.logical_not(finite), NOT_FINITE, sel(
+        ops.logical_not(in_format), NOT_IN_FORMAT, sel(beyond, BEYOND, sel(near, NEAR, OK)))))
+    positive = bound > 0
+    ratio = sel(positive, err / sel(positive, bound, 1.0), sel(err == 0, 0.0, math.inf))
+    ratio = sel(ood, math.nan, sel(finite, ratio, math.inf))
+    return status, ratio
+
+
+def estimate_values(ops: Any, fmt: Format, work: Work, c, pair, bound, ood):
+    """(attention, estimate) without error-free transformations, for screening sweeps:
+    |c - exact| <= |fl(c - hi)|(1 + 2u) + |lo| + delta, so a value in the format whose estimate
+    is below the bound (by the band) is within it; any other value needs attention (the full
+    judgement).  The estimate is >= error/bound, by ~1e-16; -1 outside the domain."""
+    u = work.u
+    quick = (abs(c - pair.hi) * (1 + 2 * u) + abs(pair.lo) + pair.delta) * (1 + 4 * u)
+    fine = ops.logical_and(quick <= bound * (1 - BAND), round_to(fmt, c, None, work, ops) == c)
+    sel = ops.select
+    attention = sel(ood, 0, sel(fine, 0, 1))
+    estimate = sel(ood, -1.0, sel(bound > 0, quick / sel(bound > 0, bound, 1.0), 0.0))
+    return attention, estimate
+
+
+@dataclass
+class Verdict:
+    """Per quantity, arrays over the cases: status, error/bound (nan outside the domain);
+    ``resolved_by`` counts the values the scalar path decided (too close to the bound here)."""
+
+    status: dict[str, np.ndarray]
+    ratio: dict[str, np.ndarray]
+    resolved_by: dict[str, int] = field(default_factory=dict)
+
+    def _is(self, *codes: int) -> dict[str, np.ndarray]:
+        return {q: np.isin(s, codes) for q, s in self.status.items()}
+
+    @property
+    def violation(self) -> dict[str, np.ndarray]:
+        return self._is(BEYOND, NOT_FINITE, NOT_IN_FORMAT)
+
+    @property
+    def out_of_domain(self) -> dict[str, np.ndarray]:
+        return self._is(OUT_OF_DOMAIN)
+
+    @property
+    def not_finite(self) -> dict[str, np.ndarray]:
+        return self._is(NOT_FINITE)
+
+    @property
+    def not_in_format(self) -> dict[str, np.ndarray]:
+        return self._is(NOT_IN_FORMAT)
+
+    @property
+    def resolved(self) -> int:
+        return sum(self.resolved_by.values())
+
+
+def _outputs_in_rows(outputs: Mapping[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    names = tuple(q for q in ROWS if q in outputs)
+    block = getattr(outputs, "block", None)
+    if block is None or tuple(outputs) != names:
+        block = np.stack([np.asarray(outputs[q], dtype=np.float64) for q in names])
+    return names, block
+
+
+def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
+                outputs: Mapping[str, np.ndarray], model: "Model | str" = "ieee",
+                engine: str = "auto") -> Verdict:
+    """The verdict of ``reference.judge`` for every case and returned quantity at once.
+
+    ``cases``: arrays w, b, x, t, lr of format values; ``outputs``: the implementation's arrays
+    of the quantities (dL_dy optional), any float dtype.  ``engine``: "numpy", "compiled"
+    (numba; float16, bfloat16, float32) or "auto" (compiled where available)."""
+    fmt, model = get_format(fmt), check_model(get_model(model))
+    work = work_for(fmt)
+    names, block = _outputs_in_rows(outputs)
+    kernels = _kernels(fmt, model, engine, work)
+    if kernels is not None:
+        cols = [np.ascontiguousarray(cases[k], dtype=np.float64) for k in INPUTS]
+        ratio = np.empty(block.shape)
+        status = np.empty(block.shape, dtype=np.int8)
+        kernels.verdict(*cols, np.ascontiguousarray(block), ratio, status)
+        verdict = Verdict(dict(zip(names, status)), dict(zip(names, ratio)))
+    else:
+        verdict = _check_numpy(fmt, model, work, cases, names, block)
+    _resolve(fmt, model, cases, names, block, verdict)
+    return verdict
+
+
+def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> Verdict:
+    dt = work.dtype
+    inputs = {k: np.asarray(cases[k], dtype=dt) for k in INPUTS}
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        values = exact_pairs(work, inputs)
+        bounds = chain_bounds(arithmetic_for(fmt, work), fmt, model, values)
+        status, ratio = {}, {}
+        for q, row in zip(names, block):
+            bound, ood, low, high = bounds[q]
+            s, r = judge_values(ArrayOps, fmt, work, row.astype(dt), values[NODE_OF[q]], bound,
+                                ood, low, high)
+            shape = row.shape
+            status[q] = np.broadcast_to(s, shape).astype(np.int8)
+            ratio[q] = np.broadcast_to(r, shape).astype(np.float64)
+    return Verdict(status, ratio)
+
+
+def _resolve(fmt: Format, model: Model, cases, names, block, verdict: Verdict) -> None:
+    """The values too close to their bound to decide in the work type, decided by the judge."""
+    cache: dict = {}
+    for q, row in zip(names, block):
+        near = np.flatnonzero(verdict.status[q] == NEAR)
+        verdict.resolved_by[q] = len(near)
+        for i in near.tolist():
+            case = tuple(float(np.asarray(cases[k])[i]) for k in INPUTS)
+            if case not in cache:
+                cache[case] = (case_bounds(fmt, dict(zip(INPUTS, case)), model),
+                               exact_step(*case).as_fractions())
+            bounds, exact = cache[case]
+            j = judge(fmt, q, float(row[i]), exact[q], bounds[q])
+            verdict.status[q][i] = BEYOND if j.violation else OK
+            verdict.ratio[q][i] = j.ratio
+
+
+def _kernels(fmt: Format, model: Model, engine: str, work: Work):
+    """The compiled kernels for (fmt, model), or None (numpy engine, float64, or no numba)."""
+    if engine not in ("auto", "compiled", "numpy"):
+        raise ValueError(f"unknown engine {engine!r}; choose auto, compiled or numpy")
+    if engine == "numpy":
+        return None
+    from . import kernel
+
+    kernels = kernel.kernels(fmt, model) if work is BINARY64 else None
+    if kernels is None and engine == "compiled":
+        raise RuntimeError("the compiled engine needs numba (pip install numba) and a format "
+                           "narrower than float64")
+    return kernels
+
+
+def screen_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray], block: np.ndarray,
+                 model: "Model | str" = "ieee") -> "tuple[np.ndarray, np.ndarray] | None":
+    """Compiled screening of a block of outputs (rows as :data:`ROWS`): per value an upper
+    estimate of error/bound (-1 outside the domain) and per case a bit mask of the rows that
+    need the full judgement; None where no compiled kernel is available."""
+    fmt, model = get_format(fmt), check_model(get_model(model))
+    kernels = _kernels(fmt, model, "auto", work_for(fmt))
+    if kernels is None:
+        return None
+    cols = [np.ascontiguousarray(cases[k], dtype=np.float64) for k in INPUTS]
+    estimate = np.empty(block.shape)
+    attention = np.empty(block.shape[1], dtype=np.uint8)
+    kernels.screen(*cols, np.ascontiguousarray(block), estimate, attention)
+    return estimate, attention
