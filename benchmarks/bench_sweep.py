@@ -9,8 +9,9 @@ the exact reference against its bound (every quantity); the figures include all 
 
 1. batch sweep (``neuronspec sweep IMPL --workers 1``): cases/s, and time per case by stage;
 2. scalar sweep (the step callable case by case, same batch reference);
-3. the hypothesis property (``properties.within_bounds`` under ``@given``, mpmath reference and
-   scalar bounds), examples/s; the ratio of 1 to 3 is the speed-up the batch path brings;
+3. the hypothesis property (``neuronspec.properties.within_bounds`` under ``@given``, mpmath
+   reference and scalar bounds), examples/s; the ratio of 1 to 3 is the speed-up the batch path
+   brings;
 4. peak RSS of a whole ``neuronspec sweep`` process for N = 1e6 and N = ``--big``: flat.
 
 Speed claims live here, not in a timed test.
@@ -36,7 +37,7 @@ def _count(text: str) -> int:
 
 
 def batch_rate(impl: str, dtype: str, cases: int, scalar: bool = False) -> dict:
-    from reference.sweep import sweep
+    from neuronspec.runs.sweep import sweep
 
     sweep(impl, dtype, min(cases, 1 << 18), seed=99, scalar=scalar)  # warm: imports, JIT cache
     result = sweep(impl, dtype, cases, seed=1, scalar=scalar)
@@ -49,9 +50,9 @@ def batch_rate(impl: str, dtype: str, cases: int, scalar: bool = False) -> dict:
 def hypothesis_rate(impl_name: str, dtype: str, examples: int) -> dict:
     from hypothesis import given, settings
 
-    from reference.impls import load
-    from reference.properties import within_bounds
-    from reference.strategies import cases
+    from neuronspec.cases.strategies import cases
+    from neuronspec.implementations import load
+    from neuronspec.properties import within_bounds
 
     impl = load(impl_name)
     seen = []
@@ -71,7 +72,8 @@ def hypothesis_rate(impl_name: str, dtype: str, examples: int) -> dict:
 
 
 def peak_rss(impl: str, dtype: str, cases: int) -> dict:
-    code = ("import resource, sys, time; from reference.sweep import sweep; t = time.time(); "
+    code = ("import resource, sys, time; from neuronspec.runs.sweep import sweep; "
+            "t = time.time(); "
             f"r = sweep({impl!r}, {dtype!r}, {cases}, seed=1); "
             "print(r.cases, r.violations, time.time() - t, "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
@@ -95,10 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     import platform
 
-    from reference.sweep import _cpu_name
+    from neuronspec.artefacts.records import cpu_name
 
     print(f"neuronspec sweep benchmark: {args.impl} in {args.dtype}, one process, one thread; "
-          f"{_cpu_name()}, Python {platform.python_version()}")
+          f"{cpu_name()}, Python {platform.python_version()}")
     figures = {}
     figures["batch"] = b = batch_rate(args.impl, args.dtype, args.cases)
     print(f"  batch sweep       {b['cases']:>12,} cases {b['seconds']:8.2f} s "

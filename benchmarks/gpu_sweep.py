@@ -35,28 +35,31 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from reference.batch_fingerprint import fingerprint
     from reference.formats import get_format
-    from reference.impls import load
-    from reference.sweep import _cpu_name, chunk_cases, run_chunk, sweep
+
+    from neuronspec.artefacts import records
+    from neuronspec.cases.chunks import chunk_cases
+    from neuronspec.fingerprint import batch_fingerprint
+    from neuronspec.implementations import load
+    from neuronspec.runs.sweep import run_chunk, sweep
 
     run_chunk(load("numpy"), "float32", 0, 0, 1000)  # JIT cache for the workers
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (no CUDA)")
     info = {"device": device, "torch": torch.__version__,
-            "cuda": torch.version.cuda, "numpy": np.__version__, "cpu": _cpu_name(),
+            "cuda": torch.version.cuda, "numpy": np.__version__, "cpu": records.cpu_name(),
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "seed": args.seed, "sweeps": {}, "fingerprints": {}}
     print(json.dumps({k: v for k, v in info.items() if not isinstance(v, dict)}), flush=True)
     out = Path(args.out)
 
     def save():
-        out.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        records.write("cuda", info, out)
 
     for impl in ("torch_autograd", "torch_sgd"):
         for dtype in ("float32", "float16", "bfloat16"):
             cols, _ = chunk_cases(get_format(dtype), args.seed, 0, 1 << 18)
             outputs = load(impl).run_batch(dtype, cols)
-            info["fingerprints"][f"{impl}/{dtype}"] = fingerprint(dtype, cols, outputs)
+            info["fingerprints"][f"{impl}/{dtype}"] = batch_fingerprint(dtype, cols, outputs)
             print(impl, dtype, json.dumps(info["fingerprints"][f"{impl}/{dtype}"]), flush=True)
     save()
     one = sweep("torch_autograd", "float32", 20_000_000, seed=1)
@@ -79,7 +82,7 @@ def main() -> None:
                   f"{time.time() - start:.1f} s", flush=True)
             save()
     if args.crosscheck:
-        from reference.crosscheck import crosscheck
+        from neuronspec.runs.crosscheck import crosscheck
 
         info["crosscheck"] = {}
         for dtype in ("float16", "bfloat16", "float32", "float64"):

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from reference.bounds import MODELS, get_model
 from reference.formats import FORMATS
+from reference.step import INPUTS
 
 from . import __version__
 from .errors import NeuronspecError, UsageError
@@ -318,17 +319,20 @@ def _replay(args, argv) -> int:
     fmt = get_format(args.dtype)
     parts = [p.strip() for p in args.case.split(",")]
     if len(parts) != 5:
-        raise UsageError(f"--case needs 5 values w,b,x,t,lr, got {len(parts)}")
-    try:
-        case = tuple(fmt.parse(p) for p in parts)
-        for name, v in zip(("w", "b", "x", "t", "lr"), case):
-            fmt.check(v, name)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--case: {exc}") from None
+        raise UsageError(f"--case needs {len(INPUTS)} values {','.join(INPUTS)}, got {len(parts)}")
+    case = []
+    for name, text in zip(INPUTS, parts):
+        try:
+            value = fmt.parse(text)
+        except ValueError as exc:
+            raise UsageError(f"--case: {name}: {exc}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"--case: {name} = {text!r} is not a finite {fmt.name} value")
+        case.append(value)
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
     impl = ProcessImplementation(args.cmd) if args.cmd else load(args.impl)
-    text, ok = replay(impl, fmt, case, get_model(args.model))
+    text, ok = replay(impl, fmt, tuple(case), get_model(args.model))
     print(text)
     return 0 if ok else 1
 

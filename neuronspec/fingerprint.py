@@ -27,6 +27,7 @@ from reference.batch import BINARY64, round_array, two_sum, work_for
 from reference.bounds import OutOfDomain
 from reference.formats import FLOAT32, FORMATS, Format, get_format
 from reference.rounded import ALL_VARIANTS, evaluate_variants
+from reference.step import REQUIRED
 
 from .errors import ImplementationError
 
@@ -42,7 +43,7 @@ _DIMENSIONS = {
              "pow-one-ulp", "square off by one ulp (pow)"),
     "subnormals": (("y", "loss", "dL_dw", "dL_db"), "canonical", "preserved (gradual underflow)",
                    "ftz", "flushed to zero"),
-    "float32 work": (("y", "loss", "dL_dw", "dL_db", "w_new", "b_new"), "canonical",
+    "float32 work": (REQUIRED, "canonical",
                      "each operation rounded to the format", "float32-kept",
                      "kept in float32, rounded when stored"),
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = ["INPUTS", "Case", "Node", "NODES", "NODE", "QUANTITIES", "REQUIRED", "OPTIONAL",
-           "NODE_OF", "OPS", "product_operand"]
+           "NODE_OF", "OPS", "product_operand", "SEED_EXAMPLE"]
 
 #: The inputs of one step, in the order every interface takes them.
 INPUTS: tuple[str, ...] = ("w", "b", "x", "t", "lr")
@@ -89,6 +89,11 @@ OPTIONAL: tuple[str, ...] = ("dL_dy",)
 #: Which node each quantity is.
 NODE_OF: dict[str, str] = {"y": "y", "dL_dy": "g", "loss": "loss", "dL_dw": "gw", "dL_db": "g",
                            "w_new": "w_new", "b_new": "b_new"}
+
+
+#: The seed notebook's example step, its inputs as the notebook writes them (decimal literals,
+#: rounded to each format where used): the worked example of spec/neuron.md section 6.
+SEED_EXAMPLE: dict[str, str] = {"w": "0.5", "b": "-0.1", "x": "2.0", "t": "1.0", "lr": "0.1"}
 
 
 def product_operand(node: Node) -> "tuple[Node, str] | None":

@@ -152,3 +152,31 @@ def test_every_mutant_gets_exit_1_and_a_reason_naming_the_quantity(path):
     # or the exact/observed lines of the report ("  y: exact = ...")
     quantities = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new", "dL_dy")
     assert any(f"{q}:" in proc.stdout or f" {q} " in line for q in quantities for line in failed)
+
+
+WIDE = '''
+import numpy as np
+
+def step(w, b, x, t, lr, dtype):
+    if dtype != "float32":
+        raise NotImplementedError(dtype)
+    f = np.float32
+    y = f(w) * f(x) + f(b)
+    r = y - f(t)
+    out = {"y": y, "loss": f(0.5) * r * r, "dL_dw": r * f(x), "dL_db": r,
+           "w_new": f(w) - f(lr) * (r * f(x)), "b_new": f(b) - f(lr) * r}
+    out["y"] = float(w) * float(x) + float(b)  # y kept in binary64: not a float32 value
+    return out
+'''
+
+
+def test_replay_and_check_judge_alike(tmp_path):
+    """One judge: a value outside the format fails in replay exactly as it fails in check."""
+    impl = tmp_path / "wide.py"
+    impl.write_text(WIDE)
+    case = "0.5,-0.1,2,1,0.1"
+    replay = cli("replay", f"{impl}:step", "--dtype", "float32", "--case", case)
+    assert replay.returncode == 1, replay.stdout
+    assert "FAIL (not a value of the format)" in replay.stdout
+    check = cli("check", f"{impl}:step", "--dtype", "float32", "--examples", "5")
+    assert check.returncode == 1 and "is not a float32 value" in check.stdout

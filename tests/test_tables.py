@@ -79,3 +79,15 @@ def test_recorded_sweeps_are_complete_and_clean():
     cross = extra["crosscheck"]["formats"]
     for fmt in ("float16", "bfloat16", "float32", "float64"):
         assert cross[fmt]["cases"] >= 1_000_000 and cross[fmt]["disagreements"] == 0, fmt
+
+
+def test_prose_lives_in_the_template():
+    """The document's sentences are in spec/templates/tolerances.md.j2, not in tables.py."""
+    source = (ROOT / "neuronspec" / "artefacts" / "tables.py").read_text(encoding="utf-8")
+    template = (ROOT / "spec" / "templates" / "tolerances.md.j2").read_text(encoding="utf-8")
+    for sentence in ("neuronspec does not guess tolerances", "How to read it",
+                     "No measurement recorded yet", "No sweep recorded yet",
+                     "No CUDA run recorded", "Implementation errors recorded during the run",
+                     "The bound is stated with `h`", "Rates over", "Tightness target"):
+        assert sentence not in source, f"tables.py still holds prose: {sentence!r}"
+        assert sentence in template, f"the template lacks {sentence!r}"

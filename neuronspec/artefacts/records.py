@@ -21,7 +21,7 @@ from .. import data
 from ..errors import DataError
 
 __all__ = ["KINDS", "RECORD_VERSION", "DEFAULT_DIR", "path_of", "load", "validate", "write",
-           "update", "machine"]
+           "update", "machine", "cpu_name"]
 
 RECORD_VERSION = 1
 KINDS = ("soundness", "sweeps", "crosscheck", "cuda")
@@ -127,14 +127,17 @@ def update(kind: str, path: "Path | str", change: Callable[[dict], dict]) -> dic
     return content
 
 
-def machine() -> str:
-    """The CPU, its count and the system, for a record."""
-    name = platform.processor() or "unknown cpu"
+def cpu_name() -> str:
+    """The CPU's model name, for a record."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{name}, {os.cpu_count()} cpus, {platform.system()} {platform.machine()}"
+    return platform.processor() or "unknown cpu"
+
+
+def machine() -> str:
+    """The CPU, its count and the system, for a record."""
+    return f"{cpu_name()}, {os.cpu_count()} cpus, {platform.system()} {platform.machine()}"

@@ -1,19 +1,28 @@
 """``spec/tolerances.md``: the derivation of the bounds, their parameters per format, and the
-measured soundness, tightness and peer comparison, rendered from ``spec/data/soundness.json``.
+measured soundness, tightness, peer comparison, sweeps and CUDA run, rendered from the records
+in ``spec/data`` (``soundness.json``, ``sweeps.json``, ``crosscheck.json``, ``cuda.json``).
 
-Nothing here is measured: the numbers come from the data file that ``neuronspec soundness``
-writes, so the document can be regenerated (and checked for staleness) in milliseconds.
+The prose lives in the Jinja2 template ``spec/templates/tolerances.md.j2`` (shipped in the
+package, see :func:`neuronspec.data.template`); this module only gathers the data and formats
+numbers and table cells for it.  Nothing here is measured: the numbers come from the records
+that ``neuronspec soundness``, ``sweep``, ``crosscheck`` and ``benchmarks/gpu_sweep.py`` write,
+so the document can be regenerated (and checked for staleness) in milliseconds.
 """
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
-from reference.bounds import MODELS, WIDE_FORMAT
+import jinja2
+
+from reference.bounds import MODELS, step_bounds
+from reference.exact import exact_step
 from reference.formats import FORMATS, Format, float_hex
+from reference.step import INPUTS, QUANTITIES, REQUIRED, SEED_EXAMPLE
 
+from .. import data
 from ..cases.regimes import CAMPAIGN_REGIMES, REGIMES as ALL_REGIMES
 from ..fingerprint import CANDIDATES
 from . import records
@@ -21,26 +30,21 @@ from .peers import MUTANTS, PEER_TOLERANCES
 
 REGIMES = {name: ALL_REGIMES[name] for name in CAMPAIGN_REGIMES}
 
-__all__ = ["render", "load_data", "load_extra", "DEFAULT_DATA", "DEFAULT_OUTPUT",
-           "TABLES_COMMAND"]
+__all__ = ["render", "load_records", "DEFAULT_OUTPUT", "TABLES_COMMAND"]
 
-DEFAULT_DATA = Path("spec/data/soundness.json")
 DEFAULT_OUTPUT = Path("spec/tolerances.md")
 TABLES_COMMAND = "neuronspec tables"
+TEMPLATE = "tolerances.md.j2"
 
-QUANTITY_ORDER = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new")
-
-#: The bound of each quantity, in the notation of section 2.4.
-FORMULAS = {
-    "y": "E_y = E_p + T_add(abs(y) + E_p)",
-    "dL_dy": "E_r = E_y + T_add(abs(r) + E_y)",
-    "loss": "E_L = E_sq/2 + T_half(loss +- E_sq/2), E_sq = P_sq + T_sq(r^2 + P_sq)",
-    "dL_dw": "E_gw = abs(x) E_r + T_mul(abs(r x) + abs(x) E_r)",
-    "dL_db": "E_r (as dL_dy)",
-    "w_new": "E_qw + T_add(abs(w_new) + E_qw), E_qw = abs(lr) E_gw + T_mul(...)",
-    "b_new": "E_qb + T_add(abs(b_new) + E_qb), E_qb = abs(lr) E_r + T_mul(...)",
-}
 TIGHTNESS_TARGET = 0.5
+#: The order of the model subjects in table 4.1 (implementations follow, by name).
+SUBJECT_ORDER = ("ieee", "strict", "ieee+ftz", "ieee+lr-binary64")
+#: The schemes of section 5 and the regimes its three tables cover (None: all of them).
+PEER_SCHEMES = ("neuronspec", *PEER_TOLERANCES)
+PEER_REGIMES = (None, "generic", "cancel-y-t")
+SWEEP_IMPLS = ("numpy", "torch_autograd", "torch_sgd", "manual")
+#: The seed example of section 3 is shown in float32.
+EXAMPLE_FORMAT = "float32"
 
 
 def load_records(directory: Path) -> dict:
@@ -49,32 +53,14 @@ def load_records(directory: Path) -> dict:
                                required=kind == "soundness") for kind in records.KINDS}
 
 
-def load_data(path: Path = DEFAULT_DATA) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{path} does not exist; run `neuronspec soundness` first to measure the bounds"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); regenerate it with "
-                         "`neuronspec soundness`") from None
+def render(recs: dict) -> str:
+    """The whole of ``spec/tolerances.md`` from the records (see :func:`load_records`)."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(data.template(TEMPLATE)).render(_context(recs))
 
 
-def load_extra(directory: Path) -> dict:
-    """The recorded sweeps and batch cross-check next to the soundness data (may be absent)."""
-    out = {}
-    for key, name in (("sweeps", "sweeps.json"), ("crosscheck", "crosscheck.json"),
-                      ("cuda", "cuda.json")):
-        path = Path(directory) / name
-        if path.exists():
-            try:
-                out[key] = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON ({exc}); rerun the command "
-                                 "recorded in it") from None
-    return out
-
+# -- number and cell formatting ---------------------------------------------------------------
 
 def _pow2(q: Fraction) -> str:
     n, d = q.numerator, q.denominator
@@ -93,592 +79,220 @@ def _ratio(x: float) -> str:
     return "inf" if x == float("inf") else f"{x:.3f}"
 
 
-HEADER = f"""<!-- Generated by `{TABLES_COMMAND}` from reference/bounds.py and spec/data/{{soundness,sweeps,crosscheck}}.json.
-     Do not edit by hand: edit reference/tables.py or rerun the measurement. -->
-
-# Tolerances for one gradient-descent step
-
-neuronspec does not guess tolerances.  For every quantity of the step (`y`, `dL_dy`, `loss`,
-`dL_dw`, `dL_db`, `w_new`, `b_new`), every format and every declared evaluation model it
-computes a **rigorous upper bound** `E` on `|computed - exact|`, where *exact* is the exact
-result on the binary inputs the implementation holds (see `neuron.md`).  A result conforms
-when `|computed - exact| <= E`.  This document derives `E` step by step (section 2), gives the
-parameters for each format (section 3), and reports the measured **soundness** (no case
-exceeds its bound), **tightness** (the worst case comes close to it) and what the bounds buy
-against the default tolerances of other tools (sections 4 and 5).
-"""
-
-DERIVATION = """
-## 1. The evaluation model
-
-The default model, `ieee`, admits every evaluation an IEEE 754 implementation may legally
-produce for the seed's formulas
-
-    y = w*x + b;  r = y - t;  loss = 0.5*(r*r);  dL_dw = r*x;  dL_db = r
-    w_new = w - lr*dL_dw;  b_new = b - lr*dL_db
-
-with round-to-nearest-even, gradual underflow and no trap:
-
-- the forward `w*x + b` rounded twice, or fused (one rounding, FMA);
-- the update `w - lr*g` rounded twice, or fused (one rounding, FMA);
-- the square `r*r` correctly rounded, or computed by a `pow` with less than one ulp of error
-  (CPython's `(y - t)**2` calls the C library's `pow`; numpy scalars do the same);
-- the learning rate used as given or rounded to the parameter format (identical when it is a
-  value of the format, which is the default domain);
-- for float16 and bfloat16, work done in float32: each operation computed in float32 and
-  rounded to the format (double rounding, as CPU kernels do), or whole expressions kept in
-  float32 and rounded only when a result is stored (as fusing compilers do), or any mixture;
-- autograd's form of the gradient: `dL/dr = 0.5 * (2*r)`, which is exact but needs `2*r` to be
-  representable.
-
-Named options change the model:
-
-| model | what it adds or removes |
-|---|---|
-""" + "\n".join(f"| `{name}` | {m.describe()} |" for name, m in MODELS.items()) + """
-
-`strict` is the narrowest model: every operation rounds once to the format and the square is
-correctly rounded.  It is what the canonical evaluation and the fused variants satisfy; an
-implementation that declares it gets tighter bounds.  `ftz` widens the model to flush-to-zero
-(subnormal inputs read as zero, subnormal results flushed); `lr-binary64` widens the domain to
-a binary64 learning rate with narrower parameters.
-
-## 2. Derivation
-
-### 2.1 Notation
-
-For a format F with precision `p` (hidden bit included) and minimum normal exponent `emin`:
-
-    u      = 2^-p                         unit roundoff
-    eta    = 2^(emin - p)                 half the smallest subnormal
-    ulp(M) = 2^(max(floor(log2 M), emin) - p + 1)     for M > 0
-    h(M)   = ulp(M) / 2,  h(0) = 0
-
-`h(M) <= u*M` when `M >= 2^emin`, and `h(M) = eta` when `M < 2^emin`: `h` is Higham's standard
-model with underflow, `fl(v) = v(1 + d) + e` with `|d| <= u`, `|e| <= eta`, `d*e = 0`, in its
-sharpest form.  The bound is stated with `h` because it is never larger and often half as
-large as `u*M + eta`.
-
-### 2.2 Rounding lemmas
-
-**R1 (one rounding).** If `|v| <= M` and `fl(v)` is `v` rounded to nearest in F without
-overflow, then `|fl(v) - v| <= h(M)`.  *Proof:* `|fl(v) - v| <= ulp(v)/2` and `ulp` is
-non-decreasing in `|v|`.  Also `|fl(v) - v| <= h(|fl(v)|)`, because rounding never moves a
-value into a binade with a smaller ulp.
-
-**R2 (exact cases).** If `a, b` are values of F and `|a +- b| < 2^emin`, then `a +- b` is a
-value of F (gradual underflow makes subnormal sums exact).  If `s` is a value of F and
-`|s/2| >= 2^emin`, then `s/2` is a value of F.
-
-**R3 (a square off by one ulp).** A `pow` whose error is below one ulp returns one of the two
-neighbours of `r^2`: its error is at most `ulp(M) = 2 h(M)`.
-
-**R4 (work in float32).** Let G = float32 and F = float16 or bfloat16.  A value rounded to G
-and then to F satisfies `|fl_F(fl_G(v)) - v| <= h_G(M) + h_F(M + h_G(M))` (R1 twice: the G
-value is within `h_G(M)` of `v`, so its magnitude is at most `M + h_G(M)`).  The same
-expression bounds rounding to G only (expression kept in float32) and to F only, so it covers
-every mixture.  A sum is exact in G's subnormal range (first term 0) but its G value is not
-on F's grid, so no exactness is claimed in F.
-
-**R5 (flush-to-zero).** A result whose magnitude is below `2^emin` may be replaced by zero;
-the error is then below `min(M, 2^emin)`.  An input below `2^emin` may be read as zero: it
-enters with error `|input|`.
-
-The rounding term `T(kind, M, m)` of one operation whose exact result on the computed operands
-lies in `[m, M]` in magnitude is therefore:
-
-| kind | default (one rounding in F) | float16/bfloat16 in float32 (R4) |
-|---|---|---|
-| product `a*b` | `h(M)` | `h_G(M) + h_F(M + h_G(M))` |
-| sum `a +- b` | `0` if `M < 2^emin`, else `h(M)` (R2) | `e + h_F(M + e)`, `e = h_G(M)`, or `0` if `M < 2^-126` |
-| half `s/2` | `0` if `m >= 2^emin`, else `eta` (R2) | `e + h_F(M + e)`, `e = 0` if `m >= 2^-126`, else `h_G(M)` |
-| square `r*r` | `h(M)`; `2 h(M)` when `pow` is admitted (R3) | twice the product term when `pow` is admitted |
-
-With flush-to-zero every term `T` becomes `max(T, min(M, 2^emin))` (R5).
-
-### 2.3 Propagation lemma
-
-If `|a^ - a| <= Ea` and `|b^ - b| <= Eb`, then exactly
-
-    |a^ b^ - a b|          <= |a| Eb + |b| Ea + Ea Eb
-    |(a^ +- b^) - (a +- b)| <= Ea + Eb
-    |a^/2 - a/2|            =  Ea / 2
-
-### 2.4 The chain
-
-Each node `c = op(a, b)` of the evaluation has an exact value `V` (from the exact reference) and
-a propagated operand error `P` (2.3).  The computed value is the rounding of `op(a^, b^)`, whose
-magnitude lies in `[max(|V| - P, 0), |V| + P]`, so
-
-    |c^ - V| <= E_c = P + T(kind, |V| + P, max(|V| - P, 0)).
-
-Applied node by node (inputs `w, b, x, t, lr` are exact: `E = 0`, unless flushed by `ftz`):
-
-    p   = w*x        E_p  = the largest |fl(w x) - w x| over the admitted roundings
-                            (the operands are exact, so this error is computed exactly)
-    y   = p + b      E_y  = E_p + T_add(|y| + E_p, .)
-    r   = y - t      E_r  = E_y + T_add(|r| + E_y, .)
-    dL_dy = dL_db = r           E = E_r      (autograd: 0.5*(2r) is exact)
-    sq  = r*r        P_sq = 2|r| E_r + E_r^2,      E_sq = P_sq + T_sq(r^2 + P_sq, .)
-    loss = sq/2      E_L  = E_sq/2 + T_half(|loss| + E_sq/2, |loss| - E_sq/2)
-    dL_dw = r*x      E_gw = |x| E_r + T_mul(|r x| + |x| E_r, .)
-    q_w = lr*dL_dw   E_qw = |lr| E_gw + T_mul(|lr r x| + |lr| E_gw, .)
-    w_new = w - q_w  E_w' = E_qw + T_add(|w_new| + E_qw, .)
-    q_b = lr*dL_db   E_qb = |lr| E_r + T_mul(|lr r| + |lr| E_r, .)
-    b_new = b - q_b  E_b' = E_qb + T_add(|b_new| + E_qb, .)
-
-(With `ftz` the inputs' flush errors enter through the propagation lemma; with `lr-binary64`
-`lr` enters with the largest error of rounding it to the format.)
-
-**Fused operations are covered.**  A fused `fl(w*x + b)` makes one rounding of `y` itself: in
-the normal range its error is at most `h(|y|) <= E_y`; in the subnormal range, where the grid
-is uniform and `b` lies on it, its error is the distance of `w*x` to the grid, at most `E_p`.
-The same argument covers the fused update `fl(w - lr*g)`.  So the two-rounding chain bounds
-both, and an implementation may use either without declaring it.
-
-**Cancellation is handled.**  Nothing above is relative to `r`: under cancellation (`y`
-close to `t`, or `b` close to `-w*x`), `E_r` keeps the absolute terms `E_p + h(|y|)`, which do
-not shrink with `r`.  This is exactly why relative tolerances reject correct results there.
-
-### 2.5 The domain
-
-A quantity is *in the bounded domain* when every node it depends on satisfies
-`|V| + E <= largest finite value of F` (for the gradients also `2(|r| + E_r) <= largest finite`).
-Then no admitted evaluation can overflow, and the bound holds.  Outside it neuronspec returns no
-number but the reason ("w*x may overflow float16: ..."), and checks nothing for that
-quantity: an implementation may return an infinity, a NaN, a finite value, or raise an
-overflow error (CPython's `**` does).  Inside the domain a non-finite result, or an exception,
-is a failure.
-
-### 2.6 Bounds from computed values (a-posteriori)
-
-An implementation's own results can tighten the rounding term of each returned quantity:
-by R1, `|c^ - op(a^, b^)| <= h(|c^|)` when `c^ != 0` (a zero may be an underflow), so `T`
-may use `min(|V| + P, |c^|)` as its magnitude
-(with float32 work, `|c^| + h_F(|c^|)`; with flush-to-zero the flushed case keeps the
-a-priori magnitude).  `reference.bounds.case_bounds(..., computed=outputs)` returns this
-bound, never larger than the a-priori one.  Vector files and these tables use the a-priori
-bound, which depends on the exact values only.
-
-### 2.7 How the bound itself is computed
-
-For float64 every term is an exact rational (`fractions.Fraction`).  For float16, bfloat16 and
-float32 the exact node values are rounded to nearest float64 (relative error `2^-53`), and
-each bound is a sum of products of non-negative terms evaluated with a few dozen float64
-roundings, each of relative error at most `2^-53` while the terms stay in float64's normal
-range (they lie between `2^-700` and `2^600`, except products with the rounding error of a
-binary64 `lr`, which can underflow; every such term sits next to a rounding term of at least
-`eta >= 2^-150`).  Multiplying by `1 + 2^-40`, and taking `ulp` of magnitudes inflated by the
-same factor, makes the float64 result an upper bound.  A bound never rounds below the true
-error, and verdicts compare `|computed - exact|` with it exactly, in integer arithmetic.
-"""
-
-
-def _format_table() -> str:
-    rows = ["| format | p | emin | emax | u | eta | smallest normal | largest finite |",
-            "|---|---|---|---|---|---|---|---|"]
-    for f in FORMATS.values():
-        rows.append(f"| {f.name} | {f.p} | {f.emin} | {f.emax} | {_pow2(f.u)} | "
-                    f"{_pow2(f.eta)} | {float_hex(f.smallest_normal)} | "
-                    f"{float_hex(f.largest_finite)} ({_g(f.largest_finite)}) |")
-    return "\n".join(rows)
-
-
-def _formula(fmt: Format, model_name: str) -> str:
-    wide = MODELS[model_name].wide_work and fmt.p < WIDE_FORMAT.p
-    return "R4 (float32 work)" if wide else "R1-R3 (one rounding)"
-
-
-PARAMS_INTRO = """
-## 3. Parameters per format
-
-The chain of 2.4 is the same for every format; the formats differ in `u`, `eta` and the range,
-and float16/bfloat16 use the float32-work terms (R4) in the `ieee` model.
-
-"""
-
-
-def _params_section() -> str:
-    rows = [_format_table(), "", "| format | `ieee` rounding terms | `strict` rounding terms |",
-            "|---|---|---|"]
-    for f in FORMATS.values():
-        rows.append(f"| {f.name} | {_formula(f, 'ieee')} | {_formula(f, 'strict')} |")
-    example = []
-    from reference.bounds import step_bounds
-
-    fmt = FORMATS["float32"]
-    inputs = {k: fmt.parse(v) for k, v in (("w", "0.5"), ("b", "-0.1"), ("x", "2.0"),
-                                            ("t", "1.0"), ("lr", "0.1"))}
-    bounds = step_bounds(fmt, **inputs)
-    example.append("\nFor the seed example in float32 (`w=0.5, b=-0.1, x=2, t=1, lr=0.1`, each "
-                   "rounded to float32), the `ieee` bounds are:\n")
-    example.append("| quantity | bound | in ulps of the exact value |")
-    example.append("|---|---|---|")
-    from reference.exact import exact_step
-
-    exact = exact_step(**inputs).as_fractions()
-    for q in ("y", "dL_dy", "loss", "dL_dw", "dL_db", "w_new", "b_new"):
-        b = Fraction(bounds[q])
-        example.append(f"| {q} | {_g(float(b))} | {float(b / fmt.ulp(exact[q])):.2f} |")
-    example.append("\nThe seed's torch float32 `dL_db` is 3 ulps from the exact value "
-                   "(`neuron.md`, 6.3): within its bound of "
-                   f"{float(Fraction(bounds['dL_db']) / fmt.ulp(exact['dL_db'])):.2f} ulps, "
-                   "while a relative check at a few ulps would be a coin toss.")
-    return PARAMS_INTRO + "\n".join(rows + example) + "\n"
-
-
-def _soundness_section(data: dict) -> str:
-    out = ["\n## 4. Soundness and tightness, measured\n"]
-    runs = data.get("runs", {})
-    formats = data.get("formats", {})
-    if not formats:
-        return "\n## 4. Soundness and tightness, measured\n\nNo measurement recorded yet: run " \
-               "`neuronspec soundness`.\n"
-    commands = sorted({r.get("command", "?") for r in runs.values()})
-    out.append("Each case is drawn from one of six regimes (below), evaluated exactly (mpmath) "
-               "and by every bit-exact evaluation variant the model admits (`reference.rounded`: "
-               "separate or fused forward and update, correctly rounded or one-ulp-off square, "
-               "and for float16/bfloat16 per-operation and kept float32 work, with and without "
-               "flush-to-zero).  Every distinct computed value is compared exactly with its "
-               "bound.  *violations* must be 0; *worst* is the largest `|computed - exact| / "
-               "bound` seen (1.000 means a case reached the bound exactly).\n")
-    out.append("Regimes: " + "; ".join(f"`{k}`: {' '.join(v.doc.split()).rstrip('.')}"
-                                        for k, v in REGIMES.items()) + ".\n")
-    out.append("Recorded with: " + "; ".join(f"`{c}`" for c in commands) + "\n")
-    out.append("### 4.0 The tolerance table\n")
-    out.append("Per format and quantity: the bound (section 2.4; `T` as in 2.2 with the format's "
-               "`u` and `eta`), and the largest error/bound ratio measured over every admitted "
-               "evaluation variant, with the number of in-domain cases behind it.\n")
-    out.append("| format | quantity | bound | u | eta | worst error/bound | cases |")
-    out.append("|---|---|---|---|---|---|---|")
-    for fname, f in FORMATS.items():
-        qs = formats.get(fname, {}).get("subjects", {}).get("ieee", {})
-        for q in QUANTITY_ORDER:
-            st = qs.get(q)
-            worst = _ratio(st["max_ratio"]) if st else "-"
-            n = f"{st['checked']:,}" if st else "-"
-            out.append(f"| {fname} | {q} | `{FORMULAS[q]}` | {_pow2(f.u)} | {_pow2(f.eta)} | "
-                       f"{worst} | {n} |")
-    out.append("")
-    header = "| format | subject | cases checked | out of domain | violations | " + \
-             " | ".join(QUANTITY_ORDER) + " |"
-    out.append("### 4.1 Worst error/bound per quantity\n")
-    out.append(header)
-    out.append("|" + "---|" * (5 + len(QUANTITY_ORDER)))
-    low = []
-    for fname in FORMATS:
-        if fname not in formats:
-            continue
-        fd = formats[fname]
-        for subject in sorted(fd["subjects"], key=_subject_order):
-            qs = fd["subjects"][subject]
-            checked = max((qs[q]["checked"] for q in QUANTITY_ORDER if q in qs), default=0)
-            ood = max((qs[q]["out_of_domain"] for q in QUANTITY_ORDER if q in qs), default=0)
-            viol = sum(qs[q]["violations"] for q in qs)
-            cells = []
-            for q in QUANTITY_ORDER:
-                if q not in qs:
-                    cells.append("-")
-                    continue
-                r = qs[q]["max_ratio"]
-                cells.append(_ratio(r))
-                if subject == "ieee" and r < TIGHTNESS_TARGET:
-                    low.append((fname, q, r))
-            out.append(f"| {fname} | {_subject_label(subject)} | {checked:,} | {ood:,} | {viol} | "
-                       + " | ".join(cells) + " |")
-    out.append("")
-    out.append("*Subjects*: `ieee`, `strict`, `ieee+ftz`, `ieee+lr-binary64`: every variant the "
-               "model admits, against that model's bound; `impl:NAME`: a bundled "
-               "implementation against the `ieee` bound (`@ATEN_CPU_CAPABILITY=default`: torch "
-               "run with its portable, non-vectorised kernels).  *cases checked* counts cases "
-               "where the quantity was in the bounded domain.\n")
-    out.append("### 4.2 Worst error/bound per regime (`ieee`, all variants)\n")
-    out.append("| format | quantity | " + " | ".join(REGIMES) + " |")
-    out.append("|---|---|" + "---|" * len(REGIMES))
-    for fname in FORMATS:
-        if fname not in formats or "ieee" not in formats[fname]["subjects"]:
-            continue
-        qs = formats[fname]["subjects"]["ieee"]
-        for q in QUANTITY_ORDER:
-            br = qs.get(q, {}).get("by_regime", {})
-            out.append(f"| {fname} | {q} | " + " | ".join(
-                _ratio(br[r]) if r in br else "-" for r in REGIMES) + " |")
-    out.append("")
-    out.append("### 4.3 The worst cases\n")
-    out.append("| format | quantity | ratio | source | regime | w | b | x | t | lr |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
-    for fname in FORMATS:
-        if fname not in formats or "ieee" not in formats[fname]["subjects"]:
-            continue
-        for q in QUANTITY_ORDER:
-            wc = formats[fname]["subjects"]["ieee"].get(q, {}).get("worst")
-            if not wc:
-                continue
-            out.append(f"| {fname} | {q} | {_ratio(wc['ratio'])} | {wc['source']} | {wc['regime']} | "
-                       f"{wc['w']} | {wc['b']} | {wc['x']} | {wc['t']} | {wc['lr']} |")
-    out.append("")
-    out.append("### 4.4 Tightness target\n")
-    if low:
-        out.append("Entries of the `ieee` model below the target of "
-                   f"{TIGHTNESS_TARGET}: " + ", ".join(f"{f} {q} ({_ratio(r)})" for f, q, r in low)
-                   + ".  " + LOW_EXPLANATION)
-    else:
-        out.append(f"Every `ieee` entry reaches the target worst ratio of at least "
-                   f"{TIGHTNESS_TARGET}: no bound is more than twice the worst error observed.  "
-                   "Where the worst ratio is 1.000, some case met its bound exactly: the bound "
-                   "cannot be lowered for that case without becoming unsound.")
-    errors = [e for f in formats.values() for e in f.get("errors", [])]
-    if errors:
-        out.append("\nImplementation errors recorded during the run:\n")
-        out += [f"- `{e}`" for e in errors[:10]]
-    out.append("\nRun times and case counts per pass:\n")
-    out.append("| format | pass | cases | seconds |")
-    out.append("|---|---|---|---|")
-    for fname in FORMATS:
-        for p in formats.get(fname, {}).get("passes", []):
-            out.append(f"| {fname} | {p['pass']} | {p['cases']:,} | {p['seconds']:,} |")
-    return "\n".join(out) + "\n"
-
-
-LOW_EXPLANATION = ("A low worst ratio means the regimes did not reach that bound's worst case, "
-                   "not that the bound is loose by that factor; see 4.2 for the regime that "
-                   "comes closest.")
-
-
-def _subject_order(subject: str) -> tuple:
-    order = ["ieee", "strict", "ieee+ftz", "ieee+lr-binary64"]
-    return (order.index(subject) if subject in order else len(order), subject)
-
-
-def _subject_label(subject: str) -> str:
-    return f"`{subject}`"
-
-
-def _peers_section(data: dict) -> str:
-    out = ["\n## 5. Why derived bounds: the same cases under other tools' tolerances\n"]
-    formats = data.get("formats", {})
-    out.append("On the in-domain cases of the run above (one chunk in ten, every regime), each "
-               "scheme judges (a) every correct result — each evaluation variant the `ieee` model "
-               "admits — and (b) four wrong results built from the canonical one.  *false "
-               "rejections*: cases where the scheme rejects at least one correct result.  *missed*: "
-               "cases where it accepts the wrong result (all six quantities within tolerance).  "
-               "Peers compare against the exact value with `|computed - exact| <= atol + "
-               "rtol*|exact|` and their default tolerances:\n")
-    out.append("| tool | " + " | ".join(FORMATS) + " |")
-    out.append("|---|" + "---|" * len(FORMATS))
-    for tool, tol in PEER_TOLERANCES.items():
-        out.append(f"| {tool} | " + " | ".join(
-            f"rtol {tol[f][0]:g}, atol {tol[f][1]:g}" for f in FORMATS) + " |")
-    out.append("| neuronspec | the `ieee` bound of each quantity (section 2) |" + " |" * 3)
-    schemes = ["neuronspec", *PEER_TOLERANCES]
-    for regime_filter, title in ((None, "all regimes"), ("generic", "the `generic` regime only"),
-                                 ("cancel-y-t", "the `cancel-y-t` regime only")):
-        out.append(f"\n### 5.{1 if regime_filter is None else (2 if regime_filter == 'generic' else 3)}"
-                   f" Rates over {title}\n")
-        out.append("| format | scheme | cases | false rejections | " +
-                   " | ".join(f"missed: {m}" for m in MUTANTS) + " |")
-        out.append("|---|---|---|---|" + "---|" * len(MUTANTS))
-        for fname in FORMATS:
-            comp = formats.get(fname, {}).get("compare", {})
-            for scheme in schemes:
-                tot = {"cases": 0, "fr": 0, "m": {m: [0, 0] for m in MUTANTS}}
-                for key, d in comp.items():
-                    s, _, regime = key.partition("|")
-                    if s != scheme or (regime_filter and regime != regime_filter):
-                        continue
-                    tot["cases"] += d["cases"]
-                    tot["fr"] += d["false_rejections"]
-                    for m, md in d["mutants"].items():
-                        tot["m"][m][0] += md["cases"]
-                        tot["m"][m][1] += md["missed"]
-                if not tot["cases"]:
-                    continue
-                cells = [_pct(tot["m"][m][1], tot["m"][m][0]) for m in MUTANTS]
-                out.append(f"| {fname} | {scheme} | {tot['cases']:,} | "
-                           f"{_pct(tot['fr'], tot['cases'])} | " + " | ".join(cells) + " |")
-    out.append(PEERS_READING)
-    return "\n".join(out) + "\n"
-
-
 def _pct(k: int, n: int) -> str:
     return "n/a" if n == 0 else f"{100 * k / n:.1f}% ({k:,})"
 
 
-PEERS_READING = """
-How to read it:
+# -- the template's context -------------------------------------------------------------------
 
-- neuronspec never rejects a correct result (its false-rejection rate is 0 by construction and
-  measured 0 here); each peer rejects correct results, most of all under cancellation, where
-  the error of `r` is absolute (`h(|y|)`) and a relative tolerance on a tiny `r` cannot hold.
-- A peer's tolerance is fixed per dtype; neuronspec's follows the case.  Where values are tiny,
-  a fixed `atol` accepts anything, wrong sign included (`jax check_grads`, `torch assert_close`
-  in the `tiny` regime); where they are large, a fixed `rtol` is far wider than the rounding
-  error.
-- neuronspec's misses are wrong results that are numerically indistinguishable from a legal
-  evaluation: under cancellation the correctly evaluated `r` can itself have either sign, so
-  "gradient sign flipped" cannot be told apart there by any tolerance that accepts all correct
-  results; and a result one ulp away from the canonical one is often inside the rounding error
-  of another legal evaluation order.  The bit-exact conformance levels (the evaluation
-  variants, `reference.rounded`) catch these when an implementation declares its evaluation
-  order.
-"""
+def _context(recs: dict) -> dict:
+    soundness = recs["soundness"]
+    return {
+        "command": TABLES_COMMAND,
+        "models": [(name, m.describe()) for name, m in MODELS.items()],
+        "formats": [_format_params(f) for f in FORMATS.values()],
+        "quantities": REQUIRED,
+        "regimes": list(REGIMES),
+        "mutants": list(MUTANTS),
+        "candidates": CANDIDATES,
+        "sweep_quantities": REQUIRED,
+        "target": TIGHTNESS_TARGET,
+        "example": _example(),
+        "soundness": _soundness(soundness),
+        "peers": _peers(soundness),
+        "crosscheck": _crosscheck(recs.get("crosscheck")),
+        "sweeps": _sweeps((recs.get("sweeps") or {}).get("runs", {})),
+        "cuda": _cuda(recs.get("cuda")),
+    }
 
 
-SWEEP_IMPLS = ("numpy", "torch_autograd", "torch_sgd", "manual")
-SWEEP_QUANTITIES = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new")
+def _format_params(f: Format) -> dict:
+    return {"name": f.name, "p": f.p, "emin": f.emin, "emax": f.emax, "u": _pow2(f.u),
+            "eta": _pow2(f.eta), "smallest_normal": float_hex(f.smallest_normal),
+            "largest_finite": float_hex(f.largest_finite), "largest_finite_g": _g(f.largest_finite),
+            "ieee_wide": MODELS["ieee"].wide(f), "strict_wide": MODELS["strict"].wide(f)}
 
 
-def _sweeps_section(extra: dict) -> str:
-    sweeps = extra.get("sweeps", {}).get("runs", {})
-    cross = extra.get("crosscheck")
-    out = ["""
-## 6. Sweeps: the largest error seen, next to the proven bound
+def _example() -> dict:
+    fmt = FORMATS[EXAMPLE_FORMAT]
+    inputs = {k: fmt.parse(v) for k, v in SEED_EXAMPLE.items()}
+    bounds = {q: Fraction(b) for q, b in step_bounds(fmt, **inputs).items()}
+    exact = exact_step(**inputs).as_fractions()
+    ulps = {q: float(bounds[q] / fmt.ulp(exact[q])) for q in QUANTITIES}
+    return {"rows": [{"quantity": q, "bound": _g(float(bounds[q])), "ulps": f"{ulps[q]:.2f}"}
+                     for q in QUANTITIES],
+            "dL_db_ulps": f"{ulps['dL_db']:.2f}"}
 
-The soundness run above checks every evaluation variant on about a million cases per format.
-The claim a tolerance table makes -- "nothing worse than this was seen in N cases", as glibc's
-measured-ulps tables make it -- needs far more cases, and those need the batch path: `neuronspec
-sweep` draws seeded chunks of cases (the six regimes in equal shares, lr once per block of 1024
-cases), runs the implementation's batch callable (or its step callable case by case), and judges
-every value with the batch reference (`reference/batch.py`): exact values as double-double
-pairs (binary64 for the narrow formats, x87 extended precision for float64) with a rigorous
-bound on what the pair leaves out, the bound chain of section 2 op for op, and a verdict that
-adds the reference's own error to the bound.  Values whose error is too close to the bound for
-the batch arithmetic to decide (within 2^-45 of it for the narrow formats; for float64, within
-the 2^-56 slack of a bound term that rounded, or near a binade the pair leaves undecided) are
-decided by the scalar path (mpmath, exact rationals).
-"""]
-    if cross:
-        out.append("""
-### 6.1 The batch verdict against the scalar one
 
-`{command}`: on each format's cases (the soundness regimes: signed zeros, subnormals, the
-smallest normal, the largest finite value and 1 among the draws), every quantity gets an output
-placed around its bound -- the correctly rounded exact value, the exact value moved by 0.5 to
-1.5 bounds, a neighbour of that, infinity, or a binary64 value outside the format -- and both
-paths judge it.
+def _subject_order(subject: str) -> tuple:
+    order = SUBJECT_ORDER
+    return (order.index(subject) if subject in order else len(order), subject)
 
-| format | cases | values checked | violations | outside the domain | decided by the scalar path | disagreements |
-|---|---:|---:|---:|---:|---:|---:|
-""".format(command=cross.get("command", "neuronspec crosscheck")))
-        for name in FORMATS:
-            c = cross.get("formats", {}).get(name)
-            if c:
-                out.append(f"| {name} | {c['cases']:,} | {c['checked']:,} | {c['violations']:,} | "
-                           f"{c['out_of_domain']:,} | {c['resolved']:,} | "
-                           f"**{c['disagreements']}** |\n")
-    out.append("""
-### 6.2 Observed maxima per implementation and format
 
-Each cell: the largest error/bound seen for the quantity (1 = the bound met exactly) and, in
-parentheses, how many values were in the bounded domain.  The worst cases are recorded in
-`spec/data/sweeps.json` with their inputs; the command in the last column reproduces the run.
+def _soundness(rec: dict) -> "Optional[dict]":
+    """Sections 4.0 to 4.4, or None when no format has been measured."""
+    formats = rec.get("formats", {})
+    if not formats:
+        return None
+    runs = rec.get("runs", {})
+    tolerance_rows = []
+    for fname, f in FORMATS.items():
+        qs = formats.get(fname, {}).get("subjects", {}).get("ieee", {})
+        for q in REQUIRED:
+            st = qs.get(q)
+            tolerance_rows.append({"format": fname, "quantity": q, "u": _pow2(f.u),
+                                   "eta": _pow2(f.eta),
+                                   "worst": _ratio(st["max_ratio"]) if st else "-",
+                                   "cases": f"{st['checked']:,}" if st else "-"})
+    subject_rows, low = [], []
+    for fname in FORMATS:
+        if fname not in formats:
+            continue
+        subjects = formats[fname]["subjects"]
+        for subject in sorted(subjects, key=_subject_order):
+            qs = subjects[subject]
+            present = [q for q in REQUIRED if q in qs]
+            for q in present:
+                if subject == "ieee" and qs[q]["max_ratio"] < TIGHTNESS_TARGET:
+                    low.append(f"{fname} {q} ({_ratio(qs[q]['max_ratio'])})")
+            subject_rows.append({
+                "format": fname, "subject": subject,
+                "checked": f"{max((qs[q]['checked'] for q in present), default=0):,}",
+                "out_of_domain": f"{max((qs[q]['out_of_domain'] for q in present), default=0):,}",
+                "violations": sum(st["violations"] for st in qs.values()),
+                "cells": [_ratio(qs[q]["max_ratio"]) if q in qs else "-" for q in REQUIRED],
+            })
+    ieee = {fname: formats[fname]["subjects"]["ieee"] for fname in FORMATS
+            if fname in formats and "ieee" in formats[fname]["subjects"]}
+    regime_rows, worst_rows = [], []
+    for fname, qs in ieee.items():
+        for q in REQUIRED:
+            br = qs.get(q, {}).get("by_regime", {})
+            regime_rows.append({"format": fname, "quantity": q,
+                                "cells": [_ratio(br[r]) if r in br else "-" for r in REGIMES]})
+    for fname, qs in ieee.items():
+        for q in REQUIRED:
+            wc = qs.get(q, {}).get("worst")
+            if wc:
+                worst_rows.append({"format": fname, "quantity": q, "ratio": _ratio(wc["ratio"]),
+                                   **{k: wc[k] for k in ("source", "regime", *INPUTS)}})
+    return {
+        "regimes": [(name, " ".join(r.doc.split()).rstrip(".")) for name, r in REGIMES.items()],
+        "commands": sorted({r.get("command", "?") for r in runs.values()}),
+        "tolerance_rows": tolerance_rows,
+        "subject_rows": subject_rows,
+        "regime_rows": regime_rows,
+        "worst_rows": worst_rows,
+        "low": low,
+        "errors": [e for f in formats.values() for e in f.get("errors", [])][:10],
+        "passes": [{"format": fname, "name": p["pass"], "cases": f"{p['cases']:,}",
+                    "seconds": f"{p['seconds']:,}"}
+                   for fname in FORMATS for p in formats.get(fname, {}).get("passes", [])],
+    }
 
-""")
-    if not sweeps:
-        out.append("No sweep recorded yet: run `neuronspec sweep IMPL --dtype D --cases 1e8 "
-                   "--record`.\n")
-        return "".join(out)
-    out.append("| implementation | format | cases | " + " | ".join(SWEEP_QUANTITIES)
-               + " | violations | cases/s (workers) |\n")
-    out.append("|---|---|---:|" + "---:|" * len(SWEEP_QUANTITIES) + "---:|---:|\n")
-    keys = sorted(sweeps, key=lambda k: (list(FORMATS).index(sweeps[k]["format"]),
-                                         SWEEP_IMPLS.index(sweeps[k]["impl"])
-                                         if sweeps[k]["impl"] in SWEEP_IMPLS else 99, k))
-    for key in keys:
-        r = sweeps[key]
+
+def _peers(rec: dict) -> dict:
+    """Section 5: the peers' default tolerances and each scheme's rates per format."""
+    formats = rec.get("formats", {})
+    tools = [{"name": tool, "tolerances": [(f"{tol[f][0]:g}", f"{tol[f][1]:g}") for f in FORMATS]}
+             for tool, tol in PEER_TOLERANCES.items()]
+    rates = []
+    for regime_filter in PEER_REGIMES:
+        rows = []
+        for fname in FORMATS:
+            comp = formats.get(fname, {}).get("compare", {})
+            for scheme in PEER_SCHEMES:
+                cases = false_rejections = 0
+                mutants = {m: [0, 0] for m in MUTANTS}
+                for key, d in comp.items():
+                    s, _, regime = key.partition("|")
+                    if s != scheme or (regime_filter and regime != regime_filter):
+                        continue
+                    cases += d["cases"]
+                    false_rejections += d["false_rejections"]
+                    for m, md in d["mutants"].items():
+                        mutants[m][0] += md["cases"]
+                        mutants[m][1] += md["missed"]
+                if cases:
+                    rows.append({"format": fname, "scheme": scheme, "cases": f"{cases:,}",
+                                 "false_rejections": _pct(false_rejections, cases),
+                                 "cells": [_pct(missed, n) for n, missed in mutants.values()]})
+        rates.append({"regime": regime_filter, "rows": rows})
+    return {"tools": tools, "rates": rates}
+
+
+def _crosscheck(cross: "Optional[dict]") -> "Optional[dict]":
+    """Section 6.1, or None when no cross-check is recorded."""
+    if not cross:
+        return None
+    rows = []
+    for name in FORMATS:
+        c = cross.get("formats", {}).get(name)
+        if c:
+            rows.append({"format": name, "disagreements": c["disagreements"],
+                         **{k: f"{c[k]:,}" for k in ("cases", "checked", "violations",
+                                                     "out_of_domain", "resolved")}})
+    return {"command": cross.get("command", "neuronspec crosscheck"), "rows": rows}
+
+
+def _sweeps(runs: dict) -> list:
+    """The recorded sweeps of section 6.2, by format, then implementation."""
+    def order(key):
+        r = runs[key]
+        return (list(FORMATS).index(r["format"]),
+                SWEEP_IMPLS.index(r["impl"]) if r["impl"] in SWEEP_IMPLS else 99, key)
+
+    out = []
+    for key in sorted(runs, key=order):
+        r = runs[key]
         cells = []
-        for q in SWEEP_QUANTITIES:
+        for q in REQUIRED:
             t = r["quantities"].get(q)
             cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g})" if t else "-")
-        rate = r.get("cases_per_second")
-        out.append(f"| {r['impl']} | {r['format']} | {r['cases']:,} | " + " | ".join(cells)
-                   + f" | **{r['violations']}** | {rate:,} ({r['workers']}) |\n")
-    out.append("\nCommands (seed included), reference path and machine:\n\n")
-    for key in keys:
-        r = sweeps[key]
-        unchecked = (f"; {r['unchecked']:,} cases raised an overflow error outside the domain "
-                     "(allowed)" if r.get("unchecked") else "")
-        out.append(f"- `{r['command']}` -- {r['path']} path, {r['wall_seconds']} s, "
-                   f"{r['machine']}, {', '.join(f'{k} {v}' for k, v in r['versions'].items())}"
-                   f"{unchecked}\n")
-    out.append(_cuda_section(extra.get("cuda")))
-    out.append(f"""
-## 7. Pictures
-
-`spec/plots/<format>.png` (`neuronspec plots`; the staleness test recomputes the plotted data
-and compares its digest with the one in the file): for {', '.join(FORMATS)}, each quantity's
-error divided by neuronspec's bound (blue) and by `torch.testing.assert_close`'s default
-tolerance (orange), against the conditioning `(|w x| + |b| + |t|) / |r|`.  Where `y - t`
-cancels, the absolute rounding errors of `w*x + b` stay while `r` shrinks: a relative tolerance
-rejects correct results, the derived bound does not (every blue point is at most 1).
-
-""")
-    for name in FORMATS:
-        out.append(f"![{name}](plots/{name}.png)\n")
-    return "".join(out)
+        out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
+                    "cells": cells, "violations": r["violations"],
+                    "rate": f"{r['cases_per_second']:,}" if r.get("cases_per_second") else "-",
+                    "workers": r["workers"],
+                    "command": r["command"], "path": r["path"],
+                    "wall_seconds": r["wall_seconds"], "machine": r["machine"],
+                    "versions": [f"{k} {v}" for k, v in r["versions"].items()],
+                    "unchecked": f"{r['unchecked']:,}" if r.get("unchecked") else None})
+    return out
 
 
-def _cuda_section(cuda: "dict | None") -> str:
+def _cuda(cuda: "Optional[dict]") -> "Optional[dict]":
+    """Section 6.3, or None when no CUDA run is recorded."""
     if not cuda:
-        return ("\n### 6.3 On a GPU\n\nNo CUDA run recorded (it needs a GPU machine: "
-                "`benchmarks/gpu_sweep.py`).\n")
-    out = [f"""
-### 6.3 On a GPU: the bundled torch implementations on CUDA
+        return None
 
-`NEURONSPEC_TORCH_DEVICE=cuda python3 benchmarks/gpu_sweep.py spec/data/cuda.json` on
-**{cuda['device']}** (torch {cuda['torch']}, CUDA {cuda['cuda']}: that machine's own build, not the
-pinned CPU wheel; numpy {cuda['numpy']}; the reference ran on its {cuda['cpus']} CPU cores, one
-worker each).  Nothing in CI depends on this run.
+    def order(key):
+        impl, fmt = key.split("/")
+        return (impl, list(FORMATS).index(fmt))
 
-| implementation | format | cases | """ + " | ".join(SWEEP_QUANTITIES) + """ | violations |
-|---|---|---:|""" + "---:|" * len(SWEEP_QUANTITIES) + "---:|\n"]
-    for key in sorted(cuda.get("sweeps", {}), key=lambda k: (k.split("/")[0],
-                                                           list(FORMATS).index(k.split("/")[1]))):
+    sweeps = []
+    for key in sorted(cuda.get("sweeps", {}), key=order):
         r = cuda["sweeps"][key]
-        cells = [f"{r['quantities'][q]['max_ratio']:.6f}" for q in SWEEP_QUANTITIES]
-        out.append(f"| {r['impl']} | {r['format']} | {r['cases']:,} | " + " | ".join(cells)
-                   + f" | **{r['violations']}** |\n")
-    one = cuda.get("one_core")
-    if one:
-        out.append(f"\nOne CPU core driving the GPU ({one['impl']}, {one['format']}, "
-                   f"{one['cases']:,} cases, reference included): "
-                   f"{one['rate']:,.0f} verified cases/s on that machine's {cuda['cpu']}.\n")
-    out.append("""
-**Fingerprint on CUDA** (`reference/batch_fingerprint.py`, the first 262,144 cases of the
-seed): over the cases where the candidate evaluations differ ("informative"), the share of
-outputs equal bit for bit to each candidate.  Updates are compared given the implementation's
-own gradients.
-
-| implementation | format | quantity | informative | """ + " | ".join(CANDIDATES) + """ | what it does |
-|---|---|---|---:|""" + "---:|" * len(CANDIDATES) + "---|\n")
-    for key in sorted(cuda.get("fingerprints", {}), key=lambda k: (
-            k.split("/")[0], list(FORMATS).index(k.split("/")[1]))):
+        sweeps.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
+                       "violations": r["violations"],
+                       "cells": [f"{r['quantities'][q]['max_ratio']:.6f}"
+                                 for q in REQUIRED]})
+    fingerprints = []
+    for key in sorted(cuda.get("fingerprints", {}), key=order):
         impl, fmt = key.split("/")
         for q, e in cuda["fingerprints"][key].items():
             shares = [e.get(c) for c in CANDIDATES]
-            best = [c for c, v in zip(CANDIDATES, shares) if v is not None and v >= 0.999]
-            cells = ["-" if v is None else f"{v:.4f}" for v in shares]
-            out.append(f"| {impl} | {fmt} | {q} | {e['informative']:,} | " + " | ".join(cells)
-                       + f" | {' = '.join(best) or 'none of these'} |\n")
-    out.append("""
-Read: `y` is rounded twice in every format (the forward is not contracted into a fused
-multiply-add); torch_autograd's manual update rounds twice as well; `torch.optim.SGD`'s update
-is one fused rounding in float32 and, in float16/bfloat16, one float32 operation rounded to
-the format (where "fused" and "float32 per op" coincide the table cannot tell them apart; the
-float32 share decides).  Every one of these is admitted by the `ieee` model: the bound covers
-fused and float32-work evaluations.
-""")
-    return "".join(out)
-
-
-def render(recs: dict) -> str:
-    """The whole of ``spec/tolerances.md`` from the records (see :func:`load_records`)."""
-    extra = {k: v for k, v in recs.items() if k != "soundness" and v is not None}
-    return _render(recs["soundness"], extra)
-
-
-def _render(data: dict, extra: "dict | None" = None) -> str:
-    """The whole of ``spec/tolerances.md`` for the measurement ``data`` (and ``extra``: the
-    recorded sweeps and cross-check, see :func:`load_extra`)."""
-    return (HEADER + DERIVATION + _params_section() + _soundness_section(data)
-            + _peers_section(data) + _sweeps_section(extra or {}))
+            fingerprints.append({
+                "impl": impl, "format": fmt, "quantity": q,
+                "informative": f"{e['informative']:,}",
+                "cells": ["-" if v is None else f"{v:.4f}" for v in shares],
+                "best": [c for c, v in zip(CANDIDATES, shares) if v is not None and v >= 0.999],
+            })
+    one = cuda.get("one_core")
+    return {
+        **{k: cuda[k] for k in ("device", "torch", "cuda", "numpy", "cpus")},
+        "sweeps": sweeps,
+        "fingerprints": fingerprints,
+        "one_core": one and {"impl": one["impl"], "format": one["format"],
+                             "cases": f"{one['cases']:,}", "rate": f"{one['rate']:,.0f}",
+                             "cpu": cuda["cpu"]},
+    }

@@ -10,14 +10,12 @@ from fractions import Fraction
 from reference.exact import QUANTITIES, exact_step
 from reference.formats import FORMATS, Format, exact_decimal, float_hex
 from reference.rounded import CANONICAL, evaluate
+from reference.step import SEED_EXAMPLE
 
 from ..errors import ImplementationError, LoadError
 from ..implementations import BUNDLED, load
 
-__all__ = ["SEED_LITERALS", "ExampleRow", "ExampleSection", "example_sections", "render_example"]
-
-#: The seed's inputs as the notebook writes them (decimal literals).
-SEED_LITERALS: dict[str, str] = {"w": "0.5", "b": "-0.1", "x": "2.0", "t": "1.0", "lr": "0.1"}
+__all__ = ["ExampleRow", "ExampleSection", "example_sections", "render_example"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def example_sections(formats: "list[str] | None" = None) -> list[ExampleSection]
     sections = []
     for name in formats or ["float64", "float32"]:
         fmt = FORMATS[name]
-        inputs = {k: fmt.parse(v) for k, v in SEED_LITERALS.items()}
+        inputs = {k: fmt.parse(v) for k, v in SEED_EXAMPLE.items()}
         exact = exact_step(**inputs)
         rows = [ExampleRow("exact", {q: exact[q] for q in QUANTITIES},
                            {q: None for q in QUANTITIES})]
@@ -74,7 +72,7 @@ def render_example(sections: list[ExampleSection]) -> str:
     out = [
         "neuronspec: the seed example, y = w*x + b, L = (y - t)^2 / 2, one SGD step",
         "Inputs are the seed's literals "
-        + ", ".join(f"{k}={v}" for k, v in SEED_LITERALS.items())
+        + ", ".join(f"{k}={v}" for k, v in SEED_EXAMPLE.items())
         + ", rounded to each format.",
         "error = |value - exact| in ulps of the exact value in that format.",
     ]

@@ -26,12 +26,11 @@ from reference.exact import exact_step
 from reference.formats import FORMATS, Format, exact_decimal, exact_hex, float_hex, parse_hex
 from reference.judge import judge
 from reference.rounded import VARIANTS, evaluate_variants, fl_add, fl_mul
-from reference.step import INPUTS, QUANTITIES, REQUIRED, Case
+from reference.step import INPUTS, QUANTITIES, REQUIRED, SEED_EXAMPLE, Case
 
 from .. import __version__, data
 from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
-from ..errors import DataError, ImplementationError
-from .example import SEED_LITERALS
+from ..errors import DataError, ImplementationError, UsageError
 
 __all__ = ["flags", "generate", "write", "load", "verify", "stale", "run_implementation",
            "vector_case", "load_results"]
@@ -55,7 +54,7 @@ def _edge_cases(fmt: Format) -> list[tuple[str, list[str], tuple]]:
     """(comment, flags, case) of the edge-case catalogue; append only (ids are positions)."""
     P = fmt.parse
     tiny, small, big = fmt.smallest_subnormal, fmt.smallest_normal, fmt.largest_finite
-    seed = tuple(P(SEED_LITERALS[k]) for k in ("w", "b", "x", "t", "lr"))
+    seed = tuple(P(SEED_EXAMPLE[k]) for k in INPUTS)
     out: list[tuple[str, list[str], tuple]] = [
         ("the seed example", ["SeedExample"], seed),
         ("all inputs zero", ["SignedZero", "LrZero"], (0.0, 0.0, 0.0, 0.0, 0.0)),
@@ -185,12 +184,16 @@ def _dump(content: dict) -> str:
 def write(directory: "Path | None" = None, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Write the vector files (default: the shipped ones, ``spec/vectors`` in a checkout)."""
     directory = Path(str(directory or data.vectors()))
-    directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in formats:
-        path = directory / f"{name}.json"
-        path.write_text(_dump(generate(name)), encoding="utf-8")
-        paths.append(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in formats:
+            path = directory / f"{name}.json"
+            path.write_text(_dump(generate(name)), encoding="utf-8")
+            paths.append(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the vectors into {directory} ({exc.strerror or exc}); "
+                         "choose a writable --dir") from None
     return paths
 
 

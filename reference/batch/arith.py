@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bounds import SLACK
 from ..formats import Format
 
 __all__ = ["Work", "BINARY64", "EXTENDED", "work_for", "Pair", "ArrayOps", "two_sum",
@@ -48,7 +49,7 @@ class Work:
 
 # binary64 uses the scalar path's slack (``bounds.SLACK``), so the two bounds agree to ~1e-15;
 # extended precision's 2**-56 covers > 30 roundings of 2**-64 (the chain has fewer).
-BINARY64 = Work("binary64", np.float64, 53, 2.0**-40, True)
+BINARY64 = Work("binary64", np.float64, 53, SLACK, True)
 EXTENDED = Work("extended", np.longdouble, 64, 2.0**-56, False)
 
 

@@ -2,7 +2,7 @@
 
 Nothing here restates the step, the bounds or the judgement.  The functions the numpy path
 calls on arrays -- ``chain.exact_pairs``, ``bounds.bound_chain`` in ``chain.PairArithmetic``,
-``verdict.judge_values`` and ``verdict.estimate_values`` -- are called once more on symbolic
+``judgement.judge_values`` and ``judgement.estimate_values`` -- are called once more on symbolic
 values (:class:`Sym`), which record every operation as a line of straight-line Python; that
 source, wrapped in a loop over the cases, is compiled by numba.  The compiled loop therefore
 performs the same binary64 operations in the same order as the numpy definition, node for node
@@ -30,7 +30,7 @@ from ..formats import Format, get_format
 from ..step import INPUTS, NODE_OF, NODES
 from .arith import BINARY64
 from .chain import PairArithmetic, exact_pairs, quantity_bounds
-from .verdict import ROWS, estimate_values, judge_values
+from .judgement import ROWS, estimate_values, judge_values
 
 __all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "node_table", "NODE_TABLE_KINDS"]
 
@@ -298,10 +298,10 @@ def _pow2floor(a):
 
 _FUNCTIONS = {
     "verdict": ("w, b, x, t, lr, outs, ratio, status", _verdict_body,
-                "Per case and row of outs: status and error/bound (verdict.judge_values)."),
+                "Per case and row of outs: status and error/bound (judgement.judge_values)."),
     "screen": ("w, b, x, t, lr, outs, estimate, attention", _screen_body,
                "Per case: estimates and the mask of rows needing attention "
-               "(verdict.estimate_values)."),
+               "(judgement.estimate_values)."),
     "nodes": ("w, b, x, t, lr, out", _nodes_body,
               "Per case: every entry of node_table, one row each (for the node-for-node test)."),
 }

@@ -1,18 +1,11 @@
-"""The verdict of ``reference.judge`` for every case at once.
-
-A quantity in the bounded domain fails when the returned value is not finite, not a value of the
-format, or when ``|computed - exact|`` exceeds the bound plus the reference's own error (exact
-TwoSum residuals and ``delta``).  Where the error lies between the lowest and the highest value
-the scalar bound can have (``chain.*Arithmetic.interval``), the value is undecided here (status
-NEAR) and ``reference.judge`` decides it, so the verdict is the scalar verdict.
-
-:func:`judge_values` and :func:`estimate_values` are written once, with operators and ``ops``:
-numpy runs them here, and ``kernel`` traces them into compiled loops.
+"""The verdict of ``reference.judge`` for every case at once: ``judgement.judge_values`` on
+numpy arrays, or the compiled kernel generated from it (``kernel``); the values it leaves
+undecided (status NEAR: too close to the bound for the work type) are decided by
+``reference.judge``, so the verdict is the scalar verdict.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -22,53 +15,14 @@ from ..bounds import Model, case_bounds, get_model
 from ..exact import exact_step
 from ..formats import Format, get_format
 from ..judge import judge
-from ..step import INPUTS, NODE_OF, OPTIONAL, REQUIRED
-from .arith import BINARY64, ArrayOps, Work, round_to, two_sum, work_for
-from .chain import BAND, arithmetic_for, chain_bounds, check_model, exact_pairs
+from ..step import INPUTS, NODE_OF
+from . import kernel
+from .arith import BINARY64, ArrayOps, Work, work_for
+from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
+from .judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK, OUT_OF_DOMAIN, ROWS,
+                        judge_values)
 
-__all__ = ["OK", "BEYOND", "NEAR", "OUT_OF_DOMAIN", "NOT_FINITE", "NOT_IN_FORMAT", "Verdict",
-           "judge_values", "estimate_values", "check_batch", "screen_batch", "ROWS"]
-
-#: Status of one value.  NEAR: too close to the bound to decide in the work type.
-OK, BEYOND, NEAR, OUT_OF_DOMAIN, NOT_FINITE, NOT_IN_FORMAT = range(6)
-#: The rows of a block of outputs, in order: the required quantities, then dL_dy if present.
-ROWS = REQUIRED + OPTIONAL
-
-
-def judge_values(ops: Any, fmt: Format, work: Work, c, pair, bound, ood, low, high):
-    """(status, error/bound) of computed values ``c`` against their exact pairs and bounds."""
-    finite = ops.isfinite(c)
-    d1, d1e = two_sum(c, -pair.hi)
-    z, ze = two_sum(d1e, -pair.lo)
-    d, de = two_sum(d1, z)
-    err = abs(d)  # |c - exact| up to ``reference``: exact residuals plus the pair's delta
-    reference = (abs(ze) + abs(de) + pair.delta) * (1 + 4 * work.u)
-    in_format = round_to(fmt, c, None, work, ops) == c
-    # (differences first: err and the bound are close, so err - bound is exact)
-    beyond = (err - high) - reference > 0
-    near = (err - low) + reference > 0
-    sel = ops.select
-    status = sel(ood, OUT_OF_DOMAIN, sel(ops.logical_not(finite), NOT_FINITE, sel(
-        ops.logical_not(in_format), NOT_IN_FORMAT, sel(beyond, BEYOND, sel(near, NEAR, OK)))))
-    positive = bound > 0
-    ratio = sel(positive, err / sel(positive, bound, 1.0), sel(err == 0, 0.0, math.inf))
-    ratio = sel(ood, math.nan, sel(finite, ratio, math.inf))
-    return status, ratio
-
-
-def estimate_values(ops: Any, fmt: Format, work: Work, c, pair, bound, ood):
-    """(attention, estimate) without error-free transformations, for screening sweeps:
-    |c - exact| <= |fl(c - hi)|(1 + 2u) + |lo| + delta, so a value in the format whose estimate
-    is below the bound (by the band) is within it; any other value needs attention (the full
-    judgement).  The estimate is >= error/bound, by ~1e-16; -1 outside the domain."""
-    u = work.u
-    quick = (abs(c - pair.hi) * (1 + 2 * u) + abs(pair.lo) + pair.delta) * (1 + 4 * u)
-    fine = ops.logical_and(quick <= bound * (1 - BAND), round_to(fmt, c, None, work, ops) == c)
-    sel = ops.select
-    attention = sel(ood, 0, sel(fine, 0, 1))
-    estimate = sel(ood, -1.0, sel(bound > 0, quick / sel(bound > 0, bound, 1.0), 0.0))
-    return attention, estimate
-
+__all__ = ["Verdict", "check_batch", "screen_batch"]
 
 @dataclass
 class Verdict:
@@ -175,8 +129,6 @@ def _kernels(fmt: Format, model: Model, engine: str, work: Work):
         raise ValueError(f"unknown engine {engine!r}; choose auto, compiled or numpy")
     if engine == "numpy":
         return None
-    from . import kernel
-
     kernels = kernel.kernels(fmt, model) if work is BINARY64 else None
     if kernels is None and engine == "compiled":
         raise RuntimeError("the compiled engine needs numba (pip install numba) and a format "
