@@ -23,7 +23,7 @@ def _wrap(text: str) -> str:
 def render_text(report: dict) -> str:
     s = report["settings"]
     out = [f"neuronspec {report['suiteVersion']} check: model {s['model']}, "
-           f"{s['examples']} hypothesis examples and {s['vectors']} vectors per format, "
+           f"{s['examples']} hypothesis examples per format and {s['vectors']} vectors, "
            f"seed {s['seed']}",
            f"platform: {report['platform']}"]
     for impl in report["implementations"]:
@@ -63,7 +63,7 @@ def render_markdown(report: dict) -> str:
     s = report["settings"]
     out = [f"## neuronspec check: {'conformant' if report['conformant'] else 'non-conformant'}",
            "", f"Suite {report['suiteVersion']}, model `{s['model']}`, {s['examples']} hypothesis "
-           f"examples and {s['vectors']} vectors per format, seed {s['seed']}; "
+           f"examples per format and {s['vectors']} vectors, seed {s['seed']}; "
            f"{report['platform']}.", ""]
     for impl in report["implementations"]:
         out += [f"### {impl['name']}: {impl['verdict']}", "",

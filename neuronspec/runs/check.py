@@ -214,7 +214,8 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
                     f"{platform.python_implementation()} {platform.python_version()}",
         "settings": {"model": model.name, "examples": examples, "seed": seed,
                      "formats": formats or list(FORMATS),
-                     "vectors": sum(len(v) for v in (vectors or {}).values())},
+                     "vectors": sum(len((vectors or {}).get(f, {}))
+                                    for f in formats or list(FORMATS))},
         "implementations": [],
     }
     for impl in implementations:

@@ -315,7 +315,7 @@ def verify(results: list[dict], vectors: dict[str, dict]) -> dict:
             if j.violation:
                 times = "> 1e300" if j.ratio > 1e300 else f"{j.ratio:.3g}"
                 reasons.append(f"{q} = {outputs[q]} is off by {times} times its bound "
-                               f"(exact {exp['exact'][:40]})")
+                               f"(exact {exact_decimal(j.exact, 25)})")
         summary["checked"] += 1
         if reasons:
             summary["failed"] += 1
