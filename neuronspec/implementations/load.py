@@ -110,10 +110,11 @@ class Implementation:
         return BatchOutputs(zip(keys, block), block=block)
 
     def version(self) -> str:
-        """The implementation's package version, where one can be found."""
+        """The implementation's package version, where one can be found (for a bundled one,
+        the library it exercises)."""
         top = self.origin.split(".")[0]
-        for candidate in (top, "torch" if "torch" in self.name else None, "numpy"
-                          if "numpy" in self.name else None):
+        for candidate in ("torch" if "torch" in self.name else None,
+                          "numpy" if "numpy" in self.name else None, top):
             if not candidate:
                 continue
             module = sys.modules.get(candidate)
