@@ -33,8 +33,8 @@ from .step import INPUTS, NODE, NODE_OF, NODES
 
 __all__ = [
     "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "SLACK",
-    "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "Chain",
-    "ExactArithmetic", "Binary64Arithmetic", "ScalarOps",
+    "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
+    "tightened", "Chain", "Arithmetic", "ExactArithmetic", "Binary64Arithmetic", "ScalarOps",
 ]
 
 #: Where float16/bfloat16 work may be carried out ("work runs in float32").
@@ -120,7 +120,8 @@ Bound = Union[Fraction, float, OutOfDomain]
 
 # ---- the chain, written once --------------------------------------------------------------
 
-def rounding_term(A: Any, fmt: Format, model: Model, kind: str, upper: Any, lower: Any) -> Any:
+def rounding_term(A: "Arithmetic", fmt: Format, model: Model, kind: str, upper: Any,
+                  lower: Any) -> Any:
     """Bound on the rounding error of one operation of ``kind`` (mul, add, half, sq) whose exact
     result on the computed operands lies in [lower, upper] in magnitude (spec/tolerances.md 2.2)."""
     if model.wide(fmt):
@@ -146,7 +147,7 @@ def rounding_term(A: Any, fmt: Format, model: Model, kind: str, upper: Any, lowe
     return e
 
 
-def rounding_spread(A: Any, fmt: Format, model: Model, value: Any) -> tuple[Any, Any]:
+def rounding_spread(A: "Arithmetic", fmt: Format, model: Model, value: Any) -> tuple[Any, Any]:
     """(the largest error any admitted evaluation makes rounding the exact ``value`` once,
     whether one of those roundings overflows); the error is 0 where one does."""
     ops = A.ops
@@ -171,7 +172,7 @@ class Chain:
     may overflow (``flags``: a reason, or a mask); ``parts`` keeps each node's propagated operand
     error and rounding kind (for :func:`tightened`)."""
 
-    def __init__(self, A: Any, fmt: Format, model: Model) -> None:
+    def __init__(self, A: "Arithmetic", fmt: Format, model: Model) -> None:
         self.A, self.fmt, self.model = A, fmt, model
         self.values: dict = {}
         self.errors: dict = {}
@@ -218,7 +219,7 @@ class Chain:
                 f"{_text(total)} > largest finite {largest:.6g}")))
 
 
-def bound_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any],
+def bound_chain(A: "Arithmetic", fmt: Format, model: Model, values: Mapping[str, Any],
                 leaf_errors: Mapping[str, Any]) -> Chain:
     """The bound of every node of the step in arithmetic ``A``.
 

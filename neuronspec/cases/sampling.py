@@ -14,6 +14,16 @@ from reference.formats import Format
 __all__ = ["random_values", "fast_values", "bits_of", "assemble"]
 
 
+def _binades(fmt: Format, emin: "int | None", emax: "int | None") -> tuple[int, int]:
+    """The binade exponents drawn from: [emin, emax] within the format's (emin - 1 stands for
+    the subnormals)."""
+    lo = fmt.emin - 1 if emin is None else max(emin, fmt.emin - 1)
+    hi = fmt.emax if emax is None else min(emax, fmt.emax)
+    if lo > hi:
+        raise ValueError(f"empty exponent range [{emin}, {emax}] for {fmt.name}")
+    return lo, hi
+
+
 def random_values(
     fmt: Format,
     rng: np.random.Generator,
@@ -29,10 +39,7 @@ def random_values(
     Binade exponents are uniform in [emin, emax] (defaults: the format's, with subnormals
     counted as the binade below emin); signs are uniform.
     """
-    lo = fmt.emin - 1 if emin is None else max(emin, fmt.emin - 1)
-    hi = fmt.emax if emax is None else min(emax, fmt.emax)
-    if lo > hi:
-        raise ValueError(f"empty exponent range [{emin}, {emax}] for {fmt.name}")
+    lo, hi = _binades(fmt, emin, emax)
     e = rng.integers(lo, hi + 1, size=size)
     frac_bits = fmt.p - 1
     # mantissa fraction: p-1 random bits (two 32-bit draws cover float64's 52 bits)
@@ -62,16 +69,6 @@ def bits_of(values: np.ndarray) -> np.ndarray:
     return bits
 
 
-_POW2: dict = {}
-
-
-def _pow2_table(lo: int, hi: int) -> np.ndarray:
-    key = (lo, hi)
-    if key not in _POW2:
-        _POW2[key] = np.ldexp(1.0, np.arange(lo, hi + 1))
-    return _POW2[key]
-
-
 def fast_values(
     fmt: Format,
     rng: np.random.Generator,
@@ -87,10 +84,7 @@ def fast_values(
 
     Bits of a draw: mantissa from the top, binade from bits 16..31 (``(r * span) >> 16``, a
     bias below span/65536), sign from bit 0, special choice from bits 1..15."""
-    lo = fmt.emin - 1 if emin is None else max(emin, fmt.emin - 1)
-    hi = fmt.emax if emax is None else min(emax, fmt.emax)
-    if lo > hi:
-        raise ValueError(f"empty exponent range [{emin}, {emax}] for {fmt.name}")
+    lo, hi = _binades(fmt, emin, emax)
     frac_bits = fmt.p - 1
     raw = rng.bit_generator.random_raw(size)
     other = rng.bit_generator.random_raw(size) if frac_bits > 32 else raw
