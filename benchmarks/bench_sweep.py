@@ -11,7 +11,8 @@ the exact reference against its bound (every quantity); the figures include all 
 2. scalar sweep (the step callable case by case, same batch reference);
 3. the hypothesis property (``neuronspec.properties.within_bounds`` under ``@given``, mpmath
    reference and scalar bounds), examples/s; the ratio of 1 to 3 is the speed-up the batch path
-   brings;
+   brings; then the same with the implementation in a supervised process, as ``neuronspec
+   check`` runs it (the cost of the supervision);
 4. peak RSS of a whole ``neuronspec sweep`` process for N = 1e6 and N = ``--big``: flat.
 
 Speed claims live here, not in a timed test.
@@ -44,17 +45,20 @@ def batch_rate(impl: str, dtype: str, cases: int, scalar: bool = False) -> dict:
     assert result.violations == 0, result.first_violations
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()}
     return {"cases": result.cases, "seconds": result.wall, "rate": result.cases / result.wall,
-            "ns_per_case": per, "path": result.path}
+            "ns_per_case": per, "path": result.path, "startup": result.startup}
 
 
-def hypothesis_rate(impl_name: str, dtype: str, examples: int) -> dict:
+def hypothesis_rate(impl_name: str, dtype: str, examples: int, supervised: bool = False) -> dict:
+    """``supervised``: the implementation in its own process, as ``neuronspec check`` runs it
+    (one protocol round trip per call)."""
     from hypothesis import given, settings
 
     from neuronspec.cases.strategies import cases
     from neuronspec.implementations import load
+    from neuronspec.implementations import supervised as in_process_of_its_own
     from neuronspec.properties import within_bounds
 
-    impl = load(impl_name)
+    impl = in_process_of_its_own(impl_name, 10.0) if supervised else load(impl_name)
     seen = []
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
@@ -68,6 +72,8 @@ def hypothesis_rate(impl_name: str, dtype: str, examples: int) -> dict:
     start = time.perf_counter()
     prop()
     seconds = time.perf_counter() - start
+    if supervised:
+        impl.close()
     return {"cases": len(seen), "seconds": seconds, "rate": len(seen) / seconds}
 
 
@@ -105,7 +111,8 @@ def main() -> None:
     figures["batch"] = b = batch_rate(args.impl, args.dtype, args.cases)
     print(f"  batch sweep       {b['cases']:>12,} cases {b['seconds']:8.2f} s "
           f"{b['rate']:>14,.0f} verified cases/s   ({b['path']} reference; per case: "
-          + ", ".join(f"{k} {v:.0f} ns" for k, v in b["ns_per_case"].items()) + ")")
+          + ", ".join(f"{k} {v:.0f} ns" for k, v in b["ns_per_case"].items())
+          + f"; worker start-up {b['startup']:.1f} s before)")
     figures["scalar_sweep"] = s = batch_rate(args.impl, args.dtype, args.scalar_cases,
                                              scalar=True)
     print(f"  scalar sweep      {s['cases']:>12,} cases {s['seconds']:8.2f} s "
@@ -113,6 +120,11 @@ def main() -> None:
     figures["hypothesis"] = h = hypothesis_rate(args.impl, args.dtype, args.examples)
     print(f"  hypothesis path   {h['cases']:>12,} cases {h['seconds']:8.2f} s "
           f"{h['rate']:>14,.1f} verified cases/s   (@given within_bounds, mpmath reference)")
+    figures["check_path"] = c = hypothesis_rate(args.impl, args.dtype, args.examples,
+                                                supervised=True)
+    print(f"  check path        {c['cases']:>12,} cases {c['seconds']:8.2f} s "
+          f"{c['rate']:>14,.1f} verified cases/s   (the same, the implementation in a "
+          "supervised process)")
     print(f"  batch / hypothesis: {b['rate'] / h['rate']:,.0f}x; batch / scalar sweep: "
           f"{b['rate'] / s['rate']:,.0f}x; target >= 5,000,000 verified cases/s/core: "
           f"{'met' if b['rate'] >= 5e6 else 'NOT met'}")

@@ -13,16 +13,19 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from reference.bounds import MODELS, get_model
 from reference.formats import FORMATS
 from reference.step import INPUTS
 
 from . import __version__
-from .errors import NeuronspecError, UsageError
+from .errors import Interrupted, NeuronspecError, UsageError
+from .implementations.process import DEFAULT_TIMEOUT
+from .runs.campaign import CHUNK_TIMEOUT
 
 __all__ = ["main"]
 
@@ -121,14 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--dtype", type=_formats, default=None, help="comma-separated formats")
     ck.add_argument("--examples", type=_nonnegative, default=200,
                     help="hypothesis examples per format (default 200)")
-    ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--seed", type=_nonnegative, default=0)
     ck.add_argument("--model", type=_model(), default="ieee",
                     help=f"tolerance model ({', '.join(MODELS)})")
     ck.add_argument("--vectors", default=None, metavar="DIR",
                     help="vector folder (default: the vectors shipped with neuronspec; '' for "
                     "none)")
-    ck.add_argument("--timeout", type=_seconds, default=10.0,
-                    help="seconds a --cmd process may take per case")
+    ck.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                    help=f"seconds an implementation may take per case (default "
+                    f"{DEFAULT_TIMEOUT:g}); every implementation runs supervised, in its own "
+                    "process")
     ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     vc = sub.add_parser("vectors", help="write the test vectors, check them, run an "
@@ -140,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="vector folder (default: the vectors shipped with neuronspec, which in "
                     "a checkout are spec/vectors)")
     vc.add_argument("--output", help="run: where to write the results (default: stdout)")
+    vc.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                    help="run: seconds the implementation may take per case")
     rp = sub.add_parser("replay", help="run one case on an implementation and show every "
                         "quantity against its exact value and bound")
     rp.add_argument("impl", nargs="?", help=IMPL_HELP)
@@ -147,11 +154,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--dtype", type=_one_format, required=True)
     rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
     rp.add_argument("--model", type=_model(), default="ieee")
+    rp.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                    help="seconds the implementation may take per call")
     sd = sub.add_parser("soundness", help="measure soundness and tightness of the bounds on "
                         "many exact-arithmetic cases (slow: run it behind a marker, not in CI)")
     sd.add_argument("--dtype", type=_formats, default=list(FORMATS), help="comma-separated formats")
     sd.add_argument("--cases", type=_positive, default=1_000_000, help="cases per format")
-    sd.add_argument("--seed", type=int, default=20261126)
+    sd.add_argument("--seed", type=_nonnegative, default=20261126)
     sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
     sd.add_argument("--torch-cases", type=_nonnegative, default=None,
                     help="cases for the torch implementations (default: all for float32, a "
@@ -165,12 +174,17 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("impl", help=IMPL_HELP)
     sw.add_argument("--dtype", type=_one_format, required=True)
     sw.add_argument("--cases", type=_positive, default=1_000_000, help="e.g. 1e8")
-    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--seed", type=_nonnegative, default=0)
     sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
     sw.add_argument("--model", type=_model(("ieee", "strict")), default="ieee")
     sw.add_argument("--scalar", action="store_true",
                     help="call the step callable case by case even if a batch one exists")
     sw.add_argument("--chunk", type=_positive, default=None, help="cases per chunk")
+    sw.add_argument("--first-chunk", type=_nonnegative, default=0,
+                    help="start at this chunk (a failed chunk's replay command sets it)")
+    sw.add_argument("--timeout", type=_seconds, default=CHUNK_TIMEOUT,
+                    help=f"seconds a chunk may take before it counts as hung (default "
+                    f"{CHUNK_TIMEOUT:g})")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -179,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
                         "one, case by case, on outputs placed around the bounds")
     cc.add_argument("--dtype", type=_formats, default=list(FORMATS))
     cc.add_argument("--cases", type=_positive, default=10_000, help="cases per format")
-    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--seed", type=_nonnegative, default=0)
     cc.add_argument("--workers", type=_positive, default=1)
     cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
                     help="write the counts to FILE (default spec/data/crosscheck.json)")
@@ -207,6 +221,21 @@ def _write(path: str, text: str) -> None:
                          "path") from None
 
 
+def _writable(*paths: "str | None") -> None:
+    """Refuse, before a run, an output path the run could not write at its end."""
+    for path in paths:
+        if not path:
+            continue
+        p = Path(path)
+        folder = p.parent if str(p.parent) else Path(".")
+        if p.is_dir():
+            raise UsageError(f"{path} is a folder; give a file name")
+        if not folder.is_dir():
+            raise UsageError(f"cannot write {path}: no folder {folder}")
+        if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise UsageError(f"cannot write {path}: permission denied; choose a writable path")
+
+
 def _command_line(argv: "list[str] | None") -> str:
     return "neuronspec " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                               else sys.argv[1:]))
@@ -224,19 +253,34 @@ def _example(args, argv) -> int:
     return 0
 
 
-def _implementations(specs: list[str], commands: list[str], timeout: float) -> list:
-    from .implementations import BUNDLED, load
+def _implementations(specs: list[str], commands: list[str], timeout: float,
+                     meanwhile: Callable[[], Any] = lambda: None) -> tuple[list, Any]:
+    """Every implementation under test, each in its own supervised process, and what
+    ``meanwhile()`` returns: it runs while the processes load (they load at once)."""
+    from .implementations import BUNDLED, supervised
     from .implementations.process import ProcessImplementation
 
-    impls = [load(spec) for spec in specs]
+    impls = [supervised(spec, timeout, wait=False) for spec in specs]
     impls += [ProcessImplementation(cmd, timeout=timeout) for cmd in commands]
-    if not impls:
+    bundled = not impls
+    if bundled:
         for name in BUNDLED:
             try:
-                impls.append(load(name))
+                impls.append(supervised(name, timeout, wait=False))
             except NeuronspecError as exc:
                 print(f"neuronspec check: skipping {name}: {exc}", file=sys.stderr)
-    return impls
+    extra = meanwhile()
+    ready = []
+    for impl in impls:
+        try:
+            impl.wait_ready()
+        except NeuronspecError as exc:
+            if not bundled:
+                raise
+            print(f"neuronspec check: skipping {impl.name}: {exc}", file=sys.stderr)
+            continue
+        ready.append(impl)
+    return ready, extra
 
 
 def _vector_set(directory: "str | None"):
@@ -248,11 +292,13 @@ def _vector_set(directory: "str | None"):
 
 
 def _check(args, argv) -> int:
+    from .artefacts import jsontext
     from .artefacts.report import render_markdown, render_text
-    from .runs.check import check
+    from .runs.check import CONFORMANT, NON_CONFORMANT, check
 
-    vectors = _vector_set(args.vectors)
-    impls = _implementations(args.impl, args.cmd, args.timeout)
+    _writable(args.json, args.markdown)
+    impls, vectors = _implementations(args.impl, args.cmd, args.timeout,
+                                      meanwhile=lambda: _vector_set(args.vectors))
 
     def progress(what: str) -> None:
         if sys.stderr.isatty():
@@ -265,10 +311,12 @@ def _check(args, argv) -> int:
         sys.stderr.write("\r" + " " * 60 + "\r")
     print(render_text(report))
     if args.json:
-        _write(args.json, json.dumps(report, indent=1) + "\n")
+        _write(args.json, jsontext.dumps(report, indent=1) + "\n")
     if args.markdown:
         _write(args.markdown, render_markdown(report))
-    return 0 if report["conformant"] else 1
+    if "interrupted" in report:
+        return _signal_status(report["interrupted"])
+    return {CONFORMANT: 0, NON_CONFORMANT: 1}.get(report["verdict"], 2)
 
 
 def _vectors(args, argv) -> int:
@@ -290,10 +338,14 @@ def _vectors(args, argv) -> int:
                          f": neuronspec vectors {args.action} TARGET")
     vectors = V.load(directory)
     if args.action == "run":
-        from .implementations import load
+        from .implementations import supervised
 
-        impl = load(args.target)
-        results = V.run_implementation(impl, vectors, list(vectors))
+        _writable(args.output)
+        impl = supervised(args.target, args.timeout)
+        try:
+            results = V.run_implementation(impl, vectors, list(vectors))
+        finally:
+            impl.close()
         text = json.dumps({"implementation": impl.name, "results": results}, indent=1) + "\n"
         if args.output:
             _write(args.output, text)
@@ -303,16 +355,25 @@ def _vectors(args, argv) -> int:
     summary = V.verify(V.load_results(Path(args.target)), vectors)
     for f in summary["failures"][:20]:
         print(f"FAIL {f['format']} tcId {f['tcId']}: {f['reason']}")
+    if len(summary["failures"]) > 20:
+        print(f"... and {len(summary['failures']) - 20} more")
     print(f"neuronspec vectors verify: {summary['checked']} checked, {summary['passed']} passed, "
-          f"{summary['failed']} failed, {summary['unknown']} unknown ids, "
-          f"{summary['notRun']} vectors not run")
-    return 0 if summary["failed"] == 0 and summary["unknown"] == 0 else 1
+          f"{summary['failed']} failed, {summary['missing']} missing, {summary['duplicates']} "
+          f"duplicates, {summary['unknown']} unknown ids, {summary['malformed']} malformed")
+    for fmt_name in summary["notRun"]:
+        why = summary["unsupported"].get(fmt_name)
+        print(f"  {fmt_name}: not run" + (f" (unsupported: {why})" if why else ""))
+    status = V.verified(summary)
+    if status == 2:
+        print("neuronspec vectors verify: nothing was checked: the results hold no result of a "
+              "vector", file=sys.stderr)
+    return status
 
 
 def _replay(args, argv) -> int:
     from reference.formats import get_format
 
-    from .implementations import load
+    from .implementations import supervised
     from .implementations.process import ProcessImplementation
     from .runs.replay import replay
 
@@ -331,15 +392,21 @@ def _replay(args, argv) -> int:
         case.append(value)
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
-    impl = ProcessImplementation(args.cmd) if args.cmd else load(args.impl)
-    text, ok = replay(impl, fmt, tuple(case), get_model(args.model))
+    impl = (ProcessImplementation(args.cmd, timeout=args.timeout) if args.cmd
+            else supervised(args.impl, args.timeout))
+    try:
+        text, ok = replay(impl, fmt, tuple(case), get_model(args.model))
+    finally:
+        impl.close()
     print(text)
     return 0 if ok else 1
 
 
 def _soundness(args, argv) -> int:
+    from .artefacts import records
     from .runs.soundness import record, soundness_report
 
+    records.prepare("soundness", Path(args.output))
     torch_cases = {name: (min(args.torch_cases, args.cases) if args.torch_cases is not None
                           else args.cases if name == "float32" else args.cases // 10)
                    for name in args.dtype}
@@ -359,7 +426,12 @@ def _soundness(args, argv) -> int:
 
 
 def _sweep(args, argv) -> int:
+    from .artefacts import jsontext, records
     from .runs.sweep import CHUNK, record, render, sweep
+
+    _writable(args.json)
+    if args.record:
+        records.prepare("sweeps", Path(args.record))
 
     def show(total, elapsed):
         rate = total.cases / elapsed if elapsed else 0.0
@@ -371,24 +443,34 @@ def _sweep(args, argv) -> int:
     progress = show if sys.stderr.isatty() else None
     try:
         result = sweep(args.impl, args.dtype, args.cases, args.seed, args.workers, args.model,
-                       args.scalar, args.chunk or CHUNK, progress)
+                       args.scalar, args.chunk or CHUNK, progress, args.timeout,
+                       args.first_chunk)
     finally:
         if progress is not None:
             print(file=sys.stderr)
     command = _command_line(argv)
     print(render(result, command))
     if args.json:
-        _write(args.json, json.dumps(dict(result.as_dict(), command=command), indent=1) + "\n")
-    if args.record:
+        _write(args.json, jsontext.dumps(dict(result.as_dict(), command=command), indent=1)
+               + "\n")
+    complete = not (result.stopped or result.interrupted) and args.first_chunk == 0
+    if args.record and complete:
         record(result, command, Path(args.record))
         print(f"recorded in {args.record}")
-    return 1 if result.violations else 0
+    elif args.record:
+        print(f"not recorded in {args.record}: the sweep did not run from its first chunk to "
+              "its last")
+    if result.interrupted:
+        return _signal_status(result.interrupted)
+    return 1 if result.violations or result.stopped else 0
 
 
 def _crosscheck(args, argv) -> int:
     from .artefacts import records
     from .runs.crosscheck import crosscheck
 
+    if args.record:
+        records.prepare("crosscheck", Path(args.record))
     results = {}
     for name in args.dtype:
         counts = crosscheck(name, args.cases, args.seed, args.workers)
@@ -449,12 +531,24 @@ HANDLERS = {"example": _example, "check": _check, "vectors": _vectors, "replay":
             "plots": _plots, "tables": _tables}
 
 
+def _signal_status(name: str) -> int:
+    return 128 + int(getattr(signal, name, signal.SIGINT))
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signal.Signals(signum).name, 128 + signum)
+
+
 def main(argv: "Optional[list[str]]" = None) -> int:
-    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status.
+
+    SIGINT and SIGTERM stop the run: what it found so far is reported, marked interrupted,
+    every child process is ended, and the status is 130 or 143."""
     args = _parser().parse_args(argv)
     command = args.command or "example"
     if args.command is None:
         args.dtype = None
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return HANDLERS[command](args, argv)
     except NeuronspecError as exc:
@@ -463,9 +557,15 @@ def main(argv: "Optional[list[str]]" = None) -> int:
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"neuronspec {command}: interrupted", file=sys.stderr)
-        return 130
+    except Interrupted as exc:
+        print(f"neuronspec {command}: {exc}", file=sys.stderr)
+        return exc.status
+    finally:
+        from .implementations.process import stop_all
+
+        stop_all()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ not an error of the run but a finding (:class:`ImplementationError`), reported w
 from __future__ import annotations
 
 __all__ = ["NeuronspecError", "UsageError", "LoadError", "DataError", "ImplementationError",
-           "ProcessGaveUp", "WorkerDied"]
+           "ProcessGaveUp", "WorkerDied", "Interrupted"]
 
 
 class NeuronspecError(Exception):
@@ -39,9 +39,21 @@ class ImplementationError(NeuronspecError, RuntimeError):
         self.overflow = overflow
 
 
-class ProcessGaveUp(ImplementationError):
-    """A protocol process failed to start or restart several times in a row: the run stops."""
+class ProcessGaveUp(NeuronspecError):
+    """An implementation's process failed to start or restart several times in a row (it
+    crashed, hung or exited on every case): the run stops, with what it had found."""
 
 
 class WorkerDied(NeuronspecError):
     """A worker process of a campaign ended without returning its chunk."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Not an error: the run was stopped by a signal (SIGINT, SIGTERM).  Runs catch it to
+    report what they found so far, marked interrupted; the command exits with ``status``
+    (130, 143).  It derives from KeyboardInterrupt, so that nothing that catches errors (an
+    implementation's wrapper, hypothesis) mistakes it for a failure."""
+
+    def __init__(self, signal_name: str, status: int) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name, self.status = signal_name, status

@@ -7,7 +7,8 @@ variants that would give the observed value, and the one command that replays th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Optional
 
@@ -19,12 +20,14 @@ __all__ = ["Finding", "PropertyViolation", "replay_command"]
 
 
 def replay_command(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> str:
-    """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named)."""
+    """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named),
+    quoted for a POSIX shell; ``--case=`` so that a negative first input is not an option."""
     spec = impl.spec or impl.name
-    cmd = f"neuronspec replay {spec} --dtype {fmt.name} --case " + ",".join(
+    target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
+    cmd = f"neuronspec replay {target} --dtype {fmt.name} --case=" + ",".join(
         float_hex(v) for v in case)
     if model != IEEE:
-        cmd += f" --model {model.name}"
+        cmd += f" --model {shlex.quote(model.name)}"
     return cmd
 
 
@@ -43,8 +46,21 @@ class Finding:
     observed: Optional[float] = None
     bound: "Fraction | float | None" = None
     model: Model = IEEE
-    variants: list = field(default_factory=list)
+    variants: "tuple[list, int]" = ([], 0)  # variants giving the value; how many the model admits
     outputs: Optional[dict] = None  # the implementation's results on the case, when it gave any
+
+    def _variant_lines(self) -> list[str]:
+        names, admitted = self.variants
+        ours, others = names[:admitted], names[admitted:]
+        lines = []
+        if ours:
+            lines.append(f"  evaluations the model ({self.model.name}) admits that give this "
+                         f"value: {_some(ours)}")
+        else:
+            lines.append(f"  no evaluation the model ({self.model.name}) admits gives this value")
+        if others:
+            lines.append(f"  evaluations outside the model that give it: {_some(others)}")
+        return lines
 
     def replay(self) -> str:
         return replay_command(self.impl, self.fmt, self.case, self.model)
@@ -67,13 +83,14 @@ class Finding:
                     ratio = "inf" if b == 0 else f"{as_float(err / b):.3g}"
                     lines.append(f"  bound ({self.model.name}) = {as_float(b):.6g} = "
                                  f"{as_float(b / fmt.ulp(self.exact)):.3g} ulp; error/bound = {ratio}")
-            if self.variants:
-                lines.append("  this value is what these evaluations give: "
-                             + ", ".join(self.variants[:6]))
-            else:
-                lines.append("  no evaluation variant of the model gives this value")
+            lines += self._variant_lines()
         lines.append(f"  replay: {self.replay()}")
         return "\n".join(lines)
+
+
+def _some(names: list, most: int = 6) -> str:
+    return ", ".join(names[:most]) + (f" (and {len(names) - most} more)" if len(names) > most
+                                      else "")
 
 
 class PropertyViolation(AssertionError):

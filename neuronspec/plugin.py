@@ -88,6 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--neuronspec-model", dest="neuronspec_model", default=None, metavar="MODEL",
                     help="tolerance model: ieee (default), strict, ieee+ftz, ieee+lr-binary64, "
                     "ieee+ftz+lr-binary64")
+    group.addoption("--neuronspec-timeout", dest="neuronspec_timeout", default=None,
+                    type=float, metavar="SECONDS", help="seconds an implementation may take "
+                    "per case (default 10); each runs supervised, in its own process")
     group.addoption("--neuronspec-profile", dest="neuronspec_profile", default=None,
                     choices=list(PROFILES), help="hypothesis profile (default: NEURONSPEC_PROFILE, "
                     "else ci when CI is set, else dev)")
@@ -112,8 +115,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     from reference.formats import FORMATS
 
     from .errors import NeuronspecError
-    from .implementations import BUNDLED, load
-    from .implementations.process import ProcessImplementation
+    from .implementations import BUNDLED, supervised
+    from .implementations.process import DEFAULT_TIMEOUT, ProcessImplementation
 
     dtypes = config.getoption("neuronspec_dtype")
     formats = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else list(FORMATS)
@@ -130,9 +133,13 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     if settings.profile not in PROFILES:
         raise pytest.UsageError(f"NEURONSPEC_PROFILE={settings.profile!r}: choose one of "
                                 f"{', '.join(PROFILES)}")
+    timeout = config.getoption("neuronspec_timeout") or DEFAULT_TIMEOUT
+    if not (timeout > 0 and timeout != float("inf")):
+        raise pytest.UsageError(f"--neuronspec-timeout: {timeout!r} is not a positive number of "
+                                "seconds")
     for spec in specs:
         try:
-            settings.implementations.append(load(spec))
+            settings.implementations.append(supervised(spec, timeout))
         except NeuronspecError as exc:
             if spec in BUNDLED:  # a bundled one whose optional dependency is missing: skipped
                 settings.unavailable[spec] = str(exc)
@@ -140,7 +147,7 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
                 raise pytest.UsageError(f"--neuronspec-impl: {exc}") from None
     for command in commands:
         try:
-            settings.implementations.append(ProcessImplementation(command))
+            settings.implementations.append(ProcessImplementation(command, timeout))
         except NeuronspecError as exc:
             raise pytest.UsageError(f"--neuronspec-cmd: {exc}") from None
     return settings

@@ -19,32 +19,43 @@ from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
 from reference.exact import exact_step
 from reference.formats import Format, get_format
 from reference.judge import NOT_FINITE, NOT_IN_FORMAT, Judgement, judge_case
-from reference.rounded import ALL_VARIANTS, evaluate_variants
+from reference.rounded import ALL_VARIANTS, evaluate_variants, variants_for
 from reference.step import REQUIRED
 
 from .errors import ImplementationError
 from .findings import Finding, PropertyViolation
 
 __all__ = ["CaseCheck", "hunt", "within_bounds", "stateless", "gradient_identity",
-           "sign_symmetry", "descent", "PROPERTIES", "supported", "in_domain", "PROBE"]
+           "sign_symmetry", "descent", "PROPERTIES", "calls_of", "supported", "in_domain",
+           "PROBE"]
 
 
 def _fail(**kw) -> None:
     raise PropertyViolation(Finding(**kw))
 
 
-def _variants_giving(fmt: Format, case: tuple, quantity: str, value: float) -> list[str]:
-    """Names of the evaluation variants whose ``quantity`` is ``value`` bit for bit."""
+def _variants_giving(fmt: Format, case: tuple, quantity: str, value: float,
+                     model: Model) -> tuple[list[str], int]:
+    """The evaluation variants whose ``quantity`` is ``value`` bit for bit: those the model
+    admits first, then the others, simplest first; and how many the model admits."""
     try:
         results = evaluate_variants(fmt, *case, ALL_VARIANTS.values())
     except ValueError:
-        return []
-    same = []
-    for name, out in results.items():
-        v = out[quantity]
-        if (v == value and math.copysign(1, v) == math.copysign(1, value)) or (v != v and value != value):
-            same.append(name)
-    return same
+        return [], 0
+    lr_in_format = fmt.round(case[4]) == case[4]
+    admitted = {v.name for v in variants_for(fmt, lr_in_format=lr_in_format,
+                                             pow_square=model.pow_square,
+                                             wide_work=model.wide_work, ftz=model.ftz)}
+    if not lr_in_format:  # lr used as given or rounded: both admitted by lr-binary64
+        admitted |= {v.name for v in variants_for(fmt, lr_in_format=True,
+                                                   pow_square=model.pow_square,
+                                                   wide_work=model.wide_work, ftz=model.ftz)}
+    same = [name for name, out in results.items()
+            if (out[quantity] == value and math.copysign(1, out[quantity]) ==
+                math.copysign(1, value)) or (out[quantity] != out[quantity] and value != value)]
+    ours = [n for n in same if n in admitted]
+    others = sorted((n for n in same if n not in admitted), key=lambda n: (n.count("+"), n))
+    return ours + others, len(ours)
 
 
 class _Unchecked(Exception):
@@ -56,6 +67,11 @@ def _run(impl: Any, fmt: Format, case: tuple, prop: str, regime: str,
          model: Model) -> dict[str, float]:
     try:
         return impl(fmt.name, case)
+    except NotImplementedError as exc:  # the format was accepted: this case is a failure
+        _fail(prop=prop, impl=impl, fmt=fmt, regime=regime, case=case, model=model,
+              detail=f"raised NotImplementedError on a case of {fmt.name}, a format it "
+                     f"supports ({exc or 'no message'})")
+        raise AssertionError("unreachable")
     except ImplementationError as exc:
         if exc.overflow:
             bounds = case_bounds(fmt, case, model)
@@ -121,18 +137,19 @@ def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
             _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=_violation_detail(fmt, j), quantity=q, exact=exact[q],
                   observed=j.observed, bound=bounds[q], model=model,
-                  variants=_variants_giving(fmt, case, q, j.observed), outputs=out)
+                  variants=_variants_giving(fmt, case, q, j.observed, model), outputs=out)
         if target is not None and j.ok:
             target(j.ratio, label=f"{fmt.name} {q} error/bound")
     return CaseCheck(out, exact, bounds, judgements)
 
 
-def stateless(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+def stateless(impl: Any, fmt: "Format | str", labelled: tuple,
+              model: "Model | str" = IEEE) -> None:
     """A second call on the same case returns the same bits (gradients zeroed between calls)."""
-    fmt = get_format(fmt)
+    fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
-    first = _run(impl, fmt, case, "stateless", regime, IEEE)
-    second = _run(impl, fmt, case, "stateless", regime, IEEE)
+    first = _run(impl, fmt, case, "stateless", regime, model)
+    second = _run(impl, fmt, case, "stateless", regime, model)
     for q in REQUIRED:
         a, b = first[q], second[q]
         if not (a == b or (a != a and b != b)):
@@ -140,18 +157,19 @@ def stateless(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
             _fail(prop="stateless", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=f"a second call returned {q} = {b!r} after {a!r} (state kept between "
                   "calls, e.g. gradients accumulated without zeroing)",
-                  quantity=q, exact=exact, observed=b)
+                  quantity=q, exact=exact, observed=b, model=model)
 
 
-def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple,
+                      model: "Model | str" = IEEE) -> None:
     """dL_dw = x * dL_db holds exactly for exact values, so the computed ones differ by at most
-    the two bounds: |dL_dw^ - x dL_db^| <= E(dL_dw) + |x| E(dL_db)."""
-    fmt = get_format(fmt)
+    the two bounds of the declared model: |dL_dw^ - x dL_db^| <= E(dL_dw) + |x| E(dL_db)."""
+    fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
-    bounds = case_bounds(fmt, case)
+    bounds = case_bounds(fmt, case, model)
     if isinstance(bounds["dL_dw"], OutOfDomain) or isinstance(bounds["dL_db"], OutOfDomain):
         return
-    out = _run(impl, fmt, case, "gradient-identity", regime, IEEE)
+    out = _run(impl, fmt, case, "gradient-identity", regime, model)
     gw, gb, x = out["dL_dw"], out["dL_db"], case[2]
     if not (math.isfinite(gw) and math.isfinite(gb)):
         return  # within_bounds reports non-finite values
@@ -160,19 +178,21 @@ def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
     if gap > allowed:
         _fail(prop="gradient-identity", impl=impl, fmt=fmt, regime=regime, case=case,
               detail=f"|dL_dw - x*dL_db| = {float(gap):.6g} exceeds the allowed "
-              f"{float(allowed):.6g} (dL_dw = {gw!r}, dL_db = {gb!r})")
+              f"{float(allowed):.6g} (dL_dw = {gw!r}, dL_db = {gb!r})", model=model)
 
 
-def sign_symmetry(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
+def sign_symmetry(impl: Any, fmt: "Format | str", labelled: tuple,
+                  model: "Model | str" = IEEE) -> None:
     """Negating w, b and t negates y, dL_dy, the gradients and the updates and keeps the loss:
-    round-to-nearest is symmetric, so this holds exactly for every IEEE evaluation."""
-    fmt = get_format(fmt)
+    round-to-nearest (and flushing) is symmetric, so this holds exactly for every evaluation
+    of every model."""
+    fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
     w, b, x, t, lr = case
-    bounds = case_bounds(fmt, case)
-    a = _run(impl, fmt, case, "sign-symmetry", regime, IEEE)
+    bounds = case_bounds(fmt, case, model)
+    a = _run(impl, fmt, case, "sign-symmetry", regime, model)
     mirrored = (-w, -b, x, -t, lr)
-    m = _run(impl, fmt, mirrored, "sign-symmetry", regime, IEEE)
+    m = _run(impl, fmt, mirrored, "sign-symmetry", regime, model)
     for q in REQUIRED:
         if isinstance(bounds[q], OutOfDomain):
             continue
@@ -180,30 +200,32 @@ def sign_symmetry(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
         if not (m[q] == want):
             _fail(prop="sign-symmetry", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=f"with (w, b, t) negated, {q} = {m[q]!r}, expected "
-                  f"{'the same' if q == 'loss' else 'the negation'}: {want!r}")
+                  f"{'the same' if q == 'loss' else 'the negation'}: {want!r}", model=model)
 
 
-def descent(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
-    """When 0 < lr*(x^2 + 1) < 2 the step does not increase the loss, allowing for the bounds:
-    loss(w_new, b_new) <= loss(w, b) + E(loss) + E(loss after) + the parameter-error term."""
-    fmt = get_format(fmt)
+def descent(impl: Any, fmt: "Format | str", labelled: tuple,
+            model: "Model | str" = IEEE) -> None:
+    """When 0 < lr*(x^2 + 1) < 2 the step does not increase the loss, allowing for the bounds
+    of the declared model: loss(w_new, b_new) <= loss(w, b) + E(loss) + E(loss after) + the
+    parameter-error term."""
+    fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
     w, b, x, t, lr = case
     k = Fraction(lr) * (Fraction(x) ** 2 + 1)
     if not 0 < k < 2:
         return
-    bounds = case_bounds(fmt, case)
+    bounds = case_bounds(fmt, case, model)
     if any(isinstance(bounds[q], OutOfDomain) for q in ("loss", "w_new", "b_new")):
         return
-    before = _run(impl, fmt, case, "descent", regime, IEEE)
+    before = _run(impl, fmt, case, "descent", regime, model)
     wn, bn = before["w_new"], before["b_new"]
     if not (math.isfinite(wn) and math.isfinite(bn)) or not (fmt.contains(wn) and fmt.contains(bn)):
         return  # within_bounds reports these
     after_case = (wn, bn, x, t, lr)
-    after_bounds = case_bounds(fmt, after_case)
+    after_bounds = case_bounds(fmt, after_case, model)
     if isinstance(after_bounds["loss"], OutOfDomain):
         return
-    after = _run(impl, fmt, after_case, "descent", regime, IEEE)
+    after = _run(impl, fmt, after_case, "descent", regime, model)
     r = exact_step(*case).as_fractions()["dL_dy"]
     delta = abs(Fraction(x)) * Fraction(bounds["w_new"]) + Fraction(bounds["b_new"])
     slack = max(Fraction(0), ((abs(r) * abs(1 - k) + delta) ** 2 - r * r) / 2)
@@ -213,7 +235,7 @@ def descent(impl: Any, fmt: "Format | str", labelled: tuple) -> None:
         _fail(prop="descent", impl=impl, fmt=fmt, regime=regime, case=case,
               detail=f"lr*(x^2+1) = {float(k):.6g} is in (0, 2) but the loss went from "
               f"{before['loss']!r} to {after['loss']!r} at (w_new, b_new) (allowed up to "
-              f"{float(allowed):.6g})")
+              f"{float(allowed):.6g})", model=model)
 
 
 within_bounds = _allow_overflow_outside_domain(within_bounds)
@@ -229,6 +251,18 @@ PROPERTIES: dict[str, Callable] = {
     "sign-symmetry": sign_symmetry,
     "descent": descent,
 }
+
+
+def calls_of(case: tuple) -> list[tuple]:
+    """The cases the properties, run in ``PROPERTIES`` order, call the implementation on,
+    in that order, as far as they are known before the first answer (descent's second case
+    is its first answer's update): what a process implementation can be sent at once."""
+    w, b, x, t, lr = case
+    return [case,  # within-bounds
+            case, case,  # stateless
+            case,  # gradient-identity
+            case, (-w, -b, x, -t, lr),  # sign-symmetry
+            case]  # descent (before)
 
 
 #: The case an implementation is first called on, to learn whether it supports a format.

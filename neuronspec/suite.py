@@ -44,4 +44,4 @@ def test_property(implementation, fmt: str, prop: str, data: st.DataObject) -> N
     if prop == "within-bounds":
         PROPERTIES[prop](implementation, fmt, labelled, model, target=hypothesis.target)
     else:
-        PROPERTIES[prop](implementation, fmt, labelled)
+        PROPERTIES[prop](implementation, fmt, labelled, model)

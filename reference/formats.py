@@ -32,6 +32,8 @@ __all__ = [
     "to_fraction",
     "float_hex",
     "parse_hex",
+    "parse_exact",
+    "MAX_EXPONENT",
     "exact_hex",
     "exact_decimal",
 ]
@@ -314,7 +316,14 @@ class Format:
         if low == "nan":
             return math.nan
         if low.startswith("0x"):
-            q, _ = _parse_hex_fraction(s)
+            hex_negative, digits, e = _hex_parts(s)
+            if digits == 0:
+                return -0.0 if hex_negative else 0.0
+            if e + digits.bit_length() > 2048:  # beyond every format's range: no huge number
+                return -math.inf if hex_negative else math.inf
+            if e + digits.bit_length() < -2048:
+                return -0.0 if hex_negative else 0.0
+            q = _dyadic(hex_negative, digits, e, s)
         else:
             m = _DECIMAL.match(s)
             if not m or not ((m.group(2) or "") + (m.group(3) or "")):
@@ -372,7 +381,14 @@ _DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 _HEX = re.compile(r"^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$")
 
 
-def _parse_hex_fraction(text: str) -> tuple[Fraction, bool]:
+#: Exact values read from outside (results files, protocol answers, vector files) may have binary
+#: exponents this large in magnitude; an absurd exponent is refused before any big number is
+#: built (every quantity of the step lies within 2**-3300 .. 2**2100 in magnitude).
+MAX_EXPONENT = 100_000
+
+
+def _hex_parts(text: str) -> tuple[bool, int, int]:
+    """(negative, integer digits, binary exponent) of a C99 hex literal: value = digits * 2**e."""
     m = _HEX.match(text.strip())
     if not m or not (m.group(2) or m.group(3)):
         raise ValueError(
@@ -380,15 +396,44 @@ def _parse_hex_fraction(text: str) -> tuple[Fraction, bool]:
         )
     sign, head, frac, exp = m.groups()
     frac = frac or ""
-    digits = int((head or "0") + frac, 16)
-    e = int(exp or 0) - 4 * len(frac)
+    if exp and len(exp.lstrip("+-")) > 12:
+        raise ValueError(f"{text!r}: its exponent is out of range (at most {MAX_EXPONENT})")
+    return sign == "-", int((head or "0") + frac, 16), int(exp or 0) - 4 * len(frac)
+
+
+def _dyadic(negative: bool, digits: int, e: int, text: str) -> Fraction:
+    if digits and abs(e + digits.bit_length()) > MAX_EXPONENT:
+        raise ValueError(f"{text!r}: its exponent is out of range (at most 2**{MAX_EXPONENT})")
     q = Fraction(digits) * Fraction(2) ** e
-    return (-q if sign == "-" else q), sign == "-"
+    return -q if negative else q
 
 
 def parse_hex(text: str) -> Fraction:
-    """The exact value of a C99 hex literal (no rounding; see :meth:`Format.parse` for that)."""
-    return _parse_hex_fraction(text)[0]
+    """The exact value of a C99 hex literal (no rounding; see :meth:`Format.parse` for that).
+    An exponent beyond ``MAX_EXPONENT`` is refused (ValueError)."""
+    return _dyadic(*_hex_parts(text), text)
+
+
+def parse_exact(text: str) -> Fraction:
+    """The exact value of a finite decimal or C99 hex literal (no rounding); an exponent beyond
+    ``MAX_EXPONENT`` (binary) or a decimal one beyond a third of it is refused (ValueError)."""
+    s = text.strip()
+    if s.lstrip("+-").lower().startswith("0x"):
+        return parse_hex(s)
+    m = _DECIMAL.match(s)
+    if not m or not ((m.group(2) or "") + (m.group(3) or "")):
+        raise ValueError(f"{text!r} is not a decimal or hex number (examples: '0.1', "
+                         "'-2.5e-3', '0x1.8p-3')")
+    digits = (m.group(2) or "") + (m.group(3) or "")
+    if m.group(4) and len(m.group(4).lstrip("+-")) > 12:
+        raise ValueError(f"{text!r}: its exponent is out of range")
+    exp10 = int(m.group(4) or 0) - len(m.group(3) or "")
+    mantissa = int(digits or "0")
+    if mantissa and abs(len(digits.lstrip("0")) + exp10) > MAX_EXPONENT // 3:
+        raise ValueError(f"{text!r}: its exponent is out of range (at most "
+                         f"10**{MAX_EXPONENT // 3})")
+    q = Fraction(mantissa) * Fraction(10) ** exp10
+    return -q if m.group(1) == "-" else q
 
 
 def exact_hex(value: Exact) -> str:

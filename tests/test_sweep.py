@@ -83,7 +83,7 @@ def test_a_wrong_implementation_fails_with_replay_commands(mutant):
     result = sweep(f"{path}:step", "float32", 3000, seed=4)
     assert result.violations > 0
     first = result.first_violations[0]
-    assert first["replay"].startswith(f"neuronspec replay {path}:step --dtype float32 --case ")
+    assert first["replay"].startswith(f"neuronspec replay {path}:step --dtype float32 --case=")
     # the replay command reproduces the failure alone
     proc = _cli(*first["replay"].split()[1:])
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -137,14 +137,21 @@ def test_cli_sweep_bad_input_is_one_clear_line(args, needle):
     ("return {'y': [1.0]}", "returned no loss"),
     ("return {k: [1.0, 2.0] for k in ('y','loss','dL_dw','dL_db','w_new','b_new')}", "shape"),
     ("return {k: ['a'] * len(w) for k in ('y','loss','dL_dw','dL_db','w_new','b_new')}",
-     "not a float array"),
+     "not a real floating-point array"),
+    ("return {k: np.zeros(len(w), complex) for k in ('y','loss','dL_dw','dL_db','w_new',"
+     "'b_new')}", "complex128, not a real floating-point array"),
     ("raise RuntimeError('boom')", "batch raised RuntimeError: boom"),
 ])
-def test_garbage_from_a_batch_callable_is_one_clear_line(tmp_path, body, needle):
+def test_garbage_from_a_batch_callable_is_a_named_failure(tmp_path, body, needle):
+    """Garbage is the implementation's failure (exit 1), named in one line with the chunk and
+    the command that reruns it; never a traceback, never a pass."""
     impl = tmp_path / "garbage.py"
-    impl.write_text("def step(w, b, x, t, lr, dtype):\n    raise NotImplementedError\n"
+    impl.write_text("import numpy as np\n"
+                    "def step(w, b, x, t, lr, dtype):\n    raise NotImplementedError\n"
                     f"def step_batch(w, b, x, t, lr, dtype):\n    {body}\n")
     with pytest.raises(ImplementationError, match=needle):
         load(f"{impl}:step").run_batch("float32", {k: np.ones(3) for k in "w b x t lr".split()})
     proc = _cli("sweep", f"{impl}:step", "--dtype", "float32", "--cases", "100")
-    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert needle in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert "chunk 0 (100 cases)" in proc.stdout and "--first-chunk 0" in proc.stdout

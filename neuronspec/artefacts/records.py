@@ -19,9 +19,10 @@ from typing import Callable, Iterator, Optional
 
 from .. import data
 from ..errors import DataError
+from . import jsontext
 
 __all__ = ["KINDS", "RECORD_VERSION", "DEFAULT_DIR", "path_of", "load", "validate", "write",
-           "update", "machine", "cpu_name"]
+           "prepare", "update", "machine", "cpu_name"]
 
 RECORD_VERSION = 1
 KINDS = ("soundness", "sweeps", "crosscheck", "cuda")
@@ -77,7 +78,7 @@ _COMMANDS = {"soundness": "`neuronspec soundness`", "sweeps": "`neuronspec sweep
 
 
 def _dump(content: dict) -> str:
-    return json.dumps(content, indent=1, sort_keys=True) + "\n"
+    return jsontext.dumps(content, indent=1, sort_keys=True) + "\n"
 
 
 def write(kind: str, content: dict, path: "Path | str") -> None:
@@ -114,6 +115,17 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare(kind: str, path: "Path | str") -> None:
+    """Before a run that will record into ``path``: the record there (if any) is valid and the
+    path writable, so that a long run cannot end in a record it cannot write."""
+    path = Path(path)
+    load(kind, path, required=False)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) \
+            or (path.exists() and not os.access(path, os.W_OK)):
+        raise DataError(f"cannot write the {kind} record {path}; choose a writable file")
 
 
 def update(kind: str, path: "Path | str", change: Callable[[dict], dict]) -> dict:

@@ -3,11 +3,12 @@ Markdown for a pull request.  The JSON form is the report dict itself (``spec/re
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from reference.step import REQUIRED
 
-__all__ = ["render_text", "render_markdown"]
+__all__ = ["render_text", "render_markdown", "md", "code_block"]
 
 
 def _f(x, digits=3) -> str:
@@ -18,6 +19,32 @@ def _f(x, digits=3) -> str:
 
 def _wrap(text: str) -> str:
     return textwrap.fill(text, width=100, initial_indent="   ", subsequent_indent="      ")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def md(text: object) -> str:
+    """Text from outside (an implementation's name, origin, messages) as inert Markdown: one
+    line, punctuation escaped, no HTML."""
+    one_line = " ".join(str(text).split())
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code_block(text: str) -> list[str]:
+    """A fenced code block that no text inside can close: the fence is longer than any run of
+    backticks in it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
+
+
+def _verdict(report: dict) -> str:
+    verdict = report.get("verdict") or ("conformant" if report["conformant"]
+                                        else "non-conformant")
+    return verdict + (f" (interrupted by {report['interrupted']})"
+                      if report.get("interrupted") else "")
 
 
 def render_text(report: dict) -> str:
@@ -54,27 +81,28 @@ def render_text(report: dict) -> str:
                 out.append(_wrap(f"outside the model: {words}"))
             for fail in r["failures"][:3]:
                 out.append("   " + fail["message"].replace("\n", "\n   "))
-    out += ["", f"verdict: {'CONFORMANT' if report['conformant'] else 'NON-CONFORMANT'} "
-                f"({report['seconds']} s)"]
+    out += ["", f"verdict: {_verdict(report).upper()} ({report['seconds']} s)"]
     return "\n".join(out)
 
 
 def render_markdown(report: dict) -> str:
+    """Markdown for a pull request; everything that comes from the implementation under test
+    is escaped (it cannot add headings, links or HTML, nor close a code block)."""
     s = report["settings"]
-    out = [f"## neuronspec check: {'conformant' if report['conformant'] else 'non-conformant'}",
+    out = [f"## neuronspec check: {md(_verdict(report))}",
            "", f"Suite {report['suiteVersion']}, model `{s['model']}`, {s['examples']} hypothesis "
            f"examples per format and {s['vectors']} vectors, seed {s['seed']}; "
-           f"{report['platform']}.", ""]
+           f"{md(report['platform'])}.", ""]
     for impl in report["implementations"]:
-        out += [f"### {impl['name']}: {impl['verdict']}", "",
-                f"`{impl['origin']}` ({impl['version']})", ""]
+        out += [f"### {md(impl['name'])}: {impl['verdict']}", "",
+                f"{md(impl['origin'])} ({md(impl['version'])})", ""]
         if impl["error"]:
-            out += [f"Stopped: {impl['error']}", ""]
+            out += [f"Stopped: {md(impl['error'])}", ""]
         out += ["| format | status | cases | quantity | checked | no bound | failed | "
                 "worst ulps | worst err/bound |", "|---|---|---|---|---|---|---|---|---|"]
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
-                out.append(f"| {fmt} | unsupported | | | | | | | |")
+                out.append(f"| {fmt} | unsupported: {md(r['reason'])[:120]} | | | | | | | |")
                 continue
             for i, q in enumerate(REQUIRED):
                 st = r["quantities"][q]
@@ -86,12 +114,12 @@ def render_markdown(report: dict) -> str:
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
                 continue
-            lines = [f"- **{g}**: {fp['words']}" for g, fp in r["fingerprint"].items()]
-            lines += [f"- **outside the model**: {w}" for w in r["behaviourOutsideModel"]]
+            lines = [f"- **{md(g)}**: {md(fp['words'])}" for g, fp in r["fingerprint"].items()]
+            lines += [f"- **outside the model**: {md(w)}" for w in r["behaviourOutsideModel"]]
             if lines:
                 out += [f"Fingerprint, {fmt}:", ""] + lines + [""]
             for fail in r["failures"][:3]:
-                out += [f"<details><summary>{fmt}: {fail['property']} failed on "
-                        f"{fail['quantity'] or 'a case'}</summary>", "", "```",
-                        fail["message"], "```", "</details>", ""]
+                out += [f"<details><summary>{fmt}: {md(fail['property'])} failed on "
+                        f"{md(fail['quantity'] or 'a case')}</summary>", ""]
+                out += code_block(fail["message"]) + ["</details>", ""]
     return "\n".join(out) + "\n"

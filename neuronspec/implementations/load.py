@@ -10,16 +10,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from reference.step import INPUTS, OPTIONAL, REQUIRED
 
 from ..errors import ImplementationError, LoadError
-from .bundled import BUNDLED, bundled_module
+from .bundled import BUNDLED, available, bundled_module, library_of
 
-__all__ = ["Implementation", "BatchOutputs", "load"]
+__all__ = ["Implementation", "BatchOutputs", "load", "supervised", "target_of"]
 
 
 class BatchOutputs(dict):
@@ -28,6 +28,11 @@ class BatchOutputs(dict):
     def __init__(self, items, block) -> None:
         super().__init__(items)
         self.block = block
+
+
+def _is_complex(value: Any) -> bool:
+    """float() drops the imaginary part of numpy's complex scalars: they are refused."""
+    return isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", "") == "c"
 
 
 def _returned(out: Mapping) -> tuple[str, ...]:
@@ -43,16 +48,20 @@ class Implementation:
     origin: str  # module or file it came from
     spec: str = ""  # how it was named, for replay commands
     batch: "Callable[..., Mapping[str, Any]] | None" = None  # the batch protocol, if offered
+    # the batch callable's input arrays, reused from chunk to chunk (fresh ones cost page
+    # faults and cache misses: ~10% of a sweep's time)
+    _scratch: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, fmt: str, case: tuple) -> dict[str, float]:
         """Run the step on one case; raises NotImplementedError (unsupported format) or
-        ImplementationError (exception, missing key, value not convertible with float())."""
+        ImplementationError (anything it raised, exit included; a missing key; a value that
+        is not a real number)."""
         w, b, x, t, lr = case
         try:
             out = self.step(w, b, x, t, lr, fmt)
         except NotImplementedError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ImplementationError(f"{self.name} raised {type(exc).__name__}: {exc}",
                                       overflow=isinstance(exc, ArithmeticError)) from exc
         if not isinstance(out, Mapping):
@@ -65,27 +74,44 @@ class Implementation:
                                       f"(it must return {', '.join(REQUIRED)})")
         values = {}
         for key in _returned(out):
+            value = out[key]
             try:
-                values[key] = float(out[key])
-            except (TypeError, ValueError) as exc:
+                if _is_complex(value):
+                    raise TypeError("a complex number is not a value of a binary format")
+                values[key] = float(value)
+            except Exception as exc:
                 raise ImplementationError(
-                    f"{self.name} returned {key} = {out[key]!r}, which float() rejects ({exc})"
-                ) from None
+                    f"{self.name} returned {key} = {repr(value)[:80]}, which is not a real "
+                    f"number ({type(exc).__name__}: {exc})") from None
         return values
 
+    def _copies(self, cases: Mapping[str, Any], n: int) -> list:
+        """Copies of the input arrays (the implementation may write into them: the checker
+        judges its own), in buffers reused from call to call."""
+        import numpy as np
+
+        buffer = self._scratch.get("inputs")
+        if buffer is None or buffer.shape[1] < n:
+            buffer = self._scratch["inputs"] = np.empty((len(INPUTS), n))
+        rows = [buffer[j, :n] for j in range(len(INPUTS))]
+        for row, k in zip(rows, INPUTS):
+            np.copyto(row, cases[k])
+        return rows
+
     def run_batch(self, fmt: str, cases: Mapping[str, Any]) -> BatchOutputs:
-        """Run the batch callable on arrays ``cases`` (w, b, x, t, lr); returns float arrays of
-        the quantities, or raises NotImplementedError / ImplementationError (one line)."""
+        """Run the batch callable on copies of the arrays ``cases`` (w, b, x, t, lr: the
+        checker judges its own); returns float64 rows of the quantities, or raises
+        NotImplementedError / ImplementationError (one line)."""
         import numpy as np
 
         if self.batch is None:
             raise ImplementationError(f"{self.name} offers no batch callable")
         n = len(cases["w"])
         try:
-            out = self.batch(*(cases[k] for k in INPUTS), fmt)
+            out = self.batch(*self._copies(cases, n), fmt)
         except NotImplementedError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ImplementationError(
                 f"{self.name} batch raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(out, Mapping):
@@ -99,27 +125,28 @@ class Implementation:
         for j, key in enumerate(keys):
             try:
                 arr = np.asarray(out[key])
-                if arr.shape != (n,):
-                    raise ImplementationError(
-                        f"{self.name} batch returned {key} of shape {arr.shape}, expected "
-                        f"({n},): one value per case")
-                block[j] = arr
-            except (TypeError, ValueError) as exc:
+            except Exception as exc:
+                raise ImplementationError(f"{self.name} batch returned {key} that is not an "
+                                          f"array ({type(exc).__name__}: {exc})") from None
+            if arr.dtype.kind != "f":
                 raise ImplementationError(
-                    f"{self.name} batch returned {key} that is not a float array ({exc})") from None
+                    f"{self.name} batch returned {key} of dtype {arr.dtype}, not a real "
+                    "floating-point array")
+            if arr.shape != (n,):
+                raise ImplementationError(
+                    f"{self.name} batch returned {key} of shape {arr.shape}, expected "
+                    f"({n},): one value per case")
+            block[j] = arr
         return BatchOutputs(zip(keys, block), block=block)
 
     def version(self) -> str:
         """The implementation's package version, where one can be found (for a bundled one,
         the library it exercises)."""
-        top = self.origin.split(".")[0]
-        for candidate in ("torch" if "torch" in self.name else None,
-                          "numpy" if "numpy" in self.name else None, top):
-            if not candidate:
-                continue
-            module = sys.modules.get(candidate)
-            if module is not None and getattr(module, "__version__", None):
-                return f"{candidate} {module.__version__}"
+        if self.spec in BUNDLED:
+            return _bundled_version(self.spec)
+        module = sys.modules.get(self.origin.split(".")[0])
+        if module is not None and getattr(module, "__version__", None):
+            return f"{module.__name__} {module.__version__}"
         return "unknown"
 
 
@@ -134,30 +161,97 @@ def load(spec: str) -> Implementation:
             f"cannot load implementation {spec!r}: use a bundled name ({', '.join(BUNDLED)}), "
             "module:callable or path/to/file.py:callable")
     where, _, attr = spec.rpartition(":")
-    if where.endswith(".py") or "/" in where or "\\" in where:
+    if _is_file(where):
         path = Path(where)
         if not path.is_file():
             raise LoadError(f"cannot load implementation {spec!r}: no file {path}")
         name = f"_neuronspec_impl_{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:  # as `python file.py` would: modules beside it import
+            sys.path.insert(0, folder)
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise LoadError(f"cannot load implementation {spec!r}: importing {path} raised "
                             f"{type(exc).__name__}: {exc}") from None
         origin = str(path)
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise LoadError(f"cannot load implementation {spec!r}: importing {where} raised "
                             f"{type(exc).__name__}: {exc}") from None
         origin = where
     step = getattr(module, attr, None)
     if step is None or not callable(step):
         raise LoadError(f"cannot load implementation {spec!r}: {origin} has no callable {attr!r}")
-    label = Path(where).stem if origin.endswith(".py") else where.rsplit(".", 1)[-1]
     batch = getattr(module, f"{attr}_batch", None)
-    return Implementation(f"{label}:{attr}" if attr != "step" else label, step, origin, spec,
+    return Implementation(_label(where, attr, _is_file(where)), step, origin, spec,
                           batch if callable(batch) else None)
+
+
+def _label(where: str, attr: str, is_file: bool) -> str:
+    label = Path(where).stem if is_file else where.rsplit(".", 1)[-1]
+    return f"{label}:{attr}" if attr != "step" else label
+
+
+def _bundled_version(name: str) -> str:
+    """What a bundled implementation exercises, with its version (read from the installed
+    package's metadata: nothing is imported)."""
+    from importlib import metadata
+
+    library = library_of(name)
+    if library is None:
+        return "python " + sys.version.split()[0]
+    try:
+        return f"{library} {metadata.version(library)}"
+    except metadata.PackageNotFoundError:
+        return f"{library} (version unknown)"
+
+
+def _is_file(where: str) -> bool:
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def target_of(spec: str) -> "tuple[str, str, str, str]":
+    """(what the protocol server loads, name, origin, version) of an implementation spec,
+    without importing the implementation (its module may exit or hang on import)."""
+    from importlib import metadata
+
+    if spec in BUNDLED:
+        available(spec)
+        return f"{BUNDLED[spec][0]}:step", spec, BUNDLED[spec][0], _bundled_version(spec)
+    if ":" not in spec:
+        raise LoadError(
+            f"cannot load implementation {spec!r}: use a bundled name ({', '.join(BUNDLED)}), "
+            "module:callable or path/to/file.py:callable")
+    where, _, attr = spec.rpartition(":")
+    if _is_file(where):
+        path = Path(where)
+        if not path.is_file():
+            raise LoadError(f"cannot load implementation {spec!r}: no file {path}")
+        return f"{path.resolve()}:{attr}", _label(where, attr, True), str(path), "unknown"
+    top = where.split(".")[0]
+    try:
+        dists = metadata.packages_distributions().get(top, [])
+        version = f"{dists[0]} {metadata.version(dists[0])}" if dists else "unknown"
+    except Exception:  # a broken installation must not stop the check
+        version = "unknown"
+    return spec, _label(where, attr, False), where, version
+
+
+def supervised(spec: str, timeout: "float | None" = None, load_timeout: float = 120.0,
+               wait: bool = True):
+    """The implementation ``spec`` run in its own process, served by ``serve.py`` over the
+    protocol: every call is supervised as a ``--cmd`` program's is (timeout, crash, exit,
+    garbage: a reported failure of the case), and nothing it does can end the checker."""
+    from .process import DEFAULT_TIMEOUT, ProcessImplementation
+
+    target, name, origin, version = target_of(spec)
+    serve = str(Path(__file__).with_name("serve.py"))
+    return ProcessImplementation([sys.executable, serve, target],
+                                 DEFAULT_TIMEOUT if timeout is None else timeout, name=name,
+                                 spec=spec, origin=origin, version=version, decimals=False,
+                                 load_timeout=max(load_timeout, timeout or 0), wait=wait)

@@ -36,7 +36,8 @@ response.  Whatever the implementation prints, to ``sys.stdout`` or to file desc
 to standard error, so it cannot corrupt the protocol stream.
 
 Exit status: 0 at the end of input; 2, with one line on standard error, when ``IMPL`` cannot
-be loaded or the command line is wrong.
+be loaded or the command line is wrong.  Once it is loaded, the server says so on standard
+error (``serve.py: serving IMPL``), before it reads the first request.
 
 This file uses only the standard library and runs on Python >= 3.8; it imports nothing from
 neuronspec, so it can be copied into the environment that holds the implementation::
@@ -53,6 +54,8 @@ import sys
 from collections.abc import Mapping
 
 PROTOCOL = "neuronspec-protocol/1"
+#: What this server says on standard error once the implementation is loaded.
+READY = "serve.py: serving "
 INPUTS = ("w", "b", "x", "t", "lr")
 REQUIRED = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new")
 OPTIONAL = ("dL_dy",)
@@ -78,6 +81,9 @@ def load(spec):
         if not os.path.isfile(path):
             raise LoadError("cannot load implementation {!r}: no file {}".format(spec, where))
         name = "_neuronspec_served_impl_{}".format(abs(hash(path)))
+        folder = os.path.dirname(path)
+        if folder not in sys.path:  # as `python file.py` would: modules beside it import
+            sys.path.insert(0, folder)
         try:
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
@@ -158,6 +164,8 @@ def _outputs(result):
     outputs = {}
     for key in REQUIRED + tuple(k for k in OPTIONAL if k in result):
         try:
+            if isinstance(result[key], complex) or "complex" in type(result[key]).__name__:
+                raise TypeError("a complex number is not a value of a binary format")
             value = float(result[key])
         except Exception as exc:
             raise _Rejected("{}: step returned {} = {}, which float() rejects ({})".format(
@@ -248,6 +256,7 @@ def main(argv=None):
     except LoadError as exc:
         print("serve.py: " + _one_line(exc), file=sys.stderr)
         return 2
+    print(READY + args[0], file=sys.stderr, flush=True)  # loaded: requests are answered now
     stdin = sys.stdin.buffer
     try:
         while True:

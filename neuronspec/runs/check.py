@@ -17,16 +17,28 @@ from reference.step import INPUTS, REQUIRED
 
 from .. import __version__
 from ..cases.strategies import cases
-from ..errors import ProcessGaveUp
+from ..errors import Interrupted, ProcessGaveUp
 from ..findings import Finding, PropertyViolation
 from ..fingerprint import Fingerprint, learning_rate_probe
-from ..properties import PROPERTIES, in_domain, supported, within_bounds
+from ..properties import PROPERTIES, calls_of, in_domain, supported, within_bounds
 from .tally import KEEP, QuantityTally, finite_or_text
 from .vectors import vector_case
 
-__all__ = ["check", "FormatResult", "ImplementationResult", "REPORT_VERSION"]
+__all__ = ["check", "FormatResult", "ImplementationResult", "REPORT_VERSION", "overall",
+           "CONFORMANT", "NON_CONFORMANT", "NOT_CHECKED"]
 
 REPORT_VERSION = 1
+CONFORMANT, NON_CONFORMANT, NOT_CHECKED = "conformant", "non-conformant", "not checked"
+
+
+def overall(verdicts: "list[str]") -> str:
+    """The verdict of a run: non-conformant if any is, else not checked if any is (or there
+    was nothing to check), else conformant."""
+    if NON_CONFORMANT in verdicts:
+        return NON_CONFORMANT
+    if NOT_CHECKED in verdicts or not verdicts:
+        return NOT_CHECKED
+    return CONFORMANT
 
 
 def _quantity_report(t: QuantityTally) -> dict:
@@ -85,15 +97,22 @@ class ImplementationResult:
     version: str
     formats: dict = field(default_factory=dict)
     error: str = ""
+    interrupted: bool = False
 
     @property
-    def conformant(self) -> bool:
-        return not self.error and all(r.status != "non-conformant" for r in self.formats.values())
+    def verdict(self) -> str:
+        """non-conformant: something failed; not checked: no format could be checked (each
+        unsupported) or the run was interrupted first; else conformant."""
+        if self.error or any(r.status == "non-conformant" for r in self.formats.values()):
+            return NON_CONFORMANT
+        if self.interrupted or not any(r.status == "conformant"
+                                       for r in self.formats.values()):
+            return NOT_CHECKED
+        return CONFORMANT
 
     def as_dict(self) -> dict:
         return {"name": self.name, "origin": self.origin, "version": self.version,
-                "verdict": "conformant" if self.conformant else "non-conformant",
-                "error": self.error,
+                "verdict": self.verdict, "error": self.error,
                 "formats": {k: v.as_dict() for k, v in self.formats.items()}}
 
 
@@ -131,6 +150,9 @@ def _check_case(impl, fmt: Format, labelled, model: Model, result: FormatResult,
 
 
 def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> None:
+    prefetch = getattr(impl, "prefetch", None)
+    if prefetch is not None:  # a process: its requests go at once, it works while we judge
+        prefetch(fmt.name, calls_of(labelled[1]))
     try:
         check = within_bounds(impl, fmt, labelled, model, target=target)
         _record(result, fp, fmt, labelled, check)
@@ -144,17 +166,19 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
         if name == "within-bounds":
             continue
         try:
-            prop(impl, fmt, labelled)
+            prop(impl, fmt, labelled, model)
         except PropertyViolation as exc:
             result.fail(exc.finding)
 
 
 def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
-                vectors: "dict | None") -> FormatResult:
+                vectors: "dict | None", results: dict) -> FormatResult:
+    """Check one format; the result is in ``results`` from the start, so that an interrupted
+    run still reports what it found."""
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
 
     fmt = get_format(fmt_name)
-    result = FormatResult(fmt_name)
+    result = results[fmt_name] = FormatResult(fmt_name)
     ok, why = supported(impl, fmt_name)
     if not ok:
         result.status, result.reason = "unsupported", why
@@ -218,24 +242,34 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
                                     for f in formats or list(FORMATS))},
         "implementations": [],
     }
+    interrupted: "Interrupted | None" = None
     for impl in implementations:
         res = ImplementationResult(impl.name, impl.origin, impl.version())
-        for fmt_name in formats or list(FORMATS):
-            if progress:
-                progress(f"{impl.name} {fmt_name}")
-            try:
-                fr = _run_format(impl, fmt_name, model, examples, seed, vectors)
-            except ProcessGaveUp as exc:  # while probing support, before any case
-                res.error = str(exc)
-                break
-            res.formats[fmt_name] = fr
-            if fr.stopped:
-                res.error = fr.stopped
-                break
+        try:
+            for fmt_name in formats or list(FORMATS):
+                if progress:
+                    progress(f"{impl.name} {fmt_name}")
+                try:
+                    fr = _run_format(impl, fmt_name, model, examples, seed, vectors,
+                                     res.formats)
+                except ProcessGaveUp as exc:  # while probing support, before any case
+                    res.error = str(exc)
+                    break
+                if fr.stopped:
+                    res.error = fr.stopped
+                    break
+        except Interrupted as exc:  # a signal: keep what was found, say so, stop
+            res.interrupted, interrupted = True, exc
+        finally:
+            close = getattr(impl, "close", None)
+            if close:
+                close()
         report["implementations"].append(res.as_dict())
-        close = getattr(impl, "close", None)
-        if close:
-            close()
+        if interrupted:
+            break
     report["seconds"] = round(time.perf_counter() - started, 1)
-    report["conformant"] = all(i["verdict"] == "conformant" for i in report["implementations"])
+    report["verdict"] = overall([i["verdict"] for i in report["implementations"]])
+    report["conformant"] = report["verdict"] == CONFORMANT
+    if interrupted is not None:
+        report["interrupted"] = interrupted.signal_name
     return report

@@ -24,7 +24,7 @@ from reference.judge import OUT_OF_DOMAIN, judge
 from reference.step import INPUTS, NODE_OF, REQUIRED
 
 from ..cases.chunks import chunk_case_list
-from .campaign import run_chunks
+from .campaign import completed, run_chunks
 
 __all__ = ["crosscheck", "crosscheck_chunk", "outputs_around_bounds", "KEEP_EXAMPLES"]
 
@@ -118,7 +118,7 @@ def crosscheck(fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
     tasks = [(fmt.name, seed, i, min(chunk, cases - start))
              for i, start in enumerate(range(0, cases, chunk))]
     total: dict = {"examples": []}
-    for part in run_chunks(_task, tasks, workers=workers):
+    for part in completed(run_chunks(_task, tasks, workers=workers, in_process=workers <= 1)):
         for k, v in part.items():
             if k == "examples":
                 total["examples"] = (total["examples"] + v)[:KEEP_EXAMPLES]

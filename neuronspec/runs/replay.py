@@ -53,7 +53,7 @@ def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[st
         if name == "within-bounds":
             continue
         try:
-            prop(impl, fmt, ("replay", case))
+            prop(impl, fmt, ("replay", case), model)
             lines.append(f"  property {name}: ok")
         except PropertyViolation as exc:
             ok = False

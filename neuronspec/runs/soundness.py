@@ -29,7 +29,7 @@ from ..artefacts.peers import MUTANTS, PEER_TOLERANCES, peer_accepts
 from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
 from ..errors import ImplementationError, LoadError
 from ..implementations import load
-from .campaign import run_chunks
+from .campaign import completed, run_chunks
 from .tally import QuantityTally
 
 __all__ = ["SoundnessTally", "check_values", "run_chunk", "run", "soundness_report",
@@ -271,8 +271,9 @@ def run(fmt_name: str, cases: int, seed: int = 0, workers: int = 1, chunk: int =
             k += 1
     total = SoundnessTally()
     start = time.perf_counter()
-    parts = run_chunks(run_chunk, specs, workers=workers, initializer=_init_worker,
-                       initargs=(env or {},), fresh=bool(env))
+    # One process and nothing to set before torch loads: run here; else in fresh workers.
+    parts = completed(run_chunks(run_chunk, specs, workers=workers, initializer=_init_worker,
+                                 initargs=(env or {},), in_process=workers <= 1 and not env))
     for i, d in enumerate(parts):
         total.merge(SoundnessTally.from_dict(d))
         if progress:

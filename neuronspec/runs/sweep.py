@@ -10,10 +10,12 @@ stays flat as N grows.  Chunks spread over processes (``campaign``).
 from __future__ import annotations
 
 import copy
+import math
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -25,15 +27,19 @@ from reference.step import INPUTS, REQUIRED
 
 from ..artefacts import records
 from ..cases.chunks import chunk_cases
-from ..errors import ImplementationError, LoadError, UsageError
+from ..errors import ImplementationError, Interrupted, LoadError, UsageError, WorkerDied
 from ..findings import replay_command
 from ..implementations import load
-from .campaign import run_chunks
+from ..properties import PROBE
+from .campaign import CHUNK_TIMEOUT, Campaign, ChunkFailed
 from .tally import KEEP, QuantityTally
 
 __all__ = ["SweepResult", "run_chunk", "sweep", "render", "record", "CHUNK"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
+#: Seconds an implementation's import and first call may take before it counts as failing
+#: to load.
+LOAD_TIMEOUT = 300.0
 #: Why a value failed, by batch status.
 WHY = {1: "outside its bound", 4: "not finite", 5: "not a value of the format"}
 
@@ -47,13 +53,17 @@ class SweepResult:
     cases: int = 0
     chunks: int = 0
     unchecked: int = 0  # cases where the implementation raised an overflow error, allowed
+    failed: int = 0  # cases the implementation failed on outright (raised, crashed, garbage)
     quantities: dict = field(default_factory=dict)
     first_violations: list = field(default_factory=list)
     seconds: dict = field(default_factory=lambda: {"cases": 0.0, "implementation": 0.0,
                                                    "reference": 0.0})
-    wall: float = 0.0
+    wall: float = 0.0  # the chunks' time: from the first chunk sent to the last one back
+    startup: float = 0.0  # starting the workers, loading the implementation, its first answer
     workers: int = 1
     path: str = ""
+    stopped: str = ""  # why the sweep stopped before its last chunk
+    interrupted: str = ""  # the signal that stopped it
 
     def tally(self, q: str) -> QuantityTally:
         return self.quantities.setdefault(q, QuantityTally())
@@ -62,6 +72,7 @@ class SweepResult:
         self.cases += other.cases
         self.chunks += other.chunks
         self.unchecked += other.unchecked
+        self.failed += other.failed
         for q, t in other.quantities.items():
             self.tally(q).merge(t)
         self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
@@ -71,38 +82,52 @@ class SweepResult:
 
     @property
     def violations(self) -> int:
-        return sum(t.violations for t in self.quantities.values())
+        """Values outside their bound (or not finite, or not in the format), and cases the
+        implementation failed on outright."""
+        return sum(t.violations for t in self.quantities.values()) + self.failed
 
     def as_dict(self) -> dict:
-        return {"impl": self.impl, "format": self.fmt, "model": self.model, "seed": self.seed,
-                "cases": self.cases, "chunks": self.chunks, "unchecked": self.unchecked,
-                "violations": self.violations,
-                "quantities": {q: t.as_dict() for q, t in self.quantities.items()},
-                "first_violations": self.first_violations, "seconds": self.seconds,
-                "wall_seconds": self.wall, "workers": self.workers, "path": self.path}
+        out = {"impl": self.impl, "format": self.fmt, "model": self.model, "seed": self.seed,
+               "cases": self.cases, "chunks": self.chunks, "unchecked": self.unchecked,
+               "failed": self.failed, "violations": self.violations,
+               "quantities": {q: t.as_dict() for q, t in self.quantities.items()},
+               "first_violations": self.first_violations, "seconds": self.seconds,
+               "wall_seconds": self.wall, "startup_seconds": self.startup,
+               "workers": self.workers, "path": self.path}
+        out.update({k: v for k, v in (("stopped", self.stopped),
+                                      ("interrupted", self.interrupted)) if v})
+        return out
 
 
-def _outputs(impl, fmt: Format, cols: dict, scalar: bool) -> tuple[dict, np.ndarray]:
-    """The implementation's arrays, and a mask of cases where it raised an overflow error."""
+def _outputs(impl, fmt: Format, cols: dict, scalar: bool
+             ) -> tuple[dict, np.ndarray, dict[int, str]]:
+    """The implementation's arrays; a mask of the cases where it raised an overflow error (a
+    quantity may be outside the domain there); the cases it failed on outright, with why."""
     n = len(cols["w"])
     if not scalar:
-        return impl.run_batch(fmt.name, cols), np.zeros(n, dtype=bool)
+        return impl.run_batch(fmt.name, cols), np.zeros(n, dtype=bool), {}
     out = {q: np.full(n, np.nan) for q in ROWS}
     raised = np.zeros(n, dtype=bool)
+    failed: dict[int, str] = {}
     rows = zip(*(cols[k].tolist() for k in INPUTS))
     for i, case in enumerate(rows):
         try:
             values = impl(fmt.name, case)
+        except NotImplementedError as exc:
+            failed[i] = (f"raised NotImplementedError on a case of {fmt.name}, a format it "
+                         f"supports ({exc or 'no message'})")
+            continue
         except ImplementationError as exc:
             if exc.overflow:
                 raised[i] = True
-                continue
-            raise
+            else:
+                failed[i] = str(exc)
+            continue
         for q, v in values.items():
             out[q][i] = v
     if np.isnan(out["dL_dy"]).all():
         del out["dL_dy"]
-    return out, raised
+    return out, raised, failed
 
 
 def _case_record(cols: dict, i: int) -> list[str]:
@@ -121,8 +146,13 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     t0 = time.perf_counter()
     cols, slices = chunk_cases(fmt, seed, index, n)
     t1 = time.perf_counter()
-    outputs, raised = _outputs(impl, fmt, cols, scalar)
+    outputs, raised, failed = _outputs(impl, fmt, cols, scalar)
     t2 = time.perf_counter()
+    for i, why in failed.items():  # each a finding: not judged further
+        raised[i] = True
+        result.failed += 1
+        _record_violation(result, impl, fmt, model, cols, slices, "-", i, math.nan,
+                          math.inf, why)
     if raised.any():  # allowed only where some quantity is outside the bounded domain
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
     names = tuple(q for q in ROWS if q in outputs)
@@ -134,7 +164,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         _tally_screened(result, impl, fmt, model, cols, slices, *screened)
     else:
         result.path = "numpy"
-        _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised)
+        _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
     t3 = time.perf_counter()
     result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t3 - t2}
     return result
@@ -155,13 +185,17 @@ def _worst(cols, slices, i, ratio, observed) -> dict:
             "observed": float_hex(float(observed))}
 
 
-def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised) -> None:
+def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
+               failed_cases=()) -> None:
     """The full verdict on every value (numpy path, or where the implementation raised)."""
     verdict = check_batch(fmt, cols, outputs, model, engine="numpy")
     ood_any = np.logical_or.reduce([verdict.out_of_domain[q] for q in names])
     # an overflow error raised on a case partly outside the domain is allowed: unchecked
-    allowed = raised & ood_any
-    result.unchecked += int(allowed.sum())
+    # (a case failed on outright is not judged: it was counted as a failure)
+    failed = np.zeros(len(raised), dtype=bool)
+    failed[list(failed_cases)] = True
+    allowed = (raised & ood_any) | failed
+    result.unchecked += int((allowed & ~failed).sum())
     for q in names:
         t = result.tally(q)
         status = verdict.status[q]
@@ -251,58 +285,144 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
         result.quantities["dL_dy"] = copy.deepcopy(result.tally("dL_db"))
 
 
-# ---- the run: chunks over processes ------------------------------------------------------
+# ---- the run: chunks over supervised processes -------------------------------------------
 
 _WORKER: dict = {}
 
 
-def _init_worker(spec: "str | None", threads: int, impl=None) -> None:
+def _init_worker(spec: str, fmt: str, model: str, threads: int, chunk: int) -> None:
+    """A worker: load the implementation (its failure is said by the first task) and warm the
+    reference (its compiled kernels load, and its arrays are first allocated, here: in the
+    start-up time, not in the first chunks')."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    _WORKER["impl"] = impl if impl is not None else load(spec)
+    try:
+        _WORKER["impl"] = load(spec)
+    except LoadError as exc:
+        _WORKER["error"] = str(exc)
     import sys
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+    _warm_reference(get_format(fmt), model, chunk)
+
+
+def _warm_reference(fmt: Format, model: str, n: int) -> None:
+    try:
+        work = work_for(fmt)
+    except RuntimeError:  # no extended precision here: the scalar path only
+        return
+    cols, _ = chunk_cases(fmt, 0, 0, n)
+    block = np.zeros((len(REQUIRED), n))
+    if work is BINARY64:
+        screen_batch(fmt, cols, block, model)
+    few = {k: v[:64] for k, v in cols.items()}
+    check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
+
+
+def _loaded() -> "LoadError | None":
+    return LoadError(_WORKER["error"]) if "error" in _WORKER else None
+
+
+def _describe(_: object) -> dict:
+    """The implementation's name and whether it offers a batch callable, learnt in a worker
+    (its module may exit, crash or hang on import: the checker never imports it)."""
+    if "error" in _WORKER:
+        return {"error": _WORKER["error"]}
+    impl = _WORKER["impl"]
+    return {"name": impl.name, "batch": impl.batch is not None}
+
+
+def _supports(task: tuple) -> str:
+    """Why the implementation does not support the format ('' if it does): its answer to one
+    case, in a worker (a crash there is the chunks' to report)."""
+    fmt, scalar = task
+    impl = _WORKER["impl"]
+    try:
+        if scalar:
+            impl(fmt, PROBE)
+        else:
+            impl.run_batch(fmt, {k: np.array([v]) for k, v in zip(INPUTS, PROBE)})
+    except NotImplementedError as exc:
+        return f"{impl.name} does not support {fmt}: {exc or 'NotImplementedError'}"
+    except ImplementationError:
+        pass  # the chunks report it, with the cases
+    return ""
 
 
 def _work(task: tuple) -> SweepResult:
-    fmt, seed, index, n, model, scalar = task
-    return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar)
+    fmt, seed, index, n, model, scalar, name = task
+    if "error" in _WORKER:
+        raise _loaded()
+    try:
+        return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar)
+    except (ImplementationError, NotImplementedError) as exc:
+        return _failed_chunk(task, str(exc) or type(exc).__name__)
+
+
+def _failed_chunk(task: tuple, why: str) -> SweepResult:
+    """A chunk the implementation failed on as a whole (its batch raised or returned garbage,
+    or its worker died or hung): every case of it counts as failed."""
+    fmt, seed, index, n, model, scalar, spec = task
+    result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1, failed=n)
+    result.first_violations.append({
+        "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
+        "ratio": math.inf, "why": f"chunk {index} ({n:,} cases): {why}",
+        "replay": f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --seed {seed} "
+                  f"--cases {n} --chunk {n} --first-chunk {index}"
+                  + (" --scalar" if scalar else "") + (f" --model {model}" if model != "ieee"
+                                                      else "")})
+    return result
 
 
 def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
           model: str = "ieee", scalar: bool = False, chunk: int = CHUNK,
-          progress: Optional[Callable[[SweepResult, float], None]] = None) -> SweepResult:
-    """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` (one thread per
-    worker).  ``scalar``: call the step callable per case even if a batch one exists."""
+          progress: Optional[Callable[[SweepResult, float], None]] = None,
+          timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0) -> SweepResult:
+    """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` in supervised worker
+    processes (one thread each): nothing the implementation does can end or stall the sweep.
+    ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
+    seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one)."""
     fmt = get_format(fmt)
-    impl = load(spec)
     try:
         work_for(fmt)
     except RuntimeError as exc:  # no extended precision on this platform
         if not scalar:
             raise UsageError(str(exc)) from None
-    if not scalar and impl.batch is None:
-        scalar = True
+    total = SweepResult(spec, fmt.name, get_model(model).name, seed, workers=workers)
+    began = time.perf_counter()
     if scalar and chunk == CHUNK:
         chunk = 1 << 13  # the scalar path is ~1000x slower: report progress more often
-    tasks = [(fmt.name, seed, index, min(chunk, cases - start), model, scalar)
-             for index, start in enumerate(range(0, cases, chunk))]
-    total = SweepResult(impl.name, fmt.name, get_model(model).name, seed, workers=workers)
-    start = time.perf_counter()
-    # one worker: this process, with the implementation already loaded
-    init: tuple[Any, ...] = (spec, 1) if workers > 1 else (spec, 1, impl)
-    try:
-        for r in run_chunks(_work, tasks, workers=workers, initializer=_init_worker,
-                            initargs=init):
-            total.merge(r)
-            if progress is not None:
-                progress(total, time.perf_counter() - start)
-    except NotImplementedError as exc:
-        raise UsageError(f"{impl.name} does not support {fmt.name}: "
-                         f"{exc or 'NotImplementedError'}") from None
+    with Campaign(workers, _init_worker, (spec, fmt.name, model, 1, chunk)) as campaign:
+        (about,) = campaign.map(_describe, [None], timeout=LOAD_TIMEOUT)
+        if isinstance(about, ChunkFailed):
+            raise LoadError(f"cannot load implementation {spec!r}: importing it, {about.why}")
+        if "error" in about:
+            raise LoadError(about["error"])
+        total.impl = about["name"]
+        if not about["batch"] and not scalar:
+            scalar = True
+            chunk = 1 << 13 if chunk == CHUNK else chunk
+        (unsupported,) = campaign.map(_supports, [(fmt.name, scalar)], timeout=LOAD_TIMEOUT)
+        if isinstance(unsupported, str) and unsupported:  # nothing to check: said, exit 2
+            raise UsageError(unsupported)
+        tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
+                  model, scalar, spec)
+                 for index in range(first_chunk, first_chunk + -(-cases // chunk)))
+        start = time.perf_counter()
+        total.startup = start - began
+        try:
+            for r in campaign.map(_work, tasks, timeout=timeout):
+                if isinstance(r, ChunkFailed):
+                    r = _failed_chunk(r.task, r.why)
+                total.merge(r)
+                if progress is not None:
+                    progress(total, time.perf_counter() - start)
+        except WorkerDied as exc:
+            total.stopped = str(exc)
+        except Interrupted as exc:
+            total.interrupted = exc.signal_name
     total.wall = time.perf_counter() - start
-    if total.path == "":
+    if total.path == "" and not (total.failed or total.stopped or total.interrupted):
         raise LoadError("no cases were run")
     return total
 
@@ -325,6 +445,7 @@ def record(result: SweepResult, command: str, path) -> None:
     entry["versions"] = versions
     entry["seconds"] = {k: round(v, 1) for k, v in entry["seconds"].items()}
     entry["wall_seconds"] = round(entry["wall_seconds"], 1)
+    entry["startup_seconds"] = round(entry["startup_seconds"], 1)
     key = f"{result.impl}/{result.fmt}"
     records.update("sweeps", path, lambda old: dict(old, runs={**old.get("runs", {}),
                                                                key: entry}))
@@ -336,7 +457,8 @@ def render(result: SweepResult, command: str = "") -> str:
     lines = [f"neuronspec sweep: {result.impl} in {result.fmt}, model {result.model}: "
              f"{result.cases:,} cases, seed {result.seed}",
              f"  {result.workers} worker(s), {result.path} reference path, {result.wall:.1f} s: "
-             f"{rate:,.0f} cases/s ({rate / max(result.workers, 1):,.0f} per worker)"]
+             f"{rate:,.0f} cases/s ({rate / max(result.workers, 1):,.0f} per worker; "
+             f"start-up {result.startup:.1f} s before)"]
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} if result.cases else {}
     if per:
         lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items()))
@@ -351,11 +473,22 @@ def render(result: SweepResult, command: str = "") -> str:
     if result.unchecked:
         lines.append(f"  {result.unchecked:,} cases unchecked: the implementation raised an "
                      "overflow error where a quantity is outside the bounded domain (allowed)")
+    if result.failed:
+        lines.append(f"  {result.failed:,} cases failed outright: the implementation raised, "
+                     "crashed, hung or returned garbage on them")
     lines.append(f"  violations: {result.violations}")
     for v in result.first_violations:
-        lines.append(f"  {v['quantity']} {v['why']} ({v['regime']}): observed {v['observed']!r}, "
-                     f"error/bound {v['ratio']:.4g}")
+        if v["quantity"] == "-":  # a case or a chunk the implementation failed on outright
+            lines.append(f"  failed: {v['why']}")
+        else:
+            lines.append(f"  {v['quantity']} {v['why']} ({v['regime']}): observed "
+                         f"{v['observed']!r}, error/bound {v['ratio']:.4g}")
         lines.append(f"    replay: {v['replay']}")
+    if result.stopped:
+        lines.append(f"  stopped early: {result.stopped}")
+    if result.interrupted:
+        lines.append(f"  interrupted by {result.interrupted}: the figures above cover the "
+                     "chunks done before")
     if command:
         lines.append(f"  command: {command}")
     return "\n".join(lines)

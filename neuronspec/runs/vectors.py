@@ -23,7 +23,8 @@ import numpy as np
 
 from reference.bounds import IEEE, OutOfDomain, case_bounds
 from reference.exact import exact_step
-from reference.formats import FORMATS, Format, exact_decimal, exact_hex, float_hex, parse_hex
+from reference.formats import (FORMATS, Format, exact_decimal, exact_hex, float_hex, parse_exact,
+                               parse_hex)
 from reference.judge import judge
 from reference.rounded import VARIANTS, evaluate_variants, fl_add, fl_mul
 from reference.step import INPUTS, QUANTITIES, REQUIRED, SEED_EXAMPLE, Case
@@ -32,8 +33,8 @@ from .. import __version__, data
 from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
 from ..errors import DataError, ImplementationError, UsageError
 
-__all__ = ["flags", "generate", "write", "load", "verify", "stale", "run_implementation",
-           "vector_case", "load_results"]
+__all__ = ["flags", "generate", "write", "load", "verify", "verified", "stale",
+           "run_implementation", "vector_case", "load_results"]
 
 RANDOM_SEED = 20261126
 RANDOM_PER_REGIME = 40
@@ -270,26 +271,62 @@ def _value(text, fmt: Format) -> "float | str":
     if s.lstrip("+-") in ("inf", "infinity", "nan"):
         return float(s)
     try:
-        q = parse_hex(text) if "0x" in s else Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        return f"{text!r} is not a hex or decimal number"
+        q = parse_exact(text)
+    except ValueError as exc:
+        return str(exc)
     r = fmt.round(q)
     if not math.isfinite(r) or Fraction(r) != q:
         return f"{text!r} is not a {fmt.name} value"
     return -0.0 if r == 0 and s.startswith("-") else r
 
 
-def verify(results: list[dict], vectors: dict[str, dict]) -> dict:
-    """Check results ({format, tcId, outputs}) against the vectors; a summary with failures."""
-    summary = {"checked": 0, "passed": 0, "failed": 0, "unknown": 0, "failures": []}
-    seen = set()
+def _malformed(entry: object) -> str:
+    """Why a result entry does not follow the results schema ('' when it does)."""
+    import jsonschema
+
+    schema = data.schema("results.schema.json")
+    try:
+        jsonschema.validate(entry, {"$ref": "#/$defs/result", "$defs": schema["$defs"]})
+    except jsonschema.ValidationError as exc:
+        at = "/".join(map(str, exc.absolute_path))
+        return f"{exc.message}{' at ' + at if at else ''}"
+    return ""
+
+
+def verify(results: list, vectors: dict[str, dict]) -> dict:
+    """Check results ({format, tcId, outputs}) against the vectors.  Every vector of a format
+    that has results needs exactly one; a format declared unsupported needs none.  A summary:
+    counts (checked, passed, failed, unknown ids, duplicates, missing, malformed), the formats
+    not run, and the failures."""
+    summary = {"checked": 0, "passed": 0, "failed": 0, "unknown": 0, "duplicates": 0,
+               "missing": 0, "malformed": 0, "failures": [], "unsupported": {}}
+    seen: set = set()
+    formats_run: set = set()
+
+    def fail(kind: str, fmt_name, tc, reason: str, comment: str = "") -> None:
+        summary[kind] += 1
+        entry = {"format": fmt_name, "tcId": tc, "reason": reason}
+        if comment:
+            entry["comment"] = comment
+        summary["failures"].append(entry)
+
     for r in results:
-        fmt_name, tc = r.get("format"), r.get("tcId")
+        why = _malformed(r)
+        if why:
+            fail("malformed", r.get("format") if isinstance(r, dict) else None,
+                 r.get("tcId") if isinstance(r, dict) else None, f"malformed entry: {why}")
+            continue
+        fmt_name, tc = r["format"], r.get("tcId")
+        if "unsupported" in r:
+            summary["unsupported"][fmt_name] = r["unsupported"]
+            continue
         test = vectors.get(fmt_name, {}).get(tc)
         if test is None:
-            summary["unknown"] += 1
-            summary["failures"].append({"format": fmt_name, "tcId": tc,
-                                        "reason": "no such test (check format and tcId)"})
+            fail("unknown", fmt_name, tc, "no such test (check format and tcId)")
+            continue
+        formats_run.add(fmt_name)
+        if (fmt_name, tc) in seen:
+            fail("duplicates", fmt_name, tc, "a second result for this test")
             continue
         seen.add((fmt_name, tc))
         fmt = FORMATS[fmt_name]
@@ -299,7 +336,7 @@ def verify(results: list[dict], vectors: dict[str, dict]) -> dict:
             summary["checked"] += 1
             summary["passed"] += 1
             continue
-        reasons = [f"the program reported an error: {r['error']}"] if "error" in r else []
+        reasons = [f"the program reported an error: {r['error'][:200]}"] if "error" in r else []
         for q in REQUIRED:
             exp = test["expected"][q]
             if "outOfDomain" in exp:
@@ -318,23 +355,39 @@ def verify(results: list[dict], vectors: dict[str, dict]) -> dict:
                                f"(exact {exact_decimal(j.exact, 25)})")
         summary["checked"] += 1
         if reasons:
-            summary["failed"] += 1
-            summary["failures"].append({"format": fmt_name, "tcId": tc,
-                                        "comment": test["comment"], "reason": "; ".join(reasons)})
+            fail("failed", fmt_name, tc, "; ".join(reasons), test["comment"])
         else:
             summary["passed"] += 1
-    summary["notRun"] = sum(len(v) for v in vectors.values()) - len(seen)
+    for fmt_name in sorted(formats_run):
+        absent = sorted(set(vectors[fmt_name]) - {tc for f, tc in seen if f == fmt_name})
+        for tc in absent:
+            fail("missing", fmt_name, tc, "no result for this test")
+    summary["notRun"] = sorted(set(vectors) - formats_run)
     return summary
 
 
+def verified(summary: dict) -> int:
+    """The exit status of a verification: 0 every result passed and nothing was missing,
+    duplicated, malformed or unknown; 1 otherwise; 2 when nothing could be checked."""
+    if not summary["checked"] and not any(summary[k] for k in ("failed", "unknown",
+                                                                "duplicates", "malformed")):
+        return 2
+    bad = sum(summary[k] for k in ("failed", "unknown", "duplicates", "missing", "malformed"))
+    return 1 if bad else 0
+
+
 def run_implementation(impl, vectors: dict[str, dict], formats: Iterable[str]) -> list[dict]:
-    """An implementation's results on the vectors, in the verify format."""
+    """An implementation's results on the vectors, in the verify format (a format it does
+    not support gets one entry saying so)."""
     out = []
     for fmt_name in formats:
         for tc, test in vectors.get(fmt_name, {}).items():
             try:
                 res = impl(fmt_name, vector_case(test))
-            except NotImplementedError:
+            except NotImplementedError as exc:
+                out = [r for r in out if r["format"] != fmt_name]
+                out.append({"format": fmt_name,
+                            "unsupported": str(exc)[:200] or "NotImplementedError"})
                 break
             except ImplementationError as exc:
                 out.append({"format": fmt_name, "tcId": tc, "error": str(exc)})

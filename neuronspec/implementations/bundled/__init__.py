@@ -7,11 +7,12 @@ the batch protocol (``neuronspec.implementations``)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from ...errors import LoadError
 
-__all__ = ["BUNDLED", "ImplementationUnavailable", "bundled_module"]
+__all__ = ["BUNDLED", "ImplementationUnavailable", "bundled_module", "library_of", "available"]
 
 #: short name -> (module, one-line description)
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -43,3 +44,19 @@ def bundled_module(name: str) -> ModuleType:
         raise ImplementationUnavailable(
             f"{name} needs the {exc.name!r} package: pip install 'neuronspec[{exc.name}]'"
         ) from None
+
+
+def library_of(name: str) -> "str | None":
+    """The package a bundled implementation exercises (None: plain Python floats)."""
+    return "torch" if "torch" in name else "numpy" if "numpy" in name else None
+
+
+def available(name: str) -> None:
+    """Raise what :func:`bundled_module` would for a missing dependency, without importing
+    the implementation (a supervised one is imported by its own process)."""
+    if name not in BUNDLED:
+        bundled_module(name)  # the error for an unknown name
+    library = library_of(name)
+    if library is not None and importlib.util.find_spec(library) is None:
+        raise ImplementationUnavailable(
+            f"{name} needs the {library!r} package: pip install 'neuronspec[{library}]'")
