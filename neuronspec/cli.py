@@ -371,7 +371,7 @@ def _vectors(args, argv) -> int:
 
 
 def _replay(args, argv) -> int:
-    from reference.formats import get_format
+    from reference.formats import get_format, parse_exact
 
     from .implementations import supervised
     from .implementations.process import ProcessImplementation
@@ -383,23 +383,23 @@ def _replay(args, argv) -> int:
         raise UsageError(f"--case needs {len(INPUTS)} values {','.join(INPUTS)}, got {len(parts)}")
     case = []
     for name, text in zip(INPUTS, parts):
-        try:
-            value = fmt.parse(text)
-        except ValueError as exc:
+        try:  # exact first (an absurd exponent is refused here), then to the format
+            value = fmt.round(parse_exact(text))
+        except (ValueError, ZeroDivisionError) as exc:
             raise UsageError(f"--case: {name}: {exc}") from None
         if not math.isfinite(value):
             raise UsageError(f"--case: {name} = {text!r} is not a finite {fmt.name} value")
-        case.append(value)
+        case.append(-0.0 if value == 0 and text.lstrip().startswith("-") else value)
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout) if args.cmd
             else supervised(args.impl, args.timeout))
     try:
-        text, ok = replay(impl, fmt, tuple(case), get_model(args.model))
+        text, status = replay(impl, fmt, tuple(case), get_model(args.model))
     finally:
         impl.close()
     print(text)
-    return 0 if ok else 1
+    return status
 
 
 def _soundness(args, argv) -> int:

@@ -20,9 +20,10 @@ __all__ = ["Finding", "PropertyViolation", "replay_command"]
 
 
 def replay_command(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> str:
-    """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named),
-    quoted for a POSIX shell; ``--case=`` so that a negative first input is not an option."""
-    spec = impl.spec or impl.name
+    """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named;
+    or that name itself), quoted for a POSIX shell; ``--case=`` so that a negative first
+    input is not an option."""
+    spec = impl if isinstance(impl, str) else impl.spec or impl.name
     target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
     cmd = f"neuronspec replay {target} --dtype {fmt.name} --case=" + ",".join(
         float_hex(v) for v in case)

@@ -16,6 +16,8 @@ implementations bundled with neuronspec.
 
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +135,9 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     if settings.profile not in PROFILES:
         raise pytest.UsageError(f"NEURONSPEC_PROFILE={settings.profile!r}: choose one of "
                                 f"{', '.join(PROFILES)}")
-    timeout = config.getoption("neuronspec_timeout") or DEFAULT_TIMEOUT
-    if not (timeout > 0 and timeout != float("inf")):
+    timeout = config.getoption("neuronspec_timeout")
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    if not (math.isfinite(timeout) and timeout > 0):
         raise pytest.UsageError(f"--neuronspec-timeout: {timeout!r} is not a positive number of "
                                 "seconds")
     for spec in specs:

@@ -305,6 +305,12 @@ GOOD = {"y": 1.0, "loss": 0.0, "dL_dw": 0.0, "dL_db": 0.0, "w_new": 1.0, "b_new"
 def raises(w, b, x, t, lr, dtype):
     raise ValueError(f"boom in {dtype}")
 
+def overflows(w, b, x, t, lr, dtype):
+    raise OverflowError(f"too big in {dtype}")
+
+def exits(w, b, x, t, lr, dtype):
+    sys.exit(3)
+
 def missing(w, b, x, t, lr, dtype):
     return {"y": 1.0}
 
@@ -322,9 +328,11 @@ def chatty(w, b, x, t, lr, dtype):
 
 
 @pytest.mark.parametrize("callable_, expect", [
-    ("raises", {"error": "ValueError: boom in float32"}),
-    ("missing", {"error": "KeyError: step returned no loss, dL_dw, dL_db, w_new, b_new "
-                          "(it must return y, loss, dL_dw, dL_db, w_new, b_new)"}),
+    ("raises", {"failure": "ValueError: boom in float32"}),
+    ("overflows", {"error": "OverflowError: too big in float32"}),
+    ("exits", {"failure": "SystemExit: 3"}),
+    ("missing", {"failure": "KeyError: step returned no loss, dL_dw, dL_db, w_new, b_new "
+                            "(it must return y, loss, dL_dw, dL_db, w_new, b_new)"}),
     ("not_a_number", "ValueError: "),
     ("not_a_mapping", "TypeError: "),
     ("chatty", {"outputs": {"y": "inf", "loss": "nan", "dL_dw": "-0x0.0p+0", "dL_db": "0x0.0p+0",
@@ -339,13 +347,13 @@ def test_server_reports_what_goes_wrong_in_the_step(tmp_path, callable_, expect)
                           make_request("c3", "float32", seed_case("float32"))],
                          cwd=tmp_path)
     assert [r["id"] for r in responses] == ["c1", "", "c2", "c3"]
-    assert responses[1]["error"].startswith("JSONDecodeError: ")
-    assert responses[2] == {"id": "c2", "error": "KeyError: request has no 'inputs'"}
+    assert responses[1]["failure"].startswith("JSONDecodeError: ")
+    assert responses[2] == {"id": "c2", "failure": "KeyError: request has no 'inputs'"}
     for r in (responses[0], responses[3]):
         if isinstance(expect, dict):
             assert {k: v for k, v in r.items() if k != "id"} == expect
-        else:
-            assert set(r) == {"id", "error"} and r["error"].startswith(expect), r
+        else:  # an output that is not a number: never allowed, unlike an overflow error
+            assert set(r) == {"id", "failure"} and r["failure"].startswith(expect), r
 
 
 @pytest.mark.parametrize("spec, why", [

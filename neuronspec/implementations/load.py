@@ -156,15 +156,8 @@ def load(spec: str) -> Implementation:
         module = bundled_module(spec)
         return Implementation(spec, module.step, BUNDLED[spec][0], spec,
                               getattr(module, "step_batch", None))
-    if ":" not in spec:
-        raise LoadError(
-            f"cannot load implementation {spec!r}: use a bundled name ({', '.join(BUNDLED)}), "
-            "module:callable or path/to/file.py:callable")
-    where, _, attr = spec.rpartition(":")
-    if _is_file(where):
-        path = Path(where)
-        if not path.is_file():
-            raise LoadError(f"cannot load implementation {spec!r}: no file {path}")
+    where, attr, path = _parts(spec)
+    if path is not None:
         name = f"_neuronspec_impl_{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
@@ -211,6 +204,22 @@ def _bundled_version(name: str) -> str:
         return f"{library} (version unknown)"
 
 
+def _parts(spec: str) -> "tuple[str, str, Path | None]":
+    """(module or file, callable name, the file's path if it names one) of a spec that is not
+    a bundled name; a clear error for one that names neither, or a file that is not there."""
+    if ":" not in spec:
+        raise LoadError(
+            f"cannot load implementation {spec!r}: use a bundled name ({', '.join(BUNDLED)}), "
+            "module:callable or path/to/file.py:callable")
+    where, _, attr = spec.rpartition(":")
+    if not _is_file(where):
+        return where, attr, None
+    path = Path(where)
+    if not path.is_file():
+        raise LoadError(f"cannot load implementation {spec!r}: no file {path}")
+    return where, attr, path
+
+
 def _is_file(where: str) -> bool:
     return where.endswith(".py") or "/" in where or "\\" in where
 
@@ -223,15 +232,8 @@ def target_of(spec: str) -> "tuple[str, str, str, str]":
     if spec in BUNDLED:
         available(spec)
         return f"{BUNDLED[spec][0]}:step", spec, BUNDLED[spec][0], _bundled_version(spec)
-    if ":" not in spec:
-        raise LoadError(
-            f"cannot load implementation {spec!r}: use a bundled name ({', '.join(BUNDLED)}), "
-            "module:callable or path/to/file.py:callable")
-    where, _, attr = spec.rpartition(":")
-    if _is_file(where):
-        path = Path(where)
-        if not path.is_file():
-            raise LoadError(f"cannot load implementation {spec!r}: no file {path}")
+    where, attr, path = _parts(spec)
+    if path is not None:
         return f"{path.resolve()}:{attr}", _label(where, attr, True), str(path), "unknown"
     top = where.split(".")[0]
     try:

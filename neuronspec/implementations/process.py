@@ -32,7 +32,7 @@ from reference.step import INPUTS, OPTIONAL, REQUIRED
 from ..errors import ImplementationError, LoadError, ProcessGaveUp
 
 __all__ = ["ProcessImplementation", "PROTOCOL", "MAX_RESTARTS", "DEFAULT_TIMEOUT",
-           "stop_all"]
+           "stop_all", "exit_words"]
 
 PROTOCOL = "neuronspec-protocol/1"
 #: What ``serve.py`` says on standard error once it has loaded the implementation.
@@ -107,6 +107,16 @@ def _key(case: tuple) -> tuple:
     return tuple(float(v).hex() for v in case)  # -0.0 is not 0.0 here
 
 
+def exit_words(code: "int | None") -> str:
+    """How a process ended, in words: ``exited with status 3``, ``was killed by SIGSEGV``."""
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 def _name_of(argv: Sequence[str]) -> str:
     """A command named after the program it runs: ``python prog.py`` is ``prog.py``."""
     for word in argv:
@@ -175,13 +185,23 @@ class ProcessImplementation:
     def _start(self, first: bool = False) -> None:
         if self._stderr is not None:
             self._stderr.close()
-        self._stderr = tempfile.TemporaryFile()
+        # The process appends to the file through its own open file description; we read it
+        # through another: a shared offset would let our reads move where it writes.
+        fd, path = tempfile.mkstemp(prefix="neuronspec-stderr-")
+        try:
+            self._stderr = open(path, "rb")
+            appender = os.open(path, os.O_WRONLY | os.O_APPEND)
+        finally:
+            os.close(fd)
+            os.unlink(path)
         try:
             self._proc = subprocess.Popen(
                 self.cmd, shell=isinstance(self.cmd, str), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True)
+                stdout=subprocess.PIPE, stderr=appender, start_new_session=True)
         except OSError as exc:
             raise LoadError(f"cannot start {self.origin!r}: {exc}") from None
+        finally:
+            os.close(appender)
         self._buffer, self._eof = bytearray(), False
         for old in (self._selector, self._writer):
             if old is not None:
@@ -307,10 +327,12 @@ class ProcessImplementation:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, OSError):
+        # the group even when its leader has ended: what it started may still run (Linux
+        # does not reuse the id of a group that still has members)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            if proc.poll() is None:
                 proc.kill()
         try:
             proc.wait(timeout=5)
@@ -387,8 +409,9 @@ class ProcessImplementation:
         req.claimed = True
         line = self._response(req)
         self._pending.remove(req)
-        self._failed_starts = 0
-        return self._parse(line, req.rid, fmt)
+        msg = self._message(line, req.rid)
+        self._failed_starts = 0  # a well-formed answer: the process works
+        return self._outputs(msg, req.rid)
 
     def _response(self, req: "_Request") -> bytes:
         """The line answering ``req``: lines are read in request order, each one given to the
@@ -406,36 +429,46 @@ class ProcessImplementation:
                                  f"to request {head.rid})") from None
             if line is None:
                 try:  # the output closed: an exit, or a process that closed it and goes on
-                    code: "int | str" = self._proc.wait(timeout=min(self.timeout, 2.0))
+                    how = exit_words(self._proc.wait(timeout=min(self.timeout, 2.0)))
                 except subprocess.TimeoutExpired:
-                    code = "none: it closed its standard output and kept running"
+                    how = "closed its standard output and kept running"
                 tail = self._stderr_tail()
-                raise self._fail(f"{self.name} exited with status {code} on request {head.rid}"
+                raise self._fail(f"{self.name} {how} on request {head.rid}"
                                  + (f": {tail}" if tail else ""))
             head.line = line
             if head.dropped:
                 self._pending.remove(head)
         return req.line
 
-    def _parse(self, raw: bytes, rid: str, fmt: str) -> dict[str, float]:
+    def _message(self, raw: bytes, rid: str) -> dict:
+        """The response line as a JSON object answering ``rid``.  Anything else means the
+        stream is out of step with the requests: a failure, and the process is restarted."""
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise ImplementationError(f"{self.name} answered request {rid} with a line that is "
-                                      f"not UTF-8: {raw[:80]!r}") from None
+            raise self._fail(f"{self.name} answered request {rid} with a line that is not "
+                             f"UTF-8: {raw[:80]!r}") from None
         try:
             msg = json.loads(line)
         except ValueError:
-            raise ImplementationError(f"{self.name} answered request {rid} with a line that is "
-                                      f"not JSON: {line.strip()[:80]!r}") from None
+            raise self._fail(f"{self.name} answered request {rid} with a line that is not "
+                             f"JSON: {line.strip()[:80]!r}") from None
         if not isinstance(msg, dict):
-            raise ImplementationError(f"{self.name} answered {rid} with {type(msg).__name__}, "
-                                      "not a JSON object")
+            raise self._fail(f"{self.name} answered {rid} with {type(msg).__name__}, not a "
+                             "JSON object")
         if msg.get("id") != rid:
-            raise ImplementationError(f"{self.name} answered request {rid} with id "
-                                      f"{str(msg.get('id'))[:80]!r}")
+            raise self._fail(f"{self.name} answered request {rid} with id "
+                             f"{str(msg.get('id'))[:80]!r}"
+                             + (f": {str(msg.get('failure', msg.get('error')))[:200]}"
+                                if "failure" in msg or "error" in msg else ""))
+        return msg
+
+    def _outputs(self, msg: dict, rid: str) -> dict[str, float]:
+        """The values of a response, or why there are none."""
         if "unsupported" in msg:
             raise NotImplementedError(str(msg["unsupported"])[:200])
+        if "failure" in msg:  # never allowed (an exception, an output that is no number)
+            raise ImplementationError(f"{self.name} failed: {str(msg['failure'])[:300]}")
         if "error" in msg:  # like an overflow exception: allowed outside the domain
             raise ImplementationError(f"{self.name} reported an error: "
                                       f"{str(msg['error'])[:300]}", overflow=True)

@@ -10,7 +10,7 @@ Usage::
 ``path/to/file.py:callable``.  The callable follows the step protocol::
 
     step(w, b, x, t, lr, dtype) -> mapping with keys y, loss, dL_dw, dL_db, w_new, b_new
-                                    (optionally dL_dy); values convertible with float()
+                                    (optionally dL_dy); values real numbers (float())
 
 where ``dtype`` is a format name ("float16", "bfloat16", "float32", "float64"), the inputs are
 Python floats holding values of that format, and an unsupported format raises
@@ -27,7 +27,12 @@ is answered with one of::
 
     {"id": "float32-17", "outputs": {"y": "0x1.ccccccp-1", ...}}     values: float(v).hex()
     {"id": "float32-17", "unsupported": "..."}                        NotImplementedError
-    {"id": "float32-17", "error": "TypeName: message"}                 anything else
+    {"id": "float32-17", "error": "TypeName: message"}                 an ArithmeticError
+    {"id": "float32-17", "failure": "TypeName: message"}               anything else
+
+(an ``error`` is allowed where a quantity is outside the bounded domain, as an overflow
+exception is; a ``failure`` never is: another exception, an output that is not a real number,
+a request the server cannot read).
 
 Inputs are read with ``float.fromhex`` (``float`` of the decimal when a hex is missing), so the
 step receives exactly the checker's values.  Outputs are written with ``float.hex`` (exact), or
@@ -183,15 +188,15 @@ def handle(step, raw):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return {"id": "", "error": _describe(exc)}
+        return {"id": "", "failure": _describe(exc)}
     if not text.strip():
         return None
     try:
         request = json.loads(text)
     except ValueError as exc:
-        return {"id": "", "error": _describe(exc)}
+        return {"id": "", "failure": _describe(exc)}
     if not isinstance(request, dict):
-        return {"id": "", "error": "TypeError: request is a {}, not a JSON object".format(
+        return {"id": "", "failure": "TypeError: request is a {}, not a JSON object".format(
             type(request).__name__)}
     if "id" not in request:
         if "protocol" in request:  # the hello: no response
@@ -199,7 +204,7 @@ def handle(step, raw):
                 print("serve.py: warning: the checker speaks {!r}; this server speaks {}"
                       .format(request["protocol"], PROTOCOL), file=sys.stderr)
             return None
-        return {"id": "", "error": "KeyError: request has no 'id'"}
+        return {"id": "", "failure": "KeyError: request has no 'id'"}
     rid = request["id"]
     try:
         if "format" not in request:
@@ -209,19 +214,21 @@ def handle(step, raw):
         fmt = request["format"]
         values = [_input(request["inputs"], name) for name in INPUTS]
     except Exception as exc:
-        return {"id": rid, "error": _describe(exc)}
+        return {"id": rid, "failure": _describe(exc)}
     try:
         result = step(*values, fmt)
     except NotImplementedError as exc:
         return {"id": rid, "unsupported": _one_line(exc) or "{} is not supported".format(fmt)}
-    except Exception as exc:
+    except ArithmeticError as exc:  # overflow & co: allowed outside the bounded domain
         return {"id": rid, "error": _describe(exc)}
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the step ends nothing
+        return {"id": rid, "failure": _describe(exc)}
     try:
         return {"id": rid, "outputs": _outputs(result)}
     except _Rejected as exc:
-        return {"id": rid, "error": str(exc)}
+        return {"id": rid, "failure": str(exc)}
     except Exception as exc:
-        return {"id": rid, "error": _describe(exc)}
+        return {"id": rid, "failure": _describe(exc)}
 
 
 def _protocol_stream():

@@ -26,6 +26,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..errors import WorkerDied
+from ..implementations.process import exit_words
 
 __all__ = ["Campaign", "run_chunks", "completed", "ChunkFailed", "MAX_FAILURES", "CHUNK_TIMEOUT"]
 
@@ -86,15 +87,6 @@ class _Worker:
             self.process.kill()
         self.process.join(5)
         self.conn.close()
-
-
-def _exit_words(code: "int | None") -> str:
-    if code is not None and code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with status {code}"
 
 
 class Campaign:
@@ -178,7 +170,7 @@ class Campaign:
                         why = reply[1] if reply is not None else None
                     if why is None and w.process.sentinel in ready:
                         w.process.join(1)
-                        why = f"the worker process {_exit_words(w.process.exitcode)}"
+                        why = f"the worker process {exit_words(w.process.exitcode)}"
                     if why is None and timeout is not None \
                             and time.monotonic() - started >= timeout:
                         why = f"the chunk did not finish within {timeout:g} s"

@@ -50,7 +50,7 @@ def _quantity_report(t: QuantityTally) -> dict:
 @dataclass
 class FormatResult:
     fmt: str
-    status: str = "conformant"  # conformant | non-conformant | unsupported
+    status: str = "conformant"  # conformant | non-conformant | unsupported | not checked
     reason: str = ""
     cases: int = 0
     vector_cases: int = 0
@@ -202,6 +202,10 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
         explore()
     if result.stopped:
         result.status, result.reason = "non-conformant", f"run stopped: {result.stopped}"
+    elif result.cases == 0 and result.status == CONFORMANT:  # nothing checked: no claim
+        result.status = NOT_CHECKED
+        result.reason = ("no case was checked (no vectors for this format and "
+                         f"{examples} hypothesis examples in the domain)")
     result.fingerprint = fp.summary()
     if not result.stopped:
         try:

@@ -16,21 +16,26 @@ from reference.step import INPUTS, REQUIRED
 
 from ..errors import ImplementationError
 from ..findings import PropertyViolation
-from ..properties import PROPERTIES
+from ..properties import PROPERTIES, supported
 
 __all__ = ["replay"]
 
 
-def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[str, bool]:
-    """(report text, passed?) for one case."""
+def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[str, int]:
+    """(report text, exit status) for one case: 0 every quantity and property holds, 1 one
+    does not (or the step failed on the case), 2 the format is not supported (not checked)."""
     lines = [f"{impl.name} in {fmt.name}, model {model.name}"]
     lines += [f"  {n:>2} = {float_hex(v):<24} = {v!r}" for n, v in zip(INPUTS, case)]
     try:
         out = impl(fmt.name, case)
     except NotImplementedError as exc:
-        return "\n".join(lines + [f"  unsupported format: {exc}"]), True
+        ok, _ = supported(impl, fmt.name)
+        if ok:  # it accepts the format, not this case: a failure of the case
+            return "\n".join(lines + [f"  FAIL: raised NotImplementedError on a case of "
+                                      f"{fmt.name}, a format it supports ({exc})"]), 1
+        return "\n".join(lines + [f"  NOT CHECKED: unsupported format: {exc}"]), 2
     except ImplementationError as exc:
-        return "\n".join(lines + [f"  FAIL: {exc}"]), False
+        return "\n".join(lines + [f"  FAIL: {exc}"]), 1
     exact = exact_step(*case).as_fractions()
     bounds = case_bounds(fmt, case, model)
     judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, quantities=REQUIRED)
@@ -58,4 +63,4 @@ def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[st
         except PropertyViolation as exc:
             ok = False
             lines.append(f"  property {name}: FAIL: {exc.finding.detail}")
-    return "\n".join(lines), ok
+    return "\n".join(lines), 0 if ok else 1

@@ -31,7 +31,7 @@ from ..errors import ImplementationError, Interrupted, LoadError, UsageError, Wo
 from ..findings import replay_command
 from ..implementations import load
 from ..properties import PROBE
-from .campaign import CHUNK_TIMEOUT, Campaign, ChunkFailed
+from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
 from .tally import KEEP, QuantityTally
 
 __all__ = ["SweepResult", "run_chunk", "sweep", "render", "record", "CHUNK"]
@@ -359,6 +359,17 @@ def _work(task: tuple) -> SweepResult:
         return _failed_chunk(task, str(exc) or type(exc).__name__)
 
 
+def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: str) -> None:
+    """The implementation crashed or hung on the first case it was given (``PROBE``): that case
+    is the finding, and the sweep goes no further (every chunk would do the same)."""
+    total.cases = total.failed = 1
+    total.stopped = f"the implementation failed on its first case: {why}"
+    total.first_violations.append({
+        "quantity": "-", "regime": "-", "case": [float_hex(v) for v in PROBE],
+        "observed": math.nan, "ratio": math.inf, "why": f"the first case: {why}",
+        "replay": replay_command(spec, fmt, PROBE, get_model(model))})
+
+
 def _failed_chunk(task: tuple, why: str) -> SweepResult:
     """A chunk the implementation failed on as a whole (its batch raised or returned garbage,
     or its worker died or hung): every case of it counts as failed."""
@@ -402,14 +413,18 @@ def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: in
         if not about["batch"] and not scalar:
             scalar = True
             chunk = 1 << 13 if chunk == CHUNK else chunk
-        (unsupported,) = campaign.map(_supports, [(fmt.name, scalar)], timeout=LOAD_TIMEOUT)
+        (unsupported,) = campaign.map(_supports, [(fmt.name, scalar)], timeout=timeout)
         if isinstance(unsupported, str) and unsupported:  # nothing to check: said, exit 2
             raise UsageError(unsupported)
+        if isinstance(unsupported, ChunkFailed):  # its first case crashed or hung: a finding
+            _probe_failed(total, spec, fmt, model, unsupported.why)
+            return total
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
                   model, scalar, spec)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
         total.startup = start - began
+        in_a_row = 0  # chunks failed as a whole, one after the other
         try:
             for r in campaign.map(_work, tasks, timeout=timeout):
                 if isinstance(r, ChunkFailed):
@@ -417,6 +432,11 @@ def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: in
                 total.merge(r)
                 if progress is not None:
                     progress(total, time.perf_counter() - start)
+                in_a_row = in_a_row + 1 if r.failed == r.cases else 0
+                if in_a_row >= MAX_FAILURES:  # every chunk would: say so, stop
+                    total.stopped = (f"{MAX_FAILURES} chunks in a row failed; last: "
+                                     f"{r.first_violations[0]['why']}")
+                    break
         except WorkerDied as exc:
             total.stopped = str(exc)
         except Interrupted as exc:
@@ -455,11 +475,14 @@ def render(result: SweepResult, command: str = "") -> str:
     """The terminal summary of a sweep (<= 100 columns)."""
     rate = result.cases / result.wall if result.wall else 0.0
     lines = [f"neuronspec sweep: {result.impl} in {result.fmt}, model {result.model}: "
-             f"{result.cases:,} cases, seed {result.seed}",
-             f"  {result.workers} worker(s), {result.path} reference path, {result.wall:.1f} s: "
-             f"{rate:,.0f} cases/s ({rate / max(result.workers, 1):,.0f} per worker; "
-             f"start-up {result.startup:.1f} s before)"]
-    per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} if result.cases else {}
+             f"{result.cases:,} cases, seed {result.seed}"]
+    if result.path:  # some chunk was judged
+        lines.append(f"  {result.workers} worker(s), {result.path} reference path, "
+                     f"{result.wall:.1f} s: {rate:,.0f} cases/s "
+                     f"({rate / max(result.workers, 1):,.0f} per worker; start-up "
+                     f"{result.startup:.1f} s before)")
+    per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} \
+        if result.cases and result.path else {}
     if per:
         lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items()))
     lines.append(f"  {'quantity':8} {'checked':>13} {'outside':>13} {'violations':>11} "

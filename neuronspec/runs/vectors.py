@@ -230,11 +230,37 @@ def load(directory: Any = None) -> dict[str, dict]:
         except jsonschema.ValidationError as exc:
             raise DataError(f"{path} does not match the vectors' schema: {exc.message} (at "
                             f"{'/'.join(map(str, exc.absolute_path))})") from None
-        out[name] = {t["tcId"]: t for g in content["testGroups"] for t in g["tests"]}
+        tests = {}
+        for t in (t for g in content["testGroups"] for t in g["tests"]):
+            _check_test(FORMATS[name], t, path)
+            tests[t["tcId"]] = t
+        out[name] = tests
     if not out:
         raise DataError(f"no vector files in {directory}; run `neuronspec vectors write` or "
                         "pass --vectors with a folder that holds them")
     return out
+
+
+def _check_test(fmt: Format, test: Mapping, path: Path) -> None:
+    """What the schema cannot say: each input is a value of the format, written twice alike,
+    and every number is of a sane size (parsed bounded: an absurd exponent is refused)."""
+    where = f"{path}: tcId {test['tcId']}"
+    try:
+        for k in INPUTS:
+            text = test["inputs"][k]
+            q = parse_hex(text["hex"])
+            if "decimal" in text and parse_exact(text["decimal"]) != q:
+                raise ValueError(f"input {k}: hex and decimal differ")
+            v = float.fromhex(text["hex"])
+            if Fraction(v) != q or not fmt.contains(v):
+                raise ValueError(f"input {k} = {text['hex']} is not a {fmt.name} value")
+        for q, entry in test["expected"].items():
+            parse_hex(entry["exactHex"])
+            if "bound" in entry:
+                parse_hex(entry["bound"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{where}: {exc}; regenerate the vectors with `neuronspec vectors "
+                        "write`") from None
 
 
 def vector_case(test: Mapping) -> Case:
