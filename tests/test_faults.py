@@ -399,6 +399,30 @@ def test_a_signal_ends_a_python_subject_and_sweep_workers(tmp_path):
     assert data["interrupted"] == "SIGTERM" and data["cases"] > 0
 
 
+def test_nothing_outlives_a_killed_checker():
+    # no handler runs on SIGKILL: sweep workers and the Python server watch their parent
+    run = neuronspec("sweep", f"{SUBJECTS}:slow", "--dtype", "float64", "--scalar",
+                     "--workers", "2", "--cases", "1e9", "--chunk", "10",
+                     stop=(3.0, signal.SIGKILL))
+    assert run.returncode == -signal.SIGKILL  # and, checked by neuronspec(), nothing left
+    run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "600",
+                     stop=(2.0, signal.SIGKILL))
+    assert run.returncode == -signal.SIGKILL
+
+
+def test_a_corrupt_record_is_one_line_and_exit_2_not_stale(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for record in (ROOT / "spec" / "data").glob("*.json"):
+        content = json.loads(record.read_text())
+        if record.name == "sweeps.json":  # a required field missing
+            del next(iter(content["runs"].values()))["cases"]
+        (data / record.name).write_text(json.dumps(content))
+    run = neuronspec("tables", "--check", "--data", str(data), timeout=60)
+    assert run.returncode == 2 and "'cases' is a required property" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
 # --- 7. declared models apply to every property -----------------------------------------------
 
 def test_a_declared_flush_to_zero_passes_every_property():

@@ -40,8 +40,8 @@ step receives exactly the checker's values.  Outputs are written with ``float.he
 response.  Whatever the implementation prints, to ``sys.stdout`` or to file descriptor 1, goes
 to standard error, so it cannot corrupt the protocol stream.
 
-Exit status: 0 at the end of input; 2, with one line on standard error, when ``IMPL`` cannot
-be loaded or the command line is wrong.  Once it is loaded, the server says so on standard
+Exit status: 0 at the end of input, or when the process that started it is gone; 2, with one
+line on standard error, when ``IMPL`` cannot be loaded or the command line is wrong.  Once it is loaded, the server says so on standard
 error (``serve.py: serving IMPL``), before it reads the first request.
 
 This file uses only the standard library and runs on Python >= 3.8; it imports nothing from
@@ -56,6 +56,8 @@ import json
 import math
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping
 
 PROTOCOL = "neuronspec-protocol/1"
@@ -244,6 +246,16 @@ def _protocol_stream():
     return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
 
+def _watch_parent():
+    """End this server when the process that started it is gone (killed, say): nobody reads
+    its answers any more, and a step that hangs must not keep it running."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in ("-h", "--help"):
@@ -258,6 +270,7 @@ def main(argv=None):
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == here:
         sys.path[0] = os.getcwd()
     out = _protocol_stream()
+    threading.Thread(target=_watch_parent, daemon=True).start()
     try:
         step = load(args[0])
     except LoadError as exc:
