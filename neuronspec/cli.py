@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from reference.bounds import MODELS, get_model
+from reference.judge import LEVELS
 from reference.formats import FORMATS
 from reference.step import INPUTS
 
@@ -54,6 +55,12 @@ def _one_format(text: str) -> str:
     if len(names) != 1:
         raise argparse.ArgumentTypeError(f"give one format, not {text!r}")
     return names[0]
+
+
+#: What --level means (spec/neuron.md section 7).
+LEVEL_HELP = ("which level of the verdict sets the exit status: exact (default: every value is "
+              "bit for bit what an evaluation the model admits gives) or bounded (every value "
+              "is within its derived bound); both are reported")
 
 
 def _model(choices: "tuple[str, ...] | None" = None) -> Callable[[str], str]:
@@ -125,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--examples", type=_nonnegative, default=200,
                     help="hypothesis examples per format (default 200)")
     ck.add_argument("--seed", type=_nonnegative, default=0)
+    ck.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
     ck.add_argument("--model", type=_model(), default="ieee",
                     help=f"tolerance model ({', '.join(MODELS)})")
     ck.add_argument("--vectors", default=None, metavar="DIR",
@@ -154,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--dtype", type=_one_format, required=True)
     rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
     rp.add_argument("--model", type=_model(), default="ieee")
+    rp.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
     rp.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                     help="seconds the implementation may take per call")
     sd = sub.add_parser("soundness", help="measure soundness and tightness of the bounds on "
@@ -176,7 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--cases", type=_positive, default=1_000_000, help="e.g. 1e8")
     sw.add_argument("--seed", type=_nonnegative, default=0)
     sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
-    sw.add_argument("--model", type=_model(("ieee", "strict")), default="ieee")
+    sw.add_argument("--model", type=_model(), default="ieee",
+                    help="tolerance model (the batch path covers ieee and strict, with +wide "
+                    "except in float64)")
+    sw.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
     sw.add_argument("--scalar", action="store_true",
                     help="call the step callable case by case even if a batch one exists")
     sw.add_argument("--chunk", type=_positive, default=None, help="cases per chunk")
@@ -306,7 +318,7 @@ def _check(args, argv) -> int:
             sys.stderr.flush()
 
     report = check(impls, formats=args.dtype, model=args.model, examples=args.examples,
-                   seed=args.seed, vectors=vectors, progress=progress)
+                   seed=args.seed, vectors=vectors, progress=progress, level=args.level)
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 60 + "\r")
     print(render_text(report))
@@ -395,7 +407,7 @@ def _replay(args, argv) -> int:
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout) if args.cmd
             else supervised(args.impl, args.timeout))
     try:
-        text, status = replay(impl, fmt, tuple(case), get_model(args.model))
+        text, status = replay(impl, fmt, tuple(case), get_model(args.model), args.level)
     finally:
         impl.close()
     print(text)
@@ -462,7 +474,7 @@ def _sweep(args, argv) -> int:
               "its last")
     if result.interrupted:
         return _signal_status(result.interrupted)
-    return 1 if result.violations or result.stopped else 0
+    return 1 if result.failures(args.level) or result.stopped else 0
 
 
 def _crosscheck(args, argv) -> int:

@@ -49,6 +49,7 @@ class Finding:
     model: Model = IEEE
     variants: "tuple[list, int]" = ([], 0)  # variants giving the value; how many the model admits
     outputs: Optional[dict] = None  # the implementation's results on the case, when it gave any
+    nearest: Any = None  # reference.legal.Explanation: the nearest legal value, if any
 
     def _variant_lines(self) -> list[str]:
         names, admitted = self.variants
@@ -59,6 +60,10 @@ class Finding:
                          f"value: {_some(ours)}")
         else:
             lines.append(f"  no evaluation the model ({self.model.name}) admits gives this value")
+            e = self.nearest
+            if e is not None and e.nearest is not None:
+                lines.append(f"  nearest legal value: {float_hex(e.nearest)} "
+                             f"({_some(list(e.nearest_variants), 3)}), {e.ulps:.3g} ulps away")
         if others:
             lines.append(f"  evaluations outside the model that give it: {_some(others)}")
         return lines

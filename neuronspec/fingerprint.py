@@ -1,7 +1,7 @@
 """Which evaluation an implementation performs, read off its results.
 
 Per case (``Fingerprint``): for each dimension of the evaluation -- fused or two-rounding
-forward and update, the square, subnormals, float32 work -- the cases whose two candidate
+forward and update, the square, subnormals, wider work -- the cases whose two candidate
 variants differ tell which one the implementation matches bit for bit.  The learning-rate probe
 (``learning_rate_probe``) tells whether a binary64 lr is used as given, rounded to the format, or
 rounded to a narrower format (not admitted).
@@ -25,6 +25,7 @@ import numpy as np
 
 from reference.batch import BINARY64, round_array, two_sum, work_for
 from reference.bounds import OutOfDomain
+from reference.model import WIDER
 from reference.formats import FLOAT32, FORMATS, Format, get_format
 from reference.rounded import ALL_VARIANTS, evaluate_variants
 from reference.step import REQUIRED
@@ -43,9 +44,9 @@ _DIMENSIONS = {
              "pow-one-ulp", "square off by one ulp (pow)"),
     "subnormals": (("y", "loss", "dL_dw", "dL_db"), "canonical", "preserved (gradual underflow)",
                    "ftz", "flushed to zero"),
-    "float32 work": (REQUIRED, "canonical",
-                     "each operation rounded to the format", "float32-kept",
-                     "kept in float32, rounded when stored"),
+    "wide work": (REQUIRED, "canonical",
+                  "each operation rounded to the format", "wide-kept",
+                  "kept in {wide}, rounded when stored"),
 }
 
 
@@ -55,8 +56,8 @@ class Fingerprint:
 
     def __init__(self, fmt: Format) -> None:
         self.fmt = fmt
-        self.dims = {k: v for k, v in _DIMENSIONS.items()
-                     if k != "float32 work" or fmt.p < FLOAT32.p}
+        wide = WIDER[fmt.name].name
+        self.dims = {k: v[:4] + (v[4].format(wide=wide),) for k, v in _DIMENSIONS.items()}
         names = {v for d in self.dims.values() for v in (d[1], d[3])}
         self.variants = [ALL_VARIANTS[n] for n in sorted(names)]
         self.counts = {k: [0, 0, 0] for k in self.dims}  # distinguishing, matched A, matched B

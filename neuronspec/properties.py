@@ -18,14 +18,18 @@ from typing import Any, Callable, Optional
 from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
 from reference.exact import exact_step
 from reference.formats import Format, get_format
-from reference.judge import NOT_FINITE, NOT_IN_FORMAT, Judgement, judge_case
-from reference.rounded import ALL_VARIANTS, evaluate_variants, variants_for
+from reference.formats import float_hex
+from reference.judge import (NOT_AN_OVERFLOW, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO, Judgement,
+                             judge_case)
+from reference.legal import admitted_for, legal_values
+from reference.rounded import ALL_VARIANTS, evaluate_variants
 from reference.step import REQUIRED
 
 from .errors import ImplementationError
 from .findings import Finding, PropertyViolation
 
-__all__ = ["CaseCheck", "hunt", "within_bounds", "stateless", "gradient_identity",
+__all__ = ["CaseCheck", "hunt", "within_bounds", "unexplained_finding", "stateless",
+           "gradient_identity",
            "sign_symmetry", "descent", "PROPERTIES", "calls_of", "supported", "in_domain",
            "PROBE"]
 
@@ -42,14 +46,7 @@ def _variants_giving(fmt: Format, case: tuple, quantity: str, value: float,
         results = evaluate_variants(fmt, *case, ALL_VARIANTS.values())
     except ValueError:
         return [], 0
-    lr_in_format = fmt.round(case[4]) == case[4]
-    admitted = {v.name for v in variants_for(fmt, lr_in_format=lr_in_format,
-                                             pow_square=model.pow_square,
-                                             wide_work=model.wide_work, ftz=model.ftz)}
-    if not lr_in_format:  # lr used as given or rounded: both admitted by lr-binary64
-        admitted |= {v.name for v in variants_for(fmt, lr_in_format=True,
-                                                   pow_square=model.pow_square,
-                                                   wide_work=model.wide_work, ftz=model.ftz)}
+    admitted = {v.name for v in admitted_for(fmt, model, case)}
     same = [name for name, out in results.items()
             if (out[quantity] == value and math.copysign(1, out[quantity]) ==
                 math.copysign(1, value)) or (out[quantity] != out[quantity] and value != value)]
@@ -100,7 +97,9 @@ class CaseCheck:
     outputs: dict
     exact: dict
     bounds: dict
-    judgements: dict  # quantity -> reference.judge.Judgement
+    judgements: dict  # quantity -> reference.judge.Judgement (the bounded level)
+    explanations: dict = None  # quantity -> reference.legal.Explanation (the exact level)
+    legal: Any = None  # the case's reference.legal.Legal
 
     @property
     def ratios(self) -> dict[str, float]:
@@ -114,6 +113,13 @@ def _violation_detail(fmt: Format, j: Judgement) -> str:
     if j.why == NOT_IN_FORMAT:
         return (f"{j.quantity} = {j.observed!r} is not a {fmt.name} value (computed in a wider "
                 "format?)")
+    if j.why == WRONG_ZERO:
+        return (f"{j.quantity} = {j.observed!r}: a zero of the wrong sign (IEEE 754 fixes it "
+                "here; " + ("the loss is never -0)" if j.quantity == "loss" else
+                            "every admitted evaluation gives the other)"))
+    if j.why == NOT_AN_OVERFLOW:
+        return (f"{j.quantity} = {j.observed!r}: an admitted evaluation may overflow here, but "
+                "none gives this value")
     return f"{j.quantity} is outside its bound"
 
 
@@ -131,16 +137,38 @@ def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
     bounds = case_bounds(fmt, case, model)
     out = _run(impl, fmt, case, "within-bounds", regime, model)
     exact = exact_step(*case).as_fractions()
-    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact)
+    legal = legal_values(fmt, case, model)
+    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, legal=legal)
     for q, j in judgements.items():
         if j.violation:
             _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=_violation_detail(fmt, j), quantity=q, exact=exact[q],
-                  observed=j.observed, bound=bounds[q], model=model,
-                  variants=_variants_giving(fmt, case, q, j.observed, model), outputs=out)
-        if target is not None and j.ok:
+                  observed=j.observed, bound=_number(j.bound), model=model,
+                  variants=_variants_giving(fmt, case, q, j.observed, model),
+                  nearest=legal.explain(q, j.observed), outputs=out)
+        if target is not None and j.ok and not math.isnan(j.ratio):
             target(j.ratio, label=f"{fmt.name} {q} error/bound")
-    return CaseCheck(out, exact, bounds, judgements)
+    explanations = {q: legal.explain(q, j.observed) for q, j in judgements.items()}
+    return CaseCheck(out, exact, bounds, judgements, explanations, legal)
+
+
+def _number(bound) -> "Fraction | float | None":
+    return None if isinstance(bound, OutOfDomain) else bound
+
+
+def unexplained_finding(impl: Any, fmt: Format, labelled: tuple, check: "CaseCheck",
+                        q: str, model: Model) -> Finding:
+    """The exact level's finding for a value no admitted evaluation gives (the value is within
+    its bound: the bounded level passed)."""
+    regime, case = labelled
+    e = check.explanations[q]
+    j = check.judgements[q]
+    return Finding(prop="exact-level", impl=impl, fmt=fmt, regime=regime, case=case,
+                   detail=f"{q} = {float_hex(j.observed)} is within its bound, but no "
+                          f"evaluation the model ({model.name}) admits gives it",
+                   quantity=q, exact=j.exact, observed=j.observed, bound=_number(j.bound),
+                   model=model, variants=_variants_giving(fmt, case, q, j.observed, model),
+                   nearest=e, outputs=check.outputs)
 
 
 def stateless(impl: Any, fmt: "Format | str", labelled: tuple,

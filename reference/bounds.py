@@ -23,22 +23,20 @@ below the true error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from .exact import Binary, exact_nodes
-from .formats import FLOAT32, Format, get_format, to_fraction
+from .formats import Format, get_format, to_fraction
+from .model import IEEE, MODELS, STRICT, WIDE_FORMAT, WIDER, Model, get_model  # noqa: F401 (re-exported)
 from .step import INPUTS, NODE, NODE_OF, NODES
 
 __all__ = [
-    "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "SLACK",
+    "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "WIDER", "SLACK",
     "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
     "tightened", "Chain", "Arithmetic", "ExactArithmetic", "Binary64Arithmetic", "ScalarOps",
 ]
-
-#: Where float16/bfloat16 work may be carried out ("work runs in float32").
-WIDE_FORMAT = FLOAT32
 
 #: Relative slack of bounds computed in binary64: covers <= 2**13 binary64 roundings of
 #: non-negative normal numbers (a bound is a few dozen of them).
@@ -46,70 +44,16 @@ SLACK = 2.0**-40
 
 
 @dataclass(frozen=True)
-class Model:
-    """A declared evaluation model: the set of evaluations a bound must cover.
-
-    pow_square:  the square r*r may be off by up to one ulp (CPython's ``**`` calls ``pow``,
-                 which is not correctly rounded); False: r*r is correctly rounded.
-    wide_work:   float16/bfloat16 operations may be computed in float32 and rounded to the format
-                 after each operation (double rounding) or only when a result is stored.
-    ftz:         subnormal inputs may be read as zero and subnormal results flushed to zero.
-    lr_binary64: lr may be any binary64 value while the parameters are narrower; the
-                 implementation may round it to the parameter format first or use it as given.
-
-    Fused multiply-add in the forward pass and in the update is always admitted: its single
-    rounding is covered by the bound of the two-rounding evaluation.
-    """
-
-    name: str
-    pow_square: bool = True
-    wide_work: bool = True
-    ftz: bool = False
-    lr_binary64: bool = False
-
-    def with_options(self, **options: bool) -> "Model":
-        name = "+".join([self.name] + [k.replace("_", "-") for k, v in options.items() if v])
-        return replace(self, name=name, **options)
-
-    def describe(self) -> str:
-        parts = ["r*r within one ulp (pow)" if self.pow_square else "r*r correctly rounded",
-                 "float16/bfloat16 work may run in float32" if self.wide_work
-                 else "every operation rounds to the format",
-                 "fused multiply-add allowed"]
-        if self.ftz:
-            parts.append("subnormals may be flushed to zero")
-        if self.lr_binary64:
-            parts.append("lr may be a binary64 value, used as given or rounded")
-        return "; ".join(parts)
-
-    def wide(self, fmt: Format) -> bool:
-        """Whether work in ``fmt`` may run in float32 under this model."""
-        return self.wide_work and fmt.p < WIDE_FORMAT.p
-
-
-IEEE = Model("ieee")
-STRICT = Model("strict", pow_square=False, wide_work=False)
-MODELS: dict[str, Model] = {
-    m.name: m
-    for m in (IEEE, STRICT, IEEE.with_options(ftz=True), IEEE.with_options(lr_binary64=True),
-              IEEE.with_options(ftz=True, lr_binary64=True))
-}
-
-
-def get_model(model: "Model | str") -> Model:
-    if isinstance(model, Model):
-        return model
-    try:
-        return MODELS[model]
-    except KeyError:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
-
-
-@dataclass(frozen=True)
 class OutOfDomain:
-    """A quantity whose evaluation may overflow the format: no finite bound is claimed."""
+    """A quantity some admitted evaluation may overflow on the way to (``reason`` says where).
+
+    Not "anything goes": a *finite* result must still be within ``bound`` of the exact value
+    (an overflow never turns back into a finite value, so a finite result comes from an
+    evaluation where nothing overflowed, which the chain bounds); a non-finite one must be what
+    an admitted evaluation gives (``reference.legal``).  ``bound`` is None where unknown."""
 
     reason: str
+    bound: "Fraction | float | None" = None
 
     def __bool__(self) -> bool:  # never usable as a number
         return False
@@ -124,14 +68,15 @@ def rounding_term(A: "Arithmetic", fmt: Format, model: Model, kind: str, upper: 
                   lower: Any) -> Any:
     """Bound on the rounding error of one operation of ``kind`` (mul, add, half, sq) whose exact
     result on the computed operands lies in [lower, upper] in magnitude (spec/tolerances.md 2.2)."""
-    if model.wide(fmt):
-        # float32 first (sums and halvings exact there unless float32-subnormal) ...
-        e32 = A.half_ulp(WIDE_FORMAT, upper)
+    W = model.wide_format(fmt)
+    if W is not None:
+        # the wider format first (sums and halvings exact there unless subnormal there) ...
+        e32 = A.half_ulp(W, upper)
         if kind == "add":
-            e32 = A.ops.select(A.below(upper, WIDE_FORMAT.smallest_normal), A.zero, e32)
+            e32 = A.ops.select(A.below(upper, W.smallest_normal), A.zero, e32)
         elif kind == "half":
-            e32 = A.ops.select(A.at_least(lower, WIDE_FORMAT.smallest_normal), A.zero, e32)
-        # ... then the format, whose operand is now a float32 value: never exact for free
+            e32 = A.ops.select(A.at_least(lower, W.smallest_normal), A.zero, e32)
+        # ... then the format, whose operand is now a wider value: never exact for free
         e = A.add(e32, A.half_ulp(fmt, A.widen(upper, e32)))
     elif kind == "add":  # IEEE sums of format values are exact in the subnormal range
         e = A.ops.select(A.below(upper, fmt.smallest_normal), A.zero, A.half_ulp(fmt, upper))
@@ -148,22 +93,24 @@ def rounding_term(A: "Arithmetic", fmt: Format, model: Model, kind: str, upper: 
 
 
 def rounding_spread(A: "Arithmetic", fmt: Format, model: Model, value: Any) -> tuple[Any, Any]:
-    """(the largest error any admitted evaluation makes rounding the exact ``value`` once,
-    whether one of those roundings overflows); the error is 0 where one does."""
+    """(the largest error any admitted evaluation makes rounding the exact ``value`` once, over
+    the roundings that stay finite; whether one of them overflows)."""
     ops = A.ops
     rounded = A.round(fmt, value)
     candidates = [rounded]
-    if model.wide(fmt):
-        wide = A.round(WIDE_FORMAT, value)
-        candidates += [wide, A.round(fmt, wide)]  # kept in float32; rounded through float32
+    W = model.wide_format(fmt)
+    if W is not None:
+        wide = A.round(W, value)
+        candidates += [wide, A.round(fmt, wide)]  # kept wide; rounded through the wide format
     if model.ftz:  # a subnormal result (here or in float32) flushed to zero
         tiny = A.constant(fmt.smallest_normal)
         flushed = ops.either(abs(rounded) < tiny, A.plain(A.magnitude(value)) < tiny)
         candidates.append(ops.select(flushed, A.constant(0), rounded))
     error, overflow = A.zero, ops.false
-    for c in candidates:
-        overflow = ops.either(overflow, ops.logical_not(ops.isfinite(c)))
-        error = ops.maximum(error, ops.select(overflow, A.zero, A.distance(c, value)))
+    for c in candidates:  # each finite rounding counts: a finite result may come from it
+        finite = ops.isfinite(c)
+        overflow = ops.either(overflow, ops.logical_not(finite))
+        error = ops.maximum(error, ops.select(finite, A.distance(c, value), A.zero))
     return error, overflow
 
 
@@ -306,7 +253,7 @@ def tightened(chain: Chain, name: str, computed: Any, bound: Any) -> Any:
     upper = A.abs(value) + prop
     lower = A.ops.maximum(A.abs(value) - prop, A.zero)
     c_mag = A.constant(abs(c)) * A.grow
-    if model.wide(fmt):
+    if model.wide(fmt):  # (the wide rounding is within half an ulp of the format too)
         c_mag += A.half_ulp(fmt, c_mag)
     term = rounding_term(A, fmt, model, kind, A.ops.minimum(upper, c_mag), lower)
     if model.ftz:  # a flushed result reads 0: use the a-priori magnitude for that
@@ -337,7 +284,7 @@ class ScalarOps:
 
     @staticmethod
     def isfinite(a) -> bool:
-        return math.isfinite(a)
+        return isinstance(a, Fraction) or math.isfinite(a)  # (a Fraction: an x87 value)
 
     @staticmethod
     def logical_not(c) -> bool:
@@ -414,8 +361,10 @@ class Arithmetic:
         return mag + prop, self.ops.maximum(mag - prop, self.zero)
 
     @staticmethod
-    def round(fmt: Format, value) -> float:
-        return fmt.round(value)
+    def round(fmt: Format, value) -> "float | Fraction":
+        """``value`` rounded to ``fmt``: a float, or an exact Fraction for a format wider than
+        binary64 (x87)."""
+        return fmt.round_exact(value) if fmt.p > 53 else fmt.round(value)
 
 
 class ExactArithmetic(Arithmetic):
@@ -452,9 +401,9 @@ class ExactArithmetic(Arithmetic):
         return not m <= limit
 
     @staticmethod
-    def distance(c: float, value) -> Fraction:
+    def distance(c: "float | Fraction", value) -> Fraction:
         """|c - value| (0 for an overflowed c, which the caller discards)."""
-        return abs(Fraction(c) - value) if math.isfinite(c) else Fraction(0)
+        return abs(Fraction(c) - value) if ScalarOps.isfinite(c) else Fraction(0)
 
     @staticmethod
     def finish(error, name: str):
@@ -564,7 +513,7 @@ def case_bounds(
     out: dict[str, Bound] = {}
     for q, name in NODE_OF.items():
         if chain.flags[name]:
-            out[q] = OutOfDomain(chain.flags[name])
+            out[q] = OutOfDomain(chain.flags[name], A.finish(chain.errors[name], name))
             continue
         err = chain.errors[name]
         if computed is not None and q in computed:

@@ -28,6 +28,7 @@ __all__ = [
     "FLOAT32",
     "FLOAT64",
     "FORMATS",
+    "X87",
     "get_format",
     "to_fraction",
     "float_hex",
@@ -192,6 +193,31 @@ class Format:
             return -math.inf if negative else math.inf
         result = math.ldexp(float(m), qexp)  # exact: m has at most p+1 <= 54 bits, no carry loss
         return -result if negative else result
+
+    def round_exact(self, value: Exact) -> "float | Fraction":
+        """Round an exact value to this format, for formats wider than binary64 (x87): a
+        nonzero finite result as an exact ``Fraction``, a zero or an infinity as a signed
+        ``float``.  (For the four parameter formats :meth:`round` gives the same value as a
+        float.)  A float input passes its zeros, infinities and NaN through."""
+        if isinstance(value, float) and (value == 0.0 or not math.isfinite(value)):
+            return value
+        negative, n, d = _ratio(value)
+        if n == 0:
+            return 0.0
+        e = n.bit_length() - d.bit_length()
+        if (n << max(0, -e)) < (d << max(0, e)):
+            e -= 1
+        qexp = max(e, self.emin) - self.p + 1  # exponent of the last kept bit
+        num, den = (n, d << qexp) if qexp >= 0 else (n << -qexp, d)
+        m, rem = divmod(num, den)
+        if 2 * rem > den or (2 * rem == den and m & 1):
+            m += 1
+        if m == 0:
+            return -0.0 if negative else 0.0
+        if qexp + m.bit_length() - 1 > self.emax:
+            return -math.inf if negative else math.inf
+        q = Fraction(m << qexp) if qexp >= 0 else Fraction(m, 1 << -qexp)
+        return -q if negative else q
 
     def _round_dyadic(self, negative: bool, n: int, k: int) -> float:
         """Round n * 2**-k (n > 0)."""
@@ -485,6 +511,11 @@ FLOAT32 = Format("float32", p=24, emin=-126, emax=127)
 FLOAT64 = Format("float64", p=53, emin=-1022, emax=1023)
 
 FORMATS: dict[str, Format] = {f.name: f for f in (FLOAT16, BFLOAT16, FLOAT32, FLOAT64)}
+
+#: x87 extended precision (the 80-bit format: 64 significand bits, 15 exponent bits), where C
+#: evaluates double expressions under FLT_EVAL_METHOD == 2.  A *work* format, not a parameter
+#: format: its values are carried as exact ``Fraction``s (:meth:`Format.round_exact`).
+X87 = Format("x87", p=64, emin=-16382, emax=16383)
 
 
 def get_format(name: "str | Format") -> Format:

@@ -1,11 +1,20 @@
 """The one judgement: is a computed value of a quantity one the declared model admits?
 
-A quantity in the bounded domain conforms when its value is finite, is a value of the format,
-and lies within its bound of the exact value: ``|computed - exact| <= bound``, compared exactly
-(integer arithmetic).  Outside the domain nothing is checked.  Every site that judges a value
-(the property suite, the batch path's undecided values, the cross-check, the soundness run,
-vector verification, replay) calls :func:`judge`; the batch path (``reference.batch``) gives the
-same verdict for arrays and hands it every value it cannot decide itself.
+Two levels (spec/neuron.md section 7):
+
+- **bounded**: the value is finite, a value of the format, and within its bound of the exact
+  value, ``|computed - exact| <= bound``, compared exactly (integer arithmetic).  Where an
+  admitted evaluation may overflow (``bounds.OutOfDomain``) a finite value is still held to
+  its bound and a non-finite one must be what an admitted evaluation gives; where IEEE 754
+  fixes the sign of a zero (the loss is never -0; a zero every admitted evaluation gives with
+  one sign) a zero of the other sign fails.
+- **exact**: the value is, bit for bit, what one of the admitted evaluations gives
+  (``reference.legal``); :func:`explain` says which, or the nearest one.
+
+Every site that judges a value (the property suite, the batch path's undecided values, the
+cross-check, the soundness run, vector verification, replay) calls :func:`judge`; the batch path
+(``reference.batch``) gives the same verdict for arrays and hands it every value it cannot
+decide itself.
 """
 
 from __future__ import annotations
@@ -18,15 +27,23 @@ from typing import Any, Iterable, Mapping
 from .bounds import IEEE, Bound, Model, OutOfDomain, case_bounds, get_model
 from .exact import exact_step
 from .formats import Format, get_format
+from .legal import Explanation, Legal, legal_values, value_key
 from .step import INPUTS, REQUIRED
 
-__all__ = ["Judgement", "judge", "judge_case", "OK", "VIOLATION", "OUT_OF_DOMAIN",
-           "NOT_FINITE", "NOT_IN_FORMAT", "OUTSIDE_BOUND"]
+__all__ = ["Judgement", "judge", "judge_case", "explain_case", "OK", "VIOLATION",
+           "OUT_OF_DOMAIN", "NOT_FINITE", "NOT_IN_FORMAT", "OUTSIDE_BOUND", "WRONG_ZERO",
+           "NOT_AN_OVERFLOW", "LEVELS"]
 
 OK, VIOLATION, OUT_OF_DOMAIN = "ok", "violation", "out of domain"
 #: Why a value is a violation, in the order they are tested.
 NOT_FINITE, NOT_IN_FORMAT, OUTSIDE_BOUND = "not finite", "not a value of the format", \
     "outside its bound"
+WRONG_ZERO = "a zero of the wrong sign"
+NOT_AN_OVERFLOW = "not a result an admitted evaluation gives where one overflows"
+#: The levels of the verdict: which one decides an exit status is the caller's choice.
+LEVELS = ("bounded", "exact")
+#: Quantities that are never negative in any evaluation: their zero is +0.
+NONNEGATIVE = ("loss",)
 
 
 @dataclass(frozen=True)
@@ -80,16 +97,31 @@ def _divide(num: int, den: int) -> float:
         return math.inf
 
 
-def judge(fmt: "Format | str", quantity: str, observed: float, exact: Any, bound: Bound
-          ) -> Judgement:
-    """The verdict on ``observed`` (a binary64 value) for a quantity whose exact value is
-    ``exact`` (float, Fraction or mpf) and whose bound is ``bound`` (or OutOfDomain)."""
+def judge(fmt: "Format | str", quantity: str, observed: float, exact: Any, bound: Bound,
+          legal: "Legal | None" = None) -> Judgement:
+    """The bounded-level verdict on ``observed`` (a binary64 value) for a quantity whose exact
+    value is ``exact`` (float, Fraction or mpf) and whose bound is ``bound`` (OutOfDomain where
+    an admitted evaluation may overflow).  ``legal``: the case's legal values, for what IEEE 754
+    fixes beyond a magnitude (an overflow's result, the sign of a zero); without it a
+    non-finite value where overflow is possible is OUT_OF_DOMAIN (not judged)."""
     fmt = get_format(fmt)
     exact_q = exact if isinstance(exact, Fraction) else Fraction(*_parts(exact))
     observed = float(observed)
-    if isinstance(bound, OutOfDomain):
-        return Judgement(quantity, observed, exact_q, bound, OUT_OF_DOMAIN, bound.reason,
-                         math.nan)
+    overflow = isinstance(bound, OutOfDomain)
+    if overflow and not math.isfinite(observed):
+        if legal is None:
+            return Judgement(quantity, observed, exact_q, bound, OUT_OF_DOMAIN, bound.reason,
+                             math.nan)
+        if value_key(observed) in legal.nonfinite(quantity):  # an admitted overflow
+            return Judgement(quantity, observed, exact_q, bound, OUT_OF_DOMAIN, bound.reason,
+                             math.nan)
+        return Judgement(quantity, observed, exact_q, bound, VIOLATION, NOT_AN_OVERFLOW,
+                         math.inf)
+    if overflow:
+        if bound.bound is None:
+            return Judgement(quantity, observed, exact_q, bound, OUT_OF_DOMAIN, bound.reason,
+                             math.nan)
+        bound = bound.bound  # a finite value: held to the bound all the same
     if not math.isfinite(observed):
         return Judgement(quantity, observed, exact_q, bound, VIOLATION, NOT_FINITE, math.inf)
     cn, cd = observed.as_integer_ratio()
@@ -105,16 +137,32 @@ def judge(fmt: "Format | str", quantity: str, observed: float, exact: Any, bound
         return Judgement(quantity, observed, exact_q, bound, VIOLATION, NOT_IN_FORMAT, ratio)
     if beyond:
         return Judgement(quantity, observed, exact_q, bound, VIOLATION, OUTSIDE_BOUND, ratio)
+    if observed == 0 and _wrong_zero(quantity, observed, legal):
+        return Judgement(quantity, observed, exact_q, bound, VIOLATION, WRONG_ZERO, ratio)
     return Judgement(quantity, observed, exact_q, bound, OK, "", ratio)
+
+
+def _wrong_zero(quantity: str, observed: float, legal: "Legal | None") -> bool:
+    """A zero whose sign IEEE 754 fixes otherwise: -0 for a quantity that is never negative, or
+    a sign no admitted evaluation gives its zero (where some admitted evaluation gives one)."""
+    sign = math.copysign(1.0, observed)
+    if quantity in NONNEGATIVE and sign < 0:
+        return True
+    if legal is None:
+        return False
+    signs = legal.zero_signs(quantity)
+    return bool(signs) and sign not in signs
 
 
 def judge_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str, float],
                model: "Model | str" = IEEE, *, bounds: "Mapping[str, Bound] | None" = None,
                exact: "Mapping[str, Any] | None" = None,
-               quantities: "Iterable[str] | None" = None) -> dict[str, Judgement]:
-    """The verdict on each quantity an implementation returned for one case (by default the
-    required ones and dL_dy when present); ``bounds`` and ``exact`` may be passed in when the
-    caller has them already."""
+               quantities: "Iterable[str] | None" = None,
+               legal: "Legal | None" = None) -> dict[str, Judgement]:
+    """The bounded-level verdict on each quantity an implementation returned for one case (by
+    default the required ones and dL_dy when present); ``bounds``, ``exact`` and ``legal`` may
+    be passed in when the caller has them already (``legal`` is computed where a value needs
+    it: a non-finite value where an admitted evaluation may overflow, or a zero)."""
     fmt, model = get_format(fmt), get_model(model)
     case = tuple(case)
     if bounds is None:
@@ -123,4 +171,23 @@ def judge_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str,
         exact = exact_step(*case).as_fractions()
     if quantities is None:
         quantities = REQUIRED + (("dL_dy",) if "dL_dy" in outputs else ())
-    return {q: judge(fmt, q, outputs[q], exact[q], bounds[q]) for q in quantities}
+    quantities = tuple(quantities)
+    if legal is None and any(_needs_legal(float(outputs[q]), bounds[q]) for q in quantities):
+        legal = legal_values(fmt, case, model)
+    return {q: judge(fmt, q, outputs[q], exact[q], bounds[q], legal) for q in quantities}
+
+
+def _needs_legal(observed: float, bound: Bound) -> bool:
+    return observed == 0 or (isinstance(bound, OutOfDomain) and not math.isfinite(observed))
+
+
+def explain_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str, float],
+                 model: "Model | str" = IEEE, *, legal: "Legal | None" = None,
+                 quantities: "Iterable[str] | None" = None) -> dict[str, Explanation]:
+    """The exact-level verdict on each quantity returned for one case: the admitted evaluations
+    that give the value bit for bit, or the nearest legal value."""
+    if legal is None:
+        legal = legal_values(fmt, case, model)
+    if quantities is None:
+        quantities = REQUIRED + (("dL_dy",) if "dL_dy" in outputs else ())
+    return {q: legal.explain(q, float(outputs[q])) for q in quantities}

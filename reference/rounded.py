@@ -19,49 +19,76 @@ from fractions import Fraction
 
 from typing import Iterable, Protocol
 
-from .formats import FLOAT32, Format, get_format
+from .formats import Format, get_format
+from .model import WIDER, Model
 from .step import INPUTS, NODE_OF, NODES, QUANTITIES, product_operand
 
 __all__ = [
     "Variant", "VARIANTS", "ALL_VARIANTS", "CANONICAL", "evaluate", "evaluate_variants",
-    "variants_for", "fl_mul", "fl_add", "fl_sub", "fl_fma", "Rounder",
+    "admitted", "variants_for", "fl_mul", "fl_add", "fl_sub", "fl_fma", "Rounder", "Exactly",
 ]
 
 
 # --- IEEE operations in a format ------------------------------------------------------------
-# Operands are Python floats holding values of the format; the exact result is handed to a
+# Operands are values of a format: Python floats, or (x87 work only) exact ``Fraction``s for the
+# nonzero finite values of a format wider than binary64.  The exact result is handed to a
 # rounder once: a Format (one correct rounding) or a Rounder below (double rounding, flushing).
 
 
 class Rounding(Protocol):
-    def round_ratio(self, numerator: int, denominator: int) -> float: ...
+    def round_ratio(self, numerator: int, denominator: int) -> "float | Fraction": ...
+
+
+def _finite(v) -> bool:
+    return isinstance(v, Fraction) or math.isfinite(v)
+
+
+def _negative(v) -> bool:
+    """The sign bit (of a zero too)."""
+    return v < 0 if isinstance(v, Fraction) else math.copysign(1.0, v) < 0
+
+
+def _signed(v) -> float:
+    """A float standing for ``v`` in IEEE special-value arithmetic: a nonzero finite exact value
+    behaves as +-1 there (only its sign and that it is not zero matter)."""
+    return (-1.0 if v < 0 else 1.0) if isinstance(v, Fraction) else v
+
+
+class Exactly:
+    """Rounding to a format wider than binary64 (x87): exact ``Fraction`` results."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+
+    def round_ratio(self, numerator: int, denominator: int) -> "float | Fraction":
+        return self.fmt.round_exact(Fraction(numerator, denominator))
 
 
 class Rounder:
     """Rounding of an exact result through an optional wider format, with optional flushing.
 
-    ``Rounder(F)`` rounds once to F; ``Rounder(F, via=FLOAT32)`` rounds to float32 then to F
-    (float16/bfloat16 work done in float32); ``flush=True`` flushes results below F's smallest
-    normal to a zero of the same sign (flush-to-zero).
+    ``Rounder(F)`` rounds once to F; ``Rounder(F, via=W)`` rounds to W then to F (work done in
+    the wider format W, rounded after each operation); ``flush=True`` flushes results below
+    F's smallest normal to a zero of the same sign (flush-to-zero).
     """
 
     def __init__(self, fmt: Format, via: "Format | None" = None, flush: bool = False) -> None:
         self.fmt, self.via, self.flush = fmt, via, flush
         self._tiny = fmt.smallest_normal
+        self._via = None if via is None else Exactly(via) if via.p > 53 else via
 
     def round_ratio(self, numerator: int, denominator: int) -> float:
-        if self.via is None:
+        if self._via is None:
             r = self.fmt.round_ratio(numerator, denominator)
         else:
-            r = self.fmt.round(self.via.round_ratio(numerator, denominator))
+            r = self.fmt.round(self._via.round_ratio(numerator, denominator))
         return self.flush_value(r)
 
-    def round(self, value: float) -> float:
-        n, d = value.as_integer_ratio() if math.isfinite(value) else (None, None)
-        if n is None:
+    def round(self, value: "float | Fraction") -> float:
+        """A value (of a wider format) rounded to this one, flushed if so declared."""
+        if not _finite(value) or value == 0:
             return value
-        if n == 0:
-            return value
+        n, d = value.as_integer_ratio()
         return self.round_ratio(n, d)
 
     def flush_value(self, r: float) -> float:
@@ -70,50 +97,47 @@ class Rounder:
         return r
 
 
-_isfinite = math.isfinite
-
-
-def fl_mul(fmt: Format, a: float, b: float) -> float:
+def fl_mul(fmt: Rounding, a, b):
     """fl(a*b): the exact product rounded once; a zero product has sign sign(a) xor sign(b)."""
-    if not (_isfinite(a) and _isfinite(b)):
-        return a * b  # inf/nan rules are the same in every binary format
+    if not (_finite(a) and _finite(b)):
+        return _signed(a) * _signed(b)  # inf/nan rules are the same in every binary format
     na, da = a.as_integer_ratio()
     nb, db = b.as_integer_ratio()
     if na == 0 or nb == 0:
-        return math.copysign(0.0, a) * math.copysign(1.0, b)
+        return -0.0 if _negative(a) != _negative(b) else 0.0
     return fmt.round_ratio(na * nb, da * db)
 
 
-def fl_add(fmt: Format, a: float, b: float) -> float:
+def fl_add(fmt: Rounding, a, b):
     """fl(a+b): an exact zero sum is +0, except (-0) + (-0) = -0 (roundTiesToEven)."""
-    if not (_isfinite(a) and _isfinite(b)):
-        return a + b
+    if not (_finite(a) and _finite(b)):
+        return _signed(a) + _signed(b)
     na, da = a.as_integer_ratio()
     nb, db = b.as_integer_ratio()
     n = na * db + nb * da
     if n == 0:
-        return -0.0 if (math.copysign(1.0, a) < 0 and math.copysign(1.0, b) < 0) else 0.0
+        return -0.0 if (_negative(a) and _negative(b)) else 0.0
     return fmt.round_ratio(n, da * db)
 
 
-def fl_sub(fmt: Format, a: float, b: float) -> float:
+def fl_sub(fmt: Rounding, a, b):
     """fl(a-b) = fl(a + (-b)): negation is exact."""
     return fl_add(fmt, a, -b)
 
 
-def fl_fma(fmt: Format, a: float, b: float, c: float) -> float:
+def fl_fma(fmt: Rounding, a, b, c):
     """fl(a*b + c) with a single rounding (IEEE fusedMultiplyAdd)."""
-    if not (_isfinite(a) and _isfinite(b) and _isfinite(c)):
-        if not (_isfinite(a) and _isfinite(b)):
-            return (a * b) + c
-        return c + 0.0 * a  # finite product + inf/nan = c (nan stays nan)
+    if not (_finite(a) and _finite(b) and _finite(c)):
+        if not (_finite(a) and _finite(b)):
+            return (_signed(a) * _signed(b)) + _signed(c)
+        return _signed(c) + 0.0 * _signed(a)  # finite product + inf/nan = c (nan stays nan)
     na, da = a.as_integer_ratio()
     nb, db = b.as_integer_ratio()
     nc, dc = c.as_integer_ratio()
     n = na * nb * dc + nc * da * db
     if n == 0:
-        prod_negative = (math.copysign(1.0, a) < 0) != (math.copysign(1.0, b) < 0)
-        if na * nb == 0 and nc == 0 and prod_negative and math.copysign(1.0, c) < 0:
+        prod_negative = _negative(a) != _negative(b)
+        if na * nb == 0 and nc == 0 and prod_negative and _negative(c):
             return -0.0
         return 0.0
     return fmt.round_ratio(n, da * db * dc)
@@ -121,7 +145,7 @@ def fl_fma(fmt: Format, a: float, b: float, c: float) -> float:
 
 # --- variants -------------------------------------------------------------------------------
 
-WORKS = ("format", "float32-per-op", "float32-kept")
+WORKS = ("format", "wide-per-op", "wide-kept")
 SQUARES = ("rounded", "one-ulp")
 
 
@@ -135,11 +159,14 @@ class Variant:
                    with a Python-float lr); a no-op when lr is already a value of the format.
     square:        "rounded": r*r correctly rounded; "one-ulp": the square returned one ulp
                    off in the worse direction (the most a pow() with < 1 ulp error can do).
-    work:          "format": every operation rounds to the format; "float32-per-op": each
-                   operation is computed in float32 and rounded to the format (float16/bfloat16
-                   kernels on CPUs); "float32-kept": everything in float32, each output rounded
-                   to the format only when stored (fusing compilers).
+    work:          "format": every operation rounds to the format; "wide-per-op": each
+                   operation is computed in the next wider format (``model.WIDER``: float32 for
+                   float16/bfloat16, binary64 for float32, x87 for float64) and rounded to the
+                   format; "wide-kept": everything in the wider format, each output rounded to
+                   the format only when stored (C's FLT_EVAL_METHOD 1 and 2, fusing compilers).
     ftz:           subnormal inputs are read as zero and subnormal results flushed to zero.
+    grad_doubled:  dL/dr computed as autograd does, 0.5*(2*r): the value of r, except that 2*r
+                   may overflow.
     """
 
     name: str
@@ -149,8 +176,10 @@ class Variant:
     square: str = "rounded"
     work: str = "format"
     ftz: bool = False
+    grad_doubled: bool = False
 
-    def describe(self) -> str:
+    def describe(self, fmt: "Format | str | None" = None) -> str:
+        wide = WIDER[get_format(fmt).name].name if fmt is not None else "the wider format"
         parts = [
             "fused forward fl(w*x+b)" if self.forward_fused else "forward fl(fl(w*x)+b)",
             "fused update fl(w-lr*g)" if self.update_fused else "update fl(w-fl(lr*g))",
@@ -159,22 +188,26 @@ class Variant:
         if self.square != "rounded":
             parts.append("square one ulp off")
         if self.work != "format":
-            parts.append({"float32-per-op": "each operation in float32, then rounded",
-                          "float32-kept": "kept in float32, rounded when stored"}[self.work])
+            parts.append({"wide-per-op": f"each operation in {wide}, then rounded",
+                          "wide-kept": f"kept in {wide}, rounded when stored"}[self.work])
         if self.ftz:
             parts.append("flush-to-zero")
+        if self.grad_doubled:
+            parts.append("gradient 0.5*(2*r)")
         return ", ".join(parts)
 
 
 def _variant_name(ff: bool, uf: bool, lr: bool, square: str = "rounded", work: str = "format",
-                  ftz: bool = False) -> str:
+                  ftz: bool = False, grad: bool = False) -> str:
     flags = (("fused-forward", ff), ("fused-update", uf), ("lr-rounded", lr),
-             ("pow-one-ulp", square == "one-ulp"), (work, work != "format"), ("ftz", ftz))
+             ("pow-one-ulp", square == "one-ulp"), (work, work != "format"), ("ftz", ftz),
+             ("autograd-2r", grad))
     return "+".join(p for p, on in flags if on) or "canonical"
 
 
-def _make(ff, uf, lr, square="rounded", work="format", ftz=False) -> Variant:
-    return Variant(_variant_name(ff, uf, lr, square, work, ftz), ff, uf, lr, square, work, ftz)
+def _make(ff, uf, lr, square="rounded", work="format", ftz=False, grad=False) -> Variant:
+    return Variant(_variant_name(ff, uf, lr, square, work, ftz, grad), ff, uf, lr, square,
+                   work, ftz, grad)
 
 
 #: The bit-exact evaluation orders an IEEE implementation may use for the seed's formulas.
@@ -184,47 +217,66 @@ VARIANTS: dict[str, Variant] = {
 }
 CANONICAL = VARIANTS["canonical"]
 
-#: Every variant, including the adversarial one-ulp square, float32 work and flush-to-zero.
+#: Every variant: also the one-ulp square, wider work, flush-to-zero and autograd's 2*r.
 ALL_VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        _make(ff, uf, lr, sq, work, ftz)
-        for ftz in (False, True) for work in WORKS for sq in SQUARES
+        _make(ff, uf, lr, sq, work, ftz, grad)
+        for grad in (False, True) for ftz in (False, True) for work in WORKS for sq in SQUARES
         for lr in (False, True) for uf in (False, True) for ff in (False, True)
     )
 }
 
 
-def variants_for(fmt: "Format | str", *, lr_in_format: bool = True, pow_square: bool = True,
-                 wide_work: bool = True, ftz: bool = False) -> list[Variant]:
-    """The variants a model admits in ``fmt`` (lr-rounded ones only when lr is not in fmt)."""
+def admitted(fmt: "Format | str", model: Model, *, lr_in_format: bool = True) -> list[Variant]:
+    """The evaluations ``model`` admits in ``fmt``, bit for bit (lr-rounded ones only when lr
+    is not a value of the format: elsewhere they equal the same variant with lr as given)."""
     fmt = get_format(fmt)
-    out = []
-    for v in ALL_VARIANTS.values():
-        if v.lr_rounded and lr_in_format:
-            continue  # identical to the same variant with lr as given
-        if v.square == "one-ulp" and not pow_square:
-            continue
-        if v.work != "format" and not (wide_work and fmt.p < FLOAT32.p):
-            continue
-        if v.ftz and not ftz:
-            continue
-        out.append(v)
-    return out
+    wide = model.wide_format(fmt) is not None
+    return [v for v in ALL_VARIANTS.values()
+            if not (v.lr_rounded and lr_in_format)
+            and (v.square == "rounded" or model.pow_square)
+            and (v.work == "format" or wide)
+            and (model.ftz or not v.ftz)]
 
 
-def _one_ulp_square(rounder: Rounding, fmt: Format, r: float) -> float:
+def variants_for(fmt: "Format | str", *, lr_in_format: bool = True, pow_square: bool = True,
+                 wide_work: bool = True, ftz: bool = False, wide_all: bool = False
+                 ) -> list[Variant]:
+    """The variants a model with these switches admits in ``fmt`` (see :func:`admitted`)."""
+    model = Model("variants", pow_square=pow_square, wide_work=wide_work, ftz=ftz,
+                  wide_all=wide_all)
+    return admitted(fmt, model, lr_in_format=lr_in_format)
+
+
+def _next_exact(fmt: Format, v: "Fraction | float", up: bool) -> "Fraction | float":
+    """The neighbour of a finite value of ``fmt`` (any format, exactly; inf past the top)."""
+    if not isinstance(v, Fraction) and fmt.p <= 53:
+        return fmt.next_up(v) if up else fmt.next_down(v)
+    q = Fraction(v)
+    if q == 0:
+        step = fmt.smallest_subnormal_exact
+        return step if up else -step
+    e = fmt.exponent(q)
+    gap = Fraction(2) ** (e - fmt.p + 1)
+    if (q > 0) != up and abs(q) == Fraction(2) ** e and e > fmt.emin:
+        gap /= 2  # toward zero from a power of two: the binade below is finer
+    r = q + gap if up else q - gap
+    if abs(r) > fmt.largest_finite_exact:
+        return math.inf if r > 0 else -math.inf
+    return r if r != 0 else (0.0 if up else -0.0)
+
+
+def _one_ulp_square(rounder: Rounding, fmt: Format, r):
     """r*r returned one ulp away from the correctly rounded square, in the worse direction."""
-    if not math.isfinite(r):
-        return r * r
+    if not _finite(r):
+        return _signed(r) * _signed(r)
     n, d = r.as_integer_ratio()
     exact = Fraction(n * n, d * d)
     rn = rounder.round_ratio(n * n, d * d)
-    if not math.isfinite(rn) or rn == 0.0 and exact == 0:
+    if not _finite(rn) or rn == 0 and exact == 0:
         return rn
-    if Fraction(rn) > exact:
-        return fmt.next_down(rn)
-    return fmt.next_up(rn)
+    return _next_exact(fmt, rn, up=not Fraction(rn) > exact)
 
 
 def evaluate(
@@ -265,19 +317,20 @@ def evaluate_variants(
 
 
 def _evaluate_group(fmt, work, ftz, lr_rounded, variants, w, b, x, t, lr):
+    wide = WIDER[fmt.name]
     if work == "format":
         ops = Rounder(fmt, flush=ftz) if ftz else fmt
         store = (lambda v: v)
         sq_fmt = fmt
-    elif work == "float32-per-op":
-        ops = Rounder(fmt, via=FLOAT32, flush=ftz)
+    elif work == "wide-per-op":
+        ops = Rounder(fmt, via=wide, flush=ftz)
         store = (lambda v: v)
         sq_fmt = fmt
-    elif work == "float32-kept":
-        ops = FLOAT32
+    elif work == "wide-kept":
+        ops = Exactly(wide) if wide.p > 53 else wide
         out_rounder = Rounder(fmt, flush=ftz)
         store = out_rounder.round
-        sq_fmt = FLOAT32
+        sq_fmt = wide
     else:
         raise ValueError(f"unknown work mode {work!r}; choose one of {', '.join(WORKS)}")
     if ftz:  # denormals-are-zero on the inputs
@@ -292,22 +345,24 @@ def _evaluate_group(fmt, work, ftz, lr_rounded, variants, w, b, x, t, lr):
     cache: dict = {}  # node values shared by the variants (keyed by what they depend on)
     for v in variants:
         values = dict(inputs)
-        fused = {"forward"} if v.forward_fused else set()
-        if v.update_fused:
-            fused.add("update")
+        on = {"forward": v.forward_fused, "update": v.update_fused, "grad": v.grad_doubled}
+        fused = {k for k in ("forward", "update") if on[k]}
         for node in NODES:
-            key = (node.name,) + tuple(k for k, on in (("forward", "forward" in fused),
-                                                          ("update", "update" in fused),
-                                                          (v.square, True))
-                                      if on and k in _DEPENDS[node.name])
+            deps = _DEPENDS[node.name]
+            key = (node.name,) + tuple(k for k in ("forward", "update", "grad")
+                                       if on[k] and k in deps) \
+                + ((v.square,) if v.square in deps else ())
             if key not in cache:
-                cache[key] = _rounded_node(node, values, ops, sq_fmt, fused, v.square)
+                cache[key] = _rounded_node(node, values, ops, sq_fmt, fused, v.square,
+                                           v.grad_doubled)
             values[node.name] = cache[key]
+            if node.op == "grad" and on["grad"] and values[node.name] is values[node.args[0]]:
+                on["grad"] = False  # 2*r did not overflow: from here, the plain gradient's
         results[v.name] = {q: store(values[NODE_OF[q]]) for q in QUANTITIES}
     return results
 
 
-def _rounded_node(node, values, ops, sq_fmt, fused, square):
+def _rounded_node(node, values, ops, sq_fmt, fused, square, grad_doubled):
     """One node of the step rounded by ``ops``: fused with its product operand where the
     variant fuses the node's group; the square one ulp off where the variant says so."""
     args = [values[a] for a in node.args]
@@ -328,12 +383,15 @@ def _rounded_node(node, values, ops, sq_fmt, fused, square):
         return _one_ulp_square(ops, sq_fmt, r) if square == "one-ulp" else fl_mul(ops, r, r)
     if node.op == "half":
         return fl_mul(ops, 0.5, args[0])
-    return args[0]  # grad: autograd's 0.5*(2*r) is r
+    r = args[0]
+    if grad_doubled and _finite(r) and not _finite(fl_mul(ops, 2.0, r)):
+        return _signed(r) * math.inf  # autograd's 0.5*(2*r): 2*r overflowed
+    return r  # grad: the value of r (0.5*(2*r) is exactly r where 2*r is finite)
 
 
 def _dependencies() -> dict[str, set[str]]:
     """Per node, which variant dimensions can change its value: "forward" (fused y), "update"
-    (fused updates) and the square modes (through sq)."""
+    (fused updates), "grad" (autograd's 2*r) and the square modes (through sq)."""
     deps: dict[str, set[str]] = {}
     for node in NODES:
         mine = set().union(*(deps.get(a, set()) for a in node.args))
@@ -341,6 +399,8 @@ def _dependencies() -> dict[str, set[str]]:
             mine.add(node.fusion)
         if node.op == "square":
             mine.update(SQUARES)
+        if node.op == "grad":
+            mine.add("grad")
         deps[node.name] = mine
     return deps
 

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (A package's __init__ belongs to the layer named for the package itself.)
 LAYERS: list[tuple[str, ...]] = [
     ("reference.formats", "reference.step"),
+    ("reference.model",),
     ("reference.exact",),
     ("reference.rounded",),
+    ("reference.legal",),
     ("reference.bounds",),
     ("reference.judge",),
     ("reference.batch.arith",),

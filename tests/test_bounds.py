@@ -165,7 +165,7 @@ def test_lr_outside_the_format_needs_the_option():
 
 
 def test_unknown_model_is_refused():
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="choose ieee or strict"):
         step_bounds(FLOAT32, 0.5, 0.0, 1.0, 0.0, 0.5, model="loose")
 
 

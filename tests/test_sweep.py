@@ -112,7 +112,8 @@ def test_cli_sweep_reports_and_exit_codes(tmp_path):
     proc = _cli("sweep", "numpy", "--dtype", "float32", "--cases", "2e4", "--seed", "9",
                 "--json", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "20,000 cases, seed 9" in proc.stdout and "violations: 0" in proc.stdout
+    assert "20,000 cases, seed 9" in proc.stdout
+    assert "violations (bounded level): 0; unexplained values (exact level): 0" in proc.stdout
     assert out.exists() and '"command": "neuronspec sweep numpy' in out.read_text()
     bad = _cli("sweep", str(MUTANTS / "sign_flipped.py") + ":step", "--dtype",
                "float32", "--cases", "2000")

@@ -47,11 +47,34 @@ def _verdict(report: dict) -> str:
                       if report.get("interrupted") else "")
 
 
+def _levels(r: dict) -> str:
+    """A format's status with the other level's, where they differ."""
+    levels = r.get("levels") or {}
+    if len(set(levels.values())) <= 1:
+        return r["status"] + (" at both levels" if levels else "")
+    return f"{r['status']} (bounded level: {levels['bounded']}, exact level: {levels['exact']})"
+
+
+def _explained(r: dict) -> str:
+    """The exact level of a format in words: values explained, by which evaluations."""
+    by: dict = {}
+    for st in r["quantities"].values():
+        for name, count in st.get("explainedBy", {}).items():
+            by[name] = by.get(name, 0) + count
+    explained = sum(st.get("explained", 0) for st in r["quantities"].values())
+    top = sorted(by.items(), key=lambda kv: -kv[1])
+    words = ", ".join(f"{name} {count:,}" for name, count in top[:4]) \
+        + (f", +{len(top) - 4} more" if len(top) > 4 else "")
+    return (f"exact level: {explained:,} values explained" + (f" ({words})" if words else "")
+            + f", {r.get('unexplained', 0):,} unexplained")
+
+
 def render_text(report: dict) -> str:
     s = report["settings"]
-    out = [f"neuronspec {report['suiteVersion']} check: model {s['model']}, "
-           f"{s['examples']} hypothesis examples per format and {s['vectors']} vectors, "
-           f"seed {s['seed']}",
+    out = [textwrap.fill(f"neuronspec {report['suiteVersion']} check: model {s['model']}, "
+                         f"level {s.get('level', 'bounded')}, {s['examples']} hypothesis "
+                         f"examples per format and {s['vectors']} vectors, seed {s['seed']}",
+                         width=100, subsequent_indent="   "),
            f"platform: {report['platform']}"]
     for impl in report["implementations"]:
         out += ["", f"== {impl['name']} ({impl['origin']}; {impl['version']}): "
@@ -62,17 +85,19 @@ def render_text(report: dict) -> str:
             if r["status"] == "unsupported":
                 out.append(f"-- {fmt}: unsupported ({r['reason'][:70]})")
                 continue
-            out.append(textwrap.fill(f"-- {fmt}: {r['status']}, {r['cases']} cases "
+            out.append(textwrap.fill(f"-- {fmt}: {_levels(r)}, {r['cases']} cases "
                                      f"({r['vectorCases']} vectors)"
                                      + (f": {r['reason']}" if r["reason"] else ""),
                                      width=100, subsequent_indent="   "))
-            out.append(f"   {'quantity':<8} {'checked':>8} {'no bound':>9} {'failed':>7} "
-                       f"{'worst ulps':>11} {'worst err/bound':>16}")
+            out.append(f"   {'quantity':<8} {'checked':>8} {'overflow':>9} {'failed':>7} "
+                       f"{'unexplained':>11} {'worst ulps':>11} {'worst err/bound':>16}")
             for q in REQUIRED:
                 st = r["quantities"][q]
                 out.append(f"   {q:<8} {st['checked']:>8} {st['outOfDomain']:>9} "
-                           f"{st['failures']:>7} {_f(st['worstErrorUlps']):>11} "
+                           f"{st['failures']:>7} {st.get('unexplained', 0):>11} "
+                           f"{_f(st['worstErrorUlps']):>11} "
                            f"{_f(st['worstErrorOverBound']):>16}")
+            out.append(_wrap(_explained(r)))
             for prop, n in r["propertyFailures"].items():
                 out.append(f"   property {prop}: {n} failing cases")
             for g, fp in r["fingerprint"].items():
@@ -90,7 +115,8 @@ def render_markdown(report: dict) -> str:
     is escaped (it cannot add headings, links or HTML, nor close a code block)."""
     s = report["settings"]
     out = [f"## neuronspec check: {md(_verdict(report))}",
-           "", f"Suite {report['suiteVersion']}, model `{s['model']}`, {s['examples']} hypothesis "
+           "", f"Suite {report['suiteVersion']}, model `{s['model']}`, level "
+           f"`{s.get('level', 'bounded')}`, {s['examples']} hypothesis "
            f"examples per format and {s['vectors']} vectors, seed {s['seed']}; "
            f"{md(report['platform'])}.", ""]
     for impl in report["implementations"]:
@@ -98,23 +124,25 @@ def render_markdown(report: dict) -> str:
                 f"{md(impl['origin'])} ({md(impl['version'])})", ""]
         if impl["error"]:
             out += [f"Stopped: {md(impl['error'])}", ""]
-        out += ["| format | status | cases | quantity | checked | no bound | failed | "
-                "worst ulps | worst err/bound |", "|---|---|---|---|---|---|---|---|---|"]
+        out += ["| format | status | cases | quantity | checked | overflow | failed | "
+                "unexplained | worst ulps | worst err/bound |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
-                out.append(f"| {fmt} | unsupported: {md(r['reason'])[:120]} | | | | | | | |")
+                out.append(f"| {fmt} | unsupported: {md(r['reason'])[:120]} | | | | | | | | |")
                 continue
             for i, q in enumerate(REQUIRED):
                 st = r["quantities"][q]
-                lead = f"| {fmt} | {r['status']} | {r['cases']} " if i == 0 else "| | | "
+                lead = f"| {fmt} | {md(_levels(r))} | {r['cases']} " if i == 0 else "| | | "
                 out.append(f"{lead}| {q} | {st['checked']} | {st['outOfDomain']} | "
-                           f"{st['failures']} | {_f(st['worstErrorUlps'])} | "
-                           f"{_f(st['worstErrorOverBound'])} |")
+                           f"{st['failures']} | {st.get('unexplained', 0)} | "
+                           f"{_f(st['worstErrorUlps'])} | {_f(st['worstErrorOverBound'])} |")
         out.append("")
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
                 continue
             lines = [f"- **{md(g)}**: {md(fp['words'])}" for g, fp in r["fingerprint"].items()]
+            lines.append(f"- {md(_explained(r))}")
             lines += [f"- **outside the model**: {md(w)}" for w in r["behaviourOutsideModel"]]
             if lines:
                 out += [f"Fingerprint, {fmt}:", ""] + lines + [""]

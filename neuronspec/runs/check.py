@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
+from reference.bounds import IEEE, Model, case_bounds, get_model
+from reference.judge import LEVELS, OUT_OF_DOMAIN
 from reference.formats import FORMATS, Format, as_float, float_hex, get_format
 from reference.step import INPUTS, REQUIRED
 
@@ -20,7 +21,8 @@ from ..cases.strategies import cases
 from ..errors import Interrupted, ProcessGaveUp
 from ..findings import Finding, PropertyViolation
 from ..fingerprint import Fingerprint, learning_rate_probe
-from ..properties import PROPERTIES, calls_of, in_domain, supported, within_bounds
+from ..properties import (PROPERTIES, calls_of, in_domain, supported, unexplained_finding,
+                          within_bounds)
 from .tally import KEEP, QuantityTally, finite_or_text
 from .vectors import vector_case
 
@@ -44,7 +46,9 @@ def overall(verdicts: "list[str]") -> str:
 def _quantity_report(t: QuantityTally) -> dict:
     return {"checked": t.checked, "outOfDomain": t.out_of_domain, "failures": t.violations,
             "worstErrorOverBound": finite_or_text(t.max_ratio),
-            "worstErrorUlps": finite_or_text(t.worst_ulps)}
+            "worstErrorUlps": finite_or_text(t.worst_ulps),
+            "explained": t.explained, "unexplained": t.unexplained,
+            "explainedBy": dict(sorted(t.by_variant.items(), key=lambda kv: -kv[1]))}
 
 
 @dataclass
@@ -60,6 +64,28 @@ class FormatResult:
     fingerprint: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)  # words on behaviour outside the model
     stopped: str = ""  # why the run stopped early (a process that cannot be restarted)
+    level: str = "exact"  # the level that sets the status (reference.judge.LEVELS)
+    exact_failures: list = field(default_factory=list)  # the first unexplained values
+    levels: dict = field(default_factory=dict)  # level -> status, once the format is done
+
+    @property
+    def unexplained(self) -> int:
+        return sum(t.unexplained for t in self.quantities.values())
+
+    def not_explained(self, finding: Finding) -> None:
+        """A value within its bound that no admitted evaluation gives (the exact level)."""
+        if len(self.exact_failures) < KEEP:
+            self.exact_failures.append(finding)
+
+    def decide(self) -> None:
+        """The status at each level, and the one the run's level sets."""
+        bounded = self.status
+        exact = NON_CONFORMANT if bounded == CONFORMANT and self.unexplained else bounded
+        self.levels = {"bounded": bounded, "exact": exact}
+        if self.level == "exact" and exact != bounded:
+            self.status = exact
+            self.reason = self.reason or (f"{self.unexplained} values that no admitted "
+                                          "evaluation gives (the exact level)")
 
     def fail(self, finding: Finding) -> None:
         self.status = "non-conformant"
@@ -76,15 +102,18 @@ class FormatResult:
             self.status, self.reason = "non-conformant", words
 
     def as_dict(self) -> dict:
+        shown = (self.failures + self.exact_failures)[:KEEP]
         return {
             "format": self.fmt, "status": self.status, "reason": self.reason,
+            "levels": self.levels or {"bounded": self.status, "exact": self.status},
             "cases": self.cases, "vectorCases": self.vector_cases,
+            "unexplained": self.unexplained,
             "quantities": {q: _quantity_report(t) for q, t in self.quantities.items()},
             "propertyFailures": self.property_failures,
             "failures": [{"property": f.prop, "quantity": f.quantity, "regime": f.regime,
                           "inputs": {k: v.hex() for k, v in zip(INPUTS, f.case)},
                           "detail": f.detail, "message": f.message(), "replay": f.replay()}
-                         for f in self.failures],
+                         for f in shown],
             "fingerprint": self.fingerprint,
             "behaviourOutsideModel": self.findings,
         }
@@ -119,7 +148,8 @@ class ImplementationResult:
 # --- the run ------------------------------------------------------------------------------------
 
 
-def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check) -> None:
+def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check, impl,
+            model: Model) -> None:
     if check is None:
         return
     regime, case = labelled
@@ -127,7 +157,13 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check)
     for q in REQUIRED:
         t = result.quantities[q]
         j = check.judgements[q]
-        if isinstance(check.bounds[q], OutOfDomain):
+        e = check.explanations[q]
+        if e.explained:
+            t.explained_by({e.variants[0]: 1})
+        else:
+            t.not_explained(1, [])
+            result.not_explained(unexplained_finding(impl, fmt, labelled, check, q, model))
+        if j.verdict == OUT_OF_DOMAIN:  # an admitted overflow: no bound to compare with
             t.out_of_domain += 1
             continue
         t.checked += 1
@@ -155,7 +191,7 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
         prefetch(fmt.name, calls_of(labelled[1]))
     try:
         check = within_bounds(impl, fmt, labelled, model, target=target)
-        _record(result, fp, fmt, labelled, check)
+        _record(result, fp, fmt, labelled, check, impl, model)
     except PropertyViolation as exc:
         result.cases += 1
         result.fail(exc.finding)
@@ -172,13 +208,13 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
 
 
 def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
-                vectors: "dict | None", results: dict) -> FormatResult:
+                vectors: "dict | None", results: dict, level: str = "exact") -> FormatResult:
     """Check one format; the result is in ``results`` from the start, so that an interrupted
     run still reports what it found."""
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
 
     fmt = get_format(fmt_name)
-    result = results[fmt_name] = FormatResult(fmt_name)
+    result = results[fmt_name] = FormatResult(fmt_name, level=level)
     ok, why = supported(impl, fmt_name)
     if not ok:
         result.status, result.reason = "unsupported", why
@@ -213,6 +249,7 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
         except ProcessGaveUp as exc:
             result.stopped = str(exc)
             result.status, result.reason = "non-conformant", f"run stopped: {exc}"
+    result.decide()
     return result
 
 
@@ -232,15 +269,18 @@ def _outside_model(impl: Any, fmt: Format, model: Model, result: FormatResult) -
 
 def check(implementations: list, formats: "list[str] | None" = None, model: "Model | str" = IEEE,
           examples: int = 200, seed: int = 0, vectors: "dict | None" = None,
-          progress=None) -> dict:
-    """The whole check; returns the report as a dict (see ``spec/report.md``)."""
+          progress=None, level: str = "exact") -> dict:
+    """The whole check; returns the report as a dict (see ``spec/report.md``).  ``level``:
+    which level of the verdict sets the statuses (both are reported)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
     model = get_model(model)
     started = time.perf_counter()
     report = {
         "reportVersion": REPORT_VERSION, "suiteVersion": __version__,
         "platform": f"{platform.system()} {platform.machine()}, "
                     f"{platform.python_implementation()} {platform.python_version()}",
-        "settings": {"model": model.name, "examples": examples, "seed": seed,
+        "settings": {"model": model.name, "level": level, "examples": examples, "seed": seed,
                      "formats": formats or list(FORMATS),
                      "vectors": sum(len((vectors or {}).get(f, {}))
                                     for f in formats or list(FORMATS))},
@@ -255,7 +295,7 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
                     progress(f"{impl.name} {fmt_name}")
                 try:
                     fr = _run_format(impl, fmt_name, model, examples, seed, vectors,
-                                     res.formats)
+                                     res.formats, level)
                 except ProcessGaveUp as exc:  # while probing support, before any case
                     res.error = str(exc)
                     break

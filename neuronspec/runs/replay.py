@@ -1,5 +1,6 @@
 """``neuronspec replay``: one case, replayed alone -- every quantity of an implementation
-against its exact value and bound (the verdict of ``reference.judge``), then every other
+against its exact value and bound (the bounded level of ``reference.judge``), against the
+values the model's evaluations give (the exact level, with their hull), then every other
 property of the suite on that case."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from reference.bounds import IEEE, Model, OutOfDomain, case_bounds
 from reference.exact import exact_step
 from reference.formats import Format, as_float, exact_decimal, float_hex
 from reference.judge import judge_case
+from reference.legal import admitted_for, legal_values
 from reference.step import INPUTS, REQUIRED
 
 from ..errors import ImplementationError
@@ -21,9 +23,11 @@ from ..properties import PROPERTIES, supported
 __all__ = ["replay"]
 
 
-def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[str, int]:
-    """(report text, exit status) for one case: 0 every quantity and property holds, 1 one
-    does not (or the step failed on the case), 2 the format is not supported (not checked)."""
+def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE,
+           level: str = "exact") -> tuple[str, int]:
+    """(report text, exit status) for one case: 0 every quantity and property holds at
+    ``level``, 1 one does not (or the step failed on the case), 2 the format is not supported
+    (not checked).  Both levels are shown, with the legal values and their hull."""
     lines = [f"{impl.name} in {fmt.name}, model {model.name}"]
     lines += [f"  {n:>2} = {float_hex(v):<24} = {v!r}" for n, v in zip(INPUTS, case)]
     try:
@@ -38,7 +42,9 @@ def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[st
         return "\n".join(lines + [f"  FAIL: {exc}"]), 1
     exact = exact_step(*case).as_fractions()
     bounds = case_bounds(fmt, case, model)
-    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, quantities=REQUIRED)
+    legal = legal_values(fmt, case, model)
+    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact,
+                            quantities=REQUIRED, legal=legal)
     lines.append(f"  {'quantity':<8} {'observed':<26} {'exact':<32} {'error ulp':>10} "
                  f"{'bound ulp':>10}  verdict")
     ok = True
@@ -54,6 +60,23 @@ def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[st
             ok &= j.ok
         lines.append(f"  {q:<8} {float_hex(obs):<26} {exact_decimal(ex, 28):<32} "
                      f"{as_float(err):>10.3g} {bstr:>10}  {verdict}")
+    lines.append(f"  exact level (model {model.name}: {len(admitted_for(fmt, model, case))} "
+                 "admitted evaluations):")
+    explained = True
+    for q in REQUIRED:
+        e = legal.explain(q, out[q])
+        hull = legal.hull(q)
+        span = f"hull [{float_hex(hull[0])}, {float_hex(hull[1])}]" if hull else "no finite value"
+        if e.explained:
+            lines.append(f"  {q:<8} explained by {', '.join(e.variants[:3])}"
+                         + (f" (+{len(e.variants) - 3})" if len(e.variants) > 3 else "")
+                         + f"; {span}")
+            continue
+        explained = False
+        near = ("no finite legal value" if e.nearest is None else
+                f"nearest legal {float_hex(e.nearest)} ({', '.join(e.nearest_variants[:2])}), "
+                f"{e.ulps:.3g} ulps away")
+        lines.append(f"  {q:<8} UNEXPLAINED: {near}; {span}")
     for name, prop in PROPERTIES.items():
         if name == "within-bounds":
             continue
@@ -63,4 +86,6 @@ def replay(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> tuple[st
         except PropertyViolation as exc:
             ok = False
             lines.append(f"  property {name}: FAIL: {exc.finding.detail}")
-    return "\n".join(lines), 0 if ok else 1
+    lines.append(f"  bounded level: {'ok' if ok else 'FAIL'}; exact level: "
+                 f"{'ok' if ok and explained else 'FAIL'}")
+    return "\n".join(lines), 0 if ok and (explained or level == "bounded") else 1

@@ -19,9 +19,10 @@ import numpy as np
 
 from reference.bounds import IEEE, MODELS, OutOfDomain, case_bounds
 from reference.exact import exact_step
-from reference.formats import FORMATS, Format, float_hex
-from reference.judge import judge
-from reference.rounded import evaluate_variants, variants_for
+from reference.formats import FORMATS, Format, as_float, float_hex
+from reference.judge import OUT_OF_DOMAIN, judge
+from reference.legal import from_results
+from reference.rounded import admitted, evaluate_variants
 from reference.step import INPUTS, REQUIRED
 
 from ..artefacts import records
@@ -98,19 +99,27 @@ def _case_text(case, regime: str) -> dict:
 
 
 def check_values(tally: SoundnessTally, subject: str, fmt: Format, case, regime: str, exact,
-                 bounds, computed_sets: "dict[str, dict[float, str]]") -> None:
-    """Judge each distinct computed value (value -> the first source giving it)."""
+                 bounds, computed_sets: "dict[str, dict[float, str]]", legal=None) -> None:
+    """Judge each distinct computed value (value -> the first source giving it).  Where an
+    admitted evaluation may overflow, finite values are held to the bound all the same and
+    non-finite ones judged against ``legal`` (None: the values are the admitted evaluations'
+    own, so their overflows are admitted by definition)."""
     for q, values in computed_sets.items():
         st = tally.get(subject, q)
         bound = bounds[q]
-        if isinstance(bound, OutOfDomain):
+        ood = isinstance(bound, OutOfDomain)
+        if ood:
             st.out_of_domain += 1
-            continue
-        st.checked += 1
+        else:
+            st.checked += 1
         for value, source in values.items():
-            j = judge(fmt, q, value, exact[q], bound)
+            if ood and not math.isfinite(value) and legal is None:
+                continue
+            j = judge(fmt, q, value, exact[q], bound, legal)
+            if j.verdict == OUT_OF_DOMAIN:
+                continue
             st.saw(j.ratio, regime, lambda: {
-                "ratio": j.ratio, "source": source, "bound": float(bound),
+                "ratio": j.ratio, "source": source, "bound": as_float(j.bound),
                 "computed": float_hex(value), **_case_text(case, regime)})
             if j.violation:
                 st.violated(lambda: {"ratio": j.ratio, "source": source,
@@ -154,10 +163,12 @@ def run_chunk(spec: dict) -> dict:
     cases = regime_cases(fmt, regime, rng, spec["cases"])
     tally = SoundnessTally()
     tally.regimes[regime] = len(cases)
-    ieee_variants = variants_for(fmt)
-    strict_names = {v.name for v in variants_for(fmt, pow_square=False, wide_work=False)}
-    ftz_variants = [v for v in variants_for(fmt, ftz=True) if v.ftz]
-    lr64_variants = [v for v in variants_for(fmt, lr_in_format=False)]
+    ieee_variants = admitted(fmt, IEEE)
+    strict_names = {v.name for v in admitted(fmt, MODELS["strict"])}
+    ftz_variants = [v for v in admitted(fmt, MODELS["ieee+ftz"]) if v.ftz]
+    lr64_variants = admitted(fmt, MODELS["ieee+lr-binary64"], lr_in_format=False)
+    ieee_names = {v.name for v in ieee_variants}
+    wide_variants = [v for v in admitted(fmt, MODELS["ieee+wide"]) if v.name not in ieee_names]
     impls = _load_impls(spec.get("impls", ()))
     for case in cases:
         inputs = dict(zip(INPUTS, case))
@@ -170,6 +181,10 @@ def run_chunk(spec: dict) -> dict:
                 strict = {k: v for k, v in results.items() if k in strict_names}
                 check_values(tally, "strict", fmt, case, regime, ratios,
                              case_bounds(fmt, inputs, MODELS["strict"]), _distinct(strict))
+                if wide_variants:  # work in the next wider format, declared
+                    wide = dict(results, **evaluate_variants(fmt, *case, wide_variants))
+                    check_values(tally, "ieee+wide", fmt, case, regime, ratios,
+                                 case_bounds(fmt, inputs, MODELS["ieee+wide"]), _distinct(wide))
             if (spec.get("compare") and spec["chunk"] % COMPARE_EVERY == 0
                     and all(not isinstance(bounds[q], OutOfDomain) for q in REQUIRED)):
                 compare_schemes(tally, fmt, case, regime, ratios, bounds, results)
@@ -189,8 +204,10 @@ def run_chunk(spec: dict) -> dict:
                     tally.errors.append(f"{exc} on {tuple(case)}")
                 continue
             values = {q: {out[q]: name} for q in REQUIRED}
+            legal = from_results(fmt, IEEE, case, results) if spec.get("variants", True) \
+                else None
             check_values(tally, f"impl:{name}{spec.get('suffix', '')}", fmt, case, regime,
-                         ratios, bounds, values)
+                         ratios, bounds, values, legal)
         if not (spec.get("options") and spec.get("variants", True)
                 and spec["chunk"] % OPTIONS_EVERY == 0):
             continue

@@ -21,7 +21,12 @@ import numpy as np
 
 from reference.batch import (BINARY64, NEAR, OK, OUT_OF_DOMAIN, ROWS, check_batch, screen_batch,
                              work_for)
-from reference.bounds import get_model
+from reference.batch.chain import check_model
+from reference.batch.legal import explain_batch
+from reference.bounds import case_bounds, get_model
+from reference.exact import exact_step
+from reference.judge import judge
+from reference.legal import legal_values
 from reference.formats import Format, float_hex, get_format
 from reference.step import INPUTS, REQUIRED
 
@@ -41,7 +46,8 @@ CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs
 #: to load.
 LOAD_TIMEOUT = 300.0
 #: Why a value failed, by batch status.
-WHY = {1: "outside its bound", 4: "not finite", 5: "not a value of the format"}
+WHY = {1: "outside its bound", 4: "not finite", 5: "not a value of the format",
+       6: "a zero of the wrong sign (-0 where the value is never negative)"}
 
 
 @dataclass
@@ -83,13 +89,24 @@ class SweepResult:
     @property
     def violations(self) -> int:
         """Values outside their bound (or not finite, or not in the format), and cases the
-        implementation failed on outright."""
+        implementation failed on outright: the failures of the bounded level."""
         return sum(t.violations for t in self.quantities.values()) + self.failed
+
+    @property
+    def unexplained(self) -> int:
+        """Values no admitted evaluation gives, and cases the implementation failed on
+        outright: the failures of the exact level."""
+        return sum(t.unexplained for t in self.quantities.values()) + self.failed
+
+    def failures(self, level: str) -> int:
+        """The failures of a level (``reference.judge.LEVELS``)."""
+        return self.unexplained if level == "exact" else self.violations
 
     def as_dict(self) -> dict:
         out = {"impl": self.impl, "format": self.fmt, "model": self.model, "seed": self.seed,
                "cases": self.cases, "chunks": self.chunks, "unchecked": self.unchecked,
                "failed": self.failed, "violations": self.violations,
+               "unexplained": self.unexplained,
                "quantities": {q: t.as_dict() for q, t in self.quantities.items()},
                "first_violations": self.first_violations, "seconds": self.seconds,
                "wall_seconds": self.wall, "startup_seconds": self.startup,
@@ -165,9 +182,60 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     else:
         result.path = "numpy"
         _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
+    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised)
     t3 = time.perf_counter()
     result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t3 - t2}
     return result
+
+
+def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised) -> None:
+    """The exact level: each value an admitted evaluation gives bit for bit (tallied per
+    evaluation), or not (tallied with the nearest legal value).  Where IEEE 754 fixes more than
+    a magnitude (the sign of a zero, the result of an overflow), an unexplained value is judged
+    at the bounded level with the case's legal values too."""
+    names = tuple(q for q in ROWS if q in outputs)
+    block = getattr(outputs, "block", None)
+    if block is None or tuple(outputs) != names:
+        block = np.stack([np.asarray(outputs[q], dtype=np.float64) for q in names])
+    explained = explain_batch(fmt, cols, names, block, model)
+    valid = ~raised
+    for j, q in enumerate(names):
+        t = result.tally(q)
+        which = explained.which[j]
+        counts = np.bincount(which[valid & (which >= 0)], minlength=len(explained.variants))
+        t.explained_by({explained.variants[k].name: int(c) for k, c in enumerate(counts) if c})
+        missing = np.flatnonzero(valid & (which < 0))
+        records = []
+        for i in missing.tolist():
+            value = float(block[j, i])
+            special = value == 0 or not math.isfinite(value)
+            if len(records) >= KEEP and not special:
+                continue
+            case = tuple(float(cols[k][i]) for k in INPUTS)
+            legal = legal_values(fmt, case, model)
+            if special:  # what only the legal values decide at the bounded level
+                exact = exact_step(*case).as_fractions()[q]
+                bound = case_bounds(fmt, case, model)[q]
+                late = judge(fmt, q, value, exact, bound, legal)
+                if late.violation and not judge(fmt, q, value, exact, bound).violation:
+                    t.violations += 1
+                    _record_violation(result, impl, fmt, model, cols, slices, q, i, value,
+                                      late.ratio, late.why)
+            if len(records) < KEEP:
+                e = legal.explain(q, value)
+                records.append(_unexplained_record(impl, fmt, model, cols, slices, q, i, e))
+        t.not_explained(len(missing), records)
+
+
+def _unexplained_record(impl, fmt, model, cols, slices, q, i, e) -> dict:
+    case = tuple(float(cols[k][i]) for k in INPUTS)
+    nearest = "no finite legal value" if e.nearest is None else (
+        f"nearest legal {float_hex(e.nearest)} ({', '.join(e.nearest_variants[:3])}), "
+        f"{e.ulps:.3g} ulps away")
+    return {"quantity": q, "regime": _regime_at(slices, i), "case": _case_record(cols, i),
+            "observed": float_hex(float(e.observed)),
+            "why": f"no admitted evaluation gives this value; {nearest}",
+            "replay": replay_command(impl, fmt, case, get_model(model))}
 
 
 def _record_violation(result, impl, fmt, model, cols, slices, q, i, observed, ratio, why):
@@ -396,9 +464,12 @@ def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: in
     fmt = get_format(fmt)
     try:
         work_for(fmt)
+        check_model(get_model(model), fmt)
     except RuntimeError as exc:  # no extended precision on this platform
         if not scalar:
             raise UsageError(str(exc)) from None
+    except ValueError as exc:  # a model the batch reference does not cover
+        raise UsageError(str(exc)) from None
     total = SweepResult(spec, fmt.name, get_model(model).name, seed, workers=workers)
     began = time.perf_counter()
     if scalar and chunk == CHUNK:
@@ -485,21 +556,31 @@ def render(result: SweepResult, command: str = "") -> str:
         if result.cases and result.path else {}
     if per:
         lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items()))
-    lines.append(f"  {'quantity':8} {'checked':>13} {'outside':>13} {'violations':>11} "
-                 f"{'max err/bound':>14}  regime")
+    lines.append(f"  {'quantity':8} {'checked':>13} {'outside':>11} {'violations':>10} "
+                 f"{'unexplained':>11} {'max err/bound':>13}  regime")
     for q, t in result.quantities.items():
         worst = t.worst or {}
-        lines.append(f"  {q:8} {t.checked:>13,} {t.out_of_domain:>13,} {t.violations:>11,} "
-                     f"{t.max_ratio:>14.6f}  {worst.get('regime', '')}")
+        lines.append(f"  {q:8} {t.checked:>13,} {t.out_of_domain:>11,} {t.violations:>10,} "
+                     f"{t.unexplained:>11,} {t.max_ratio:>13.6f}  {worst.get('regime', '')}")
         if worst.get("case"):
             lines.append(f"    worst (w,b,x,t,lr): {','.join(worst['case'])}")
+        if t.by_variant:
+            top = sorted(t.by_variant.items(), key=lambda kv: -kv[1])
+            lines.append("    explained by: " + ", ".join(
+                f"{name} {count:,}" for name, count in top[:4])
+                + (f" (+{len(top) - 4} more)" if len(top) > 4 else ""))
     if result.unchecked:
         lines.append(f"  {result.unchecked:,} cases unchecked: the implementation raised an "
                      "overflow error where a quantity is outside the bounded domain (allowed)")
     if result.failed:
         lines.append(f"  {result.failed:,} cases failed outright: the implementation raised, "
                      "crashed, hung or returned garbage on them")
-    lines.append(f"  violations: {result.violations}")
+    lines.append(f"  violations (bounded level): {result.violations}; unexplained values "
+                 f"(exact level): {result.unexplained}")
+    for q, t in result.quantities.items():
+        for u in t.first_unexplained[:2]:
+            lines.append(f"  {q} = {u['observed']} ({u['regime']}): {u['why']}")
+            lines.append(f"    replay: {u['replay']}")
     for v in result.first_violations:
         if v["quantity"] == "-":  # a case or a chunk the implementation failed on outright
             lines.append(f"  failed: {v['why']}")

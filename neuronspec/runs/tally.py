@@ -17,7 +17,7 @@ class QuantityTally:
     """Values judged of one quantity: how many were checked, outside the bounded domain,
     violations and decided by the scalar path (batch runs); the largest error/bound with the
     case that gave it, the largest per regime, the largest error in ulps (check) and the first
-    violations."""
+    violations; at the exact level, the values explained (per admitted evaluation) and not."""
 
     checked: int = 0
     out_of_domain: int = 0
@@ -28,6 +28,24 @@ class QuantityTally:
     by_regime: dict = field(default_factory=dict)
     first_violations: list = field(default_factory=list)
     worst_ulps: float = 0.0
+    # the exact level: values equal bit for bit to an admitted evaluation's, per evaluation
+    # (the first admitted one that gives the value), and those none gives
+    explained: int = 0
+    unexplained: int = 0
+    by_variant: dict = field(default_factory=dict)
+    first_unexplained: list = field(default_factory=list)
+
+    def explained_by(self, counts: dict) -> None:
+        """Values explained by each evaluation (name -> count)."""
+        for name, k in counts.items():
+            self.explained += k
+            self.by_variant[name] = self.by_variant.get(name, 0) + k
+
+    def not_explained(self, count: int, records: "list[dict]") -> None:
+        """``count`` values no admitted evaluation gives; ``records`` describe the first."""
+        self.unexplained += count
+        room = KEEP - len(self.first_unexplained)
+        self.first_unexplained.extend(records[:max(room, 0)])
 
     def saw(self, ratio: float, regime: str, record: Callable[[], dict]) -> None:
         """A value in the domain with error/bound ``ratio``; ``record`` describes its case."""
@@ -52,6 +70,9 @@ class QuantityTally:
             self.by_regime[k] = max(self.by_regime.get(k, 0.0), v)
         self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
         self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
+        self.explained_by(other.by_variant)
+        self.explained += other.explained - sum(other.by_variant.values())
+        self.not_explained(other.unexplained, other.first_unexplained)
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -63,6 +84,8 @@ class QuantityTally:
         tally = cls(**{k: v for k, v in data.items() if k in known})
         tally.by_regime = dict(tally.by_regime)
         tally.first_violations = list(tally.first_violations)
+        tally.by_variant = dict(tally.by_variant)
+        tally.first_unexplained = list(tally.first_unexplained)
         return tally
 
 

@@ -177,6 +177,7 @@ def round_to(fmt: Format, hi, lo, work: Work, ops: Any):
         tie = ops.logical_and(ops.logical_and(abs(d) * 2 == quantum, lo != 0),
                               (lo > 0) == (d > 0))
         c = ops.select(tie, c + 2 * d, c)
+    c = ops.copysign(c, hi)  # a zero keeps its sign (an underflow too): rounding never flips it
     huge = ops.logical_not(abs(c) <= fmt.largest_finite)  # (also where ``big`` overflowed: nan)
     c = ops.select(huge, ops.copysign(math.inf, hi), c)
     return ops.select(ops.isfinite(hi), c, hi)

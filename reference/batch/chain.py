@@ -233,10 +233,15 @@ def arithmetic_for(fmt: Format, work: Work, ops: Any = ArrayOps) -> PairArithmet
     return PairArithmetic(ops, work)
 
 
-def check_model(model: Model) -> Model:
-    if model.ftz or model.lr_binary64:
-        raise ValueError(f"the batch path covers the models ieee and strict, not {model.name}; "
-                         "use the scalar path (neuronspec check --model ...) for it")
+def check_model(model: Model, fmt: "Format | None" = None) -> Model:
+    """``model`` if the batch path covers it (in ``fmt``): ieee and strict, with the wide
+    option except in float64 (x87 work); else a ValueError naming the scalar path."""
+    wide64 = model.wide_all and fmt is not None and fmt.p == 53
+    if model.ftz or model.lr_binary64 or wide64:
+        raise ValueError(f"the batch path covers the models ieee and strict (with +wide except "
+                         f"in float64), not {model.name}"
+                         + (f" in {fmt.name}" if fmt is not None else "")
+                         + "; use the scalar path (neuronspec check --model ...) for it")
     return model
 
 
@@ -269,7 +274,8 @@ def chain_bounds(A: PairArithmetic, fmt: Format, model: Model, values: Mapping[s
 def batch_bounds(fmt: "Format | str", w, b, x, t, lr, model: "Model | str" = "ieee",
                  nodes: "Mapping[str, Any] | None" = None) -> dict[str, QuantityBound]:
     """The a-priori bound of every quantity for arrays of cases (see :class:`QuantityBound`)."""
-    fmt, model = get_format(fmt), check_model(get_model(model))
+    fmt = get_format(fmt)
+    model = check_model(get_model(model), fmt)
     work = work_for(fmt)
     if nodes is None:
         nodes = exact_pairs(work, {k: np.asarray(v, dtype=work.dtype)

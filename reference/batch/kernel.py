@@ -30,7 +30,7 @@ from ..formats import Format, get_format
 from ..step import INPUTS, NODE_OF, NODES
 from .arith import BINARY64
 from .chain import PairArithmetic, exact_pairs, quantity_bounds
-from .judgement import ROWS, estimate_values, judge_values
+from .judgement import NONNEGATIVE, ROWS, estimate_values, judge_values
 
 __all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "node_table", "NODE_TABLE_KINDS"]
 
@@ -235,7 +235,8 @@ def _verdict_body(fmt: Format, model: Model, t: Tracer) -> None:
     def row(k: int, q: str) -> None:
         t.line(f"c{k} = outs[{k}, i]")
         c = Sym(t, f"c{k}")
-        status, ratio = judge_values(SymOps, fmt, BINARY64, c, values[NODE_OF[q]], *bounds[q])
+        status, ratio = judge_values(SymOps, fmt, BINARY64, c, values[NODE_OF[q]], *bounds[q],
+                                     nonnegative=q in NONNEGATIVE)
         t.line(f"status[{k}, i] = {_text(status)}")
         t.line(f"ratio[{k}, i] = {_text(ratio)}")
 
@@ -251,7 +252,7 @@ def _screen_body(fmt: Format, model: Model, t: Tracer) -> None:
         c = Sym(t, f"c{k}")
         bound, ood, _, _ = bounds[q]
         attention, estimate = estimate_values(SymOps, fmt, BINARY64, c, values[NODE_OF[q]],
-                                              bound, ood)
+                                              bound, ood, nonnegative=q in NONNEGATIVE)
         t.line(f"estimate[{k}, i] = {_text(estimate)}")
         t.line(f"mask |= {_text(attention)} << {k}")
 

@@ -19,8 +19,8 @@ from ..step import INPUTS, NODE_OF
 from . import kernel
 from .arith import BINARY64, ArrayOps, Work, work_for
 from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
-from .judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK, OUT_OF_DOMAIN, ROWS,
-                        judge_values)
+from .judgement import (BEYOND, NEAR, NONNEGATIVE, NOT_FINITE, NOT_IN_FORMAT, OK,
+                        OUT_OF_DOMAIN, ROWS, WRONG_ZERO, judge_values)
 
 __all__ = ["Verdict", "check_batch", "screen_batch"]
 
@@ -38,7 +38,7 @@ class Verdict:
 
     @property
     def violation(self) -> dict[str, np.ndarray]:
-        return self._is(BEYOND, NOT_FINITE, NOT_IN_FORMAT)
+        return self._is(BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO)
 
     @property
     def out_of_domain(self) -> dict[str, np.ndarray]:
@@ -73,7 +73,8 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
     ``cases``: arrays w, b, x, t, lr of format values; ``outputs``: the implementation's arrays
     of the quantities (dL_dy optional), any float dtype.  ``engine``: "numpy", "compiled"
     (numba; float16, bfloat16, float32) or "auto" (compiled where available)."""
-    fmt, model = get_format(fmt), check_model(get_model(model))
+    fmt = get_format(fmt)
+    model = check_model(get_model(model), fmt)
     work = work_for(fmt)
     names, block = _outputs_in_rows(outputs)
     kernels = _kernels(fmt, model, engine, work)
@@ -99,7 +100,7 @@ def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> 
         for q, row in zip(names, block):
             bound, ood, low, high = bounds[q]
             s, r = judge_values(ArrayOps, fmt, work, row.astype(dt), values[NODE_OF[q]], bound,
-                                ood, low, high)
+                                ood, low, high, nonnegative=q in NONNEGATIVE)
             shape = row.shape
             status[q] = np.broadcast_to(s, shape).astype(np.int8)
             ratio[q] = np.broadcast_to(r, shape).astype(np.float64)
@@ -141,7 +142,8 @@ def screen_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray], block: np
     """Compiled screening of a block of outputs (rows as :data:`ROWS`): per value an upper
     estimate of error/bound (-1 outside the domain) and per case a bit mask of the rows that
     need the full judgement; None where no compiled kernel is available."""
-    fmt, model = get_format(fmt), check_model(get_model(model))
+    fmt = get_format(fmt)
+    model = check_model(get_model(model), fmt)
     kernels = _kernels(fmt, model, "auto", work_for(fmt))
     if kernels is None:
         return None

@@ -1,0 +1,354 @@
+"""The exact level on arrays: which admitted evaluation gives each computed value, bit for bit.
+
+``reference.legal`` computes the legal values of one case exactly (integer arithmetic).  Here
+the same evaluations (``rounded.admitted``: the variants of the declared model) run on numpy
+arrays, each IEEE operation done exactly where it must be:
+
+- a product of two values of at most 26 bits is exact in binary64, a sum of two of them is
+  exact as a TwoSum pair; the pair is then rounded once to the target format (``round_to``,
+  whose ties are broken by the pair's low part), or twice for work in a wider format;
+- binary64 operands are rounded by the hardware (numpy's operations are IEEE 754 binary64
+  operations, correctly rounded), x87 extended ones by ``np.longdouble`` where that is the
+  x87 format;
+- a fused multiply-add of binary64 (or x87) operands is the emulation of Boldo and Melquiond
+  (a TwoProduct, a TwoSum, a sum rounded to odd, then one rounding to nearest), exact where
+  nothing underflows or overflows.
+
+Where exactness cannot be guaranteed (extreme exponents in a binary64 fused operation, x87
+work on a platform without it), the case is *undecided* and ``reference.legal`` decides it: the
+verdict is always the scalar one.  Variants are tried in ``admitted`` order on the cases not yet
+explained, so an implementation that follows one evaluation costs one evaluation per case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..formats import FLOAT64, Format, get_format
+from ..legal import legal_values
+from ..model import WIDER, Model, get_model
+from ..rounded import Variant, admitted
+from ..step import INPUTS, NODE_OF, NODES, product_operand
+from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
+
+__all__ = ["Explained", "explain_batch", "evaluate_arrays", "HAVE_X87"]
+
+#: Formats numpy computes in natively.
+NATIVE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+
+_info = np.finfo(np.longdouble)
+#: Whether ``np.longdouble`` is x87 extended precision here (64 significand bits).
+HAVE_X87 = _info.nmant == 63 and _info.maxexp == 16384
+LD = np.longdouble
+
+#: Below these magnitudes (or above) a binary64/x87 fused operation may underflow (or overflow)
+#: inside its error-free transformations: such cases are left to the scalar path.
+_SAFE = {53: (2.0**-900, 2.0**990), 64: (LD(2.0) ** -16000, LD(2.0) ** 16000)}
+
+
+@dataclass
+class Explained:
+    """Per returned quantity (rows as given), the index in ``variants`` of the first admitted
+    evaluation giving each value bit for bit (-1: none), and the cases left to the scalar path
+    (``undecided``: their rows of ``which`` are the scalar verdict, computed here)."""
+
+    names: tuple[str, ...]
+    variants: list[Variant]
+    which: np.ndarray  # (len(names), n) int16
+    undecided: np.ndarray  # indices of the cases decided by reference.legal
+
+    def unexplained(self, q: str) -> np.ndarray:
+        return self.which[self.names.index(q)] < 0
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bitwise equality of float64 values: the sign of a zero counts; every NaN equals every
+    NaN."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    eq = a.view(np.uint64) == b.view(np.uint64)
+    differ = ~eq
+    if differ.any():  # NaNs with other payloads (rare)
+        eq[differ] = np.isnan(a[differ]) & np.isnan(b[differ])
+    return eq
+
+
+def _rnd(fmt: Format, hi, lo=None):
+    """hi (+ lo, an exact TwoSum pair) rounded to a format of at most binary64 precision."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return round_to(fmt, hi, lo, BINARY64, ArrayOps)
+
+
+def _flush(fmt: Format, v):
+    return np.where(np.abs(v) < fmt.smallest_normal, np.copysign(0.0, v), v)
+
+
+class _Work:
+    """The arithmetic of one variant's group: operands of format ``operand`` (values carried as
+    float64, or longdouble for x87), each result rounded to ``first`` then ``then`` (or only
+    ``first``), flushed if so declared; the one-ulp square steps in ``square``."""
+
+    def __init__(self, fmt: Format, work: str, ftz: bool) -> None:
+        wide = WIDER[fmt.name]
+        self.fmt, self.ftz = fmt, ftz
+        if work == "format":
+            self.operand, self.first, self.then = fmt, fmt, None
+        elif work == "wide-per-op":
+            self.operand, self.first, self.then = fmt, wide, fmt
+        else:  # wide-kept
+            self.operand, self.first, self.then = wide, wide, None
+        self.square = wide if work == "wide-kept" else fmt
+        self.x87 = self.first.p == 64
+        self.narrow = self.operand.p <= 26 and not self.x87  # products exact in binary64
+        self.flushes = ftz and work != "wide-kept"  # kept work flushes when stored
+        # one rounding to a format numpy computes in natively (IEEE; float16 through float32,
+        # an innocuous double rounding for + - *): values carried in that dtype
+        self.native = NATIVE.get(self.first.name) if self.then is None else None
+
+    def carry(self, a):
+        """Input values (of the operand format) as this work carries them."""
+        return a.astype(self.native) if self.native is not None else a
+
+    def _finish(self, v):
+        """A result of the ``first`` rounding, rounded to ``then`` and flushed as declared."""
+        if self.then is not None:
+            v = v.astype(np.float64) if self.x87 else _rnd(self.then, v)
+        return _flush(self.fmt, v) if self.flushes else v
+
+    @staticmethod
+    def _ld(v):
+        return v if v.dtype == LD else v.astype(LD)
+
+    def _native(self, v):
+        return _flush(self.fmt, v) if self.flushes else v
+
+    def mul(self, a, b):
+        with np.errstate(all="ignore"):
+            if self.native is not None:
+                return self._native(a * b)
+            if self.x87:
+                return self._finish(self._ld(a) * self._ld(b))
+            if self.narrow:  # exact in binary64, then rounded
+                return self._finish(_rnd(self.first, a * b))
+            return self._finish(a * b)  # binary64 operands: the hardware's rounding
+
+    def add(self, a, b):
+        with np.errstate(all="ignore"):
+            if self.native is not None:
+                return self._native(a + b)
+            if self.x87:
+                return self._finish(self._ld(a) + self._ld(b))
+            if self.narrow:
+                s, e = two_sum(a, b)
+                return self._finish(_rnd(self.first, s, e))
+            return self._finish(a + b)
+
+    def fma(self, a, b, c):
+        """fl(a*b + c), one rounding to ``first``: (value, undecided mask)."""
+        if self.native is not None:
+            dt = self.native
+            self.native = None
+            try:
+                value, bad = self.fma(*(v.astype(np.float64) for v in (a, b, c)))
+            finally:
+                self.native = dt
+            return value.astype(dt), bad
+        with np.errstate(all="ignore"):
+            if self.narrow:  # the product is exact in binary64: a TwoSum pair, rounded once
+                s, e = two_sum(a * b, c)
+                return self._finish(_rnd(self.first, s, e)), np.zeros(np.shape(s), bool)
+            if self.x87:
+                a, b, c = self._ld(a), self._ld(b), self._ld(c)
+            z, undecided = _fma_exact(a, b, c, 64 if self.x87 else 53)
+            return self._finish(z), undecided
+
+    def square_off(self, r):
+        """r*r one ulp from its rounded value, in the worse direction (``rounded``'s one-ulp
+        square): (value, undecided mask)."""
+        if self.native is not None:
+            dt = self.native
+            self.native = None
+            try:
+                value, bad = self.square_off(r.astype(np.float64))
+            finally:
+                self.native = dt
+            return value.astype(dt), bad
+        with np.errstate(all="ignore"):
+            rn = self.mul(r, r)
+            sign = self._sign_of_square_minus(r, rn)
+            stepped = _next(self.square, rn, sign != -1)
+            keep = ~np.isfinite(rn) | ((rn == 0) & (r == 0))
+            return np.where(keep, rn, stepped), (sign == 2) & ~keep
+
+    def _sign_of_square_minus(self, r, v):
+        """Per case the sign of r*r - v, exactly (1, 0, -1), or 2 where undecided; v is a
+        rounding of r*r (within an ulp of it, or a flushed zero)."""
+        if self.narrow:
+            return np.sign(r * r - v.astype(np.float64)).astype(np.int8)
+        x = self._ld(r) if (self.x87 or v.dtype == LD) else r
+        precision = 64 if x.dtype == LD else 53
+        tiny, huge = _SAFE[precision]
+        splitter = x.dtype.type(2.0) ** ((precision + 1) // 2) + 1
+        hi, lo = two_prod(x, x, splitter)
+        d = hi - v.astype(x.dtype)  # exact: v is within an ulp of hi, or zero
+        sign = np.sign(d + lo).astype(np.int8)  # r*r - v = d + lo: its rounding keeps the sign
+        bad = ((np.abs(hi) < tiny) & (x != 0)) | (np.abs(x) > huge)
+        return np.where(bad, np.int8(2), sign)
+
+
+def _next(fmt: Format, v, up):
+    """The neighbour of each value of ``fmt`` (carried as float64, or longdouble for x87), up
+    or down (IEEE nextUp/nextDown; past the largest finite value: infinity)."""
+    direction = np.where(up, 1.0, -1.0)
+    if v.dtype == LD or fmt is FLOAT64:
+        inf = v.dtype.type(np.inf)
+        return np.nextafter(v, direction * inf)
+    with np.errstate(all="ignore"):
+        a = np.abs(v)
+        bits = np.ascontiguousarray(a).view(np.uint64) & np.uint64(0x7FF0000000000000)
+        binade = np.maximum(bits.view(np.float64), fmt.smallest_normal)
+        quantum = binade * 2.0 ** (1 - fmt.p)
+        away = (np.signbit(v) == (direction < 0)) | (v == 0)  # moving away from zero
+        step = np.where(~away & (a == binade) & (a > fmt.smallest_normal), quantum / 2,
+                        quantum)
+        out = np.where(v == 0, direction * fmt.smallest_subnormal, v + direction * step)
+        out = np.where(out == 0, np.copysign(0.0, v), out)  # down from the smallest: a zero
+        return np.where(np.abs(out) > fmt.largest_finite, np.copysign(np.inf, out), out)
+
+
+def _fma_exact(a, b, c, precision: int):
+    """fl(a*b + c) in the precision of the operands' type (binary64, or x87 longdouble), by
+    Boldo and Melquiond's emulation (TwoProduct, TwoSum, a sum rounded to odd, one rounding to
+    nearest); and the cases where it is not guaranteed (an underflow or overflow inside)."""
+    dt = a.dtype.type
+    tiny, huge = _SAFE[precision]
+    splitter = dt(2.0) ** ((precision + 1) // 2) + 1
+    uh, ul = two_prod(a, b, splitter)
+    th, tl = two_sum(c, uh)
+    s, e = two_sum(tl, ul)
+    m, _ = np.frexp(np.abs(s))  # round to odd: an inexact sum takes its odd neighbour
+    odd = np.fmod(np.ldexp(m, precision), dt(2)) != 0
+    ro = np.where((e == 0) | odd, s, np.nextafter(s, np.where(e > 0, dt(np.inf), dt(-np.inf))))
+    z = th + ro
+    zero_product = (a == 0) | (b == 0)
+    exact_zero = zero_product & (c == 0)
+    z = np.where(exact_zero, a * b + c, z)  # IEEE's sign of an exact zero
+    big = (np.abs(a) > huge) | (np.abs(b) > huge) | (np.abs(c) > huge) | (np.abs(uh) > huge)
+    small = ((np.abs(uh) < tiny) & ~zero_product) | ((np.abs(z) < tiny) & (z != 0)) \
+        | ((np.abs(s) < tiny) & (s != 0))
+    return z, (big | small) & ~exact_zero
+
+
+def evaluate_arrays(fmt: "Format | str", variant: Variant, cols: Mapping[str, np.ndarray],
+                    lr_in_format: "bool | None" = None
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every quantity of one admitted evaluation for arrays of cases (float64 values of the
+    format; an x87 result stored to float64), and the cases it cannot guarantee.
+    ``lr_in_format``: whether every lr is a value of the format (None: found out here)."""
+    fmt = get_format(fmt)
+    n = len(cols["w"])
+    undecided = np.zeros(n, dtype=bool)
+    W = _Work(fmt, variant.work, variant.ftz)
+    if W.x87 and not HAVE_X87:
+        return {q: np.full(n, np.nan) for q in NODE_OF}, np.ones(n, dtype=bool)
+    v = {k: np.asarray(cols[k], dtype=np.float64) for k in INPUTS}
+    if variant.ftz:
+        v = {k: _flush(fmt, a) for k, a in v.items()}
+    if variant.lr_rounded:
+        v["lr"] = _rnd(fmt, v["lr"])
+        if variant.ftz:
+            v["lr"] = _flush(fmt, v["lr"])
+    elif W.native is not None and not (lr_in_format if lr_in_format is not None
+                                       else np.all(_rnd(fmt, v["lr"]) == v["lr"])):
+        W.native = None  # a binary64 lr used as given: the products must see all its bits
+    v = {k: W.carry(a) for k, a in v.items()}
+    fused = {k for k, on in (("forward", variant.forward_fused),
+                             ("update", variant.update_fused)) if on}
+    for node in NODES:
+        args = [v[a] for a in node.args]
+        if node.fusion in fused:
+            product, other = product_operand(node)
+            x, y = (v[a] for a in product.args)
+            if node.op == "sub" and node.args[1] == product.name:
+                x = -x
+            value, bad = W.fma(x, y, v[other])
+            undecided |= bad
+        elif node.op == "mul":
+            value = W.mul(*args)
+        elif node.op in ("add", "sub"):
+            value = W.add(args[0], args[1] if node.op == "add" else -args[1])
+        elif node.op == "square":
+            if variant.square == "one-ulp":
+                value, bad = W.square_off(args[0])
+                undecided |= bad
+            else:
+                value = W.mul(args[0], args[0])
+        elif node.op == "half":
+            value = W.mul(args[0].dtype.type(0.5), args[0])
+        else:  # grad: r, or autograd's 0.5*(2*r) whose 2*r may overflow
+            r = args[0]
+            value = r
+            if variant.grad_doubled:
+                twice = W.mul(r.dtype.type(2.0), r)
+                with np.errstate(invalid="ignore"):
+                    value = np.where(np.isfinite(twice) | ~np.isfinite(r), r,
+                                     np.copysign(np.inf, r))
+        v[node.name] = value
+    out = {}
+    for q, name in NODE_OF.items():
+        value = v[name]
+        if variant.work == "wide-kept":  # stored: rounded to the format, flushed as declared
+            with np.errstate(over="ignore"):
+                value = value.astype(np.float64) if value.dtype == LD \
+                    else _rnd(fmt, value.astype(np.float64))
+            if variant.ftz:
+                value = _flush(fmt, value)
+        out[q] = np.asarray(value, dtype=np.float64)
+    return out, undecided
+
+
+def explain_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Sequence[str],
+                  block: np.ndarray, model: "Model | str" = "ieee") -> Explained:
+    """For each returned value (``block``: one float64 row per quantity in ``names``), the
+    first admitted evaluation that gives it bit for bit, or -1.  Cases with a binary64 ``lr``
+    that is not a value of the format (``lr-binary64``) admit the lr-rounded evaluations too."""
+    fmt, model = get_format(fmt), get_model(model)
+    n = block.shape[1]
+    lr = np.asarray(cols["lr"], dtype=np.float64)
+    native = NATIVE.get(fmt.name)
+    lr_in_format = bool(np.all((lr.astype(native) if native else _rnd(fmt, lr)) == lr))
+    variants = admitted(fmt, model, lr_in_format=lr_in_format)
+    which = np.full((len(names), n), -1, dtype=np.int16)
+    pending = None  # the cases with a value not explained yet (None: all of them)
+    undecided_all = np.zeros(n, dtype=bool)
+    for k, variant in enumerate(variants):
+        if pending is not None and len(pending) == 0:
+            break
+        at = slice(None) if pending is None else pending
+        sub = {key: np.asarray(cols[key], dtype=np.float64)[at] for key in INPUTS}
+        values, undecided = evaluate_arrays(fmt, variant, sub, lr_in_format)
+        mine = which[:, at]  # (a copy where ``at`` is an index array)
+        for j, q in enumerate(names):
+            hit = (mine[j] < 0) & _same(block[j, at], values[q])
+            if undecided.any():
+                hit &= ~undecided
+            mine[j][hit] = k
+        if pending is not None:
+            which[:, pending] = mine
+            undecided_all[pending[undecided]] = True
+        else:
+            undecided_all |= undecided
+        left = (mine < 0).any(axis=0)
+        pending = np.flatnonzero(left) if pending is None else pending[left]
+    undecided = np.flatnonzero(undecided_all & (which < 0).any(axis=0))
+    index = {v.name: i for i, v in enumerate(variants)}
+    for i in undecided.tolist():  # the scalar verdict, exactly
+        case = tuple(float(np.asarray(cols[key])[i]) for key in INPUTS)
+        legal = legal_values(fmt, case, model)
+        for j, q in enumerate(names):
+            e = legal.explain(q, float(block[j, i]))
+            which[j, i] = index[e.variants[0]] if e.variants else -1
+    return Explained(tuple(names), variants, which, undecided)
