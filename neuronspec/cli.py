@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="hypothesis examples per format (default 200)")
     ck.add_argument("--seed", type=_nonnegative, default=0)
     ck.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
+    ck.add_argument("--sweep", type=_nonnegative, default=100_000, metavar="N",
+                    help="cases of the seeded sweep phase per format, through the batch path "
+                    "(default 100000; 0: none)")
     ck.add_argument("--model", type=_model(), default="ieee",
                     help=f"tolerance model ({', '.join(MODELS)})")
     ck.add_argument("--vectors", default=None, metavar="DIR",
@@ -153,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="vector folder (default: the vectors shipped with neuronspec, which in "
                     "a checkout are spec/vectors)")
     vc.add_argument("--output", help="run: where to write the results (default: stdout)")
+    vc.add_argument("--level", choices=LEVELS, default="exact", help="verify: " + LEVEL_HELP)
     vc.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                     help="run: seconds the implementation may take per case")
     rp = sub.add_parser("replay", help="run one case on an implementation and show every "
@@ -318,7 +322,8 @@ def _check(args, argv) -> int:
             sys.stderr.flush()
 
     report = check(impls, formats=args.dtype, model=args.model, examples=args.examples,
-                   seed=args.seed, vectors=vectors, progress=progress, level=args.level)
+                   seed=args.seed, vectors=vectors, progress=progress, level=args.level,
+                   sweep=args.sweep, sweep_timeout=max(30.0, 10 * args.timeout))
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 60 + "\r")
     print(render_text(report))
@@ -364,14 +369,16 @@ def _vectors(args, argv) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    summary = V.verify(V.load_results(Path(args.target)), vectors)
+    summary = V.verify(V.load_results(Path(args.target)), vectors, args.level)
     for f in summary["failures"][:20]:
         print(f"FAIL {f['format']} tcId {f['tcId']}: {f['reason']}")
     if len(summary["failures"]) > 20:
         print(f"... and {len(summary['failures']) - 20} more")
     print(f"neuronspec vectors verify: {summary['checked']} checked, {summary['passed']} passed, "
-          f"{summary['failed']} failed, {summary['missing']} missing, {summary['duplicates']} "
-          f"duplicates, {summary['unknown']} unknown ids, {summary['malformed']} malformed")
+          f"{summary['failed']} failed (bounded level), {summary['unexplained']} with values no "
+          f"admitted evaluation gives (exact level), {summary['missing']} missing, "
+          f"{summary['duplicates']} duplicates, {summary['unknown']} unknown ids, "
+          f"{summary['malformed']} malformed; level {summary['level']} decides")
     for fmt_name in summary["notRun"]:
         why = summary["unsupported"].get(fmt_name)
         print(f"  {fmt_name}: not run" + (f" (unsupported: {why})" if why else ""))

@@ -46,6 +46,7 @@ class SuiteSettings:
     formats: list = field(default_factory=list)
     model: str = "ieee"
     profile: str = "dev"
+    level: str = "exact"
 
 
 _ACTIVE: Optional[SuiteSettings] = None
@@ -90,6 +91,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--neuronspec-model", dest="neuronspec_model", default=None, metavar="MODEL",
                     help="tolerance model: ieee (default), strict, ieee+ftz, ieee+lr-binary64, "
                     "ieee+ftz+lr-binary64")
+    group.addoption("--neuronspec-level", dest="neuronspec_level", default="exact",
+                    choices=("bounded", "exact"), help="exact (default): every value must be, "
+                    "bit for bit, what an evaluation the model admits gives; bounded: within "
+                    "its derived bound")
     group.addoption("--neuronspec-timeout", dest="neuronspec_timeout", default=None,
                     type=float, metavar="SECONDS", help="seconds an implementation may take "
                     "per case (default 10); each runs supervised, in its own process")
@@ -131,7 +136,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     except ValueError as exc:
         raise pytest.UsageError(f"--neuronspec-model: {exc}") from None
     settings = SuiteSettings(formats=formats, model=model,
-                             profile=config.getoption("neuronspec_profile") or default_profile())
+                             profile=config.getoption("neuronspec_profile") or default_profile(),
+                             level=config.getoption("neuronspec_level") or "exact")
     if settings.profile not in PROFILES:
         raise pytest.UsageError(f"NEURONSPEC_PROFILE={settings.profile!r}: choose one of "
                                 f"{', '.join(PROFILES)}")

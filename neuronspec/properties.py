@@ -21,14 +21,32 @@ from reference.formats import Format, get_format
 from reference.formats import float_hex
 from reference.judge import (NOT_AN_OVERFLOW, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO, Judgement,
                              judge_case)
-from reference.legal import admitted_for, legal_values
+from reference.legal import admitted_for, legal_values, value_key
 from reference.rounded import ALL_VARIANTS, evaluate_variants
 from reference.step import REQUIRED
 
 from .errors import ImplementationError
 from .findings import Finding, PropertyViolation
 
-__all__ = ["CaseCheck", "hunt", "within_bounds", "unexplained_finding", "stateless",
+@functools.lru_cache(maxsize=4096)
+def _bounds(fmt: Format, case: tuple, model: Model) -> dict:
+    """``case_bounds``, remembered: the properties of one case ask for the same bounds (a
+    zero's sign changes neither a bound nor an exact value, so -0 and +0 may share)."""
+    return case_bounds(fmt, case, model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact(case: tuple) -> dict:
+    return exact_step(*case).as_fractions()
+
+
+def _key(case) -> tuple:
+    return tuple(float(v) for v in case)
+
+
+__all__ = ["CaseCheck", "Declined", "declinable", "hunt", "within_bounds", "exact_level",
+           "ALL_PROPERTIES",
+           "unexplained_finding", "stateless",
            "gradient_identity",
            "sign_symmetry", "descent", "PROPERTIES", "calls_of", "supported", "in_domain",
            "PROBE"]
@@ -60,18 +78,46 @@ class _Unchecked(Exception):
     the bounded domain: allowed (spec/tolerances.md 2.5), so the case checks nothing."""
 
 
+@dataclass(frozen=True)
+class Declined:
+    """A case the implementation declined (NotImplementedError) where it may: a negative or a
+    subnormal learning rate.  A reported skip, never a pass."""
+
+    reason: str
+
+
+class _Declined(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def declinable(fmt: "Format | str", case: tuple) -> str:
+    """Why an implementation may decline ``case`` ('' where it may not): the domain admits a
+    negative learning rate (-0 included) and a subnormal one, which some optimisers refuse."""
+    lr = case[4]
+    if math.copysign(1.0, lr) < 0:
+        return "a negative learning rate"
+    if lr != 0 and abs(lr) < get_format(fmt).smallest_normal:
+        return "a subnormal learning rate"
+    return ""
+
+
 def _run(impl: Any, fmt: Format, case: tuple, prop: str, regime: str,
          model: Model) -> dict[str, float]:
     try:
         return impl(fmt.name, case)
     except NotImplementedError as exc:  # the format was accepted: this case is a failure
+        reason = declinable(fmt, case)
+        if reason:  # ... unless the domain lets an implementation decline it
+            raise _Declined(f"{reason} ({exc or 'NotImplementedError'})") from None
         _fail(prop=prop, impl=impl, fmt=fmt, regime=regime, case=case, model=model,
               detail=f"raised NotImplementedError on a case of {fmt.name}, a format it "
                      f"supports ({exc or 'no message'})")
         raise AssertionError("unreachable")
     except ImplementationError as exc:
         if exc.overflow:
-            bounds = case_bounds(fmt, case, model)
+            bounds = _bounds(fmt, _key(case), model)
             if any(isinstance(bounds[q], OutOfDomain) for q in REQUIRED):
                 raise _Unchecked() from exc
         _fail(prop=prop, impl=impl, fmt=fmt, regime=regime, case=case, detail=str(exc),
@@ -86,6 +132,8 @@ def _allow_overflow_outside_domain(prop: Callable) -> Callable:
             return prop(*args, **kwargs)
         except _Unchecked:
             return None
+        except _Declined as exc:
+            return Declined(exc.reason)
 
     return checked
 
@@ -134,9 +182,9 @@ def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
     """
     fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
-    bounds = case_bounds(fmt, case, model)
+    bounds = _bounds(fmt, _key(case), model)
     out = _run(impl, fmt, case, "within-bounds", regime, model)
-    exact = exact_step(*case).as_fractions()
+    exact = _exact(_key(case))
     legal = legal_values(fmt, case, model)
     judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, legal=legal)
     for q, j in judgements.items():
@@ -173,19 +221,39 @@ def unexplained_finding(impl: Any, fmt: Format, labelled: tuple, check: "CaseChe
 
 def stateless(impl: Any, fmt: "Format | str", labelled: tuple,
               model: "Model | str" = IEEE) -> None:
-    """A second call on the same case returns the same bits (gradients zeroed between calls)."""
+    """A second call on the same case returns the same bits (gradients zeroed between calls),
+    and a third one with the same w and b but another x is right for its own case (no state
+    kept between calls or keyed by the parameters)."""
     fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
     first = _run(impl, fmt, case, "stateless", regime, model)
     second = _run(impl, fmt, case, "stateless", regime, model)
     for q in REQUIRED:
         a, b = first[q], second[q]
-        if not (a == b or (a != a and b != b)):
-            exact = exact_step(*case).as_fractions()[q]
+        if value_key(a) != value_key(b):
+            exact = _exact(_key(case))[q]
             _fail(prop="stateless", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=f"a second call returned {q} = {b!r} after {a!r} (state kept between "
                   "calls, e.g. gradients accumulated without zeroing)",
                   quantity=q, exact=exact, observed=b, model=model)
+    other = other_x(case)
+    third = _run(impl, fmt, other, "stateless", regime, model)
+    exact = _exact(_key(other))
+    for q, j in judge_case(fmt, other, third, model, exact=exact,
+                           quantities=REQUIRED).items():
+        if j.violation:
+            _fail(prop="stateless", impl=impl, fmt=fmt, regime=regime, case=other,
+                  detail=f"called with the same w and b and another x after the case (w, b, x, "
+                  f"t, lr) = ({', '.join(float_hex(v) for v in case)}), it returned {q} = "
+                  f"{j.observed!r}, {j.why} (state kept between calls, or keyed by the "
+                  "parameters)", quantity=q, exact=exact[q], observed=j.observed,
+                  bound=_number(j.bound), model=model)
+
+
+def other_x(case: tuple) -> tuple:
+    """The case with the same w, b, t and lr and another x (-x, or 1 for a zero x)."""
+    w, b, x, t, lr = case
+    return (w, b, -x if x != 0 else 1.0, t, lr)
 
 
 def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple,
@@ -194,7 +262,7 @@ def gradient_identity(impl: Any, fmt: "Format | str", labelled: tuple,
     the two bounds of the declared model: |dL_dw^ - x dL_db^| <= E(dL_dw) + |x| E(dL_db)."""
     fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
-    bounds = case_bounds(fmt, case, model)
+    bounds = _bounds(fmt, _key(case), model)
     if isinstance(bounds["dL_dw"], OutOfDomain) or isinstance(bounds["dL_db"], OutOfDomain):
         return
     out = _run(impl, fmt, case, "gradient-identity", regime, model)
@@ -217,7 +285,7 @@ def sign_symmetry(impl: Any, fmt: "Format | str", labelled: tuple,
     fmt, model = get_format(fmt), get_model(model)
     regime, case = labelled
     w, b, x, t, lr = case
-    bounds = case_bounds(fmt, case, model)
+    bounds = _bounds(fmt, _key(case), model)
     a = _run(impl, fmt, case, "sign-symmetry", regime, model)
     mirrored = (-w, -b, x, -t, lr)
     m = _run(impl, fmt, mirrored, "sign-symmetry", regime, model)
@@ -242,7 +310,7 @@ def descent(impl: Any, fmt: "Format | str", labelled: tuple,
     k = Fraction(lr) * (Fraction(x) ** 2 + 1)
     if not 0 < k < 2:
         return
-    bounds = case_bounds(fmt, case, model)
+    bounds = _bounds(fmt, _key(case), model)
     if any(isinstance(bounds[q], OutOfDomain) for q in ("loss", "w_new", "b_new")):
         return
     before = _run(impl, fmt, case, "descent", regime, model)
@@ -250,11 +318,11 @@ def descent(impl: Any, fmt: "Format | str", labelled: tuple,
     if not (math.isfinite(wn) and math.isfinite(bn)) or not (fmt.contains(wn) and fmt.contains(bn)):
         return  # within_bounds reports these
     after_case = (wn, bn, x, t, lr)
-    after_bounds = case_bounds(fmt, after_case, model)
+    after_bounds = _bounds(fmt, _key(after_case), model)
     if isinstance(after_bounds["loss"], OutOfDomain):
         return
     after = _run(impl, fmt, after_case, "descent", regime, model)
-    r = exact_step(*case).as_fractions()["dL_dy"]
+    r = _exact(_key(case))["dL_dy"]
     delta = abs(Fraction(x)) * Fraction(bounds["w_new"]) + Fraction(bounds["b_new"])
     slack = max(Fraction(0), ((abs(r) * abs(1 - k) + delta) ** 2 - r * r) / 2)
     allowed = Fraction(before["loss"]) + Fraction(bounds["loss"]) + \
@@ -281,13 +349,32 @@ PROPERTIES: dict[str, Callable] = {
 }
 
 
+def exact_level(impl: Any, fmt: "Format | str", labelled: tuple,
+                model: "Model | str" = IEEE,
+                target: Optional[Callable[..., None]] = None) -> "CaseCheck | None":
+    """Every value is, bit for bit, what an evaluation the model admits gives: the exact level
+    of the verdict (within-bounds is the bounded one, and runs first)."""
+    fmt, model = get_format(fmt), get_model(model)
+    check = within_bounds(impl, fmt, labelled, model, target=target)
+    if isinstance(check, CaseCheck):
+        for q, e in check.explanations.items():
+            if not e.explained:
+                raise PropertyViolation(unexplained_finding(impl, fmt, labelled, check, q, model))
+    return check
+
+
+#: Every property, the exact level included (``hunt``, the pytest suite); ``check`` runs the
+#: exact level through within-bounds' explanations instead.
+ALL_PROPERTIES: dict[str, Callable] = {**PROPERTIES, "exact-level": exact_level}
+
+
 def calls_of(case: tuple) -> list[tuple]:
     """The cases the properties, run in ``PROPERTIES`` order, call the implementation on,
     in that order, as far as they are known before the first answer (descent's second case
     is its first answer's update): what a process implementation can be sent at once."""
     w, b, x, t, lr = case
     return [case,  # within-bounds
-            case, case,  # stateless
+            case, case, other_x(case),  # stateless
             case,  # gradient-identity
             case, (-w, -b, x, -t, lr),  # sign-symmetry
             case]  # descent (before)
@@ -311,7 +398,7 @@ def supported(impl: Any, fmt: str) -> "tuple[bool, str]":
 
 def in_domain(fmt: "Format | str", case: tuple, model: "Model | str" = IEEE) -> bool:
     """Whether any quantity of the case is in the bounded domain (else it checks nothing)."""
-    return any(not isinstance(v, OutOfDomain) for v in case_bounds(fmt, case, model).values())
+    return any(not isinstance(v, OutOfDomain) for v in _bounds(fmt, _key(case), model).values())
 
 
 def hunt(impl: Any, formats: "list[str] | None" = None, max_examples: int = 200,
@@ -325,9 +412,10 @@ def hunt(impl: Any, formats: "list[str] | None" = None, max_examples: int = 200,
 
     formats = [f for f in formats or ["float32", "float64", "float16", "bfloat16"]
                if supported(impl, f)[0]]
-    # the cheapest, most telling property first, in every format, then the others
-    for name in properties or list(PROPERTIES):
-        prop = PROPERTIES[name]
+    # the cheapest, most telling property first, in every format, then the others; the exact
+    # level last (a value within its bound that no admitted evaluation gives)
+    for name in properties or list(ALL_PROPERTIES):
+        prop = ALL_PROPERTIES[name]
         for fmt in formats:
 
             @hseed(seed)

@@ -1,6 +1,7 @@
 """The property suite as pytest tests, collected by the neuronspec pytest plugin (``plugin``):
-every property (``neuronspec.properties``) for every implementation under test and every format
-it supports, on hypothesis-generated cases from every regime (``neuronspec.cases``).
+every property (``neuronspec.properties``; the exact level too, unless ``--neuronspec-level
+bounded``) for every implementation under test and every format it supports, on
+hypothesis-generated cases from every regime (``neuronspec.cases``).
 
 Each test draws cases with the plugin's hypothesis profile, skips cases where no quantity is in
 the bounded domain, and fails with the finding's standalone report, which ends with the
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from neuronspec.cases.strategies import cases
 from neuronspec.plugin import active, hypothesis_profile
-from neuronspec.properties import PROPERTIES, in_domain, supported
+from neuronspec.properties import ALL_PROPERTIES, PROPERTIES, in_domain, supported
 
 _SETTINGS = active()
 
@@ -34,14 +35,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("implementation,fmt", pairs, ids=ids)
 
 
-@pytest.mark.parametrize("prop", list(PROPERTIES))
+_NAMES = list(PROPERTIES) + (["exact-level"] if _SETTINGS is None or _SETTINGS.level == "exact"
+                             else [])
+
+
+@pytest.mark.parametrize("prop", _NAMES)
 @hypothesis.settings(hypothesis_profile(_SETTINGS.profile if _SETTINGS else "dev"))
 @given(data=st.data())
 def test_property(implementation, fmt: str, prop: str, data: st.DataObject) -> None:
     model = active().model
     labelled = data.draw(cases(fmt), label="(regime, (w, b, x, t, lr))")
     assume(in_domain(fmt, labelled[1], model))
-    if prop == "within-bounds":
-        PROPERTIES[prop](implementation, fmt, labelled, model, target=hypothesis.target)
+    if prop in ("within-bounds", "exact-level"):
+        ALL_PROPERTIES[prop](implementation, fmt, labelled, model, target=hypothesis.target)
     else:
-        PROPERTIES[prop](implementation, fmt, labelled, model)
+        ALL_PROPERTIES[prop](implementation, fmt, labelled, model)

@@ -32,7 +32,7 @@ from .step import INPUTS, REQUIRED
 
 __all__ = ["Judgement", "judge", "judge_case", "explain_case", "OK", "VIOLATION",
            "OUT_OF_DOMAIN", "NOT_FINITE", "NOT_IN_FORMAT", "OUTSIDE_BOUND", "WRONG_ZERO",
-           "NOT_AN_OVERFLOW", "LEVELS"]
+           "NOT_AN_OVERFLOW", "LEVELS", "NONNEGATIVE"]
 
 OK, VIOLATION, OUT_OF_DOMAIN = "ok", "violation", "out of domain"
 #: Why a value is a violation, in the order they are tested.

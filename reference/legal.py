@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Optional
 
-from .formats import Format, get_format
+from .formats import Format, as_float, get_format
 from .model import Model, get_model
 from .rounded import admitted, evaluate_variants
 from .step import INPUTS, QUANTITIES
@@ -83,7 +83,7 @@ class Legal:
         if best is None:
             return Explanation(q, observed, (), None, (), math.inf)
         d, v, names = best
-        return Explanation(q, observed, (), v, tuple(names), float(d / self.fmt.ulp(v)))
+        return Explanation(q, observed, (), v, tuple(names), as_float(d / self.fmt.ulp(v)))
 
     def hull(self, q: str) -> "tuple[float, float] | None":
         """The smallest interval holding the finite legal values (None: none is finite)."""

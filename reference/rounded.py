@@ -39,19 +39,20 @@ class Rounding(Protocol):
     def round_ratio(self, numerator: int, denominator: int) -> "float | Fraction": ...
 
 
+# (``type(v) is float`` first: isinstance against Fraction, an ABC, is slow on hot paths)
 def _finite(v) -> bool:
-    return isinstance(v, Fraction) or math.isfinite(v)
+    return math.isfinite(v) if type(v) is float else True  # else: an exact x87 Fraction
 
 
 def _negative(v) -> bool:
     """The sign bit (of a zero too)."""
-    return v < 0 if isinstance(v, Fraction) else math.copysign(1.0, v) < 0
+    return math.copysign(1.0, v) < 0 if type(v) is float else v < 0
 
 
 def _signed(v) -> float:
     """A float standing for ``v`` in IEEE special-value arithmetic: a nonzero finite exact value
     behaves as +-1 there (only its sign and that it is not zero matter)."""
-    return (-1.0 if v < 0 else 1.0) if isinstance(v, Fraction) else v
+    return v if type(v) is float else (-1.0 if v < 0 else 1.0)
 
 
 class Exactly:

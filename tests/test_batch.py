@@ -188,7 +188,8 @@ def test_regime_arrays_are_format_values(name, regime):
         assert np.isfinite(c).all()
         assert all(fmt.contains(x) for x in c[::7].tolist())
     lr = cols[4]
-    assert (lr >= 0).all()
+    # a negative lr only where the regime draws one (-0 included)
+    assert (np.signbit(lr).all() if regime == "negative-lr" else (lr >= 0).all())
     assert (lr[:LR_BLOCK] == lr[0]).all()  # one lr per block (torch_sgd's runs)
 
 

@@ -29,7 +29,8 @@ def fingerprint(report, fmt, group):
 
 
 def test_bundled_numpy_is_conformant_with_the_expected_fingerprint(tmp_path):
-    proc = cli("check", "numpy", "--examples", "25", "--json", str(tmp_path / "r.json"),
+    proc = cli("check", "numpy", "--examples", "25", "--sweep", "3000", "--json",
+               str(tmp_path / "r.json"),
                "--markdown", str(tmp_path / "r.md"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert max(len(line) for line in proc.stdout.splitlines()) <= 100
@@ -63,7 +64,8 @@ def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
     ("subnormals_flushed_to_zero", "flushes subnormal results to zero"),
 ])
 def test_mutant_is_non_conformant_with_a_reason(mutant, words, tmp_path):
-    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25", "--json",
+    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25", "--sweep", "0",
+               "--json",
                str(tmp_path / "r.json"))
     assert proc.returncode == 1, proc.stdout[-1500:]
     assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
@@ -102,7 +104,8 @@ def c_example(tmp_path_factory):
 
 
 def test_c_example_passes_through_the_protocol(c_example):
-    proc = cli("check", "--cmd", str(c_example / "neuron_step"), "--examples", "40")
+    proc = cli("check", "--cmd", str(c_example / "neuron_step"), "--examples", "40", "--sweep",
+               "3000")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "float16: unsupported" in proc.stdout
     assert "fingerprint forward: two roundings" in proc.stdout
@@ -110,6 +113,7 @@ def test_c_example_passes_through_the_protocol(c_example):
 
 def test_broken_c_example_fails(c_example):
     proc = cli("check", "--cmd", str(c_example / "neuron_step_wrong_sign"), "--examples", "20",
+               "--sweep", "0",
                "--dtype", "float32")
     assert proc.returncode == 1 and "within-bounds failed" in proc.stdout
 
@@ -122,11 +126,13 @@ def test_broken_c_example_fails(c_example):
 def test_misbehaving_processes_get_a_clear_message_never_a_hang(tmp_path, script, words):
     prog = tmp_path / "prog.py"
     prog.write_text(script)
-    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--examples",
+    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--sweep", "0",
+               "--examples",
                "0", "--vectors", str(tmp_path / "few"), "--timeout", "1", timeout=120)
     # --vectors pointing nowhere is a usage error: use the real ones, but only a few cases
     assert proc.returncode == 2 and "no vector files" in proc.stderr
-    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--examples",
+    proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--sweep", "0",
+               "--examples",
                "3", "--vectors", "", "--timeout", "1", timeout=300)
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr
     assert words in proc.stdout
@@ -136,7 +142,7 @@ def test_stdlib_server_serves_a_python_implementation():
     server = ROOT / "neuronspec" / "implementations" / "serve.py"
     proc = cli("check", "--cmd", f"{sys.executable} {server} "
                "neuronspec.implementations.bundled.numpy_scalar:step",
-               "--dtype", "float32,bfloat16", "--examples", "20")
+               "--dtype", "float32,bfloat16", "--examples", "20", "--sweep", "2000")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "bfloat16: unsupported" in proc.stdout
 
@@ -144,7 +150,7 @@ def test_stdlib_server_serves_a_python_implementation():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(MUTANTS.glob("*.py")), ids=lambda p: p.stem)
 def test_every_mutant_gets_exit_1_and_a_reason_naming_the_quantity(path):
-    proc = cli("check", f"{path}:step", "--examples", "100")
+    proc = cli("check", f"{path}:step", "--examples", "100", "--sweep", "0")
     assert proc.returncode == 1, proc.stdout[-1500:]
     failed = [line for line in proc.stdout.splitlines() if " failed: " in line]
     assert failed, proc.stdout[-1500:]
@@ -178,5 +184,5 @@ def test_replay_and_check_judge_alike(tmp_path):
     replay = cli("replay", f"{impl}:step", "--dtype", "float32", "--case", case)
     assert replay.returncode == 1, replay.stdout
     assert "FAIL (not a value of the format)" in replay.stdout
-    check = cli("check", f"{impl}:step", "--dtype", "float32", "--examples", "5")
+    check = cli("check", f"{impl}:step", "--dtype", "float32", "--examples", "5", "--sweep", "0")
     assert check.returncode == 1 and "is not a float32 value" in check.stdout

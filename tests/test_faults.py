@@ -30,7 +30,7 @@ FAULTS = ROOT / "tests" / "faults"
 SUBJECTS = "tests/faults/subjects.py"
 PROGRAM = f"{shlex.quote(sys.executable)} tests/faults/program.py"
 #: A short check: one format, a few examples, no vectors.
-QUICK = ("--dtype", "float64", "--examples", "5", "--vectors", "")
+QUICK = ("--dtype", "float64", "--examples", "5", "--vectors", "", "--sweep", "0")
 
 
 @dataclass
@@ -288,7 +288,7 @@ def test_a_corrupt_vector_folder_is_one_line_before_anything_runs(tmp_path, corr
         corrupt(content["testGroups"][0]["tests"][0])
         text = json.dumps(content)
     (tmp_path / "float64.json").write_text(text)
-    run = neuronspec("check", "manual", "--dtype", "float64", "--vectors", str(tmp_path),
+    run = neuronspec("check", "manual", "--dtype", "float64", "--sweep", "0", "--vectors", str(tmp_path),
                      timeout=60)
     assert run.returncode == 2 and words in run.stderr, run.output[-2000:]
     assert len(run.stderr.strip().splitlines()) == 1 and run.seconds < 30
@@ -297,7 +297,7 @@ def test_a_corrupt_vector_folder_is_one_line_before_anything_runs(tmp_path, corr
 # --- 4. honest exit codes ---------------------------------------------------------------------
 
 def test_nothing_checked_is_exit_2_never_conformant(tmp_path):
-    run = neuronspec("check", "manual", "--examples", "0", "--vectors", "",
+    run = neuronspec("check", "manual", "--examples", "0", "--vectors", "", "--sweep", "0",
                      "--json", str(tmp_path / "r.json"))
     assert run.returncode == 2 and "NOT CHECKED" in run.stdout
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "not checked"
@@ -376,7 +376,7 @@ def test_unwritable_output_paths_are_refused_before_the_run(tmp_path, args):
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_every_child_and_keeps_the_partial_report(tmp_path, sig, status):
     report = tmp_path / "r.json"
-    run = neuronspec("check", "--cmd", f"{PROGRAM} slow-with-child", "--dtype", "float64",
+    run = neuronspec("check", "--cmd", f"{PROGRAM} slow-with-child", "--dtype", "float64", "--sweep", "0",
                      "--examples", "100000", "--vectors", "", "--json", str(report),
                      stop=(2.5, sig))
     assert run.returncode == status, run.output[-2000:]
@@ -387,7 +387,7 @@ def test_a_signal_ends_every_child_and_keeps_the_partial_report(tmp_path, sig, s
 
 
 def test_a_signal_ends_a_python_subject_and_sweep_workers(tmp_path):
-    run = neuronspec("check", f"{SUBJECTS}:slow", *QUICK[:2], "--examples", "100000",
+    run = neuronspec("check", f"{SUBJECTS}:slow", *QUICK[:2], "--sweep", "0", "--examples", "100000",
                      "--vectors", "", stop=(2.0, signal.SIGTERM))
     assert run.returncode == 143
     out = tmp_path / "s.json"
@@ -427,12 +427,13 @@ def test_a_corrupt_record_is_one_line_and_exit_2_not_stale(tmp_path):
 
 def test_a_declared_flush_to_zero_passes_every_property():
     mutant = "tests/mutants/subnormals_flushed_to_zero.py:step"
-    run = neuronspec("check", mutant, "--dtype", "float32", "--examples", "60", "--vectors", "")
+    run = neuronspec("check", mutant, "--dtype", "float32", "--examples", "60", "--vectors", "",
+                     "--sweep", "0")
     assert run.returncode == 1 and "flush" in run.stdout
     # the failure names the evaluation that explains the value, the simplest first
     assert "evaluations outside the model that give it: ftz," in run.stdout
     run = neuronspec("check", mutant, "--dtype", "float32", "--examples", "60", "--vectors", "",
-                     "--model", "ieee+ftz")
+                     "--sweep", "0", "--model", "ieee+ftz")
     assert run.returncode == 0, run.stdout[-3000:]
 
 

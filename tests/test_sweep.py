@@ -32,7 +32,8 @@ def test_chunks_are_reproducible_and_distinct():
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["w"], c["w"])
     assert [s[0] for s in slices] == ["generic", "cancel-y-t", "cancel-wx-b", "tiny", "huge",
-                                      "lr-range"]
+                                      "lr-range", "negative-lr", "subnormal-gradient",
+                                      "same-params"]
 
 
 @pytest.mark.parametrize("spec,fmt", [("numpy", "float32"), ("numpy", "float16"),

@@ -296,7 +296,8 @@ def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
     try:
         for impl, rc in (("good", 0), ("bad", 1)):
             out = _expect(_run([neuronspec, "check", f"{impl}.py:step", "--dtype", "float32",
-                                "--examples", "20"], cwd=work, env=env, timeout=120), rc)
+                                "--examples", "20", "--sweep", "2000"], cwd=work, env=env,
+                               timeout=120), rc)
             assert "Traceback" not in out, out
             if rc:
                 assert "replay: neuronspec replay" in out, out

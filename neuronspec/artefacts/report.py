@@ -69,6 +69,17 @@ def _explained(r: dict) -> str:
             + f", {r.get('unexplained', 0):,} unexplained")
 
 
+def _sweep_words(sweep: dict) -> str:
+    if not sweep:
+        return "sweep phase: none"
+    if "skipped" in sweep:
+        return f"sweep phase: skipped ({sweep['skipped']})"
+    return (f"sweep phase: {sweep['cases']:,} cases ({sweep['path']} reference, "
+            f"{sweep['seconds']} s): {sweep['violations']} failures at the bounded level, "
+            f"{sweep['unexplained']} at the exact level"
+            + (f"; stopped: {sweep['stopped']}" if sweep.get("stopped") else ""))
+
+
 def render_text(report: dict) -> str:
     s = report["settings"]
     out = [textwrap.fill(f"neuronspec {report['suiteVersion']} check: model {s['model']}, "
@@ -98,6 +109,12 @@ def render_text(report: dict) -> str:
                            f"{_f(st['worstErrorUlps']):>11} "
                            f"{_f(st['worstErrorOverBound']):>16}")
             out.append(_wrap(_explained(r)))
+            for why, n in r.get("declined", {}).items():
+                out.append(_wrap(f"declined (a reported skip, not checked): {n} cases with {why}"))
+            out.append(_wrap(_sweep_words(r.get("sweep") or {})))
+            for f in (r.get("sweep") or {}).get("findings", [])[:2]:
+                out.append(_wrap(f"sweep: {f['quantity']} {f['why']}"))
+                out.append(f"      replay: {f['replay']}")  # one line: it is copied as it is
             for prop, n in r["propertyFailures"].items():
                 out.append(f"   property {prop}: {n} failing cases")
             for g, fp in r["fingerprint"].items():
@@ -143,6 +160,9 @@ def render_markdown(report: dict) -> str:
                 continue
             lines = [f"- **{md(g)}**: {md(fp['words'])}" for g, fp in r["fingerprint"].items()]
             lines.append(f"- {md(_explained(r))}")
+            lines.append(f"- {md(_sweep_words(r.get('sweep') or {}))}")
+            lines += [f"- declined (not checked): {n} cases with {md(why)}"
+                      for why, n in r.get("declined", {}).items()]
             lines += [f"- **outside the model**: {md(w)}" for w in r["behaviourOutsideModel"]]
             if lines:
                 out += [f"Fingerprint, {fmt}:", ""] + lines + [""]

@@ -151,6 +151,49 @@ def _lr_extremes(s):
     return w, b, x, t, s.rate(lambda k, scale: s.choice(rates, k))
 
 
+def _negative_lr(s):
+    """Moderate parameters, a negative learning rate: moderate, tiny (subnormal), the smallest
+    normal, large, or -0."""
+    fmt = s.fmt
+    lo, hi = mid_window(fmt)
+    w, b, x, t = (s.values(lo, hi) for _ in range(4))
+
+    def draw(k, scale):
+        kind = s.integers(0, 5, k)
+        lr = abs(s.values(-12, 1, size=k, special=0.0))
+        lr = s.put(lr, kind == 1, abs(s.values_where(kind == 1, None, fmt.emin - 1)))
+        lr = s.put(lr, kind == 2, fmt.smallest_normal)
+        lr = s.put(lr, kind == 3, abs(s.values_where(kind == 3, 1, min(fmt.emax // 2, 12))))
+        return -s.put(lr, kind == 4, 0.0)
+
+    return w, b, x, t, s.rate(draw)
+
+
+def _subnormal_gradient(s):
+    """r subnormal (y and t in and near the subnormal range) with x moderate, so that dL_dw and
+    dL_db are subnormal and so are the updates' products; lr moderate or subnormal."""
+    fmt = s.fmt
+    w = s.values(fmt.emin - 3, fmt.emin + 2)
+    x = s.values(-2, 2)
+    b, t = (s.values(fmt.emin - fmt.p, fmt.emin) for _ in range(2))
+
+    def draw(k, scale):
+        tiny = s.integers(0, 4, k) == 0
+        lr = abs(s.values(-8, 1, size=k, special=0.0))
+        return s.put(lr, tiny, abs(s.values_where(tiny, None, fmt.emin - 1)))
+
+    return w, b, x, t, s.rate(draw)
+
+
+def _same_params(s):
+    """(w, b) repeated over runs of consecutive cases with new x and t: a cache keyed by the
+    parameters, or state kept between calls, shows."""
+    lo, hi = mid_window(s.fmt)
+    w, b = (s.repeat(lambda k: s.values(lo, hi, size=k)) for _ in range(2))
+    x, t = (s.values(lo, hi) for _ in range(2))
+    return w, b, x, t, s.rate(lambda k, scale: abs(s.values(-12, 1, size=k, special=0.0)))
+
+
 REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("generic", "Log-uniform over the whole exponent range (subnormals included), lr >= 0.",
            _generic),
@@ -168,11 +211,20 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
            "minimum.", _overshoot),
     Regime("lr-extremes", "lr = 0 (nothing may move), the smallest subnormal or the smallest "
            "normal (updates round back to w, b).", _lr_extremes),
+    Regime("negative-lr", "A negative learning rate (moderate, subnormal, large, -0): the step "
+           "climbs; an implementation may decline it (a reported skip).", _negative_lr),
+    Regime("subnormal-gradient", "r, dL_dw and dL_db subnormal, x moderate; lr moderate or "
+           "subnormal.", _subnormal_gradient),
+    Regime("same-params", "(w, b) repeated over runs of cases with new x and t: state kept "
+           "between calls, or keyed by the parameters, shows.", _same_params),
 )}
 
 #: The regimes of seeded campaigns, in their recorded order (a chunk holds them in equal shares).
 CAMPAIGN_REGIMES: tuple[str, ...] = ("generic", "cancel-y-t", "cancel-wx-b", "tiny", "huge",
-                                     "lr-range")
+                                     "lr-range", "negative-lr", "subnormal-gradient",
+                                     "same-params")
+#: How many consecutive cases of ``same-params`` share their (w, b).
+SAME_PARAMS_RUN = 8
 
 
 def _regime(name: str) -> Regime:
@@ -207,6 +259,11 @@ class _NumpySampler:
         return np.where(where, new, values)
 
 
+def _repeat_runs(draw: Callable, n: int, run: int) -> np.ndarray:
+    """``draw(k)`` values, each repeated over a run of ``run`` consecutive cases."""
+    return np.repeat(draw(-(-n // run)), run)[:n]
+
+
 class CaseSampler(_NumpySampler):
     """Per case: values from :func:`sampling.random_values`, rounding and nudging value by
     value (``Format.round``, ``next_up``/``next_down``), one lr per case."""
@@ -223,6 +280,9 @@ class CaseSampler(_NumpySampler):
 
     def rate(self, draw: Callable, scale: Any = 1.0) -> np.ndarray:
         return draw(self.n, scale)
+
+    def repeat(self, draw: Callable) -> np.ndarray:
+        return _repeat_runs(draw, self.n, SAME_PARAMS_RUN)
 
     def round(self, values: np.ndarray) -> np.ndarray:
         return np.array([self.fmt.round(float(v)) for v in values])
@@ -267,6 +327,9 @@ class BlockSampler(_NumpySampler):
     def rate(self, draw: Callable, scale: Any = 1.0) -> np.ndarray:
         blocks = -(-self.n // self.block)
         return np.repeat(draw(blocks, 1.0), self.block)[:self.n]
+
+    def repeat(self, draw: Callable) -> np.ndarray:
+        return _repeat_runs(draw, self.n, SAME_PARAMS_RUN)
 
     def round(self, values: np.ndarray) -> np.ndarray:
         fmt = self.fmt

@@ -109,6 +109,9 @@ class HypothesisSampler:
     def rate(self, draw, scale: float = 1.0) -> float:
         return draw(1, scale)
 
+    def repeat(self, draw) -> float:
+        return draw(1)  # one case per example: nothing to repeat within it
+
     def integers(self, lo: int, hi: int, k: int) -> int:
         return self.draw(st.integers(lo, hi - 1))
 

@@ -23,11 +23,13 @@ __all__ = ["Implementation", "BatchOutputs", "load", "supervised", "target_of"]
 
 
 class BatchOutputs(dict):
-    """Quantity -> float64 array, all rows of one (quantities, cases) array ``block``."""
+    """Quantity -> float64 array, all rows of one (quantities, cases) array ``block``;
+    ``declined``: the cases the batch callable declined (a boolean array), or None."""
 
-    def __init__(self, items, block) -> None:
+    def __init__(self, items, block, declined=None) -> None:
         super().__init__(items)
         self.block = block
+        self.declined = declined
 
 
 def _is_complex(value: Any) -> bool:
@@ -75,6 +77,9 @@ class Implementation:
         values = {}
         for key in _returned(out):
             value = out[key]
+            if type(value) is float:  # the common case, at once
+                values[key] = value
+                continue
             try:
                 if _is_complex(value):
                     raise TypeError("a complex number is not a value of a binary format")
@@ -137,7 +142,14 @@ class Implementation:
                     f"{self.name} batch returned {key} of shape {arr.shape}, expected "
                     f"({n},): one value per case")
             block[j] = arr
-        return BatchOutputs(zip(keys, block), block=block)
+        declined = None
+        if "declined" in out:  # cases it declines (the sweep checks it may)
+            declined = np.asarray(out["declined"])
+            if declined.dtype != bool or declined.shape != (n,):
+                raise ImplementationError(
+                    f"{self.name} batch returned 'declined' of dtype {declined.dtype} and shape "
+                    f"{declined.shape}, expected a boolean array of shape ({n},)")
+        return BatchOutputs(zip(keys, block), block=block, declined=declined)
 
     def version(self) -> str:
         """The implementation's package version, where one can be found (for a bundled one,

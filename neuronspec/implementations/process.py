@@ -138,6 +138,8 @@ class ProcessImplementation:
     (:class:`LoadError`, not a failure of a case); ``wait=False`` leaves that wait to
     :meth:`wait_ready`, so that several processes load at once."""
 
+    batch = None  # no batch callable: sweeps call it case by case (requests in windows)
+
     def __init__(self, cmd: Union[str, Sequence[str]], timeout: float = DEFAULT_TIMEOUT, *,
                  name: Optional[str] = None, spec: Optional[str] = None,
                  origin: Optional[str] = None, version: str = "unknown (external process)",

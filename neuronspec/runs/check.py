@@ -21,8 +21,8 @@ from ..cases.strategies import cases
 from ..errors import Interrupted, ProcessGaveUp
 from ..findings import Finding, PropertyViolation
 from ..fingerprint import Fingerprint, learning_rate_probe
-from ..properties import (PROPERTIES, calls_of, in_domain, supported, unexplained_finding,
-                          within_bounds)
+from ..properties import (PROPERTIES, Declined, calls_of, in_domain, supported,
+                          unexplained_finding, within_bounds)
 from .tally import KEEP, QuantityTally, finite_or_text
 from .vectors import vector_case
 
@@ -65,6 +65,8 @@ class FormatResult:
     findings: list = field(default_factory=list)  # words on behaviour outside the model
     stopped: str = ""  # why the run stopped early (a process that cannot be restarted)
     level: str = "exact"  # the level that sets the status (reference.judge.LEVELS)
+    declined: dict = field(default_factory=dict)  # why -> cases declined (a negative lr, ...)
+    sweep: dict = field(default_factory=dict)  # the seeded sweep phase: what it ran and found
     exact_failures: list = field(default_factory=list)  # the first unexplained values
     levels: dict = field(default_factory=dict)  # level -> status, once the format is done
 
@@ -107,7 +109,7 @@ class FormatResult:
             "format": self.fmt, "status": self.status, "reason": self.reason,
             "levels": self.levels or {"bounded": self.status, "exact": self.status},
             "cases": self.cases, "vectorCases": self.vector_cases,
-            "unexplained": self.unexplained,
+            "unexplained": self.unexplained, "declined": self.declined, "sweep": self.sweep,
             "quantities": {q: _quantity_report(t) for q, t in self.quantities.items()},
             "propertyFailures": self.property_failures,
             "failures": [{"property": f.prop, "quantity": f.quantity, "regime": f.regime,
@@ -191,6 +193,10 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
         prefetch(fmt.name, calls_of(labelled[1]))
     try:
         check = within_bounds(impl, fmt, labelled, model, target=target)
+        if isinstance(check, Declined):  # a reported skip: the other properties would be too
+            result.declined[check.reason.split(" (")[0]] = \
+                result.declined.get(check.reason.split(" (")[0], 0) + 1
+            return
         _record(result, fp, fmt, labelled, check, impl, model)
     except PropertyViolation as exc:
         result.cases += 1
@@ -207,8 +213,40 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
             result.fail(exc.finding)
 
 
+def _sweep_phase(sweeper, fmt: Format, cases: int, seed: int, result: FormatResult) -> None:
+    """A seeded sweep of ``cases`` cases (the batch path where the implementation offers one):
+    what a million-case sweep finds, in the check.  Its tallies join the format's."""
+    from ..errors import LoadError, UsageError
+    from .sweep import CHUNK
+
+    try:
+        r = sweeper.run(fmt, cases, seed, chunk=min(CHUNK, 1 << 15))
+    except (UsageError, LoadError) as exc:
+        result.sweep = {"cases": 0, "skipped": str(exc)}
+        return
+    for q in REQUIRED:
+        result.quantities[q].merge(r.tally(q))
+    findings = [v for v in r.first_violations] + [
+        u for t in r.quantities.values() for u in t.first_unexplained]
+    result.sweep = {"cases": r.cases, "path": r.path, "violations": r.violations,
+                    "unexplained": r.unexplained, "failed": r.failed, "declined": r.declined,
+                    "seconds": round(r.wall, 2),
+                    "findings": [{"quantity": f["quantity"], "why": f["why"],
+                                  "replay": f["replay"]} for f in findings[:KEEP]]}
+    if r.stopped:
+        result.sweep["stopped"] = r.stopped
+    for why, n in r.declined.items():
+        result.declined[why] = result.declined.get(why, 0) + n
+    if r.violations or r.stopped:
+        result.status = NON_CONFORMANT
+        result.reason = result.reason or (
+            f"the sweep phase found {r.violations} failures in {r.cases:,} cases"
+            + (f" and stopped: {r.stopped}" if r.stopped else ""))
+
+
 def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
-                vectors: "dict | None", results: dict, level: str = "exact") -> FormatResult:
+                vectors: "dict | None", results: dict, level: str = "exact",
+                sweep: int = 0, sweeper=None) -> FormatResult:
     """Check one format; the result is in ``results`` from the start, so that an interrupted
     run still reports what it found."""
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
@@ -236,9 +274,11 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
 
     if examples and not result.stopped:
         explore()
+    if sweep and sweeper is not None and not result.stopped:
+        _sweep_phase(sweeper, fmt, sweep, seed, result)
     if result.stopped:
         result.status, result.reason = "non-conformant", f"run stopped: {result.stopped}"
-    elif result.cases == 0 and result.status == CONFORMANT:  # nothing checked: no claim
+    elif result.cases == 0 and not result.sweep.get("cases") and result.status == CONFORMANT:
         result.status = NOT_CHECKED
         result.reason = ("no case was checked (no vectors for this format and "
                          f"{examples} hypothesis examples in the domain)")
@@ -267,11 +307,25 @@ def _outside_model(impl: Any, fmt: Format, model: Model, result: FormatResult) -
             result.outside_model(finding, False)
 
 
+def _sweeper(impl, model: Model, timeout: float):
+    """Sweeps for ``impl``: a Python implementation is loaded again in a supervised worker
+    (its batch callable, where it has one; ``timeout``: seconds a chunk may take); a ``--cmd``
+    program is driven as it is."""
+    from .sweep import Sweeper
+
+    spec = getattr(impl, "spec", "") or impl.name
+    if spec.startswith("--cmd "):
+        return Sweeper(spec, model.name, impl=impl)
+    return Sweeper(spec, model.name, timeout=timeout)
+
+
 def check(implementations: list, formats: "list[str] | None" = None, model: "Model | str" = IEEE,
           examples: int = 200, seed: int = 0, vectors: "dict | None" = None,
-          progress=None, level: str = "exact") -> dict:
+          progress=None, level: str = "exact", sweep: int = 0,
+          sweep_timeout: float = 600.0) -> dict:
     """The whole check; returns the report as a dict (see ``spec/report.md``).  ``level``:
-    which level of the verdict sets the statuses (both are reported)."""
+    which level of the verdict sets the statuses (both are reported); ``sweep``: cases of the
+    seeded sweep phase per format (0: none), each chunk within ``sweep_timeout`` seconds."""
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
     model = get_model(model)
@@ -281,6 +335,7 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
         "platform": f"{platform.system()} {platform.machine()}, "
                     f"{platform.python_implementation()} {platform.python_version()}",
         "settings": {"model": model.name, "level": level, "examples": examples, "seed": seed,
+                     "sweep": sweep,
                      "formats": formats or list(FORMATS),
                      "vectors": sum(len((vectors or {}).get(f, {}))
                                     for f in formats or list(FORMATS))},
@@ -289,13 +344,14 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
     interrupted: "Interrupted | None" = None
     for impl in implementations:
         res = ImplementationResult(impl.name, impl.origin, impl.version())
+        sweeper = _sweeper(impl, model, sweep_timeout) if sweep else None
         try:
             for fmt_name in formats or list(FORMATS):
                 if progress:
                     progress(f"{impl.name} {fmt_name}")
                 try:
                     fr = _run_format(impl, fmt_name, model, examples, seed, vectors,
-                                     res.formats, level)
+                                     res.formats, level, sweep, sweeper)
                 except ProcessGaveUp as exc:  # while probing support, before any case
                     res.error = str(exc)
                     break
@@ -305,6 +361,8 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
         except Interrupted as exc:  # a signal: keep what was found, say so, stop
             res.interrupted, interrupted = True, exc
         finally:
+            if sweeper is not None:
+                sweeper.close()
             close = getattr(impl, "close", None)
             if close:
                 close()

@@ -15,19 +15,18 @@ import os
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from reference.batch import (BINARY64, NEAR, OK, OUT_OF_DOMAIN, ROWS, check_batch, screen_batch,
                              work_for)
-from reference.batch.chain import check_model
-from reference.batch.legal import explain_batch
-from reference.bounds import case_bounds, get_model
-from reference.exact import exact_step
-from reference.judge import judge
-from reference.legal import legal_values
+from reference.batch.chain import batch_bounds, check_model
+from reference.batch.judgement import NONNEGATIVE
+from reference.batch.legal import explain_batch, zero_signs_batch
+from reference.bounds import get_model
 from reference.formats import Format, float_hex, get_format
+from reference.legal import legal_values
 from reference.step import INPUTS, REQUIRED
 
 from ..artefacts import records
@@ -35,16 +34,19 @@ from ..cases.chunks import chunk_cases
 from ..errors import ImplementationError, Interrupted, LoadError, UsageError, WorkerDied
 from ..findings import replay_command
 from ..implementations import load
-from ..properties import PROBE
+from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
 from .tally import KEEP, QuantityTally
 
-__all__ = ["SweepResult", "run_chunk", "sweep", "render", "record", "CHUNK"]
+__all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "CHUNK"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
 #: Seconds an implementation's import and first call may take before it counts as failing
 #: to load.
 LOAD_TIMEOUT = 300.0
+#: Requests sent to a protocol process at once in a scalar sweep (their responses must fit in
+#: a pipe's buffer while the requests are written: 64 of them do).
+WINDOW = 64
 #: Why a value failed, by batch status.
 WHY = {1: "outside its bound", 4: "not finite", 5: "not a value of the format",
        6: "a zero of the wrong sign (-0 where the value is never negative)"}
@@ -60,6 +62,7 @@ class SweepResult:
     chunks: int = 0
     unchecked: int = 0  # cases where the implementation raised an overflow error, allowed
     failed: int = 0  # cases the implementation failed on outright (raised, crashed, garbage)
+    declined: dict = field(default_factory=dict)  # why -> cases it declined where it may
     quantities: dict = field(default_factory=dict)
     first_violations: list = field(default_factory=list)
     seconds: dict = field(default_factory=lambda: {"cases": 0.0, "implementation": 0.0,
@@ -79,6 +82,8 @@ class SweepResult:
         self.chunks += other.chunks
         self.unchecked += other.unchecked
         self.failed += other.failed
+        for why, k in other.declined.items():
+            self.declined[why] = self.declined.get(why, 0) + k
         for q, t in other.quantities.items():
             self.tally(q).merge(t)
         self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
@@ -105,7 +110,8 @@ class SweepResult:
     def as_dict(self) -> dict:
         out = {"impl": self.impl, "format": self.fmt, "model": self.model, "seed": self.seed,
                "cases": self.cases, "chunks": self.chunks, "unchecked": self.unchecked,
-               "failed": self.failed, "violations": self.violations,
+               "failed": self.failed, "declined": self.declined,
+               "violations": self.violations,
                "unexplained": self.unexplained,
                "quantities": {q: t.as_dict() for q, t in self.quantities.items()},
                "first_violations": self.first_violations, "seconds": self.seconds,
@@ -117,22 +123,42 @@ class SweepResult:
 
 
 def _outputs(impl, fmt: Format, cols: dict, scalar: bool
-             ) -> tuple[dict, np.ndarray, dict[int, str]]:
+             ) -> tuple[dict, np.ndarray, dict[int, str], dict[int, str]]:
     """The implementation's arrays; a mask of the cases where it raised an overflow error (a
-    quantity may be outside the domain there); the cases it failed on outright, with why."""
+    quantity may be outside the domain there); the cases it failed on outright, with why; the
+    cases it declined where it may (a negative or subnormal lr), with why."""
     n = len(cols["w"])
     if not scalar:
-        return impl.run_batch(fmt.name, cols), np.zeros(n, dtype=bool), {}
+        out = impl.run_batch(fmt.name, cols)
+        declined, failed = {}, {}
+        if out.declined is not None:
+            for i in np.flatnonzero(out.declined).tolist():
+                case = tuple(float(cols[k][i]) for k in INPUTS)
+                why = declinable(fmt, case)
+                if why:
+                    declined[i] = why
+                else:
+                    failed[i] = ("declined a case of a format it supports whose learning rate "
+                                 "is neither negative nor subnormal")
+        return out, np.zeros(n, dtype=bool), failed, declined
     out = {q: np.full(n, np.nan) for q in ROWS}
     raised = np.zeros(n, dtype=bool)
     failed: dict[int, str] = {}
-    rows = zip(*(cols[k].tolist() for k in INPUTS))
+    declined: dict[int, str] = {}
+    rows = list(zip(*(cols[k].tolist() for k in INPUTS)))
+    prefetch = getattr(impl, "prefetch", None)
     for i, case in enumerate(rows):
+        if prefetch is not None and i % WINDOW == 0:  # a process: a window of requests at once
+            prefetch(fmt.name, rows[i:i + WINDOW])
         try:
             values = impl(fmt.name, case)
         except NotImplementedError as exc:
-            failed[i] = (f"raised NotImplementedError on a case of {fmt.name}, a format it "
-                         f"supports ({exc or 'no message'})")
+            why = declinable(fmt, case)
+            if why:
+                declined[i] = why
+            else:
+                failed[i] = (f"raised NotImplementedError on a case of {fmt.name}, a format it "
+                             f"supports ({exc or 'no message'})")
             continue
         except ImplementationError as exc:
             if exc.overflow:
@@ -144,7 +170,7 @@ def _outputs(impl, fmt: Format, cols: dict, scalar: bool
             out[q][i] = v
     if np.isnan(out["dL_dy"]).all():
         del out["dL_dy"]
-    return out, raised, failed
+    return out, raised, failed, declined
 
 
 def _case_record(cols: dict, i: int) -> list[str]:
@@ -163,13 +189,17 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     t0 = time.perf_counter()
     cols, slices = chunk_cases(fmt, seed, index, n)
     t1 = time.perf_counter()
-    outputs, raised, failed = _outputs(impl, fmt, cols, scalar)
+    outputs, raised, failed, declined = _outputs(impl, fmt, cols, scalar)
     t2 = time.perf_counter()
     for i, why in failed.items():  # each a finding: not judged further
         raised[i] = True
         result.failed += 1
         _record_violation(result, impl, fmt, model, cols, slices, "-", i, math.nan,
                           math.inf, why)
+    for i, why in declined.items():  # a reported skip: not judged
+        raised[i] = True
+        result.declined[why] = result.declined.get(why, 0) + 1
+    failed = {**failed, **{i: "declined" for i in declined}}
     if raised.any():  # allowed only where some quantity is outside the bounded domain
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
     names = tuple(q for q in ROWS if q in outputs)
@@ -190,41 +220,70 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
 
 def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised) -> None:
     """The exact level: each value an admitted evaluation gives bit for bit (tallied per
-    evaluation), or not (tallied with the nearest legal value).  Where IEEE 754 fixes more than
-    a magnitude (the sign of a zero, the result of an overflow), an unexplained value is judged
-    at the bounded level with the case's legal values too."""
+    evaluation), or not (tallied, the first ones with the nearest legal value).  Where IEEE 754
+    fixes more than a magnitude, an unexplained value fails the bounded level too: a non-finite
+    value where an admitted evaluation may overflow (none gives this one), and a zero within
+    its bound whose sign no admitted evaluation gives (where one gives a zero)."""
     names = tuple(q for q in ROWS if q in outputs)
     block = getattr(outputs, "block", None)
     if block is None or tuple(outputs) != names:
         block = np.stack([np.asarray(outputs[q], dtype=np.float64) for q in names])
-    explained = explain_batch(fmt, cols, names, block, model)
     valid = ~raised
+    if raised.any():  # cases the implementation raised on or declined: nothing to explain
+        keep = np.flatnonzero(valid)
+        sub = {k: np.asarray(cols[k])[keep] for k in INPUTS}
+        explained = explain_batch(fmt, sub, names, block[:, keep], model)
+        which_all = np.full((len(names), len(valid)), -1, dtype=np.int16)
+        which_all[:, keep] = explained.which
+        explained.which = which_all
+    else:
+        explained = explain_batch(fmt, cols, names, block, model)
     for j, q in enumerate(names):
         t = result.tally(q)
         which = explained.which[j]
         counts = np.bincount(which[valid & (which >= 0)], minlength=len(explained.variants))
         t.explained_by({explained.variants[k].name: int(c) for k, c in enumerate(counts) if c})
         missing = np.flatnonzero(valid & (which < 0))
+        if len(missing):
+            _late_bounded(result, impl, fmt, model, cols, slices, q, block[j], missing)
         records = []
-        for i in missing.tolist():
-            value = float(block[j, i])
-            special = value == 0 or not math.isfinite(value)
-            if len(records) >= KEEP and not special:
-                continue
+        for i in missing[:KEEP].tolist():
             case = tuple(float(cols[k][i]) for k in INPUTS)
-            legal = legal_values(fmt, case, model)
-            if special:  # what only the legal values decide at the bounded level
-                exact = exact_step(*case).as_fractions()[q]
-                bound = case_bounds(fmt, case, model)[q]
-                late = judge(fmt, q, value, exact, bound, legal)
-                if late.violation and not judge(fmt, q, value, exact, bound).violation:
-                    t.violations += 1
-                    _record_violation(result, impl, fmt, model, cols, slices, q, i, value,
-                                      late.ratio, late.why)
-            if len(records) < KEEP:
-                e = legal.explain(q, value)
-                records.append(_unexplained_record(impl, fmt, model, cols, slices, q, i, e))
+            e = legal_values(fmt, case, model).explain(q, float(block[j, i]))
+            records.append(_unexplained_record(impl, fmt, model, cols, slices, q, i, e))
         t.not_explained(len(missing), records)
+
+
+def _late_bounded(result, impl, fmt, model, cols, slices, q, row, missing) -> None:
+    """The bounded level's verdict on unexplained values that only the legal values decide:
+    a non-finite value where an admitted evaluation may overflow, a zero of a sign IEEE 754
+    fixes otherwise (the loss's -0 is the kernel's: counted already)."""
+    values = row[missing]
+    special = missing[~np.isfinite(values) | ((values == 0) & (q not in NONNEGATIVE))]
+    if len(special) == 0:
+        return
+    sub = {k: np.ascontiguousarray(np.asarray(cols[k])[special]) for k in INPUTS}
+    v = row[special]
+    ood = batch_bounds(fmt, *(sub[k] for k in INPUTS), model)[q].out_of_domain
+    bad = ~np.isfinite(v) & ood
+    why = np.where(bad, "a non-finite value where an admitted evaluation may overflow, but not "
+                   "one it gives", "")
+    zero = np.isfinite(v) & (v == 0)
+    if zero.any():
+        within = check_batch(fmt, {k: a[zero] for k, a in sub.items()}, {q: v[zero]},
+                             model).status[q] == OK
+        plus, minus = zero_signs_batch(fmt, {k: a[zero] for k, a in sub.items()}, q, model)
+        negative = np.signbit(v[zero])
+        wrong = within & np.where(negative, plus & ~minus, minus & ~plus)
+        idx = np.flatnonzero(zero)[wrong]
+        bad[idx] = True
+        why[idx] = "a zero of the wrong sign (every admitted evaluation giving a zero gives " \
+                   "the other)"
+    t = result.tally(q)
+    for k in np.flatnonzero(bad).tolist():
+        t.violations += 1
+        _record_violation(result, impl, fmt, model, cols, slices, q, int(special[k]),
+                          float(v[k]), math.inf, str(why[k]))
 
 
 def _unexplained_record(impl, fmt, model, cols, slices, q, i, e) -> dict:
@@ -358,10 +417,10 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
 _WORKER: dict = {}
 
 
-def _init_worker(spec: str, fmt: str, model: str, threads: int, chunk: int) -> None:
+def _init_worker(spec: str, model: str, threads: int, warm: "tuple[str, int] | None") -> None:
     """A worker: load the implementation (its failure is said by the first task) and warm the
-    reference (its compiled kernels load, and its arrays are first allocated, here: in the
-    start-up time, not in the first chunks')."""
+    reference for ``warm`` = (format, chunk size) if given (its compiled kernels load, and its
+    arrays are first allocated, here: in the start-up time, not in the first chunks')."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         _WORKER["impl"] = load(spec)
@@ -371,7 +430,8 @@ def _init_worker(spec: str, fmt: str, model: str, threads: int, chunk: int) -> N
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-    _warm_reference(get_format(fmt), model, chunk)
+    if warm is not None:
+        _warm_reference(get_format(warm[0]), model, warm[1])
 
 
 def _warm_reference(fmt: Format, model: str, n: int) -> None:
@@ -453,51 +513,92 @@ def _failed_chunk(task: tuple, why: str) -> SweepResult:
     return result
 
 
-def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
-          model: str = "ieee", scalar: bool = False, chunk: int = CHUNK,
-          progress: Optional[Callable[[SweepResult, float], None]] = None,
-          timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0) -> SweepResult:
-    """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` in supervised worker
-    processes (one thread each): nothing the implementation does can end or stall the sweep.
-    ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
-    seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one)."""
-    fmt = get_format(fmt)
-    try:
-        work_for(fmt)
-        check_model(get_model(model), fmt)
-    except RuntimeError as exc:  # no extended precision on this platform
-        if not scalar:
+class Sweeper:
+    """Sweeps of one implementation, kept ready for several formats.
+
+    ``spec`` names a Python implementation: it is loaded in ``workers`` supervised worker
+    processes (nothing it does can end or stall the sweep; ``timeout``: seconds a chunk may
+    take).  ``impl``, an implementation object that supervises itself (a protocol process),
+    runs here instead, chunk after chunk.  ``warm``: (format, chunk size) to warm the workers'
+    reference for, within their start-up."""
+
+    def __init__(self, spec: str, model: str = "ieee", workers: int = 1, *,
+                 impl: Any = None, timeout: float = CHUNK_TIMEOUT,
+                 warm: "tuple[str, int] | None" = None) -> None:
+        self.spec, self.model, self.workers, self.timeout = spec, model, workers, timeout
+        self.began = time.perf_counter()
+        self._impl = impl
+        self._campaign = None if impl is not None else \
+            Campaign(workers, _init_worker, (spec, model, 1, warm))
+        self._about: Optional[dict] = None
+
+    def __enter__(self) -> "Sweeper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._campaign is not None:
+            self._campaign.close()
+
+    def _map(self, work: Callable, tasks, timeout: float):
+        if self._campaign is None:  # the implementation supervises itself: run here
+            _WORKER["impl"] = self._impl
+            _WORKER.pop("error", None)
+            return map(work, tasks)
+        return self._campaign.map(work, tasks, timeout=timeout)
+
+    def about(self) -> dict:
+        """The implementation's name and whether it offers a batch callable (LoadError if it
+        cannot be loaded)."""
+        if self._about is None:
+            (about,) = self._map(_describe, [None], LOAD_TIMEOUT)
+            if isinstance(about, ChunkFailed):
+                raise LoadError(f"cannot load implementation {self.spec!r}: importing it, "
+                                f"{about.why}")
+            if "error" in about:
+                raise LoadError(about["error"])
+            self._about = about
+        return self._about
+
+    def run(self, fmt: "Format | str", cases: int, seed: int = 0, scalar: bool = False,
+            chunk: int = CHUNK, progress: Optional[Callable[[SweepResult, float], None]] = None,
+            first_chunk: int = 0) -> SweepResult:
+        """Sweep ``cases`` cases of ``fmt``: ``scalar``: call the step callable per case even
+        if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one)."""
+        fmt, model, timeout = get_format(fmt), self.model, self.timeout
+        try:
+            work_for(fmt)
+            check_model(get_model(model), fmt)
+        except RuntimeError as exc:  # no extended precision on this platform
+            if not scalar:
+                raise UsageError(str(exc)) from None
+        except ValueError as exc:  # a model the batch reference does not cover
             raise UsageError(str(exc)) from None
-    except ValueError as exc:  # a model the batch reference does not cover
-        raise UsageError(str(exc)) from None
-    total = SweepResult(spec, fmt.name, get_model(model).name, seed, workers=workers)
-    began = time.perf_counter()
-    if scalar and chunk == CHUNK:
-        chunk = 1 << 13  # the scalar path is ~1000x slower: report progress more often
-    with Campaign(workers, _init_worker, (spec, fmt.name, model, 1, chunk)) as campaign:
-        (about,) = campaign.map(_describe, [None], timeout=LOAD_TIMEOUT)
-        if isinstance(about, ChunkFailed):
-            raise LoadError(f"cannot load implementation {spec!r}: importing it, {about.why}")
-        if "error" in about:
-            raise LoadError(about["error"])
+        total = SweepResult(self.spec, fmt.name, get_model(model).name, seed,
+                            workers=self.workers)
+        about = self.about()
         total.impl = about["name"]
+        if scalar and chunk == CHUNK:
+            chunk = 1 << 13  # the scalar path is ~1000x slower: report progress more often
         if not about["batch"] and not scalar:
             scalar = True
             chunk = 1 << 13 if chunk == CHUNK else chunk
-        (unsupported,) = campaign.map(_supports, [(fmt.name, scalar)], timeout=timeout)
+        (unsupported,) = self._map(_supports, [(fmt.name, scalar)], timeout)
         if isinstance(unsupported, str) and unsupported:  # nothing to check: said, exit 2
             raise UsageError(unsupported)
         if isinstance(unsupported, ChunkFailed):  # its first case crashed or hung: a finding
-            _probe_failed(total, spec, fmt, model, unsupported.why)
+            _probe_failed(total, self.spec, fmt, model, unsupported.why)
             return total
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
-                  model, scalar, spec)
+                  model, scalar, self.spec)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
-        total.startup = start - began
+        total.startup = start - self.began
         in_a_row = 0  # chunks failed as a whole, one after the other
         try:
-            for r in campaign.map(_work, tasks, timeout=timeout):
+            for r in self._map(_work, tasks, timeout):
                 if isinstance(r, ChunkFailed):
                     r = _failed_chunk(r.task, r.why)
                 total.merge(r)
@@ -512,10 +613,24 @@ def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: in
             total.stopped = str(exc)
         except Interrupted as exc:
             total.interrupted = exc.signal_name
-    total.wall = time.perf_counter() - start
-    if total.path == "" and not (total.failed or total.stopped or total.interrupted):
-        raise LoadError("no cases were run")
-    return total
+        total.wall = time.perf_counter() - start
+        if total.path == "" and not (total.failed or total.stopped or total.interrupted):
+            raise LoadError("no cases were run")
+        return total
+
+
+def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
+          model: str = "ieee", scalar: bool = False, chunk: int = CHUNK,
+          progress: Optional[Callable[[SweepResult, float], None]] = None,
+          timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0) -> SweepResult:
+    """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` in supervised worker
+    processes (one thread each): nothing the implementation does can end or stall the sweep.
+    ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
+    seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one)."""
+    fmt = get_format(fmt)
+    warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk)
+    with Sweeper(spec, model, workers, timeout=timeout, warm=warm) as sweeper:
+        return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk)
 
 
 def record(result: SweepResult, command: str, path) -> None:
@@ -575,6 +690,8 @@ def render(result: SweepResult, command: str = "") -> str:
     if result.failed:
         lines.append(f"  {result.failed:,} cases failed outright: the implementation raised, "
                      "crashed, hung or returned garbage on them")
+    for why, k in result.declined.items():
+        lines.append(f"  {k:,} cases declined (a reported skip, not checked): {why}")
     lines.append(f"  violations (bounded level): {result.violations}; unexplained values "
                  f"(exact level): {result.unexplained}")
     for q, t in result.quantities.items():

@@ -23,9 +23,10 @@ import numpy as np
 
 from reference.bounds import IEEE, OutOfDomain, case_bounds
 from reference.exact import exact_step
-from reference.formats import (FORMATS, Format, exact_decimal, exact_hex, float_hex, parse_exact,
-                               parse_hex)
-from reference.judge import judge
+from reference.formats import (FORMATS, Format, as_float, exact_decimal, exact_hex, float_hex,
+                               parse_exact, parse_hex)
+from reference.judge import NONNEGATIVE, judge
+from reference.legal import legal_values
 from reference.rounded import VARIANTS, evaluate_variants, fl_add, fl_mul
 from reference.step import INPUTS, QUANTITIES, REQUIRED, SEED_EXAMPLE, Case
 
@@ -128,20 +129,23 @@ def _test(fmt: Format, tc_id: int, comment: str, flags: list[str], case: tuple) 
     inputs = dict(zip(INPUTS, case))
     exact = exact_step(*case).as_fractions()
     bounds = case_bounds(fmt, inputs, IEEE)
+    legal = legal_values(fmt, case, IEEE)
     expected = {}
     flags = list(flags)
     for q in QUANTITIES:
         e = exact[q]
         entry = {"exact": exact_decimal(e, 100000), "exactHex": exact_hex(e),
-                 "rounded": float_hex(fmt.round(e))}
+                 "rounded": float_hex(fmt.round(e)),
+                 "legal": sorted({float_hex(v) for v in legal.of(q)}, key=_hex_order)}
         b = bounds[q]
         if isinstance(b, OutOfDomain):
             entry["outOfDomain"] = b.reason
             if "OutOfDomain" not in flags:
                 flags.append("OutOfDomain")
-        else:
+            b = b.bound  # held by the finite results all the same
+        if b is not None:
             entry["bound"] = exact_hex(Fraction(b))
-            entry["boundUlps"] = round(float(Fraction(b) / fmt.ulp(e)), 6)
+            entry["boundUlps"] = round(as_float(Fraction(b) / fmt.ulp(e)), 6)
         expected[q] = entry
     if any(v != 0.0 and abs(v) < fmt.smallest_normal for v in case) and "Subnormal" not in flags:
         flags.append("Subnormal")
@@ -149,6 +153,13 @@ def _test(fmt: Format, tc_id: int, comment: str, flags: list[str], case: tuple) 
             "inputs": {k: {"hex": float_hex(v), "decimal": exact_decimal(v, 100000)}
                        for k, v in inputs.items()},
             "expected": expected}
+
+
+def _hex_order(text: str) -> tuple:
+    """Legal values in numeric order (NaN last), for a stable file."""
+    if text == "nan":
+        return (1, 0.0)
+    return (0, float.fromhex(text) if "0x" in text else float(text))
 
 
 def generate(fmt_name: str) -> dict:
@@ -171,9 +182,12 @@ def generate(fmt_name: str) -> dict:
         "header": ["Each quantity's 'exact' value is the exact result on the binary inputs (a "
                    "finite decimal); 'rounded' is it correctly rounded to the format; 'bound' is "
                    "an upper bound on |computed - exact| for every evaluation the ieee model "
-                   "admits (spec/tolerances.md). A result conforms when it is a value of the "
-                   "format and |computed - exact| <= bound. Quantities with 'outOfDomain' are "
-                   "not checked."],
+                   "admits (spec/tolerances.md); 'legal' lists every value those evaluations "
+                   "give, bit for bit. At the bounded level a result conforms when it is a "
+                   "value of the format and |computed - exact| <= bound; at the exact level, "
+                   "when it is one of 'legal'. Where 'outOfDomain' says an admitted evaluation "
+                   "may overflow, a finite result is held to the bound and a non-finite one "
+                   "must be one of 'legal'."],
         "testGroups": [{"format": fmt_name, "tests": tests}],
     }
 
@@ -319,13 +333,37 @@ def _malformed(entry: object) -> str:
     return ""
 
 
-def verify(results: list, vectors: dict[str, dict]) -> dict:
-    """Check results ({format, tcId, outputs}) against the vectors.  Every vector of a format
-    that has results needs exactly one; a format declared unsupported needs none.  A summary:
-    counts (checked, passed, failed, unknown ids, duplicates, missing, malformed), the formats
-    not run, and the failures."""
-    summary = {"checked": 0, "passed": 0, "failed": 0, "unknown": 0, "duplicates": 0,
-               "missing": 0, "malformed": 0, "failures": [], "unsupported": {}}
+def _bounded(fmt: Format, q: str, v: float, exp: dict) -> str:
+    """Why ``v`` fails the bounded level for a vector's expected entry ('' if it does not)."""
+    legal = exp.get("legal")
+    if not math.isfinite(v):
+        if "outOfDomain" in exp and (legal is None or float_hex(v) in legal):
+            return ""  # an overflow an admitted evaluation gives
+        return ("is not finite" if "outOfDomain" not in exp else
+                "is not an overflow an admitted evaluation gives")
+    if "bound" not in exp:
+        return ""  # (vectors written before bounds were given where overflow is possible)
+    j = judge(fmt, q, v, parse_hex(exp["exactHex"]), parse_hex(exp["bound"]))
+    if j.violation:
+        times = "> 1e300" if j.ratio > 1e300 else f"{j.ratio:.3g}"
+        return f"is off by {times} times its bound (exact {exact_decimal(j.exact, 25)})"
+    if v == 0 and legal is not None:  # the sign of a zero, where IEEE 754 fixes it
+        zeros = {t for t in legal if t in ("0x0p+0", "-0x0p+0")}
+        if (q in NONNEGATIVE and math.copysign(1.0, v) < 0) or \
+                (zeros and float_hex(v) not in zeros):
+            return "is a zero of the wrong sign"
+    return ""
+
+
+def verify(results: list, vectors: dict[str, dict], level: str = "exact") -> dict:
+    """Check results ({format, tcId, outputs}) against the vectors, at both levels (``level``
+    decides which failures the summary lists first).  Every vector of a format that has results
+    needs exactly one; a format declared unsupported needs none.  A summary: counts (checked,
+    passed and failed at the bounded level, unexplained at the exact level, unknown ids,
+    duplicates, missing, malformed), the formats not run, and the failures."""
+    summary = {"checked": 0, "passed": 0, "failed": 0, "unexplained": 0, "unknown": 0,
+               "duplicates": 0, "missing": 0, "malformed": 0, "failures": [],
+               "unsupported": {}, "level": level}
     seen: set = set()
     formats_run: set = set()
 
@@ -363,10 +401,9 @@ def verify(results: list, vectors: dict[str, dict]) -> dict:
             summary["passed"] += 1
             continue
         reasons = [f"the program reported an error: {r['error'][:200]}"] if "error" in r else []
+        unexplained = []
         for q in REQUIRED:
             exp = test["expected"][q]
-            if "outOfDomain" in exp:
-                continue
             if q not in outputs:
                 reasons.append(f"{q} missing")
                 continue
@@ -374,16 +411,23 @@ def verify(results: list, vectors: dict[str, dict]) -> dict:
             if isinstance(v, str):
                 reasons.append(f"{q}: {v}")
                 continue
-            j = judge(fmt, q, v, parse_hex(exp["exactHex"]), parse_hex(exp["bound"]))
-            if j.violation:
-                times = "> 1e300" if j.ratio > 1e300 else f"{j.ratio:.3g}"
-                reasons.append(f"{q} = {outputs[q]} is off by {times} times its bound "
-                               f"(exact {exact_decimal(j.exact, 25)})")
+            legal = exp.get("legal")
+            if legal is not None and float_hex(v) not in legal:
+                unexplained.append(f"{q} = {outputs[q]} is not what an admitted evaluation "
+                                   f"gives ({', '.join(legal[:3])}"
+                                   + (", ..." if len(legal) > 3 else "") + ")")
+            why = _bounded(fmt, q, v, exp)
+            if why:
+                reasons.append(f"{q} = {outputs[q]} {why}")
         summary["checked"] += 1
         if reasons:
             fail("failed", fmt_name, tc, "; ".join(reasons), test["comment"])
         else:
             summary["passed"] += 1
+        if unexplained and level == "exact" and not reasons:
+            fail("unexplained", fmt_name, tc, "; ".join(unexplained), test["comment"])
+        elif unexplained:
+            summary["unexplained"] += 1
     for fmt_name in sorted(formats_run):
         absent = sorted(set(vectors[fmt_name]) - {tc for f, tc in seen if f == fmt_name})
         for tc in absent:
@@ -393,13 +437,15 @@ def verify(results: list, vectors: dict[str, dict]) -> dict:
 
 
 def verified(summary: dict) -> int:
-    """The exit status of a verification: 0 every result passed and nothing was missing,
-    duplicated, malformed or unknown; 1 otherwise; 2 when nothing could be checked."""
+    """The exit status of a verification: 0 every result passed (at the summary's level) and
+    nothing was missing, duplicated, malformed or unknown; 1 otherwise; 2 when nothing could be
+    checked."""
     if not summary["checked"] and not any(summary[k] for k in ("failed", "unknown",
                                                                 "duplicates", "malformed")):
         return 2
-    bad = sum(summary[k] for k in ("failed", "unknown", "duplicates", "missing", "malformed"))
-    return 1 if bad else 0
+    kinds = ("failed", "unknown", "duplicates", "missing", "malformed") \
+        + (("unexplained",) if summary.get("level", "exact") == "exact" else ())
+    return 1 if sum(summary[k] for k in kinds) else 0
 
 
 def run_implementation(impl, vectors: dict[str, dict], formats: Iterable[str]) -> list[dict]:

@@ -34,7 +34,7 @@ from ..rounded import Variant, admitted
 from ..step import INPUTS, NODE_OF, NODES, product_operand
 from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
 
-__all__ = ["Explained", "explain_batch", "evaluate_arrays", "HAVE_X87"]
+__all__ = ["Explained", "explain_batch", "evaluate_arrays", "zero_signs_batch", "HAVE_X87"]
 
 #: Formats numpy computes in natively.
 NATIVE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -352,3 +352,27 @@ def explain_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Se
             e = legal.explain(q, float(block[j, i]))
             which[j, i] = index[e.variants[0]] if e.variants else -1
     return Explained(tuple(names), variants, which, undecided)
+
+
+def zero_signs_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], q: str,
+                     model: "Model | str" = "ieee") -> tuple[np.ndarray, np.ndarray]:
+    """Per case, whether some admitted evaluation gives ``q`` = +0, and whether one gives -0
+    (every admitted evaluation runs; undecided cases are decided by ``reference.legal``)."""
+    fmt, model = get_format(fmt), get_model(model)
+    n = len(cols["w"])
+    plus, minus = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    lr = np.asarray(cols["lr"], dtype=np.float64)
+    lr_in_format = bool(np.all(_rnd(fmt, lr) == lr))
+    undecided_all = np.zeros(n, dtype=bool)
+    for variant in admitted(fmt, model, lr_in_format=lr_in_format):
+        values, undecided = evaluate_arrays(fmt, variant, cols, lr_in_format)
+        v = values[q]
+        zero = (v == 0) & ~undecided
+        plus |= zero & ~np.signbit(v)
+        minus |= zero & np.signbit(v)
+        undecided_all |= undecided
+    for i in np.flatnonzero(undecided_all).tolist():
+        case = tuple(float(np.asarray(cols[k])[i]) for k in INPUTS)
+        signs = legal_values(fmt, case, model).zero_signs(q)
+        plus[i], minus[i] = 1.0 in signs, -1.0 in signs
+    return plus, minus

@@ -15,7 +15,7 @@ from ..bounds import Model, case_bounds, get_model
 from ..exact import exact_step
 from ..formats import Format, get_format
 from ..judge import judge
-from ..step import INPUTS, NODE_OF
+from ..step import INPUTS, NODE_OF, REQUIRED
 from . import kernel
 from .arith import BINARY64, ArrayOps, Work, work_for
 from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
@@ -78,6 +78,11 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
     work = work_for(fmt)
     names, block = _outputs_in_rows(outputs)
     kernels = _kernels(fmt, model, engine, work)
+    if kernels is not None and names not in (REQUIRED, ROWS):
+        if engine == "compiled":  # the kernel reads the rows of every required quantity
+            raise ValueError(f"the compiled engine judges the rows {', '.join(ROWS)} (dL_dy "
+                             f"optional), not {', '.join(names)}")
+        kernels = None
     if kernels is not None:
         cols = [np.ascontiguousarray(cases[k], dtype=np.float64) for k in INPUTS]
         ratio = np.empty(block.shape)
@@ -147,6 +152,9 @@ def screen_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray], block: np
     kernels = _kernels(fmt, model, "auto", work_for(fmt))
     if kernels is None:
         return None
+    if block.shape[0] not in (len(REQUIRED), len(ROWS)):
+        raise ValueError(f"screen_batch reads the rows {', '.join(ROWS)} (dL_dy optional), not "
+                         f"{block.shape[0]} rows")
     cols = [np.ascontiguousarray(cases[k], dtype=np.float64) for k in INPUTS]
     estimate = np.empty(block.shape)
     attention = np.empty(block.shape[1], dtype=np.uint8)

@@ -6,9 +6,12 @@ rounded to the parameter's dtype and, under the vectorised dispatch, a fused mul
 ``step_batch`` runs one case per element (per-element parameters, the sum of the losses as
 objective).  An optimiser applies one learning rate per parameter, so each run of equal
 consecutive ``lr`` values becomes one parameter pair stepped by ``torch.optim.SGD``; a sweep
-draws lr once per block of cases for this reason.  ``NEURONSPEC_TORCH_DEVICE`` picks the device.
+draws lr once per block of cases for this reason.  ``torch.optim.SGD`` refuses a negative lr: a
+negative lr runs as ``maximize=True`` with ``|lr|``, the same update bit for bit.
+``NEURONSPEC_TORCH_DEVICE`` picks the device.
 """
 
+import math
 import os
 
 import numpy as np
@@ -27,7 +30,8 @@ def step(w, b, x, t, lr, dtype="float32"):
     b = torch.tensor(b, dtype=dt, requires_grad=True)
     x = torch.tensor(x, dtype=dt)
     t = torch.tensor(t, dtype=dt)
-    optimizer = torch.optim.SGD([w, b], lr=lr)
+    # SGD refuses a negative lr; maximize=True with |lr| is the same step, bit for bit
+    optimizer = torch.optim.SGD([w, b], lr=abs(lr), maximize=math.copysign(1.0, lr) < 0)
     optimizer.zero_grad()
     # forward
     y = w * x + b
@@ -68,17 +72,20 @@ def step_batch(w, b, x, t, lr, dtype="float32"):
     loss.sum().backward()
     # one optimiser; each run of equal lr steps views of the new-parameter tensors in place
     w_new, b_new = w.detach().clone(), b.detach().clone()
-    starts = np.flatnonzero(np.r_[True, lr[1:] != lr[:-1]])
+    bits = lr.view(np.uint64)  # runs of the same lr, bit for bit: -0 is not +0 here
+    starts = np.flatnonzero(np.r_[True, bits[1:] != bits[:-1]])
     ends = np.r_[starts[1:], len(lr)]
     optimizer = None
     for i, j in zip(starts.tolist(), ends.tolist()):
         wi, bi = w_new[i:j].requires_grad_(), b_new[i:j].requires_grad_()
         wi.grad, bi.grad = w.grad[i:j], b.grad[i:j]
+        rate, climb = abs(float(lr[i])), math.copysign(1.0, float(lr[i])) < 0
         if optimizer is None:
-            optimizer = torch.optim.SGD([wi, bi], lr=float(lr[i]))
+            optimizer = torch.optim.SGD([wi, bi], lr=rate, maximize=climb)
         else:
             optimizer.param_groups[0]["params"] = [wi, bi]
-            optimizer.param_groups[0]["lr"] = float(lr[i])
+            optimizer.param_groups[0]["lr"] = rate
+            optimizer.param_groups[0]["maximize"] = climb
         optimizer.step()
     return {"y": _array(y), "dL_dy": _array(y.grad), "loss": _array(loss),
             "dL_dw": _array(w.grad), "dL_db": _array(b.grad),
