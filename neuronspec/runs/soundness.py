@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 import time
 from typing import Iterable
 
@@ -21,7 +22,7 @@ from reference.bounds import IEEE, MODELS, OutOfDomain, case_bounds
 from reference.exact import exact_step
 from reference.formats import FORMATS, Format, as_float, float_hex
 from reference.judge import OUT_OF_DOMAIN, judge
-from reference.legal import from_results
+from reference.legal import from_results, value_key
 from reference.rounded import admitted, evaluate_variants
 from reference.step import INPUTS, REQUIRED
 
@@ -58,11 +59,20 @@ class SoundnessTally:
         self.errors: list[str] = []
         # "scheme|regime" -> {"cases", "false_rejections", "mutants": {name: {"cases", "missed"}}}
         self.compare: dict[str, dict] = {}
+        # quantity -> the case-by-case tightness of the ieee bound (see ``tightness``)
+        self.tight: dict[str, dict] = {}
 
     def get(self, subject: str, quantity: str) -> QuantityTally:
         return self.stats.setdefault(subject, {}).setdefault(quantity, QuantityTally())
 
     def merge(self, other: "SoundnessTally") -> None:
+        for q, d in other.tight.items():
+            mine = self.tight.setdefault(q, _empty_tight())
+            for key in ("cases", "exact", "stricter"):
+                mine[key] += d[key]
+            for key in ("ratio", "values", "legal"):
+                for k, n in d[key].items():
+                    mine[key][k] = mine[key].get(k, 0) + n
         for subject, qs in other.stats.items():
             for q, s in qs.items():
                 self.get(subject, q).merge(s)
@@ -80,6 +90,7 @@ class SoundnessTally:
 
     def as_dict(self) -> dict:
         return {"regimes": self.regimes, "errors": self.errors, "compare": self.compare,
+                "tightness": self.tight,
                 "subjects": {s: {q: st.as_dict() for q, st in qs.items()}
                              for s, qs in self.stats.items()}}
 
@@ -87,11 +98,85 @@ class SoundnessTally:
     def from_dict(cls, d: dict) -> "SoundnessTally":
         t = cls()
         t.regimes = dict(d["regimes"])
+        t.tight = {q: {k: (dict(v) if isinstance(v, dict) else v) for k, v in dt.items()}
+                   for q, dt in d.get("tightness", {}).items()}
         t.errors = list(d["errors"])
         t.compare = d["compare"]
         t.stats = {subject: {q: QuantityTally.from_dict(s) for q, s in qs.items()}
                    for subject, qs in d["subjects"].items()}
         return t
+
+
+#: Tightness histograms count log2 of a ratio in bins of a quarter of a binade.
+TIGHT_BINS_PER_OCTAVE = 4
+
+
+def _empty_tight() -> dict:
+    return {"cases": 0, "exact": 0, "stricter": 0, "ratio": {}, "values": {}, "legal": {}}
+
+
+def _octave_bin(x: Fraction) -> str:
+    """The histogram bin of a ratio >= 1 (its log2 in quarters of a binade, floored)."""
+    n, d = x.numerator, x.denominator
+    e = n.bit_length() - d.bit_length()
+    if (n << max(0, -e)) < (d << max(0, e)):
+        e -= 1
+    frac = x / Fraction(2) ** e  # in [1, 2)
+    quarter = sum(1 for k in range(1, TIGHT_BINS_PER_OCTAVE)
+                  if frac >= Fraction(2) ** Fraction(k, TIGHT_BINS_PER_OCTAVE))
+    return str(e * TIGHT_BINS_PER_OCTAVE + quarter)
+
+
+def _ordinal(fmt: Format, v: float) -> int:
+    """The rank of a finite value of ``fmt`` among its values (0 for both zeros)."""
+    a = abs(Fraction(v))
+    if a < fmt.smallest_normal:
+        k = int(a / fmt.smallest_subnormal_exact)
+    else:
+        e = fmt.exponent(a)
+        m = int(a / Fraction(2) ** (e - fmt.p + 1))
+        k = (1 << (fmt.p - 1)) + (e - fmt.emin) * (1 << (fmt.p - 1)) + m - (1 << (fmt.p - 1))
+    return -k if v < 0 else k
+
+
+def tightness(tally: SoundnessTally, fmt: Format, exact: dict, bounds: dict,
+              results: dict) -> None:
+    """The case-by-case tightness of the bound against the legal set (``results``: every
+    evaluation the model admits): per quantity, the bound over the largest legal error (log2
+    histogram; "exact" where every legal value is exact), how many values of the format the
+    bound's interval holds (log2 histogram) against how many are legal, and whether the exact
+    level is stricter here (the interval holds a value just outside the legal hull)."""
+    for q in REQUIRED:
+        bound = bounds[q]
+        if isinstance(bound, OutOfDomain):
+            continue
+        legal = {value_key(out[q]): out[q] for out in results.values()}
+        finite = [v for v in legal.values() if math.isfinite(v)]
+        if not finite:
+            continue
+        t = tally.tight.setdefault(q, _empty_tight())
+        t["cases"] += 1
+        e, b = exact[q], Fraction(bound)
+        worst = max(abs(Fraction(v) - e) for v in finite)
+        if worst == 0:
+            t["exact"] += 1
+        else:
+            key = _octave_bin(max(b / worst, Fraction(1)))
+            t["ratio"][key] = t["ratio"].get(key, 0) + 1
+        lo, hi = fmt.round(e - b), fmt.round(e + b)  # the interval's values of the format
+        if math.isfinite(lo) and Fraction(lo) < e - b:
+            lo = fmt.next_up(lo)
+        if math.isfinite(hi) and Fraction(hi) > e + b:
+            hi = fmt.next_down(hi)
+        if math.isfinite(lo) and math.isfinite(hi) and hi >= lo:
+            count = _ordinal(fmt, hi) - _ordinal(fmt, lo) + 1
+            key = _octave_bin(Fraction(count))
+            t["values"][key] = t["values"].get(key, 0) + 1
+        n = str(len({v for v in finite}))
+        t["legal"][n] = t["legal"].get(n, 0) + 1
+        below, above = fmt.next_down(min(finite)), fmt.next_up(max(finite))
+        if any(math.isfinite(v) and abs(Fraction(v) - e) <= b for v in (below, above)):
+            t["stricter"] += 1
 
 
 def _case_text(case, regime: str) -> dict:
@@ -113,6 +198,13 @@ def check_values(tally: SoundnessTally, subject: str, fmt: Format, case, regime:
         else:
             st.checked += 1
         for value, source in values.items():
+            if legal is not None:  # an implementation: the exact level too
+                e = legal.explain(q, value)
+                if e.explained:
+                    st.explained_by({e.variants[0]: 1})
+                else:
+                    st.not_explained(1, [{"computed": float_hex(value), "ulps": e.ulps,
+                                          **_case_text(case, regime)}])
             if ood and not math.isfinite(value) and legal is None:
                 continue
             j = judge(fmt, q, value, exact[q], bound, legal)
@@ -177,6 +269,7 @@ def run_chunk(spec: dict) -> dict:
         if spec.get("variants", True):
             results = evaluate_variants(fmt, *case, ieee_variants)
             check_values(tally, "ieee", fmt, case, regime, ratios, bounds, _distinct(results))
+            tightness(tally, fmt, ratios, bounds, results)
             if spec["chunk"] % OPTIONS_EVERY == 0:
                 strict = {k: v for k, v in results.items() if k in strict_names}
                 check_values(tally, "strict", fmt, case, regime, ratios,
