@@ -195,7 +195,8 @@ def pytest_report_header(config: pytest.Config) -> "list[str] | None":
     from . import __version__
 
     profile = hypothesis_profile(settings.profile)
-    lines = [f"neuronspec {__version__} property suite: model {settings.model}, formats "
+    lines = [f"neuronspec {__version__} property suite: model {settings.model}, level "
+             f"{settings.level}, formats "
              f"{', '.join(settings.formats)}; numpy {numpy.__version__}, mpmath "
              f"{mpmath.__version__}, {_torch_line()}",
              f"hypothesis {hypothesis.__version__} profile neuronspec-{settings.profile}: "

@@ -402,9 +402,12 @@ def in_domain(fmt: "Format | str", case: tuple, model: "Model | str" = IEEE) -> 
 
 
 def hunt(impl: Any, formats: "list[str] | None" = None, max_examples: int = 200,
-         seed: int = 0, properties: "list[str] | None" = None) -> "Finding | None":
-    """Search for a case where ``impl`` violates a property (hypothesis, derandomized by
-    ``seed``); the first finding, or None if every property held on every case tried."""
+         seed: int = 0, properties: "list[str] | None" = None,
+         model: "Model | str" = IEEE) -> "Finding | None":
+    """Search for a case where ``impl`` violates a property under ``model`` (hypothesis,
+    derandomized by ``seed``); the first finding, or None if every property held on every case
+    tried."""
+    model = get_model(model)
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
     from hypothesis import assume as h_assume
 
@@ -424,8 +427,8 @@ def hunt(impl: Any, formats: "list[str] | None" = None, max_examples: int = 200,
                       suppress_health_check=list(HealthCheck))
             @given(labelled=cases(fmt))
             def run(labelled):
-                h_assume(in_domain(fmt, labelled[1]))
-                prop(impl, fmt, labelled)
+                h_assume(in_domain(fmt, labelled[1], model))
+                prop(impl, fmt, labelled, model)
 
             try:
                 run()

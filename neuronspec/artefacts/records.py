@@ -14,6 +14,7 @@ import os
 import platform
 import tempfile
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -22,7 +23,7 @@ from ..errors import DataError
 from . import jsontext
 
 __all__ = ["KINDS", "RECORD_VERSION", "DEFAULT_DIR", "path_of", "load", "validate", "write",
-           "prepare", "update", "machine", "cpu_name"]
+           "prepare", "update", "machine", "cpu_name", "OCTAVE_BINS", "octave_bin"]
 
 RECORD_VERSION = 1
 KINDS = ("soundness", "sweeps", "crosscheck", "cuda")
@@ -137,6 +138,22 @@ def update(kind: str, path: "Path | str", change: Callable[[dict], dict]) -> dic
         content = change(dict(current))
         write(kind, content, path)
     return content
+
+
+#: Histograms in records count log2 of a quantity in bins of a quarter of a binade.
+OCTAVE_BINS = 4
+
+
+def octave_bin(x: Fraction) -> str:
+    """The histogram bin of an exact ratio >= 1 (its log2 in quarters of a binade, floored),
+    as the record's key."""
+    n, d = x.numerator, x.denominator
+    e = n.bit_length() - d.bit_length()
+    if (n << max(0, -e)) < (d << max(0, e)):
+        e -= 1
+    within = x / Fraction(2) ** e  # in [1, 2)
+    quarter = sum(1 for k in range(1, OCTAVE_BINS) if within ** OCTAVE_BINS >= 2 ** k)
+    return str(e * OCTAVE_BINS + quarter)
 
 
 def cpu_name() -> str:

@@ -11,6 +11,7 @@ so the document can be regenerated (and checked for staleness) in milliseconds.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -180,6 +181,7 @@ def _soundness(rec: dict) -> "Optional[dict]":
         "regimes": [(name, " ".join(r.doc.split()).rstrip(".")) for name, r in REGIMES.items()],
         "commands": sorted({r.get("command", "?") for r in runs.values()}),
         "tolerance_rows": tolerance_rows,
+        "tightness_rows": _tightness_rows(formats),
         "subject_rows": subject_rows,
         "regime_rows": regime_rows,
         "worst_rows": worst_rows,
@@ -189,6 +191,60 @@ def _soundness(rec: dict) -> "Optional[dict]":
                     "seconds": f"{p['seconds']:,}"}
                    for fname in FORMATS for p in formats.get(fname, {}).get("passes", [])],
     }
+
+
+def _quantile(hist: dict, share: float) -> "float | None":
+    """The value below which ``share`` of a log2 histogram lies (bins of a quarter binade:
+    the lower edge of the bin holding the quantile), or None for an empty histogram."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    seen = 0
+    for key in sorted(hist, key=int):
+        seen += hist[key]
+        if seen >= share * total:
+            return 2.0 ** (int(key) / records.OCTAVE_BINS)
+    return None
+
+
+def _count_quantile(hist: dict, share: float) -> "int | None":
+    total = sum(hist.values())
+    seen = 0
+    for key in sorted(hist, key=int):
+        seen += hist[key]
+        if seen >= share * total:
+            return int(key)
+    return None
+
+
+def _big(x: "float | None") -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if x < 1e6 else f"2^{math.log2(x):.0f}"
+
+
+def _tightness_rows(formats: dict) -> list[dict]:
+    """Section 4.5: per format and quantity, the bound over the largest legal error (median,
+    90th and 99th percentile, over the cases where some legal value is inexact), the share of
+    cases where every legal value is exact, where the exact level is stricter than the bound,
+    and the median number of format values the bound's interval holds against legal ones."""
+    rows = []
+    for fname in FORMATS:
+        tight = formats.get(fname, {}).get("tightness", {})
+        for q in REQUIRED:
+            t = tight.get(q)
+            if not t or not t["cases"]:
+                continue
+            n = t["cases"]
+            rows.append({"format": fname, "quantity": q, "cases": f"{n:,}",
+                         "median": _big(_quantile(t["ratio"], 0.5)),
+                         "p90": _big(_quantile(t["ratio"], 0.9)),
+                         "p99": _big(_quantile(t["ratio"], 0.99)),
+                         "exact": f"{100 * t['exact'] / n:.1f}%",
+                         "stricter": f"{100 * t['stricter'] / n:.1f}%",
+                         "values": _big(_quantile(t["values"], 0.5)),
+                         "legal": str(_count_quantile(t["legal"], 0.5))})
+    return rows
 
 
 def _peers(rec: dict) -> dict:
@@ -251,6 +307,7 @@ def _sweeps(runs: dict) -> list:
             cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g})" if t else "-")
         out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
                     "cells": cells, "violations": r["violations"],
+                    "unexplained": f"{r['unexplained']:,}" if "unexplained" in r else "-",
                     "rate": f"{r['cases_per_second']:,}" if r.get("cases_per_second") else "-",
                     "workers": r["workers"],
                     "command": r["command"], "path": r["path"],

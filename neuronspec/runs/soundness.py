@@ -27,6 +27,7 @@ from reference.rounded import admitted, evaluate_variants
 from reference.step import INPUTS, REQUIRED
 
 from ..artefacts import records
+from ..artefacts.records import octave_bin
 from ..artefacts.peers import MUTANTS, PEER_TOLERANCES, peer_accepts
 from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
 from ..errors import ImplementationError, LoadError
@@ -107,24 +108,8 @@ class SoundnessTally:
         return t
 
 
-#: Tightness histograms count log2 of a ratio in bins of a quarter of a binade.
-TIGHT_BINS_PER_OCTAVE = 4
-
-
 def _empty_tight() -> dict:
     return {"cases": 0, "exact": 0, "stricter": 0, "ratio": {}, "values": {}, "legal": {}}
-
-
-def _octave_bin(x: Fraction) -> str:
-    """The histogram bin of a ratio >= 1 (its log2 in quarters of a binade, floored)."""
-    n, d = x.numerator, x.denominator
-    e = n.bit_length() - d.bit_length()
-    if (n << max(0, -e)) < (d << max(0, e)):
-        e -= 1
-    frac = x / Fraction(2) ** e  # in [1, 2)
-    quarter = sum(1 for k in range(1, TIGHT_BINS_PER_OCTAVE)
-                  if frac >= Fraction(2) ** Fraction(k, TIGHT_BINS_PER_OCTAVE))
-    return str(e * TIGHT_BINS_PER_OCTAVE + quarter)
 
 
 def _ordinal(fmt: Format, v: float) -> int:
@@ -161,7 +146,7 @@ def tightness(tally: SoundnessTally, fmt: Format, exact: dict, bounds: dict,
         if worst == 0:
             t["exact"] += 1
         else:
-            key = _octave_bin(max(b / worst, Fraction(1)))
+            key = octave_bin(max(b / worst, Fraction(1)))
             t["ratio"][key] = t["ratio"].get(key, 0) + 1
         lo, hi = fmt.round(e - b), fmt.round(e + b)  # the interval's values of the format
         if math.isfinite(lo) and Fraction(lo) < e - b:
@@ -170,7 +155,7 @@ def tightness(tally: SoundnessTally, fmt: Format, exact: dict, bounds: dict,
             hi = fmt.next_down(hi)
         if math.isfinite(lo) and math.isfinite(hi) and hi >= lo:
             count = _ordinal(fmt, hi) - _ordinal(fmt, lo) + 1
-            key = _octave_bin(Fraction(count))
+            key = octave_bin(Fraction(count))
             t["values"][key] = t["values"].get(key, 0) + 1
         n = str(len({v for v in finite}))
         t["legal"][n] = t["legal"].get(n, 0) + 1

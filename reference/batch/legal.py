@@ -34,7 +34,8 @@ from ..rounded import Variant, admitted
 from ..step import INPUTS, NODE_OF, NODES, product_operand
 from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
 
-__all__ = ["Explained", "explain_batch", "evaluate_arrays", "zero_signs_batch", "HAVE_X87"]
+__all__ = ["Explained", "explain_batch", "evaluate_arrays", "zero_signs_batch", "same_bits",
+           "HAVE_X87"]
 
 #: Formats numpy computes in natively.
 NATIVE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -64,7 +65,7 @@ class Explained:
         return self.which[self.names.index(q)] < 0
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bitwise equality of float64 values: the sign of a zero counts; every NaN equals every
     NaN."""
     a = np.ascontiguousarray(a, dtype=np.float64)
@@ -332,7 +333,7 @@ def explain_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Se
         values, undecided = evaluate_arrays(fmt, variant, sub, lr_in_format)
         mine = which[:, at]  # (a copy where ``at`` is an index array)
         for j, q in enumerate(names):
-            hit = (mine[j] < 0) & _same(block[j, at], values[q])
+            hit = (mine[j] < 0) & same_bits(block[j, at], values[q])
             if undecided.any():
                 hit &= ~undecided
             mine[j][hit] = k

@@ -6,6 +6,7 @@ wild or from an attacker: ending the process, hanging, crashing in native code, 
 inputs it is handed, answering what is not a real number, printing on standard output.
 """
 
+import math
 import os
 import signal
 import sys
@@ -156,4 +157,24 @@ def markdown(w, b, x, t, lr, dtype):
 def slow(w, b, x, t, lr, dtype):
     """Correct, and takes 50 ms a call: a run long enough to be interrupted."""
     time.sleep(0.05)
+    return _step(w, b, x, t, lr, dtype)
+
+
+def no_negative_lr(w, b, x, t, lr, dtype):
+    """Correct, but declines a negative learning rate, as torch.optim.SGD's check does."""
+    if math.copysign(1.0, lr) < 0:
+        raise NotImplementedError("a negative learning rate is refused")
+    return _step(w, b, x, t, lr, dtype)
+
+
+def no_negative_lr_batch(w, b, x, t, lr, dtype):
+    """The batch version: the cases with a negative learning rate are returned as declined."""
+    out = _step(w, b, x, t, lr, dtype)
+    return dict(out, declined=np.signbit(lr))
+
+
+def no_small_lr(w, b, x, t, lr, dtype):
+    """Correct, but declines every nonzero learning rate below 1e-3, which it may not."""
+    if 0 < abs(lr) < 1e-3:
+        raise NotImplementedError("a small learning rate is refused")
     return _step(w, b, x, t, lr, dtype)
