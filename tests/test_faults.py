@@ -348,6 +348,18 @@ def test_concurrent_record_writers_lose_nothing(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_record_keeps_the_permissions_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "sweeps.json"
+    _add_entries(str(path), 0, 1)  # new: readable as the umask allows, not mkstemp's 0600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    path.chmod(0o640)
+    _add_entries(str(path), 10, 1)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert len(json.loads(path.read_text())["runs"]) == 2
+
+
 def test_an_invalid_record_is_refused_before_the_run(tmp_path):
     record = tmp_path / "sweeps.json"
     record.write_text("{not json")

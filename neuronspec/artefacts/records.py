@@ -90,11 +90,28 @@ def write(kind: str, content: dict, path: "Path | str") -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_dump(content))
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(_dump(content))
+            # mkstemp makes the file private (0600); a record is as readable as the file it
+            # replaces, or as a new file under the user's umask
+            os.chmod(tmp, _mode(path))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise DataError(f"cannot write {path} ({exc}); choose a writable path") from None
+
+
+def _mode(path: Path) -> int:
+    """The permission bits ``path`` has, or those a new file gets under the current umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 @contextmanager

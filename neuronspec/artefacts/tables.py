@@ -39,7 +39,7 @@ TEMPLATE = "tolerances.md.j2"
 
 TIGHTNESS_TARGET = 0.5
 #: The order of the model subjects in table 4.1 (implementations follow, by name).
-SUBJECT_ORDER = ("ieee", "strict", "ieee+ftz", "ieee+lr-binary64")
+SUBJECT_ORDER = ("ieee", "strict", "ieee+ftz", "ieee+lr-binary64", "ieee+wide")
 #: The schemes of section 5 and the regimes its three tables cover (None: all of them).
 PEER_SCHEMES = ("neuronspec", *PEER_TOLERANCES)
 PEER_REGIMES = (None, "generic", "cancel-y-t")
@@ -194,8 +194,10 @@ def _soundness(rec: dict) -> "Optional[dict]":
 
 
 def _quantile(hist: dict, share: float) -> "float | None":
-    """The value below which ``share`` of a log2 histogram lies (bins of a quarter binade:
-    the lower edge of the bin holding the quantile), or None for an empty histogram."""
+    """The log2 of the value below which ``share`` of a log2 histogram lies (bins of a quarter
+    binade: the lower edge of the bin holding the quantile), or None for an empty histogram.
+    A log2, since a ratio can pass binary64's range (a bound of 2^-1074 over an error of
+    2^-4000)."""
     total = sum(hist.values())
     if not total:
         return None
@@ -203,7 +205,7 @@ def _quantile(hist: dict, share: float) -> "float | None":
     for key in sorted(hist, key=int):
         seen += hist[key]
         if seen >= share * total:
-            return 2.0 ** (int(key) / records.OCTAVE_BINS)
+            return int(key) / records.OCTAVE_BINS
     return None
 
 
@@ -217,10 +219,18 @@ def _count_quantile(hist: dict, share: float) -> "int | None":
     return None
 
 
-def _big(x: "float | None") -> str:
-    if x is None:
+def _big(log2: "float | None") -> str:
+    """A power of two given by its log2: decimal up to a million, ``2^k`` above."""
+    if log2 is None:
         return "-"
-    return f"{x:.3g}" if x < 1e6 else f"2^{math.log2(x):.0f}"
+    return f"{2.0 ** log2:.3g}" if log2 < math.log2(1e6) else f"2^{log2:.0f}"
+
+
+def _count(log2: "float | None") -> str:
+    """The smallest count in a quarter-binade bin given by its lower edge's log2."""
+    if log2 is None:
+        return "-"
+    return f"{math.ceil(2.0 ** log2 - 1e-9):,}" if log2 < math.log2(1e6) else f"2^{log2:.0f}"
 
 
 def _tightness_rows(formats: dict) -> list[dict]:
@@ -242,7 +252,8 @@ def _tightness_rows(formats: dict) -> list[dict]:
                          "p99": _big(_quantile(t["ratio"], 0.99)),
                          "exact": f"{100 * t['exact'] / n:.1f}%",
                          "stricter": f"{100 * t['stricter'] / n:.1f}%",
-                         "values": _big(_quantile(t["values"], 0.5)),
+                         "interval_values": _count(_quantile(t["values"], 0.5)),
+                         "interval_values_p90": _count(_quantile(t["values"], 0.9)),
                          "legal": str(_count_quantile(t["legal"], 0.5))})
     return rows
 
