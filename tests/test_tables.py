@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 
+from neuronspec.cases.regimes import CAMPAIGN_REGIMES
 from neuronspec.artefacts.records import DEFAULT_DIR
 from neuronspec.artefacts.tables import DEFAULT_OUTPUT, TABLES_COMMAND, load_records, render
 
@@ -39,11 +40,14 @@ def test_recorded_run_is_complete_and_clean():
         assert fmt in data["formats"], f"no soundness run recorded for {fmt}"
         f = data["formats"][fmt]
         assert f["cases"] >= 1_000_000, f"{fmt}: only {f['cases']} cases recorded"
-        assert len(f["regimes"]) >= 5
+        assert set(f["regimes"]) == set(CAMPAIGN_REGIMES), f"{fmt}: regimes {sorted(f['regimes'])}"
         for subject, qs in f["subjects"].items():
             for q, st in qs.items():
                 assert st["violations"] == 0, f"{fmt} {subject} {q}: {st['first_violations'][:1]}"
         assert not f["errors"], f"{fmt}: implementation errors {f['errors'][:2]}"
+        tight = f.get("tightness", {})  # the case-by-case tightness of spec/tolerances.md 4.5
+        for q in ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new"):
+            assert tight.get(q, {}).get("cases", 0) >= 500_000, f"{fmt} {q}: no tightness recorded"
     f32 = data["formats"]["float32"]["subjects"]
     for subject in ("impl:torch_sgd", "impl:torch_sgd@ATEN_CPU_CAPABILITY=default"):
         assert f32[subject]["y"]["checked"] + f32[subject]["y"]["out_of_domain"] >= 1_000_000
@@ -58,7 +62,7 @@ def test_missing_data_gives_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-REQUIRED_SWEEPS = {  # implementation/format -> cases (the issue: 1e8 batch, 1e7 scalar manual)
+REQUIRED_SWEEPS = {  # implementation/format -> cases (1e8 batch, 1e7 scalar manual), both levels
     **{f"numpy/{f}": 10**8 for f in ("float16", "float32", "float64")},
     **{f"{i}/{f}": 10**8 for i in ("torch_autograd", "torch_sgd")
        for f in ("float16", "bfloat16", "float32", "float64")},
@@ -73,6 +77,7 @@ def test_recorded_sweeps_are_complete_and_clean():
         assert key in runs, f"no sweep recorded for {key}"
         r = runs[key]
         assert r["cases"] >= cases and r["violations"] == 0, key
+        assert r.get("unexplained") == 0, f"{key}: not recorded at the exact level, or unexplained"
         assert r["command"].startswith("neuronspec sweep") and f"--seed {r['seed']}" in r["command"]
         for q, t in r["quantities"].items():
             assert t["checked"] > cases // 2 and t["max_ratio"] <= 1.0, (key, q)
