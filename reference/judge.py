@@ -27,10 +27,10 @@ from typing import Any, Iterable, Mapping
 from .bounds import IEEE, Bound, Model, OutOfDomain, case_bounds, get_model
 from .exact import exact_step
 from .formats import Format, get_format
-from .legal import Explanation, Legal, legal_values, value_key
+from .legal import Legal, legal_values, value_key
 from .step import INPUTS, REQUIRED
 
-__all__ = ["Judgement", "judge", "judge_case", "explain_case", "OK", "VIOLATION",
+__all__ = ["Judgement", "judge", "judge_case", "OK", "VIOLATION",
            "OUT_OF_DOMAIN", "NOT_FINITE", "NOT_IN_FORMAT", "OUTSIDE_BOUND", "WRONG_ZERO",
            "NOT_AN_OVERFLOW", "LEVELS", "NONNEGATIVE"]
 
@@ -179,15 +179,3 @@ def judge_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str,
 
 def _needs_legal(observed: float, bound: Bound) -> bool:
     return observed == 0 or (isinstance(bound, OutOfDomain) and not math.isfinite(observed))
-
-
-def explain_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str, float],
-                 model: "Model | str" = IEEE, *, legal: "Legal | None" = None,
-                 quantities: "Iterable[str] | None" = None) -> dict[str, Explanation]:
-    """The exact-level verdict on each quantity returned for one case: the admitted evaluations
-    that give the value bit for bit, or the nearest legal value."""
-    if legal is None:
-        legal = legal_values(fmt, case, model)
-    if quantities is None:
-        quantities = REQUIRED + (("dL_dy",) if "dL_dy" in outputs else ())
-    return {q: legal.explain(q, float(outputs[q])) for q in quantities}

@@ -107,8 +107,8 @@ def neuronspec(*args: str, timeout: float = 240, stop: "tuple[float, int] | None
     ("unsupported_midway", 1, "a format it supports"),
     ("infinite", 1, "is not finite"),
     ("nothing", 2, "NOT CHECKED"),
-    ("noisy", 0, "CONFORMANT"),
-    ("correct", 0, "CONFORMANT"),
+    ("noisy", 0, "verdict: CONFORMANT"),
+    ("correct", 0, "verdict: CONFORMANT"),
 ])
 def test_check_survives_what_a_python_step_does(subject, status, words):
     run = neuronspec("check", f"{SUBJECTS}:{subject}", *QUICK, "--timeout", "1")

@@ -18,7 +18,7 @@ from reference.step import INPUTS, REQUIRED
 
 from .. import __version__
 from ..cases.strategies import cases
-from ..errors import Interrupted, ProcessGaveUp
+from ..errors import Interrupted, LoadError, ProcessGaveUp, UsageError
 from ..findings import Finding, PropertyViolation
 from ..fingerprint import Fingerprint, learning_rate_probe
 from ..properties import (PROPERTIES, Declined, calls_of, in_domain, supported,
@@ -90,7 +90,7 @@ class FormatResult:
                                           "evaluation gives (the exact level)")
 
     def fail(self, finding: Finding) -> None:
-        self.status = "non-conformant"
+        self.status = NON_CONFORMANT
         self.property_failures[finding.prop] = self.property_failures.get(finding.prop, 0) + 1
         if finding.quantity in self.quantities:
             self.quantities[finding.quantity].violations += 1
@@ -101,7 +101,7 @@ class FormatResult:
         """Behaviour no model admits, or that the model in use does not declare."""
         self.findings.append(words)
         if not declared and self.status == "conformant":
-            self.status, self.reason = "non-conformant", words
+            self.status, self.reason = NON_CONFORMANT, words
 
     def as_dict(self) -> dict:
         shown = (self.failures + self.exact_failures)[:KEEP]
@@ -134,7 +134,7 @@ class ImplementationResult:
     def verdict(self) -> str:
         """non-conformant: something failed; not checked: no format could be checked (each
         unsupported) or the run was interrupted first; else conformant."""
-        if self.error or any(r.status == "non-conformant" for r in self.formats.values()):
+        if self.error or any(r.status == NON_CONFORMANT for r in self.formats.values()):
             return NON_CONFORMANT
         if self.interrupted or not any(r.status == "conformant"
                                        for r in self.formats.values()):
@@ -216,7 +216,6 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
 def _sweep_phase(sweeper, fmt: Format, cases: int, seed: int, result: FormatResult) -> None:
     """A seeded sweep of ``cases`` cases (the batch path where the implementation offers one):
     what a million-case sweep finds, in the check.  Its tallies join the format's."""
-    from ..errors import LoadError, UsageError
     from .sweep import CHUNK
 
     try:
@@ -277,7 +276,7 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
     if sweep and sweeper is not None and not result.stopped:
         _sweep_phase(sweeper, fmt, sweep, seed, result)
     if result.stopped:
-        result.status, result.reason = "non-conformant", f"run stopped: {result.stopped}"
+        result.status, result.reason = NON_CONFORMANT, f"run stopped: {result.stopped}"
     elif result.cases == 0 and not result.sweep.get("cases") and result.status == CONFORMANT:
         result.status = NOT_CHECKED
         result.reason = ("no case was checked (no vectors for this format and "
@@ -288,7 +287,7 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
             _outside_model(impl, fmt, model, result)
         except ProcessGaveUp as exc:
             result.stopped = str(exc)
-            result.status, result.reason = "non-conformant", f"run stopped: {exc}"
+            result.status, result.reason = NON_CONFORMANT, f"run stopped: {exc}"
     result.decide()
     return result
 

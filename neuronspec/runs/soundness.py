@@ -120,7 +120,7 @@ def _ordinal(fmt: Format, v: float) -> int:
     else:
         e = fmt.exponent(a)
         m = int(a / Fraction(2) ** (e - fmt.p + 1))
-        k = (1 << (fmt.p - 1)) + (e - fmt.emin) * (1 << (fmt.p - 1)) + m - (1 << (fmt.p - 1))
+        k = (e - fmt.emin) * (1 << (fmt.p - 1)) + m
     return -k if v < 0 else k
 
 
@@ -266,6 +266,9 @@ def run_chunk(spec: dict) -> dict:
             if (spec.get("compare") and spec["chunk"] % COMPARE_EVERY == 0
                     and all(not isinstance(bounds[q], OutOfDomain) for q in REQUIRED)):
                 compare_schemes(tally, fmt, case, regime, ratios, bounds, results)
+        # the legal values of the case (the implementations' exact level), once per case
+        legal = from_results(fmt, IEEE, case, results) \
+            if impls and spec.get("variants", True) else None
         for name, impl in impls.items():
             try:
                 out = impl(fmt.name, case)
@@ -282,8 +285,6 @@ def run_chunk(spec: dict) -> dict:
                     tally.errors.append(f"{exc} on {tuple(case)}")
                 continue
             values = {q: {out[q]: name} for q in REQUIRED}
-            legal = from_results(fmt, IEEE, case, results) if spec.get("variants", True) \
-                else None
             check_values(tally, f"impl:{name}{spec.get('suffix', '')}", fmt, case, regime,
                          ratios, bounds, values, legal)
         if not (spec.get("options") and spec.get("variants", True)

@@ -526,7 +526,7 @@ class Sweeper:
                  impl: Any = None, timeout: float = CHUNK_TIMEOUT,
                  warm: "tuple[str, int] | None" = None) -> None:
         self.spec, self.model, self.workers, self.timeout = spec, model, workers, timeout
-        self.began = time.perf_counter()
+        self.began: "float | None" = time.perf_counter()  # until the first run
         self._impl = impl
         self._campaign = None if impl is not None else \
             Campaign(workers, _init_worker, (spec, model, 1, warm))
@@ -567,6 +567,9 @@ class Sweeper:
             first_chunk: int = 0) -> SweepResult:
         """Sweep ``cases`` cases of ``fmt``: ``scalar``: call the step callable per case even
         if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one)."""
+        # the first run's start-up includes starting the workers; a later one's is its own
+        since, self.began = self.began, None
+        since = since if since is not None else time.perf_counter()
         fmt, model, timeout = get_format(fmt), self.model, self.timeout
         try:
             work_for(fmt)
@@ -595,7 +598,7 @@ class Sweeper:
                   model, scalar, self.spec)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
-        total.startup = start - self.began
+        total.startup = start - since
         in_a_row = 0  # chunks failed as a whole, one after the other
         try:
             for r in self._map(_work, tasks, timeout):

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from ..formats import Format
+from ..judge import NONNEGATIVE
 from ..step import OPTIONAL, REQUIRED
 from .arith import Work, round_to, two_sum
 from .chain import BAND
@@ -31,8 +32,6 @@ OK, BEYOND, NEAR, OUT_OF_DOMAIN, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO = range(7
 ROWS = REQUIRED + OPTIONAL
 
 
-#: Quantities never negative in any evaluation (``reference.judge.NONNEGATIVE``).
-NONNEGATIVE = ("loss",)
 
 
 def judge_values(ops: Any, fmt: Format, work: Work, c, pair, bound, ood, low, high,
