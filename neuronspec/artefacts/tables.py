@@ -193,9 +193,10 @@ def _soundness(rec: dict) -> "Optional[dict]":
     }
 
 
-def _quantile(hist: dict, share: float) -> "float | None":
+def _quantile(hist: dict, share: float, scale: int = records.OCTAVE_BINS) -> "float | None":
     """The log2 of the value below which ``share`` of a log2 histogram lies (bins of a quarter
-    binade: the lower edge of the bin holding the quantile), or None for an empty histogram.
+    binade: the lower edge of the bin holding the quantile; ``scale=1``: keys that are plain
+    counts, and the count itself), or None for an empty histogram.
     A log2, since a ratio can pass binary64's range (a bound of 2^-1074 over an error of
     2^-4000)."""
     total = sum(hist.values())
@@ -205,17 +206,7 @@ def _quantile(hist: dict, share: float) -> "float | None":
     for key in sorted(hist, key=int):
         seen += hist[key]
         if seen >= share * total:
-            return int(key) / records.OCTAVE_BINS
-    return None
-
-
-def _count_quantile(hist: dict, share: float) -> "int | None":
-    total = sum(hist.values())
-    seen = 0
-    for key in sorted(hist, key=int):
-        seen += hist[key]
-        if seen >= share * total:
-            return int(key)
+            return int(key) / scale
     return None
 
 
@@ -254,7 +245,7 @@ def _tightness_rows(formats: dict) -> list[dict]:
                          "stricter": f"{100 * t['stricter'] / n:.1f}%",
                          "interval_values": _count(_quantile(t["values"], 0.5)),
                          "interval_values_p90": _count(_quantile(t["values"], 0.9)),
-                         "legal": str(_count_quantile(t["legal"], 0.5))})
+                         "legal": f"{_quantile(t['legal'], 0.5, scale=1):.0f}"})
     return rows
 
 

@@ -53,16 +53,12 @@ _SAFE = {53: (2.0**-900, 2.0**990), 64: (LD(2.0) ** -16000, LD(2.0) ** 16000)}
 @dataclass
 class Explained:
     """Per returned quantity (rows as given), the index in ``variants`` of the first admitted
-    evaluation giving each value bit for bit (-1: none), and the cases left to the scalar path
-    (``undecided``: their rows of ``which`` are the scalar verdict, computed here)."""
+    evaluation giving each value bit for bit (-1: none; cases the arrays cannot decide get the
+    scalar path's verdict, computed here)."""
 
     names: tuple[str, ...]
     variants: list[Variant]
     which: np.ndarray  # (len(names), n) int16
-    undecided: np.ndarray  # indices of the cases decided by reference.legal
-
-    def unexplained(self, q: str) -> np.ndarray:
-        return self.which[self.names.index(q)] < 0
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -352,7 +348,7 @@ def explain_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Se
         for j, q in enumerate(names):
             e = legal.explain(q, float(block[j, i]))
             which[j, i] = index[e.variants[0]] if e.variants else -1
-    return Explained(tuple(names), variants, which, undecided)
+    return Explained(tuple(names), variants, which)
 
 
 def zero_signs_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], q: str,
