@@ -23,7 +23,8 @@ from reference.batch import (BINARY64, NEAR, OK, OUT_OF_DOMAIN, ROWS, check_batc
                              work_for)
 from reference.batch.chain import batch_bounds, check_model
 from reference.batch.judgement import NONNEGATIVE
-from reference.batch.legal import explain_batch, zero_signs_batch
+from reference.batch.explain_kernel import explain_compiled
+from reference.batch.legal import zero_signs_batch
 from reference.bounds import get_model
 from reference.formats import Format, float_hex, get_format
 from reference.legal import legal_values
@@ -212,13 +213,14 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     else:
         result.path = "numpy"
         _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
-    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised)
+    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised, engine)
     t3 = time.perf_counter()
     result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t3 - t2}
     return result
 
 
-def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised) -> None:
+def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised,
+                 engine: str = "auto") -> None:
     """The exact level: each value an admitted evaluation gives bit for bit (tallied per
     evaluation), or not (tallied, the first ones with the nearest legal value).  Where IEEE 754
     fixes more than a magnitude, an unexplained value fails the bounded level too: a non-finite
@@ -232,18 +234,25 @@ def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised) -> Non
     if raised.any():  # cases the implementation raised on or declined: nothing to explain
         keep = np.flatnonzero(valid)
         sub = {k: np.asarray(cols[k])[keep] for k in INPUTS}
-        explained = explain_batch(fmt, sub, names, block[:, keep], model)
+        explained = explain_compiled(fmt, sub, names, block[:, keep], model, engine)
         which_all = np.full((len(names), len(valid)), -1, dtype=np.int16)
         which_all[:, keep] = explained.which
-        explained.which = which_all
+        explained.which, explained.others = which_all, None
     else:
-        explained = explain_batch(fmt, cols, names, block, model)
+        explained = explain_compiled(fmt, cols, names, block, model, engine)
+    # only the cases where some value is not the first evaluation's are looked at one by one
+    others = explained.others
+    if others is None:
+        others = np.flatnonzero(valid & (explained.which != 0).any(axis=0))
+    which = explained.which[:, others]
+    first = int(np.count_nonzero(valid)) - len(others)  # every value the first evaluation's
     for j, q in enumerate(names):
         t = result.tally(q)
-        which = explained.which[j]
-        counts = np.bincount(which[valid & (which >= 0)], minlength=len(explained.variants))
+        row = which[j]
+        counts = np.bincount(row[row >= 0], minlength=len(explained.variants))
+        counts[0] += first
         t.explained_by({explained.variants[k].name: int(c) for k, c in enumerate(counts) if c})
-        missing = np.flatnonzero(valid & (which < 0))
+        missing = others[row < 0]
         if len(missing):
             _late_bounded(result, impl, fmt, model, cols, slices, q, block[j], missing)
         records = []
@@ -445,6 +454,7 @@ def _warm_reference(fmt: Format, model: str, n: int) -> None:
         screen_batch(fmt, cols, block, model)
     few = {k: v[:64] for k, v in cols.items()}
     check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
+    explain_compiled(fmt, few, REQUIRED, block[:, :64], model)  # zeros: every loop runs
 
 
 def _loaded() -> "LoadError | None":

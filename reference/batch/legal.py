@@ -18,12 +18,19 @@ Where exactness cannot be guaranteed (extreme exponents in a binary64 fused oper
 work on a platform without it), the case is *undecided* and ``reference.legal`` decides it: the
 verdict is always the scalar one.  Variants are tried in ``admitted`` order on the cases not yet
 explained, so an implementation that follows one evaluation costs one evaluation per case.
+
+The evaluation (:func:`evaluate_step`) is written against :class:`VariantArithmetic`, whose
+operations on values of at most 26 bits use only operators and ``ops`` selections: with
+``arith.ArrayOps`` they run on arrays here, with ``kernel.SymOps`` they are traced into the
+compiled loops of ``explain_kernel``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
+
+import math
 
 import numpy as np
 
@@ -34,8 +41,8 @@ from ..rounded import Variant, admitted
 from ..step import INPUTS, NODE_OF, NODES, product_operand
 from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
 
-__all__ = ["Explained", "explain_batch", "evaluate_arrays", "zero_signs_batch", "same_bits",
-           "HAVE_X87"]
+__all__ = ["Explained", "explain_batch", "evaluate_arrays", "evaluate_step", "VariantArithmetic",
+           "zero_signs_batch", "same_bits", "HAVE_X87"]
 
 #: Formats numpy computes in natively.
 NATIVE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -59,6 +66,8 @@ class Explained:
     names: tuple[str, ...]
     variants: list[Variant]
     which: np.ndarray  # (len(names), n) int16
+    #: the cases where some value is not the first evaluation's, ascending (None: not listed)
+    others: "np.ndarray | None" = None
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,47 +82,65 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return eq
 
 
-def _rnd(fmt: Format, hi, lo=None):
+def _rnd(fmt: Format, hi, lo=None, ops=ArrayOps):
     """hi (+ lo, an exact TwoSum pair) rounded to a format of at most binary64 precision."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return round_to(fmt, hi, lo, BINARY64, ArrayOps)
+        return round_to(fmt, hi, lo, BINARY64, ops)
 
 
-def _flush(fmt: Format, v):
-    return np.where(np.abs(v) < fmt.smallest_normal, np.copysign(0.0, v), v)
+def _flush(fmt: Format, v, ops=ArrayOps):
+    return ops.select(abs(v) < fmt.smallest_normal, ops.copysign(0.0, v), v)
 
 
-class _Work:
+class VariantArithmetic:
     """The arithmetic of one variant's group: operands of format ``operand`` (values carried as
     float64, or longdouble for x87), each result rounded to ``first`` then ``then`` (or only
-    ``first``), flushed if so declared; the one-ulp square steps in ``square``."""
+    ``first``), flushed if so declared; the one-ulp square steps in ``square``.
 
-    def __init__(self, fmt: Format, work: str, ftz: bool) -> None:
+    ``ops``: ``arith.ArrayOps`` (numpy arrays; a single rounding to a format numpy computes in
+    is done in that dtype), or ``kernel.SymOps`` (traced: only the operations on values of at
+    most 26 bits, ``narrow``, are written for it)."""
+
+    def __init__(self, fmt: Format, work: str, ftz: bool, ops=ArrayOps) -> None:
         wide = WIDER[fmt.name]
-        self.fmt, self.ftz = fmt, ftz
+        self.fmt, self.ftz, self.ops = fmt, ftz, ops
         if work == "format":
             self.operand, self.first, self.then = fmt, fmt, None
         elif work == "wide-per-op":
             self.operand, self.first, self.then = fmt, wide, fmt
         else:  # wide-kept
             self.operand, self.first, self.then = wide, wide, None
-        self.square = wide if work == "wide-kept" else fmt
+        self.kept = work == "wide-kept"
+        self.square = wide if self.kept else fmt
         self.x87 = self.first.p == 64
         self.narrow = self.operand.p <= 26 and not self.x87  # products exact in binary64
         self.flushes = ftz and work != "wide-kept"  # kept work flushes when stored
         # one rounding to a format numpy computes in natively (IEEE; float16 through float32,
         # an innocuous double rounding for + - *): values carried in that dtype
-        self.native = NATIVE.get(self.first.name) if self.then is None else None
+        self.native = NATIVE.get(self.first.name) \
+            if self.then is None and ops is ArrayOps else None
 
     def carry(self, a):
         """Input values (of the operand format) as this work carries them."""
         return a.astype(self.native) if self.native is not None else a
 
+    def flush(self, v):
+        """Values below the smallest normal of the format flushed to a zero of their sign."""
+        return _flush(self.fmt, v, self.ops)
+
+    def rounded(self, v):
+        """Binary64 values rounded to the format."""
+        return _rnd(self.fmt, v, ops=self.ops)
+
+    def const(self, c: float, like):
+        """The constant ``c`` in the type ``like`` is carried in."""
+        return like.dtype.type(c) if self.ops is ArrayOps else c
+
     def _finish(self, v):
         """A result of the ``first`` rounding, rounded to ``then`` and flushed as declared."""
         if self.then is not None:
-            v = v.astype(np.float64) if self.x87 else _rnd(self.then, v)
-        return _flush(self.fmt, v) if self.flushes else v
+            v = v.astype(np.float64) if self.x87 else _rnd(self.then, v, ops=self.ops)
+        return self.flush(v) if self.flushes else v
 
     @staticmethod
     def _ld(v):
@@ -129,7 +156,7 @@ class _Work:
             if self.x87:
                 return self._finish(self._ld(a) * self._ld(b))
             if self.narrow:  # exact in binary64, then rounded
-                return self._finish(_rnd(self.first, a * b))
+                return self._finish(_rnd(self.first, a * b, ops=self.ops))
             return self._finish(a * b)  # binary64 operands: the hardware's rounding
 
     def add(self, a, b):
@@ -140,7 +167,7 @@ class _Work:
                 return self._finish(self._ld(a) + self._ld(b))
             if self.narrow:
                 s, e = two_sum(a, b)
-                return self._finish(_rnd(self.first, s, e))
+                return self._finish(_rnd(self.first, s, e, self.ops))
             return self._finish(a + b)
 
     def fma(self, a, b, c):
@@ -156,7 +183,7 @@ class _Work:
         with np.errstate(all="ignore"):
             if self.narrow:  # the product is exact in binary64: a TwoSum pair, rounded once
                 s, e = two_sum(a * b, c)
-                return self._finish(_rnd(self.first, s, e)), np.zeros(np.shape(s), bool)
+                return self._finish(_rnd(self.first, s, e, self.ops)), self.ops.false
             if self.x87:
                 a, b, c = self._ld(a), self._ld(b), self._ld(c)
             z, undecided = _fma_exact(a, b, c, 64 if self.x87 else 53)
@@ -175,16 +202,42 @@ class _Work:
             return value.astype(dt), bad
         with np.errstate(all="ignore"):
             rn = self.mul(r, r)
+            if self.narrow:  # r*r is exact in binary64, and so is r*r - rn (within an ulp)
+                ops = self.ops
+                up = ops.logical_not(r * r - rn < 0)  # (nan only where rn is kept)
+                stepped = _next(self.square, rn, up, ops)
+                keep = ops.either(ops.logical_not(ops.isfinite(rn)),
+                                  ops.logical_and(rn == 0, r == 0))
+                return ops.select(keep, rn, stepped), ops.false
             sign = self._sign_of_square_minus(r, rn)
             stepped = _next(self.square, rn, sign != -1)
             keep = ~np.isfinite(rn) | ((rn == 0) & (r == 0))
             return np.where(keep, rn, stepped), (sign == 2) & ~keep
 
+    def doubled_grad(self, r):
+        """autograd's 0.5*(2*r): the value of r, infinite where 2*r overflows."""
+        ops = self.ops
+        twice = self.mul(self.const(2.0, r), r)
+        with np.errstate(invalid="ignore"):
+            return ops.select(ops.either(ops.isfinite(twice), ops.logical_not(ops.isfinite(r))),
+                              r, ops.copysign(math.inf, r))
+
+    def store(self, value):
+        """A result as stored in the format: work kept wider is rounded (and flushed as
+        declared) only here."""
+        if not self.kept:  # rounded to the format already
+            return value
+        with np.errstate(over="ignore"):
+            if self.ops is not ArrayOps:
+                value = _rnd(self.fmt, value, ops=self.ops)
+            else:
+                value = value.astype(np.float64) if value.dtype == LD \
+                    else _rnd(self.fmt, value.astype(np.float64))
+        return self.flush(value) if self.ftz else value
+
     def _sign_of_square_minus(self, r, v):
         """Per case the sign of r*r - v, exactly (1, 0, -1), or 2 where undecided; v is a
-        rounding of r*r (within an ulp of it, or a flushed zero)."""
-        if self.narrow:
-            return np.sign(r * r - v.astype(np.float64)).astype(np.int8)
+        rounding of r*r (within an ulp of it, or a flushed zero); operands of binary64 or x87."""
         x = self._ld(r) if (self.x87 or v.dtype == LD) else r
         precision = 64 if x.dtype == LD else 53
         tiny, huge = _SAFE[precision]
@@ -196,24 +249,25 @@ class _Work:
         return np.where(bad, np.int8(2), sign)
 
 
-def _next(fmt: Format, v, up):
+def _next(fmt: Format, v, up, ops=ArrayOps):
     """The neighbour of each value of ``fmt`` (carried as float64, or longdouble for x87), up
     or down (IEEE nextUp/nextDown; past the largest finite value: infinity)."""
-    direction = np.where(up, 1.0, -1.0)
-    if v.dtype == LD or fmt is FLOAT64:
+    direction = ops.select(up, 1.0, -1.0)
+    if ops is ArrayOps and (v.dtype == LD or fmt is FLOAT64):
         inf = v.dtype.type(np.inf)
         return np.nextafter(v, direction * inf)
+    assert fmt.p <= 53 and fmt is not FLOAT64, fmt
     with np.errstate(all="ignore"):
-        a = np.abs(v)
-        bits = np.ascontiguousarray(a).view(np.uint64) & np.uint64(0x7FF0000000000000)
-        binade = np.maximum(bits.view(np.float64), fmt.smallest_normal)
+        a = abs(v)
+        binade = ops.maximum(ops.pow2floor(a), fmt.smallest_normal)
         quantum = binade * 2.0 ** (1 - fmt.p)
-        away = (np.signbit(v) == (direction < 0)) | (v == 0)  # moving away from zero
-        step = np.where(~away & (a == binade) & (a > fmt.smallest_normal), quantum / 2,
-                        quantum)
-        out = np.where(v == 0, direction * fmt.smallest_subnormal, v + direction * step)
-        out = np.where(out == 0, np.copysign(0.0, v), out)  # down from the smallest: a zero
-        return np.where(np.abs(out) > fmt.largest_finite, np.copysign(np.inf, out), out)
+        # moving away from zero
+        away = ops.either((ops.copysign(1.0, v) < 0) == (direction < 0), v == 0)
+        step = ops.select(ops.logical_and(ops.logical_and(ops.logical_not(away), a == binade),
+                                          a > fmt.smallest_normal), quantum / 2, quantum)
+        out = ops.select(v == 0, direction * fmt.smallest_subnormal, v + direction * step)
+        out = ops.select(out == 0, ops.copysign(0.0, v), out)  # down from the smallest: a zero
+        return ops.select(abs(out) > fmt.largest_finite, ops.copysign(math.inf, out), out)
 
 
 def _fma_exact(a, b, c, precision: int):
@@ -247,19 +301,30 @@ def evaluate_arrays(fmt: "Format | str", variant: Variant, cols: Mapping[str, np
     ``lr_in_format``: whether every lr is a value of the format (None: found out here)."""
     fmt = get_format(fmt)
     n = len(cols["w"])
-    undecided = np.zeros(n, dtype=bool)
-    W = _Work(fmt, variant.work, variant.ftz)
+    W = VariantArithmetic(fmt, variant.work, variant.ftz)
     if W.x87 and not HAVE_X87:
         return {q: np.full(n, np.nan) for q in NODE_OF}, np.ones(n, dtype=bool)
     v = {k: np.asarray(cols[k], dtype=np.float64) for k in INPUTS}
+    values, undecided = evaluate_step(W, variant, v, lr_in_format)
+    return ({q: np.asarray(value, dtype=np.float64) for q, value in values.items()},
+            np.zeros(n, dtype=bool) | undecided)
+
+
+def evaluate_step(W: VariantArithmetic, variant: Variant, v: dict,
+                  lr_in_format: "bool | None" = None) -> tuple[dict, object]:
+    """Every quantity of one admitted evaluation in the arithmetic ``W`` (of the variant's
+    work and flushing) from the inputs ``v`` (binary64 values: arrays, or traced values), and
+    the cases it cannot guarantee (``W.ops.false`` where it guarantees all)."""
+    ops = W.ops
+    undecided = ops.false
     if variant.ftz:
-        v = {k: _flush(fmt, a) for k, a in v.items()}
+        v = {k: W.flush(a) for k, a in v.items()}
     if variant.lr_rounded:
-        v["lr"] = _rnd(fmt, v["lr"])
+        v["lr"] = W.rounded(v["lr"])
         if variant.ftz:
-            v["lr"] = _flush(fmt, v["lr"])
+            v["lr"] = W.flush(v["lr"])
     elif W.native is not None and not (lr_in_format if lr_in_format is not None
-                                       else np.all(_rnd(fmt, v["lr"]) == v["lr"])):
+                                       else np.all(_rnd(W.fmt, v["lr"]) == v["lr"])):
         W.native = None  # a binary64 lr used as given: the products must see all its bits
     v = {k: W.carry(a) for k, a in v.items()}
     fused = {k for k, on in (("forward", variant.forward_fused),
@@ -272,7 +337,7 @@ def evaluate_arrays(fmt: "Format | str", variant: Variant, cols: Mapping[str, np
             if node.op == "sub" and node.args[1] == product.name:
                 x = -x
             value, bad = W.fma(x, y, v[other])
-            undecided |= bad
+            undecided = ops.either(undecided, bad)
         elif node.op == "mul":
             value = W.mul(*args)
         elif node.op in ("add", "sub"):
@@ -280,31 +345,15 @@ def evaluate_arrays(fmt: "Format | str", variant: Variant, cols: Mapping[str, np
         elif node.op == "square":
             if variant.square == "one-ulp":
                 value, bad = W.square_off(args[0])
-                undecided |= bad
+                undecided = ops.either(undecided, bad)
             else:
                 value = W.mul(args[0], args[0])
         elif node.op == "half":
-            value = W.mul(args[0].dtype.type(0.5), args[0])
+            value = W.mul(W.const(0.5, args[0]), args[0])
         else:  # grad: r, or autograd's 0.5*(2*r) whose 2*r may overflow
-            r = args[0]
-            value = r
-            if variant.grad_doubled:
-                twice = W.mul(r.dtype.type(2.0), r)
-                with np.errstate(invalid="ignore"):
-                    value = np.where(np.isfinite(twice) | ~np.isfinite(r), r,
-                                     np.copysign(np.inf, r))
+            value = W.doubled_grad(args[0]) if variant.grad_doubled else args[0]
         v[node.name] = value
-    out = {}
-    for q, name in NODE_OF.items():
-        value = v[name]
-        if variant.work == "wide-kept":  # stored: rounded to the format, flushed as declared
-            with np.errstate(over="ignore"):
-                value = value.astype(np.float64) if value.dtype == LD \
-                    else _rnd(fmt, value.astype(np.float64))
-            if variant.ftz:
-                value = _flush(fmt, value)
-        out[q] = np.asarray(value, dtype=np.float64)
-    return out, undecided
+    return {q: W.store(v[name]) for q, name in NODE_OF.items()}, undecided
 
 
 def explain_batch(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Sequence[str],

@@ -1,0 +1,416 @@
+"""The exact level as compiled loops (numba), generated from ``legal.evaluate_step``.
+
+``legal.evaluate_step`` is the admitted evaluations on arrays.  Called on symbolic values
+(``kernel.Sym``) in a :class:`legal.VariantArithmetic` of :class:`CallOps`, it records each
+evaluation as straight-line Python: the operations numpy performs on values of at most 26 bits
+(exact products in binary64, TwoSum pairs rounded by ``arith.round_to``), in the same order.
+Each distinct expression is recorded once (:class:`SharingTracer`), so the evaluations share
+what they have in common.
+
+Per format and model the generated module holds ``first``, the first admitted evaluation of
+every case without a branch (it vectorises), which marks the cases where some value is not
+that evaluation's; and ``explain``, which for those values calls one function per node: the
+node's distinct values in admitted order, each computed only if the ones before did not match,
+returning the index of the first giving the observed value bit for bit.  That is
+``legal.explain_batch``'s answer: there too each value gets the first admitted evaluation that
+gives it.  An evaluation not written for traced values (binary64 operands: float32 work kept
+in binary64 under ``+wide``) hands the case to ``legal.explain_batch``, and so does a chunk
+whose learning rates are not all values of the format (other evaluations are admitted there).
+``tests/test_explain_compiled.py`` compares the two on every regime, with values of every
+admitted evaluation and values of none.
+
+Sources are written once under the hash of their text to the kernel cache directory
+(``kernel.cache_dir``) and imported from there, so numba caches the compiled code next to them.
+``python -m reference.batch.explain_kernel FORMAT MODEL`` prints one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..formats import Format, get_format
+from ..model import Model, get_model
+from ..rounded import Variant, admitted
+from ..step import INPUTS, NODE_OF, REQUIRED
+from .arith import BINARY64, work_for
+from .judgement import ROWS
+from .kernel import Sym, SymOps, Tracer, cache_dir
+from .legal import Explained, VariantArithmetic, evaluate_step, explain_batch
+
+__all__ = ["SharingTracer", "compiled_variants", "source", "kernels", "explain_compiled"]
+
+#: Per case, the bits ``first`` sets: a value the first evaluation does not give; an lr that is
+#: not a value of the format (the chunk's admitted evaluations are other ones: numpy decides).
+UNEXPLAINED, LR_OUTSIDE = 1, 2
+
+
+class SharingTracer(Tracer):
+    """A tracer that records each distinct expression once: the same text of the same operands
+    is the same value, so later variants reuse what earlier ones computed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, Sym] = {}
+
+    def emit(self, expression: str) -> Sym:
+        sym = self.seen.get(expression)
+        if sym is None:
+            sym = self.seen[expression] = super().emit(expression)
+        return sym
+
+
+class CallOps(SymOps):
+    """``kernel.SymOps`` whose selections are calls, not conditional expressions: a function
+    of thousands of branches is more than numba's bytecode analysis takes (it crashes); LLVM
+    inlines the calls into selects."""
+
+    @classmethod
+    def select(cls, cond, a, b):
+        if not isinstance(cond, Sym):
+            return a if cond else b
+        return cls._call("_select({0}, {1}, {2})", cond, a, b)
+
+    pick = select
+
+
+def _arithmetic(fmt: Format, variant: Variant) -> "VariantArithmetic | None":
+    """The traced arithmetic of a variant, or None where its operands are wider than 26 bits
+    (their exact operations are numpy's alone)."""
+    A = VariantArithmetic(fmt, variant.work, variant.ftz, ops=CallOps)
+    return A if A.narrow and not A.x87 else None
+
+
+def compiled_variants(fmt: "Format | str", model: "Model | str") -> list[bool]:
+    """Per admitted evaluation (lr a value of the format), whether the compiled loop runs it."""
+    fmt, model = get_format(fmt), get_model(model)
+    return [_arithmetic(fmt, v) is not None for v in admitted(fmt, model, lr_in_format=True)]
+
+
+def _text(value: Any) -> str:
+    return value.name if isinstance(value, Sym) else repr(float(value))
+
+
+def _trace(fmt: Format, variant: Variant, inputs: dict) -> "dict[str, Any] | None":
+    """The quantities of one evaluation on traced inputs (None: numpy's alone)."""
+    A = _arithmetic(fmt, variant)
+    if A is None:
+        return None
+    values, undecided = evaluate_step(A, variant, dict(inputs), lr_in_format=True)
+    assert undecided is False, "the narrow arithmetic guarantees every case"
+    return values
+
+
+def _same(observed: str, value: Any) -> str:
+    """Source of: the observed value is ``value`` bit for bit (every NaN equals every NaN), as
+    ``legal.same_bits``."""
+    v = _text(value)
+    return f"(_bits({observed}) == _bits({v})) | (({observed} != {observed}) & ({v} != {v}))"
+
+
+def _inputs(t: Tracer) -> dict[str, Sym]:
+    return {k: Sym(t, f"{k}_i") for k in INPUTS}
+
+
+def _read_case(t: Tracer, rows: int) -> None:
+    for k in INPUTS:
+        t.line(f"{k}_i = {k}[i]")
+    for j in range(rows):
+        t.line(f"o{j} = outs[{j}, i]")
+
+
+def _lr_outside(fmt: Format, lr: Sym) -> str:
+    """Source of: lr is not a value of the format (``legal.explain_batch``'s test, traced)."""
+    A = VariantArithmetic(fmt, "format", False, ops=CallOps)
+    return f"{_text(A.rounded(lr))} != {lr.name}"
+
+
+def _first_body(fmt: Format, model: Model, names: Sequence[str], t: Tracer) -> None:
+    _read_case(t, len(names))
+    inputs = _inputs(t)
+    values = _trace(fmt, admitted(fmt, model, lr_in_format=True)[0], inputs)
+    assert values is not None, "the first admitted evaluation runs on format values"
+    for j, q in enumerate(names):
+        t.line(f"h{j} = {_same(f'o{j}', values[q])}")
+        t.line(f"which[{j}, i] = _select(h{j}, 0, -1)")
+    hits = " & ".join(f"h{j}" for j in range(len(names)))
+    t.line(f"pending[i] = _select({hits}, 0, {UNEXPLAINED}) | "
+           f"_select({_lr_outside(fmt, inputs['lr'])}, {LR_OUTSIDE}, 0)")
+
+
+def _cone(lines: list[str]):
+    """For the lines ``vN = expression`` of a trace: the line numbers a name needs, itself
+    included (inputs need none)."""
+    where = {line.split(" = ", 1)[0]: i for i, line in enumerate(lines)}
+    uses = [re.findall(r"\bv\d+\b", line.split(" = ", 1)[1]) for line in lines]
+
+    def need(name: str) -> set[int]:
+        found: set[int] = set()
+        todo = [name]
+        while todo:
+            i = where.get(todo.pop())
+            if i is not None and i not in found:
+                found.add(i)
+                todo += uses[i]
+        return found
+
+    return need
+
+
+def _quantity_functions(fmt: Format, model: Model, names: Sequence[str]) -> dict[str, str]:
+    """Per node of a returned quantity, the body of a function of one case and one observed
+    value: the first admitted evaluation after the first that gives it (its index), -1 for none,
+    -2 where an evaluation only numpy runs comes first.  Each evaluation computes only what the
+    node needs, and a value already compared is not compared again."""
+    t = SharingTracer()
+    inputs = _inputs(t)
+    traces = [_trace(fmt, v, inputs) for v in admitted(fmt, model, lr_in_format=True)]
+    need = _cone(t.lines)
+    out: dict[str, str] = {}
+    for q in names:
+        node = NODE_OF[q]
+        if node in out:
+            continue
+        body: list[str] = []
+        done: set[int] = set()
+        compared = {_text(traces[0][q])}  # the first evaluation's: ``first`` compared it
+        for index, values in enumerate(traces[1:], start=1):
+            if values is None:
+                body.append("return -2")
+                break
+            value = _text(values[q])
+            if value in compared:
+                continue
+            compared.add(value)
+            lines = need(value) - done
+            done |= lines
+            body += [t.lines[i] for i in sorted(lines)]
+            body += [f"if {_same('o', values[q])}:", f"    return {index}"]
+        else:
+            body.append("return -1")
+        out[node] = "\n".join("    " + line for line in body)
+    return out
+
+
+def _explain_body(fmt: Format, model: Model, names: Sequence[str], t: Tracer) -> None:
+    _read_case(t, len(names))
+    args = ", ".join(f"{k}_i" for k in INPUTS)
+    for j, q in enumerate(names):
+        t.line(f"if which[{j}, i] < 0:")
+        t.line(f"    k = _explain_{NODE_OF[q]}({args}, o{j})")
+        t.line("    if k == -2:")
+        t.line("        fallback[i] = True")
+        t.line("    else:")
+        t.line(f"        which[{j}, i] = k")
+
+
+_PREAMBLE = '''"""Generated by reference.batch.explain_kernel from legal.evaluate_step ({fmt}, model
+{model}).  Do not edit: it is regenerated whenever that code changes."""
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _bits(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float(typingctx, n):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+@njit(inline="always", error_model="numpy")
+def _pow2floor(a):
+    """ArrayOps.pow2floor: the exponent field alone (inf stays inf)."""
+    return _float(_bits(a) & 0x7FF0000000000000)
+
+
+@njit(error_model="numpy")
+def _select(c, a, b):
+    """ops.select of one value (a call: LLVM makes it a select instruction)."""
+    return a if c else b
+'''
+
+_FUNCTIONS = {
+    "first": ("w, b, x, t, lr, outs, which, pending", "range(w.shape[0])", _first_body,
+              "Every case: the first admitted evaluation; which[j, i] = 0 where it gives row "
+              "j's value, else -1; pending[i]: UNEXPLAINED | LR_OUTSIDE bits."),
+    "explain": ("w, b, x, t, lr, outs, cases, which, fallback", "cases", _explain_body,
+                "The cases listed, rows with which[j, i] < 0: the first admitted evaluation "
+                "giving row j's value (-1: none); fallback[i] where numpy's must decide."),
+}
+
+
+def source(fmt: "Format | str", model: "Model | str") -> str:
+    """The kernel module for ``fmt`` and ``model`` (rows: ``REQUIRED``): functions ``first``
+    and ``explain``."""
+    fmt, model = get_format(fmt), get_model(model)
+    if work_for(fmt) is not BINARY64:
+        raise ValueError(f"the compiled exact level is for formats narrower than binary64, "
+                         f"not {fmt.name}")
+    names = REQUIRED
+    parts = [_PREAMBLE.format(fmt=fmt.name, model=model.name)]
+    for node, body in _quantity_functions(fmt, model, names).items():
+        parts.append(f'''
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _explain_{node}({", ".join(f"{k}_i" for k in INPUTS)}, o):
+    """Node {node}: the first admitted evaluation after the first giving o (-1: none; -2:
+    numpy's evaluations come first)."""
+''' + body + "\n")
+    for name, (args, loop, body, doc) in _FUNCTIONS.items():
+        t = Tracer() if body is _explain_body else SharingTracer()
+        t.indent = 2
+        body(fmt, model, names, t)
+        parts.append(f'''
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def {name}({args}):
+    """{doc}"""
+    for i in {loop}:
+''' + "\n".join(t.lines) + "\n")
+    return "".join(parts)
+
+
+_LOADED: dict = {}
+
+
+def _write(text: str) -> Optional[Path]:
+    """The source as a file named by its hash (written atomically once), or None."""
+    name = "explain_" + hashlib.sha256(text.encode()).hexdigest()[:20] + ".py"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    for directory in (cache_dir() / "kernels", Path(tempfile.gettempdir()) / f"neuronspec-{uid}"):
+        path = directory / name
+        try:
+            if path.exists() and path.read_text() == text:
+                return path
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def kernels(fmt: "Format | str", model: "Model | str") -> Any:
+    """The compiled functions (first, explain) for ``fmt`` and ``model``, or None without
+    numba."""
+    fmt, model = get_format(fmt), get_model(model)
+    key = (fmt.name, model.name)
+    if key in _LOADED:
+        return _LOADED[key]
+    if importlib.util.find_spec("numba") is None:
+        _LOADED[key] = None
+        return None
+    text = source(fmt, model)
+    path = _write(text)
+    # registered under its own name: numba's cache refers to the module's functions by it
+    name = f"_neuronspec_explain_{fmt.name}_{model.name.replace('+', '_')}"
+    if path is None:  # no writable directory: compile from memory (no cache)
+        module = type(sys)(name)
+        sys.modules[name] = module
+        exec(compile(text, f"<{name}>", "exec"), module.__dict__)
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    _LOADED[key] = module
+    return module
+
+
+def _explain_required(K: Any, fmt: Format, model: Model, args: list, block: np.ndarray,
+                      which: np.ndarray) -> "np.ndarray | None":
+    """Fills ``which`` for the rows of ``REQUIRED``; returns the cases where some value is not
+    the first evaluation's, or None where some lr is not a value of the format."""
+    n = block.shape[1]
+    pending = np.empty(n, dtype=np.uint8)
+    K.first(*args, block, which, pending)
+    if (pending & LR_OUTSIDE).any():
+        return None
+    left = np.flatnonzero(pending)
+    if len(left):
+        fallback = np.zeros(n, dtype=np.bool_)
+        K.explain(*args, block, left, which, fallback)
+        if fallback.any():  # an evaluation of numpy's alone comes before the answer
+            idx = np.flatnonzero(fallback)
+            sub = explain_batch(fmt, {k: a[idx] for k, a in zip(INPUTS, args)}, REQUIRED,
+                                block[:, idx], model)
+            which[:, idx] = sub.which
+    return left
+
+
+def explain_compiled(fmt: "Format | str", cols: Mapping[str, np.ndarray], names: Sequence[str],
+                     block: np.ndarray, model: "Model | str" = "ieee",
+                     engine: str = "auto") -> Explained:
+    """``legal.explain_batch``, the same result, from the compiled loops where they apply
+    (float16, bfloat16, float32 with numba, the rows ``REQUIRED`` or ``ROWS``; ``engine=
+    "numpy"``: never); ``others`` lists the cases where some value is not the first
+    evaluation's."""
+    fmt, model = get_format(fmt), get_model(model)
+    names = tuple(names)
+    K = None
+    if engine != "numpy" and work_for(fmt) is BINARY64 and names in (REQUIRED, ROWS):
+        K = kernels(fmt, model)
+    if K is None:
+        return explain_batch(fmt, cols, names, block, model)
+    n = block.shape[1]
+    args = [np.ascontiguousarray(cols[k], dtype=np.float64) for k in INPUTS]
+    if block.shape[0] != len(names) or any(a.shape != (n,) for a in args):
+        raise ValueError(f"{len(names)} rows of {n} values and five input arrays of {n} were "
+                         f"expected, not {block.shape} and {[a.shape for a in args]}")
+    block = np.ascontiguousarray(block, dtype=np.float64)
+    m = len(REQUIRED)
+    which = np.empty((len(names), n), dtype=np.int16)
+    others = _explain_required(K, fmt, model, args, block[:m], which[:m])
+    if others is None:  # other admitted evaluations (lr-rounded ones): numpy's path
+        return explain_batch(fmt, cols, names, block, model)
+    if len(names) > m:  # dL_dy, the node of dL_db: the same answer where the same bits
+        g = REQUIRED.index("dL_db")
+        if np.array_equal(block[m].view(np.uint64), block[g].view(np.uint64)):
+            which[m] = which[g]
+        else:
+            again = block[:m].copy()
+            again[g] = block[m]
+            twin = np.empty((m, n), dtype=np.int16)
+            more = _explain_required(K, fmt, model, args, again, twin)
+            which[m] = twin[g]
+            others = np.union1d(others, more[twin[g, more] != 0])
+    return Explained(names, admitted(fmt, model, lr_in_format=True), which, others=others)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m reference.batch.explain_kernel FORMAT MODEL", file=sys.stderr)
+        return 2
+    try:
+        print(source(*args), end="")
+    except ValueError as exc:
+        print(f"reference.batch.explain_kernel: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
