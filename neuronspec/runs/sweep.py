@@ -10,6 +10,7 @@ stays flat as N grows.  Chunks spread over processes (``campaign``).
 from __future__ import annotations
 
 import copy
+import ctypes
 import math
 import os
 import shlex
@@ -39,7 +40,8 @@ from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
 from .tally import KEEP, QuantityTally
 
-__all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "CHUNK"]
+__all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "CHUNK",
+           "keep_freed_memory"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
 #: Seconds an implementation's import and first call may take before it counts as failing
@@ -66,8 +68,9 @@ class SweepResult:
     declined: dict = field(default_factory=dict)  # why -> cases it declined where it may
     quantities: dict = field(default_factory=dict)
     first_violations: list = field(default_factory=list)
+    #: per stage; "exact_level" is the part of "reference" the exact level took
     seconds: dict = field(default_factory=lambda: {"cases": 0.0, "implementation": 0.0,
-                                                   "reference": 0.0})
+                                                   "reference": 0.0, "exact_level": 0.0})
     wall: float = 0.0  # the chunks' time: from the first chunk sent to the last one back
     startup: float = 0.0  # starting the workers, loading the implementation, its first answer
     workers: int = 1
@@ -213,9 +216,11 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     else:
         result.path = "numpy"
         _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
-    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised, engine)
     t3 = time.perf_counter()
-    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t3 - t2}
+    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised, engine)
+    t4 = time.perf_counter()
+    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t4 - t2,
+                      "exact_level": t4 - t3}
     return result
 
 
@@ -431,6 +436,7 @@ def _init_worker(spec: str, model: str, threads: int, warm: "tuple[str, int] | N
     reference for ``warm`` = (format, chunk size) if given (its compiled kernels load, and its
     arrays are first allocated, here: in the start-up time, not in the first chunks')."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    keep_freed_memory()
     try:
         _WORKER["impl"] = load(spec)
     except LoadError as exc:
@@ -441,6 +447,23 @@ def _init_worker(spec: str, model: str, threads: int, warm: "tuple[str, int] | N
         sys.modules["torch"].set_num_threads(threads)
     if warm is not None:
         _warm_reference(get_format(warm[0]), model, warm[1])
+
+
+def keep_freed_memory() -> None:
+    """Every chunk allocates and frees the same large arrays (~100 MB): glibc's malloc hands
+    them back to the system and the next chunk pays a page fault per 4 KiB of them (a quarter
+    of the batch reference's time).  Kept in the process instead, they are reused; memory stays
+    flat, at one chunk's worth."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its own policy
+        return
+    mallopt(_M_MMAP_THRESHOLD, 1 << 28)
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def _warm_reference(fmt: Format, model: str, n: int) -> None:
@@ -683,7 +706,9 @@ def render(result: SweepResult, command: str = "") -> str:
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} \
         if result.cases and result.path else {}
     if per:
-        lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items()))
+        exact = per.pop("exact_level", None)
+        lines.append("  time per case: " + ", ".join(f"{k} {v:.0f} ns" for k, v in per.items())
+                     + (f" (the exact level {exact:.0f} ns of it)" if exact is not None else ""))
     lines.append(f"  {'quantity':8} {'checked':>13} {'outside':>11} {'violations':>10} "
                  f"{'unexplained':>11} {'max err/bound':>13}  regime")
     for q, t in result.quantities.items():
