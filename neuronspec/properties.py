@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any, Callable, Optional
 
 from reference.bounds import IEEE, Model, OutOfDomain, case_bounds, get_model
-from reference.exact import exact_step
+from reference.dyadic import exact_fractions
 from reference.formats import Format, get_format
 from reference.formats import float_hex
 from reference.judge import (NOT_AN_OVERFLOW, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO, Judgement,
@@ -37,7 +37,8 @@ def _bounds(fmt: Format, case: tuple, model: Model) -> dict:
 
 @functools.lru_cache(maxsize=4096)
 def _exact(case: tuple) -> dict:
-    return exact_step(*case).as_fractions()
+    """``exact_step(*case).as_fractions()``, in integer arithmetic (``reference.dyadic``)."""
+    return exact_fractions(*case)
 
 
 def _key(case) -> tuple:

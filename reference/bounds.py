@@ -13,7 +13,8 @@ derives the same bounds step by step.
 
 The chain is written once (:func:`bound_chain`, over the nodes of ``reference.step``) against an
 *arithmetic*, as mpmath writes an algorithm once against a context: :class:`ExactArithmetic`
-(``fractions.Fraction``, for float64), :class:`Binary64Arithmetic` (binary64 rounded up by a
+(``fractions.Fraction``, for float64: the definition, run as :class:`DyadicArithmetic`, the same
+terms in integer arithmetic), :class:`Binary64Arithmetic` (binary64 rounded up by a
 relative slack of ``SLACK`` where every term provably stays in binary64's normal range: float16,
 bfloat16 and float32), and in ``reference.batch`` the same binary64 arithmetic on numpy arrays,
 an extended-precision one, and the compiled kernel generated from it.  A bound never rounds
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from .exact import Binary, exact_nodes
+from .dyadic import Dyadic, as_float, dyadic, dyadic_nodes
+from .exact import Binary
 from .formats import Format, get_format, to_fraction
 from .model import IEEE, MODELS, STRICT, WIDE_FORMAT, WIDER, Model, get_model  # noqa: F401 (re-exported)
 from .step import INPUTS, NODE, NODE_OF, NODES
@@ -35,7 +37,8 @@ from .step import INPUTS, NODE, NODE_OF, NODES
 __all__ = [
     "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "WIDER", "SLACK",
     "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
-    "tightened", "Chain", "Arithmetic", "ExactArithmetic", "Binary64Arithmetic", "ScalarOps",
+    "tightened", "Chain", "Arithmetic", "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
+    "ScalarOps",
 ]
 
 #: Relative slack of bounds computed in binary64: covers <= 2**13 binary64 roundings of
@@ -283,8 +286,8 @@ class ScalarOps:
         return min(a, b)
 
     @staticmethod
-    def isfinite(a) -> bool:
-        return isinstance(a, Fraction) or math.isfinite(a)  # (a Fraction: an x87 value)
+    def isfinite(a) -> bool:  # (a Fraction: an x87 value; a Dyadic: an exact term)
+        return isinstance(a, (Fraction, Dyadic)) or math.isfinite(a)
 
     @staticmethod
     def logical_not(c) -> bool:
@@ -368,10 +371,16 @@ class Arithmetic:
 
 
 class ExactArithmetic(Arithmetic):
-    """Every term an exact ``fractions.Fraction`` (float64's bounds)."""
+    """Every term an exact ``fractions.Fraction``: the definition of float64's bounds, which
+    :class:`DyadicArithmetic` computes (tests/test_dyadic.py holds the two equal)."""
 
     zero = Fraction(0)
     grow = 1
+
+    @staticmethod
+    def exact(v: Dyadic) -> Fraction:
+        """How this arithmetic holds a node's exact value."""
+        return v.as_fraction()
 
     @staticmethod
     def constant(c) -> Fraction:
@@ -410,6 +419,41 @@ class ExactArithmetic(Arithmetic):
         return error
 
 
+class DyadicArithmetic(ExactArithmetic):
+    """:class:`ExactArithmetic`'s terms, each a :class:`~reference.dyadic.Dyadic` (every term of
+    the chain is a dyadic rational): integer arithmetic with no gcd per operation, several times
+    faster than Fractions; the bounds come out as the same Fractions."""
+
+    zero = Dyadic(0)
+
+    @staticmethod
+    def exact(v: Dyadic) -> Dyadic:
+        return v
+
+    constant = staticmethod(dyadic)
+
+    @staticmethod
+    def half_ulp(fmt: Format, m: Dyadic) -> Dyadic:
+        """ulp(M)/2 in ``fmt``, for any 0 <= M."""
+        if m <= 0:
+            return Dyadic(0)
+        return Dyadic(1, max(m.exponent(), fmt.emin) - fmt.p)
+
+    @staticmethod
+    def distance(c: "float | Fraction", value: Dyadic) -> Dyadic:
+        """|c - value| (0 for an overflowed c, which the caller discards)."""
+        return abs(dyadic(c) - value) if ScalarOps.isfinite(c) else Dyadic(0)
+
+    @staticmethod
+    def finish(error: Dyadic, name: str) -> Fraction:
+        return error.as_fraction()
+
+    @staticmethod
+    def round(fmt: Format, value: "Dyadic | float | Fraction") -> "float | Fraction":
+        """(a term, or a value already rounded to a wider format)"""
+        return Arithmetic.round(fmt, value.as_fraction() if type(value) is Dyadic else value)
+
+
 class Binary64Arithmetic(Arithmetic):
     """binary64 with every ulp taken of a magnitude inflated by ``1 + SLACK`` and every bound
     rounded up by it at the end (spec/tolerances.md 2.7).  Node values are the exact values
@@ -424,6 +468,12 @@ class Binary64Arithmetic(Arithmetic):
 
     def __init__(self, ops: Any = ScalarOps) -> None:
         self.ops = ops
+
+    @staticmethod
+    def exact(v: Dyadic) -> float:
+        """A node's exact value rounded to the nearest binary64 (as ``float()`` of its mpmath
+        value: every term of a float-safe format's chain is a normal binary64 number)."""
+        return as_float(v)
 
     @staticmethod
     def constant(c) -> float:
@@ -453,6 +503,7 @@ class Binary64Arithmetic(Arithmetic):
 
 
 EXACT_ARITHMETIC = ExactArithmetic()
+DYADIC_ARITHMETIC = DyadicArithmetic()
 BINARY64_ARITHMETIC = Binary64Arithmetic()
 
 
@@ -468,6 +519,7 @@ def case_bounds(
     *,
     computed: "Mapping[str, float] | None" = None,
     exact_arithmetic: "bool | None" = None,
+    arithmetic: "Arithmetic | None" = None,
 ) -> dict[str, Bound]:
     """Error bound of every quantity for one case: ``inputs`` = {w, b, x, t, lr} (or a
     ``reference.step.Case``).
@@ -477,6 +529,9 @@ def case_bounds(
     |computed|)`` as its magnitude, which is valid (a rounded result is at most that far from
     its operand-exact value) and can only tighten the bound.
     Returns, per quantity, an upper bound (``float`` or ``Fraction``) or :class:`OutOfDomain`.
+    ``exact_arithmetic`` (default: where a format is not float-safe) runs the chain exactly (in
+    :class:`DyadicArithmetic`), else in binary64; ``arithmetic`` names another one (the tests
+    run :class:`ExactArithmetic`, the Fraction definition).
     """
     fmt, model = get_format(fmt), get_model(model)
     raw = dict(inputs) if isinstance(inputs, Mapping) else dict(zip(INPUTS, inputs))
@@ -492,12 +547,9 @@ def case_bounds(
             "or declare the lr-binary64 option (model 'ieee+lr-binary64')")
     if exact_arithmetic is None:
         exact_arithmetic = not _float_safe(fmt)
-    A = EXACT_ARITHMETIC if exact_arithmetic else BINARY64_ARITHMETIC
-    exact = exact_nodes(*(raw[k] for k in INPUTS))
-    if exact_arithmetic:
-        values = {k: to_fraction(v) for k, v in exact.items()}
-    else:  # inputs exactly, nodes rounded to the nearest binary64
-        values = {k: float(v) for k, v in exact.items()}
+    A = arithmetic or (DYADIC_ARITHMETIC if exact_arithmetic else BINARY64_ARITHMETIC)
+    # reference.exact's values (tests/test_dyadic.py), as the arithmetic holds them
+    values = {k: A.exact(v) for k, v in dyadic_nodes(*(raw[k] for k in INPUTS)).items()}
     tiny = A.constant(fmt.smallest_normal)
 
     def flush_error(v):
@@ -527,8 +579,8 @@ def _text(q) -> str:
     try:
         return f"{float(q):.6g}"
     except OverflowError:
-        q = to_fraction(q)
-        return f"about 2^{q.numerator.bit_length() - q.denominator.bit_length()}"
+        n, d = q.as_integer_ratio()  # (a Fraction or a Dyadic)
+        return f"about 2^{n.bit_length() - d.bit_length()}"
 
 
 def _up(q: Fraction) -> float:

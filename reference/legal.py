@@ -2,7 +2,7 @@
 
 A model admits a finite set of evaluations (``rounded.admitted``: fused multiply-add or not, a
 ``pow`` square one ulp off, work in a wider format, flush-to-zero, autograd's ``2*r``), each
-computed exactly and rounded as IEEE 754 says (``rounded.evaluate_variants``).  Their results,
+computed exactly and rounded as IEEE 754 says (``rounded.evaluations``).  Their results,
 per quantity, are the **legal values** of the case:
 
 - the *exact level* of the verdict: a computed value is explained when it equals one of them
@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 from .formats import Format, as_float, get_format
 from .model import Model, get_model
-from .rounded import admitted, evaluate_variants
+from .rounded import admitted, evaluations
 from .step import INPUTS, QUANTITIES
 
 __all__ = ["Legal", "Explanation", "legal_values", "admitted_for", "from_results", "value_key"]
@@ -104,8 +104,16 @@ def legal_values(fmt: "Format | str", case: Iterable[float], model: "Model | str
     """The legal values of ``case`` (w, b, x, t, lr) in ``fmt`` under ``model``."""
     fmt, model = get_format(fmt), get_model(model)
     case = tuple(float(v) for v in case)
-    results = evaluate_variants(fmt, *case, admitted_for(fmt, model, case))
-    return from_results(fmt, model, case, results, quantities)
+    found = evaluations(fmt, *case, admitted_for(fmt, model, case))
+    legal = Legal(fmt, model, case)
+    for q in quantities:  # few distinct results per quantity: compare those, not every variant's
+        table: dict = {}
+        for index, variants in found.groups[q]:
+            value = found.results[index]
+            table.setdefault(value_key(value), (value, []))[1].extend(variants)
+        legal.values[q] = {key: (value, [found.names[i] for i in sorted(variants)])
+                           for key, (value, variants) in table.items()}
+    return legal
 
 
 def admitted_for(fmt: Format, model: Model, case: tuple) -> list:

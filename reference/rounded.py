@@ -13,11 +13,11 @@ Canonical order of operations (one rounding each), the nodes of ``reference.step
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, NamedTuple, Protocol
 
 from .formats import Format, get_format
 from .model import WIDER, Model
@@ -26,6 +26,7 @@ from .step import INPUTS, NODE_OF, NODES, QUANTITIES, product_operand
 __all__ = [
     "Variant", "VARIANTS", "ALL_VARIANTS", "CANONICAL", "evaluate", "evaluate_variants",
     "admitted", "variants_for", "fl_mul", "fl_add", "fl_sub", "fl_fma", "Rounder", "Exactly",
+    "evaluations", "Evaluations",
 ]
 
 
@@ -179,6 +180,9 @@ class Variant:
     ftz: bool = False
     grad_doubled: bool = False
 
+    def __hash__(self) -> int:  # the name alone: a plan is looked up by up to 96 variants
+        return hash(self.name)
+
     def describe(self, fmt: "Format | str | None" = None) -> str:
         wide = WIDER[get_format(fmt).name].name if fmt is not None else "the wider format"
         parts = [
@@ -232,13 +236,17 @@ ALL_VARIANTS: dict[str, Variant] = {
 def admitted(fmt: "Format | str", model: Model, *, lr_in_format: bool = True) -> list[Variant]:
     """The evaluations ``model`` admits in ``fmt``, bit for bit (lr-rounded ones only when lr
     is not a value of the format: elsewhere they equal the same variant with lr as given)."""
-    fmt = get_format(fmt)
+    return list(_admitted(get_format(fmt), model, lr_in_format))
+
+
+@functools.lru_cache(maxsize=None)
+def _admitted(fmt: Format, model: Model, lr_in_format: bool) -> tuple[Variant, ...]:
     wide = model.wide_format(fmt) is not None
-    return [v for v in ALL_VARIANTS.values()
-            if not (v.lr_rounded and lr_in_format)
-            and (v.square == "rounded" or model.pow_square)
-            and (v.work == "format" or wide)
-            and (model.ftz or not v.ftz)]
+    return tuple(v for v in ALL_VARIANTS.values()
+                 if not (v.lr_rounded and lr_in_format)
+                 and (v.square == "rounded" or model.pow_square)
+                 and (v.work == "format" or wide)
+                 and (model.ftz or not v.ftz))
 
 
 def variants_for(fmt: "Format | str", *, lr_in_format: bool = True, pow_square: bool = True,
@@ -273,11 +281,12 @@ def _one_ulp_square(rounder: Rounding, fmt: Format, r):
     if not _finite(r):
         return _signed(r) * _signed(r)
     n, d = r.as_integer_ratio()
-    exact = Fraction(n * n, d * d)
     rn = rounder.round_ratio(n * n, d * d)
-    if not _finite(rn) or rn == 0 and exact == 0:
+    if not _finite(rn) or rn == 0 and n == 0:
         return rn
-    return _next_exact(fmt, rn, up=not Fraction(rn) > exact)
+    rn_n, rn_d = rn.as_integer_ratio()  # (a float, or an exact x87 Fraction)
+    above = rn_n * d * d > n * n * rn_d  # rn > r*r, compared exactly
+    return _next_exact(fmt, rn, up=not above)
 
 
 def evaluate(
@@ -303,107 +312,195 @@ def evaluate_variants(
     variants: Iterable[Variant],
 ) -> dict[str, dict[str, float]]:
     """Evaluate several variants on one case, sharing the operations they have in common."""
+    return evaluations(fmt, w, b, x, t, lr, variants).by_variant()
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """Several variants evaluated on one case: the distinct results and which variants give
+    each, so that a caller grouping them by value (``reference.legal``) compares a handful of
+    results, not one per variant."""
+
+    names: tuple[str, ...]  # the variants by kind of work, each kind's in the order given
+    results: list  # the distinct results of every quantity
+    outputs: tuple[tuple[int, ...], ...]  # per variant, per quantity: an index into results
+    #: per quantity: (index into results, the indices of the variants giving it), in the order
+    #: of each result's first variant
+    groups: dict[str, tuple[tuple[int, tuple[int, ...]], ...]]
+
+    def by_variant(self) -> dict[str, dict[str, float]]:
+        return {name: {q: self.results[i] for q, i in zip(QUANTITIES, out)}
+                for name, out in zip(self.names, self.outputs)}
+
+
+def evaluations(fmt: "Format | str", w: float, b: float, x: float, t: float, lr: float,
+                variants: Iterable[Variant]) -> Evaluations:
+    """The results of ``variants`` on one case (:class:`Evaluations`): every distinct operation
+    of theirs computed once, in the order a precomputed plan lists them."""
     fmt = get_format(fmt)
     for name, val in (("w", w), ("b", b), ("x", x), ("t", t)):
         fmt.check(val, name)
     if not isinstance(lr, float) or not math.isfinite(lr):
         raise ValueError(f"lr = {lr!r} must be a finite float")
-    groups: dict[tuple, list[Variant]] = {}
-    for v in variants:
-        groups.setdefault((v.work, v.ftz, v.lr_rounded), []).append(v)
-    out: dict[str, dict[str, float]] = {}
-    for (work, ftz, lr_rounded), vs in groups.items():
-        out.update(_evaluate_group(fmt, work, ftz, lr_rounded, vs, w, b, x, t, lr))
-    return out
+    plan = _plan(tuple(variants))
+    values = [None] * plan.size
+    arithmetics, stores = [], []
+    for i, (work, ftz, lr_rounded) in enumerate(plan.contexts):
+        ops, sq_fmt, store = _arithmetic(fmt, work, ftz)
+        arithmetics.append((ops, sq_fmt))
+        stores.append(store)
+        values[i * len(INPUTS):(i + 1) * len(INPUTS)] = _inputs(fmt, ftz, lr_rounded,
+                                                                 (w, b, x, t, lr))
+    for slot, context, operation, args, twin, twin_args in plan.steps:
+        if twin is not None and all(values[a] is values[c] for a, c in zip(args, twin_args)):
+            values[slot] = values[twin]  # the same operation on the same operands
+            continue
+        ops, sq_fmt = arithmetics[context]
+        values[slot] = operation(ops, sq_fmt, *[values[a] for a in args])
+    results = [stores[context](values[slot]) for slot, context in plan.stored]
+    return Evaluations(plan.names, results, plan.outputs, plan.groups)
 
 
-def _evaluate_group(fmt, work, ftz, lr_rounded, variants, w, b, x, t, lr):
+@functools.lru_cache(maxsize=None)
+def _arithmetic(fmt: Format, work: str, ftz: bool) -> tuple:
+    """(what rounds each operation, the format a one-ulp square is off in, what rounds a
+    result when it is stored) for one kind of work."""
     wide = WIDER[fmt.name]
     if work == "format":
-        ops = Rounder(fmt, flush=ftz) if ftz else fmt
-        store = (lambda v: v)
-        sq_fmt = fmt
-    elif work == "wide-per-op":
-        ops = Rounder(fmt, via=wide, flush=ftz)
-        store = (lambda v: v)
-        sq_fmt = fmt
-    elif work == "wide-kept":
-        ops = Exactly(wide) if wide.p > 53 else wide
-        out_rounder = Rounder(fmt, flush=ftz)
-        store = out_rounder.round
-        sq_fmt = wide
-    else:
-        raise ValueError(f"unknown work mode {work!r}; choose one of {', '.join(WORKS)}")
-    if ftz:  # denormals-are-zero on the inputs
+        return (Rounder(fmt, flush=ftz) if ftz else fmt), fmt, _as_is
+    if work == "wide-per-op":
+        return Rounder(fmt, via=wide, flush=ftz), fmt, _as_is
+    if work == "wide-kept":
+        return (Exactly(wide) if wide.p > 53 else wide), wide, Rounder(fmt, flush=ftz).round
+    raise ValueError(f"unknown work mode {work!r}; choose one of {', '.join(WORKS)}")
+
+
+def _as_is(value):
+    return value
+
+
+def _inputs(fmt: Format, ftz: bool, lr_rounded: bool, case: tuple) -> list:
+    """The inputs as an evaluation reads them: subnormals as zeros under flush-to-zero
+    (denormals-are-zero), lr rounded to the format where the variant rounds it."""
+    w, b, x, t, lr = case
+    if ftz:
         tiny = fmt.smallest_normal
         w, b, x, t = (math.copysign(0.0, a) if abs(a) < tiny else a for a in (w, b, x, t))
     if lr_rounded:
         lr = fmt.round(lr)
     if ftz and abs(lr) < fmt.smallest_normal:
         lr = math.copysign(0.0, lr)
-    inputs = dict(zip(INPUTS, (w, b, x, t, lr)))
-    results = {}
-    cache: dict = {}  # node values shared by the variants (keyed by what they depend on)
-    for v in variants:
-        values = dict(inputs)
-        on = {"forward": v.forward_fused, "update": v.update_fused, "grad": v.grad_doubled}
-        fused = {k for k in ("forward", "update") if on[k]}
-        for node in NODES:
-            deps = _DEPENDS[node.name]
-            key = (node.name,) + tuple(k for k in ("forward", "update", "grad")
-                                       if on[k] and k in deps) \
-                + ((v.square,) if v.square in deps else ())
-            if key not in cache:
-                cache[key] = _rounded_node(node, values, ops, sq_fmt, fused, v.square,
-                                           v.grad_doubled)
-            values[node.name] = cache[key]
-            if node.op == "grad" and on["grad"] and values[node.name] is values[node.args[0]]:
-                on["grad"] = False  # 2*r did not overflow: from here, the plain gradient's
-        results[v.name] = {q: store(values[NODE_OF[q]]) for q in QUANTITIES}
-    return results
+    return [w, b, x, t, lr]
 
 
-def _rounded_node(node, values, ops, sq_fmt, fused, square, grad_doubled):
-    """One node of the step rounded by ``ops``: fused with its product operand where the
-    variant fuses the node's group; the square one ulp off where the variant says so."""
-    args = [values[a] for a in node.args]
-    if node.fusion in fused:  # one rounding of a*b + c (a sum) or c - a*b (a difference)
+# --- the plan: which operations a set of variants needs, each listed once ------------------------
+
+class _Plan(NamedTuple):
+    names: tuple[str, ...]
+    contexts: tuple[tuple[str, bool, bool], ...]  # (work, ftz, lr_rounded); inputs first
+    steps: tuple[tuple, ...]  # (slot, context, operation, operand slots, twin, twin's operands)
+    size: int  # slots: the inputs of each context, then one per step
+    stored: tuple[tuple[int, int], ...]  # (slot, context) of each distinct result
+    outputs: tuple[tuple[int, ...], ...]
+    groups: dict
+
+
+def _fused(ops, sq_fmt, u, v, c):
+    return fl_fma(ops, u, v, c)
+
+
+def _fused_negated(ops, sq_fmt, u, v, c):  # c - u*v
+    return fl_fma(ops, -u, v, c)
+
+
+def _doubled(ops, sq_fmt, r):
+    """autograd's 0.5*(2*r): r itself (the same object), or an infinity where 2*r overflows."""
+    if _finite(r) and not _finite(fl_mul(ops, 2.0, r)):
+        return _signed(r) * math.inf
+    return r
+
+
+#: Each operation on the values it reads (after the arithmetic and the square's format).
+_OPERATIONS: dict[str, Callable] = {
+    "mul": lambda ops, sq_fmt, a, b: fl_mul(ops, a, b),
+    "add": lambda ops, sq_fmt, a, b: fl_add(ops, a, b),
+    "sub": lambda ops, sq_fmt, a, b: fl_sub(ops, a, b),
+    "rounded": lambda ops, sq_fmt, r: fl_mul(ops, r, r),  # the square, correctly rounded
+    "one-ulp": lambda ops, sq_fmt, r: _one_ulp_square(ops, sq_fmt, r),
+    "half": lambda ops, sq_fmt, s: fl_mul(ops, 0.5, s),
+    "fused": _fused,
+    "fused-negated": _fused_negated,
+    "doubled": _doubled,
+}
+
+
+def _operation(node, v: Variant) -> tuple[str, tuple[str, ...]]:
+    """How ``v`` computes ``node`` (a key of ``_OPERATIONS``) and the names of what it reads:
+    fused with its product operand where the variant fuses the node's group."""
+    fused = {"forward": v.forward_fused, "update": v.update_fused}.get(node.fusion, False)
+    if fused:  # one rounding of a*b + c (a sum) or c - a*b (a difference)
         product, other = product_operand(node)
-        u, v = (values[a] for a in product.args)
-        if node.op == "sub" and node.args[1] == product.name:
-            u = -u
-        return fl_fma(ops, u, v, values[other])
-    if node.op == "mul":
-        return fl_mul(ops, *args)
-    if node.op == "add":
-        return fl_add(ops, *args)
-    if node.op == "sub":
-        return fl_sub(ops, *args)
+        negated = node.op == "sub" and node.args[1] == product.name
+        return ("fused-negated" if negated else "fused"), product.args + (other,)
     if node.op == "square":
-        r = args[0]
-        return _one_ulp_square(ops, sq_fmt, r) if square == "one-ulp" else fl_mul(ops, r, r)
-    if node.op == "half":
-        return fl_mul(ops, 0.5, args[0])
-    r = args[0]
-    if grad_doubled and _finite(r) and not _finite(fl_mul(ops, 2.0, r)):
-        return _signed(r) * math.inf  # autograd's 0.5*(2*r): 2*r overflowed
-    return r  # grad: the value of r (0.5*(2*r) is exactly r where 2*r is finite)
+        return v.square, node.args
+    if node.op == "grad":
+        return ("doubled" if v.grad_doubled else "grad"), node.args
+    return node.op, node.args
 
 
-def _dependencies() -> dict[str, set[str]]:
-    """Per node, which variant dimensions can change its value: "forward" (fused y), "update"
-    (fused updates), "grad" (autograd's 2*r) and the square modes (through sq)."""
-    deps: dict[str, set[str]] = {}
-    for node in NODES:
-        mine = set().union(*(deps.get(a, set()) for a in node.args))
-        if node.fusion:
-            mine.add(node.fusion)
-        if node.op == "square":
-            mine.update(SQUARES)
-        if node.op == "grad":
-            mine.add("grad")
-        deps[node.name] = mine
-    return deps
+@functools.lru_cache(maxsize=256)
+def _plan(variants: tuple[Variant, ...]) -> _Plan:
+    """The operations ``variants`` need, each once: an operation is known by its context, node,
+    kind and operand slots, so variants that agree up to a node share it.  Autograd's 2*r is
+    r itself unless it overflows: each operation after it also names its *twin* (the same
+    operation on the plain gradient's values), which it reuses where its operands turn out to
+    be the twin's (no overflow), as a variant without 2*r would."""
+    contexts: dict[tuple, int] = {}
+    slots: dict[tuple, int] = {}
+    steps: list[list] = []
 
+    def step(context: int, node, kind: str, args: tuple[int, ...]) -> int:
+        key = (context, node.name, kind, args)
+        if key not in slots:
+            slots[key] = base + len(steps)
+            steps.append([slots[key], context, _OPERATIONS[kind], args, None, None])
+        return slots[key]
 
-_DEPENDS = _dependencies()
+    for v in variants:
+        contexts.setdefault((v.work, v.ftz, v.lr_rounded), len(contexts))
+    # the variants by context, each context's in the order given (the order results are listed)
+    variants = tuple(sorted(variants, key=lambda v: contexts[(v.work, v.ftz, v.lr_rounded)]))
+    base = len(contexts) * len(INPUTS)
+    stored: dict[tuple[int, int], int] = {}
+    outputs = []
+    for v in variants:
+        context = contexts[(v.work, v.ftz, v.lr_rounded)]
+        values = {name: context * len(INPUTS) + i for i, name in enumerate(INPUTS)}
+        plain = values  # the values of the twin variant without 2*r (the same until g)
+        for node in NODES:
+            kind, reads = _operation(node, v)
+            if node.op == "grad":  # g = r, or autograd's 2*r
+                r = values[reads[0]]
+                if v.grad_doubled:
+                    plain = dict(values, **{node.name: r})
+                values[node.name] = step(context, node, kind, (r,)) if v.grad_doubled else r
+                continue
+            if plain is not values:
+                twin_args = tuple(plain[a] for a in reads)
+                plain[node.name] = twin = step(context, node, kind, twin_args)
+            args = tuple(values[a] for a in reads)
+            values[node.name] = step(context, node, kind, args)
+            if plain is not values and values[node.name] != twin:
+                steps[values[node.name] - base][4:] = [twin, twin_args]
+        outputs.append(tuple(stored.setdefault((values[NODE_OF[q]], context), len(stored))
+                             for q in QUANTITIES))
+    groups = {}
+    for j, q in enumerate(QUANTITIES):
+        by_result: dict[int, list[int]] = {}
+        for i, out in enumerate(outputs):
+            by_result.setdefault(out[j], []).append(i)
+        groups[q] = tuple((r, tuple(idx)) for r, idx in by_result.items())
+    return _Plan(tuple(v.name for v in variants), tuple(contexts),
+                 tuple(tuple(s) for s in steps), base + len(steps), tuple(stored),
+                 tuple(outputs), groups)

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("reference.formats", "reference.step"),
     ("reference.model",),
     ("reference.exact",),
+    ("reference.dyadic",),
     ("reference.rounded",),
     ("reference.legal",),
     ("reference.bounds",),
