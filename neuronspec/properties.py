@@ -21,7 +21,7 @@ from reference.formats import Format, get_format
 from reference.formats import float_hex
 from reference.judge import (NOT_AN_OVERFLOW, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO, Judgement,
                              judge_case)
-from reference.legal import admitted_for, legal_values, value_key
+from reference.legal import Legal, admitted_for, legal_values, value_key
 from reference.rounded import ALL_VARIANTS, evaluate_variants
 from reference.step import REQUIRED
 
@@ -141,14 +141,27 @@ def _allow_overflow_outside_domain(prop: Callable) -> Callable:
 
 @dataclass
 class CaseCheck:
-    """What within_bounds saw on one case (for reports and fingerprints)."""
+    """What within_bounds saw on one case (for reports and fingerprints).  The exact level's
+    legal values and explanations are computed when first asked for: the bounded level needs
+    them only to judge a zero or an overflow."""
 
     outputs: dict
     exact: dict
     bounds: dict
     judgements: dict  # quantity -> reference.judge.Judgement (the bounded level)
-    explanations: dict = None  # quantity -> reference.legal.Explanation (the exact level)
-    legal: Any = None  # the case's reference.legal.Legal
+    fmt: Format
+    case: tuple
+    model: Model
+
+    @functools.cached_property
+    def legal(self) -> Legal:
+        """The case's legal values."""
+        return legal_values(self.fmt, self.case, self.model)
+
+    @functools.cached_property
+    def explanations(self) -> dict:
+        """Quantity -> reference.legal.Explanation (the exact level)."""
+        return {q: self.legal.explain(q, j.observed) for q, j in self.judgements.items()}
 
     @property
     def ratios(self) -> dict[str, float]:
@@ -186,19 +199,19 @@ def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
     bounds = _bounds(fmt, _key(case), model)
     out = _run(impl, fmt, case, "within-bounds", regime, model)
     exact = _exact(_key(case))
-    legal = legal_values(fmt, case, model)
-    judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact, legal=legal)
-    for q, j in judgements.items():
+    check = CaseCheck(out, exact, bounds, {}, fmt, case, model)
+    check.judgements = judge_case(fmt, case, out, model, bounds=bounds, exact=exact,
+                                  legal=lambda: check.legal)
+    for q, j in check.judgements.items():
         if j.violation:
             _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=_violation_detail(fmt, j), quantity=q, exact=exact[q],
                   observed=j.observed, bound=_number(j.bound), model=model,
                   variants=_variants_giving(fmt, case, q, j.observed, model),
-                  nearest=legal.explain(q, j.observed), outputs=out)
+                  nearest=check.legal.explain(q, j.observed), outputs=out)
         if target is not None and j.ok and not math.isnan(j.ratio):
             target(j.ratio, label=f"{fmt.name} {q} error/bound")
-    explanations = {q: legal.explain(q, j.observed) for q, j in judgements.items()}
-    return CaseCheck(out, exact, bounds, judgements, explanations, legal)
+    return check
 
 
 def _number(bound) -> "Fraction | float | None":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .bounds import IEEE, Bound, Model, OutOfDomain, case_bounds, get_model
 from .exact import exact_step
@@ -158,11 +158,12 @@ def judge_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str,
                model: "Model | str" = IEEE, *, bounds: "Mapping[str, Bound] | None" = None,
                exact: "Mapping[str, Any] | None" = None,
                quantities: "Iterable[str] | None" = None,
-               legal: "Legal | None" = None) -> dict[str, Judgement]:
+               legal: "Legal | Callable[[], Legal] | None" = None) -> dict[str, Judgement]:
     """The bounded-level verdict on each quantity an implementation returned for one case (by
     default the required ones and dL_dy when present); ``bounds``, ``exact`` and ``legal`` may
     be passed in when the caller has them already (``legal`` is computed where a value needs
-    it: a non-finite value where an admitted evaluation may overflow, or a zero)."""
+    it: a non-finite value where an admitted evaluation may overflow, or a zero; a function
+    passed as ``legal`` is called only then)."""
     fmt, model = get_format(fmt), get_model(model)
     case = tuple(case)
     if bounds is None:
@@ -172,7 +173,10 @@ def judge_case(fmt: "Format | str", case: Iterable[float], outputs: Mapping[str,
     if quantities is None:
         quantities = REQUIRED + (("dL_dy",) if "dL_dy" in outputs else ())
     quantities = tuple(quantities)
-    if legal is None and any(_needs_legal(float(outputs[q]), bounds[q]) for q in quantities):
+    needed = any(_needs_legal(float(outputs[q]), bounds[q]) for q in quantities)
+    if callable(legal):
+        legal = legal() if needed else None
+    elif legal is None and needed:
         legal = legal_values(fmt, case, model)
     return {q: judge(fmt, q, outputs[q], exact[q], bounds[q], legal) for q in quantities}
 
