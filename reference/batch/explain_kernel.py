@@ -348,7 +348,7 @@ def _explain_required(K: Any, fmt: Format, model: Model, args: list, block: np.n
     K.first(*args, block, which, pending)
     if (pending & LR_OUTSIDE).any():
         return None
-    left = np.flatnonzero(pending)
+    left = np.flatnonzero(pending.view(np.bool_))  # (0 or UNEXPLAINED now: 10x numpy's uint8)
     if len(left):
         fallback = np.zeros(n, dtype=np.bool_)
         K.explain(*args, block, left, which, fallback)
