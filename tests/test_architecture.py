@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("reference.batch.arith",),
     ("reference.batch.chain",),
     ("reference.batch.judgement",),
+    ("reference.batch.scaled",),
     ("reference.batch.kernel",),
     ("reference.batch.verdict",),
     ("reference.batch", "reference"),

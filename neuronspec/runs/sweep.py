@@ -208,7 +208,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
     names = tuple(q for q in ROWS if q in outputs)
     screened = None
-    if engine != "numpy" and work_for(fmt) is BINARY64 and not raised.any():
+    if engine != "numpy" and fmt.p < 53 and not raised.any():  # (binary64 work)
         screened = _screen(fmt, model, cols, outputs, names)
     if screened is not None:
         result.path = "compiled"
@@ -469,8 +469,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def _warm_reference(fmt: Format, model: str, n: int) -> None:
     try:
         work = work_for(fmt)
-    except RuntimeError:  # no extended precision here: the scalar path only
-        return
+    except RuntimeError:  # float64 without extended precision: the scaled numpy path
+        work = None
     cols, _ = chunk_cases(fmt, 0, 0, n)
     block = np.zeros((len(REQUIRED), n))
     if work is BINARY64:
@@ -604,12 +604,8 @@ class Sweeper:
         since, self.began = self.began, None
         since = since if since is not None else time.perf_counter()
         fmt, model, timeout = get_format(fmt), self.model, self.timeout
-        try:
-            work_for(fmt)
+        try:  # (float64 without x87 extended precision: the scaled arithmetic, still batch)
             check_model(get_model(model), fmt)
-        except RuntimeError as exc:  # no extended precision on this platform
-            if not scalar:
-                raise UsageError(str(exc)) from None
         except ValueError as exc:  # a model the batch reference does not cover
             raise UsageError(str(exc)) from None
         total = SweepResult(self.spec, fmt.name, get_model(model).name, seed,

@@ -22,8 +22,21 @@ import numpy as np
 from ..bounds import SLACK
 from ..formats import Format
 
-__all__ = ["Work", "BINARY64", "EXTENDED", "work_for", "Pair", "ArrayOps", "two_sum",
+__all__ = ["ZK", "Work", "BINARY64", "EXTENDED", "work_for", "Pair", "ArrayOps", "two_sum",
            "two_prod", "pair_add", "pair_mul", "pair_square", "round_to", "round_array"]
+
+
+#: The exponent ``ArrayOps.norm_k`` gives zero: below any a nonzero number can have.
+ZK = -float(2**40)
+#: How far ``ldexp`` shifts at most (beyond: 0 or inf for any binary64 mantissa).
+_SHIFT = 2100.0
+_TINY = 2.0**-1022
+
+
+def _pow2(j):
+    """2**j for integral j in [-1022, 1023], from its bits."""
+    e = (np.asarray(j, dtype=np.float64) + 1023.0).astype(np.int64)
+    return (e << 52).view(np.float64)
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,8 @@ EXTENDED = Work("extended", np.longdouble, 64, 2.0**-56, False)
 
 def work_for(fmt: Format) -> Work:
     """binary64 where a product of three format values and the bound terms stay normal there,
-    else x87 extended precision (float64); a clear error where the platform lacks it."""
+    else x87 extended precision (float64); a RuntimeError where the platform lacks it (the
+    verdict then runs float64 in ``scaled``'s arithmetic)."""
     if fmt.emax <= 127 and fmt.emin >= -126 and 3 * fmt.p <= 2 * 53:
         return BINARY64
     info = np.finfo(np.longdouble)
@@ -100,6 +114,34 @@ class ArrayOps:
     @staticmethod
     def either(a, b):
         return a | b
+
+    # norm_m, norm_k and ldexp are written with binary64 bit operations and products by
+    # powers of two, as the compiled kernel's helpers are, so that the two give the same bits
+    @staticmethod
+    def norm_m(a):
+        """The mantissa of a in [1, 2), signed (0 for 0; a finite)."""
+        a = np.asarray(a, dtype=np.float64)
+        s = np.where(np.abs(a) < _TINY, a * 2.0**64, a)
+        bits = (s.view(np.uint64) & np.uint64(0x800FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)
+        return np.where(a == 0, a, bits.view(np.float64))
+
+    @staticmethod
+    def norm_k(a, k):
+        """k + floor(log2 |a|) (ZK for a = 0; a finite)."""
+        a = np.asarray(a, dtype=np.float64)
+        sub = np.abs(a) < _TINY
+        s = np.where(sub, a * 2.0**64, a)
+        e = ((s.view(np.uint64) >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.float64)
+        return np.where(a == 0, ZK, k + (e - np.where(sub, 1087.0, 1023.0)))
+
+    @staticmethod
+    def ldexp(m, j):
+        """m * 2**j for integral j: two products by powers of two, so one rounding where m
+        is at least 1 in magnitude (0 or inf beyond +-2100)."""
+        j = np.clip(j, -_SHIFT, _SHIFT)
+        j1 = np.clip(j, -1022.0, 1023.0)
+        j2 = np.clip(j - j1, -1022.0, 1023.0)
+        return (m * _pow2(j1)) * _pow2(j2)
 
     @staticmethod
     def pow2floor(a):

@@ -14,6 +14,7 @@ import numpy as np
 from ..bounds import Model, case_bounds, get_model
 from ..exact import exact_step
 from ..formats import Format, get_format
+from ..judge import OUT_OF_DOMAIN as DOMAIN
 from ..judge import judge
 from ..step import INPUTS, NODE_OF, REQUIRED
 from . import kernel
@@ -21,6 +22,7 @@ from .arith import BINARY64, ArrayOps, Work, work_for
 from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
 from .judgement import (BEYOND, NEAR, NONNEGATIVE, NOT_FINITE, NOT_IN_FORMAT, OK,
                         OUT_OF_DOMAIN, ROWS, WRONG_ZERO, judge_values)
+from .scaled import judge_scaled, scaled_bounds, scaled_pairs
 
 __all__ = ["Verdict", "check_batch", "screen_batch"]
 
@@ -75,7 +77,7 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
     (numba; float16, bfloat16, float32) or "auto" (compiled where available)."""
     fmt = get_format(fmt)
     model = check_model(get_model(model), fmt)
-    work = work_for(fmt)
+    work = _work(fmt)
     names, block = _outputs_in_rows(outputs)
     kernels = _kernels(fmt, model, engine, work)
     if kernels is not None and names not in (REQUIRED, ROWS):
@@ -89,10 +91,39 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
         status = np.empty(block.shape, dtype=np.int8)
         kernels.verdict(*cols, np.ascontiguousarray(block), ratio, status)
         verdict = Verdict(dict(zip(names, status)), dict(zip(names, ratio)))
+    elif work is None:
+        verdict = check_scaled(fmt, model, cases, names, block)
     else:
         verdict = _check_numpy(fmt, model, work, cases, names, block)
     _resolve(fmt, model, cases, names, block, verdict)
     return verdict
+
+
+def _work(fmt: Format) -> "Work | None":
+    """The work type of the numpy path: None for float64 without x87 extended precision (the
+    scaled binary64 arithmetic, ``scaled``, then)."""
+    try:
+        return work_for(fmt)
+    except RuntimeError:
+        if fmt.p == 53:
+            return None
+        raise
+
+
+def check_scaled(fmt: Format, model: Model, cases, names, block) -> Verdict:
+    """float64's verdict in the scaled binary64 arithmetic on numpy arrays (what the compiled
+    kernel runs; no extended precision needed); NEAR values are left for ``_resolve``."""
+    inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        values = scaled_pairs(ArrayOps, inputs)
+        bounds = scaled_bounds(ArrayOps, fmt, model, values)
+        status, ratio = {}, {}
+        for q, row in zip(names, block):
+            s, r = judge_scaled(ArrayOps, fmt, np.asarray(row, dtype=np.float64),
+                                values[NODE_OF[q]], *bounds[q], nonnegative=q in NONNEGATIVE)
+            status[q] = np.broadcast_to(s, row.shape).astype(np.int8)
+            ratio[q] = np.broadcast_to(r, row.shape).astype(np.float64)
+    return Verdict(status, ratio)
 
 
 def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> Verdict:
@@ -125,11 +156,12 @@ def _resolve(fmt: Format, model: Model, cases, names, block, verdict: Verdict) -
                                exact_step(*case).as_fractions())
             bounds, exact = cache[case]
             j = judge(fmt, q, float(row[i]), exact[q], bounds[q])
-            verdict.status[q][i] = BEYOND if j.violation else OK
+            verdict.status[q][i] = BEYOND if j.violation else \
+                OUT_OF_DOMAIN if j.verdict == DOMAIN else OK
             verdict.ratio[q][i] = j.ratio
 
 
-def _kernels(fmt: Format, model: Model, engine: str, work: Work):
+def _kernels(fmt: Format, model: Model, engine: str, work: "Work | None"):
     """The compiled kernels for (fmt, model), or None (numpy engine, float64, or no numba)."""
     if engine not in ("auto", "compiled", "numpy"):
         raise ValueError(f"unknown engine {engine!r}; choose auto, compiled or numpy")
@@ -149,7 +181,7 @@ def screen_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray], block: np
     need the full judgement; None where no compiled kernel is available."""
     fmt = get_format(fmt)
     model = check_model(get_model(model), fmt)
-    kernels = _kernels(fmt, model, "auto", work_for(fmt))
+    kernels = _kernels(fmt, model, "auto", _work(fmt))
     if kernels is None:
         return None
     if block.shape[0] not in (len(REQUIRED), len(ROWS)):
