@@ -121,6 +121,33 @@ def test_batch_legal_values_equal_the_scalar_ones(name):
     assert checked > 1000
 
 
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_batch_legal_values_with_a_binary64_learning_rate(name):
+    """An lr that is not a value of the format (``+lr-binary64``): products with it are not
+    exact in binary64, so the arrays round a TwoProduct pair once (the case the rounding of the
+    product to binary64 first got wrong) and leave a fused update to the scalar path."""
+    fmt = FORMATS[name]
+    model = get_model("ieee+wide+lr-binary64")
+    rng = np.random.default_rng(7)
+    cases = [(0.0, float(fmt.round(1.1343642473220825)), 0.0, 0.0, 0.9928147972143408)]
+    for _ in range(40):
+        w, b, x, t = (float(fmt.round(v)) for v in
+                      rng.standard_normal(4) * 2.0 ** rng.integers(-8, 8, 4))
+        cases.append((w, b, x, t, float(rng.random() * 2.0 ** int(rng.integers(-30, 3)))))
+    cols = {k: np.array([c[i] for c in cases]) for i, k in enumerate(INPUTS)}
+    checked = 0
+    for variant in admitted(fmt, model, lr_in_format=False):
+        arrays, undecided = evaluate_arrays(fmt, variant, cols, lr_in_format=False)
+        for i, case in enumerate(cases):
+            if not undecided[i]:
+                want = evaluate_variants(fmt, *case, [variant])[variant.name]
+                for q in QUANTITIES:
+                    assert same_bits(np.array([arrays[q][i]]), np.array([want[q]]))[0], (
+                        variant.name, q, case)
+                    checked += 1
+    assert checked > 10_000
+
+
 def test_explain_batch_finds_which_evaluation_gives_each_value():
     fmt = FLOAT32
     cases = _cases(fmt, 20, seed=3)

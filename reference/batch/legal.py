@@ -115,6 +115,7 @@ class VariantArithmetic:
         self.x87 = self.first.p == 64
         self.narrow = self.operand.p <= 26 and not self.x87  # products exact in binary64
         self.flushes = ftz and work != "wide-kept"  # kept work flushes when stored
+        self.wide_lr = False  # a binary64 lr used as given (then products are not exact)
         # one rounding to a format numpy computes in natively (IEEE; float16 through float32,
         # an innocuous double rounding for + - *): values carried in that dtype
         self.native = NATIVE.get(self.first.name) \
@@ -155,6 +156,9 @@ class VariantArithmetic:
                 return self._native(a * b)
             if self.x87:
                 return self._finish(self._ld(a) * self._ld(b))
+            if self.narrow and self.wide_lr:  # a TwoProduct pair, rounded once
+                hi, lo = two_prod(a, b, BINARY64.splitter)
+                return self._finish(_rnd(self.first, hi, lo, self.ops))
             if self.narrow:  # exact in binary64, then rounded
                 return self._finish(_rnd(self.first, a * b, ops=self.ops))
             return self._finish(a * b)  # binary64 operands: the hardware's rounding
@@ -181,6 +185,8 @@ class VariantArithmetic:
                 self.native = dt
             return value.astype(dt), bad
         with np.errstate(all="ignore"):
+            if self.narrow and self.wide_lr:  # three terms: reference.legal decides
+                return a * b + c, np.ones(np.shape(a * b + c), dtype=bool)
             if self.narrow:  # the product is exact in binary64: a TwoSum pair, rounded once
                 s, e = two_sum(a * b, c)
                 return self._finish(_rnd(self.first, s, e, self.ops)), self.ops.false
@@ -323,9 +329,10 @@ def evaluate_step(W: VariantArithmetic, variant: Variant, v: dict,
         v["lr"] = W.rounded(v["lr"])
         if variant.ftz:
             v["lr"] = W.flush(v["lr"])
-    elif W.native is not None and not (lr_in_format if lr_in_format is not None
-                                       else np.all(_rnd(W.fmt, v["lr"]) == v["lr"])):
+    elif ops is ArrayOps and not (lr_in_format if lr_in_format is not None
+                                  else np.all(_rnd(W.fmt, v["lr"]) == v["lr"])):
         W.native = None  # a binary64 lr used as given: the products must see all its bits
+        W.wide_lr = True
     v = {k: W.carry(a) for k, a in v.items()}
     fused = {k for k, on in (("forward", variant.forward_fused),
                              ("update", variant.update_fused)) if on}
