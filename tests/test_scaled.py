@@ -127,3 +127,15 @@ def test_a_float64_sweep_runs_without_extended_precision(no_extended):
     result = run_chunk(load("numpy"), "float64", seed=1, index=0, n=900)
     assert result.path == "numpy" and result.violations == 0 and result.unexplained == 0
     assert sum(t.checked for t in result.quantities.values()) > 5000
+
+
+def test_an_unexplained_overflow_is_judged_without_extended_precision(no_extended):
+    """The sweep's late bounded verdict (a non-finite value where an admitted evaluation may
+    overflow, but not one it gives) reads "may overflow" from the scaled arithmetic."""
+    from reference.batch.verdict import may_overflow
+
+    huge = {"w": np.array([1.5e308, 1.0]), "b": np.array([1.5e308, 1.0]),
+            "x": np.array([1.5, 1.0]), "t": np.array([0.0, 0.0]), "lr": np.array([0.5, 0.5])}
+    assert may_overflow(FLOAT64, huge, "y").tolist() == [True, False]
+    verdict_module.work_for = arith.work_for
+    assert may_overflow(FLOAT64, huge, "y").tolist() == [True, False]

@@ -22,10 +22,11 @@ import numpy as np
 
 from reference.batch import (BINARY64, NEAR, OK, OUT_OF_DOMAIN, ROWS, check_batch, screen_batch,
                              work_for)
-from reference.batch.chain import batch_bounds, check_model
+from reference.batch.chain import check_model
 from reference.batch.judgement import NONNEGATIVE
 from reference.batch.explain_kernel import explain_compiled
 from reference.batch.legal import zero_signs_batch
+from reference.batch.verdict import may_overflow
 from reference.bounds import get_model
 from reference.formats import Format, float_hex, get_format
 from reference.legal import legal_values
@@ -278,7 +279,7 @@ def _late_bounded(result, impl, fmt, model, cols, slices, q, row, missing) -> No
         return
     sub = {k: np.ascontiguousarray(np.asarray(cols[k])[special]) for k in INPUTS}
     v = row[special]
-    ood = batch_bounds(fmt, *(sub[k] for k in INPUTS), model)[q].out_of_domain
+    ood = may_overflow(fmt, sub, q, model)
     bad = ~np.isfinite(v) & ood
     why = np.where(bad, "a non-finite value where an admitted evaluation may overflow, but not "
                    "one it gives", "")

@@ -19,12 +19,12 @@ from ..judge import judge
 from ..step import INPUTS, NODE_OF, REQUIRED
 from . import kernel
 from .arith import BINARY64, ArrayOps, Work, work_for
-from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
+from .chain import arithmetic_for, batch_bounds, chain_bounds, check_model, exact_pairs
 from .judgement import (BEYOND, NEAR, NONNEGATIVE, NOT_FINITE, NOT_IN_FORMAT, OK,
                         OUT_OF_DOMAIN, ROWS, WRONG_ZERO, judge_values)
 from .scaled import judge_scaled, scaled_bounds, scaled_pairs
 
-__all__ = ["Verdict", "check_batch", "screen_batch"]
+__all__ = ["Verdict", "check_batch", "screen_batch", "may_overflow"]
 
 @dataclass
 class Verdict:
@@ -124,6 +124,20 @@ def check_scaled(fmt: Format, model: Model, cases, names, block) -> Verdict:
             status[q] = np.broadcast_to(s, row.shape).astype(np.int8)
             ratio[q] = np.broadcast_to(r, row.shape).astype(np.float64)
     return Verdict(status, ratio)
+
+
+def may_overflow(fmt: "Format | str", cases: Mapping[str, np.ndarray], q: str,
+                 model: "Model | str" = "ieee") -> np.ndarray:
+    """Per case, whether some admitted evaluation may overflow on the way to ``q`` (the
+    bound chain's flag; float64 without x87 extended precision: the scaled arithmetic's)."""
+    fmt = get_format(fmt)
+    model = check_model(get_model(model), fmt)
+    if _work(fmt) is not None:
+        return batch_bounds(fmt, *(cases[k] for k in INPUTS), model)[q].out_of_domain
+    inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        flag = scaled_bounds(ArrayOps, fmt, model, scaled_pairs(ArrayOps, inputs))[q][1]
+    return np.broadcast_to(flag, inputs["w"].shape).copy()
 
 
 def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> Verdict:
