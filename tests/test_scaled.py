@@ -20,6 +20,7 @@ from reference.formats import FLOAT64
 from reference.step import INPUTS, NODE_OF, REQUIRED
 
 from neuronspec.cases.regimes import CAMPAIGN_REGIMES, regime_cases
+from neuronspec.runs import crosscheck as crosscheck_module
 from neuronspec.runs.crosscheck import outputs_around_bounds
 
 
@@ -96,6 +97,7 @@ def no_extended(monkeypatch):
             raise RuntimeError("no x87 extended precision here")
         return arith.BINARY64
     monkeypatch.setattr(verdict_module, "work_for", work_for)
+    monkeypatch.setattr(crosscheck_module, "work_for", work_for)
 
 
 def test_verdict_equals_the_extended_and_scalar_verdicts(no_extended):
@@ -139,3 +141,9 @@ def test_an_unexplained_overflow_is_judged_without_extended_precision(no_extende
     assert may_overflow(FLOAT64, huge, "y").tolist() == [True, False]
     verdict_module.work_for = arith.work_for
     assert may_overflow(FLOAT64, huge, "y").tolist() == [True, False]
+
+
+def test_the_crosscheck_runs_without_extended_precision(no_extended):
+    counts = crosscheck_module.crosscheck_chunk("float64", 20261130, 0, 300)
+    assert counts["disagreements"] == 0 and counts["checked"] > 1000
+    assert counts["violations"] > 100  # outputs on both sides of the bound

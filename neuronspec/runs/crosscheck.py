@@ -16,7 +16,9 @@ import math
 
 import numpy as np
 
-from reference.batch import batch_bounds, check_batch, exact_pairs, round_array, work_for
+from reference.batch import (BINARY64, ArrayOps, batch_bounds, check_batch, exact_pairs,
+                             round_array, work_for)
+from reference.batch.scaled import round64, scaled_bounds, scaled_pairs
 from reference.bounds import IEEE, case_bounds
 from reference.exact import exact_step
 from reference.formats import Format, get_format
@@ -32,27 +34,54 @@ __all__ = ["crosscheck", "crosscheck_chunk", "outputs_around_bounds", "KEEP_EXAM
 KEEP_EXAMPLES = 5
 
 
-def outputs_around_bounds(fmt: Format, cases: dict, rng: np.random.Generator) -> dict:
-    """Outputs for every quantity, spread over pass, fail and the boundary between them."""
-    work = work_for(fmt)
+def _centres(fmt: Format, cases: dict) -> dict:
+    """Per quantity: the correctly rounded exact value, a number near the exact value (in the
+    work type) and the bound (0 where an admitted evaluation may overflow); float64 without x87
+    extended precision through the scaled arithmetic (``reference.batch.scaled``)."""
+    try:
+        work = work_for(fmt)
+    except RuntimeError:
+        return _scaled_centres(fmt, cases)
     args = [np.asarray(cases[k], dtype=work.dtype) for k in INPUTS]
     nodes = exact_pairs(work, dict(zip(INPUTS, args)))
     bounds = batch_bounds(fmt, *args, nodes=nodes)
-    n = len(args[0])
     out = {}
     for q in REQUIRED:
         node = nodes[NODE_OF[q]]
-        bound = np.where(bounds[q].out_of_domain, 0, bounds[q].bound)
+        out[q] = (round_array(fmt, node.hi, node.lo, work).astype(np.float64), node.hi,
+                  np.where(bounds[q].out_of_domain, 0, bounds[q].bound))
+    return out
+
+
+def _scaled_centres(fmt: Format, cases: dict) -> dict:
+    args = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
+    values = scaled_pairs(ArrayOps, args)
+    bounds = scaled_bounds(ArrayOps, fmt, IEEE, values)
+    out = {}
+    for q in REQUIRED:
+        pair = values[NODE_OF[q]]
+        high, ood = bounds[q][3], bounds[q][1]
+        out[q] = (round64(ArrayOps, pair), ArrayOps.ldexp(pair.hi, pair.k),
+                  np.where(ood, 0.0, ArrayOps.ldexp(high.m, high.k)))
+    return out
+
+
+def outputs_around_bounds(fmt: Format, cases: dict, rng: np.random.Generator) -> dict:
+    """Outputs for every quantity, spread over pass, fail and the boundary between them."""
+    n = len(cases["w"])
+    out = {}
+    for q, (rounded, near, bound) in _centres(fmt, cases).items():
+        dt = near.dtype.type
         kind = rng.integers(0, 20, n)
-        sign = np.where(rng.random(n) < 0.5, -1, 1).astype(work.dtype)
-        f = rng.uniform(0.5, 1.5, n).astype(work.dtype)
-        moved = round_array(fmt, node.hi + sign * f * bound, None, work)
-        value = np.where(kind < 4, round_array(fmt, node.hi, node.lo, work), moved)
-        value = value.astype(np.float64)
+        sign = np.where(rng.random(n) < 0.5, -1, 1).astype(dt)
+        f = rng.uniform(0.5, 1.5, n).astype(dt)
+        moved = round_array(fmt, near + sign * f * bound.astype(dt), None,
+                            work_for(fmt) if dt is not np.float64 else BINARY64)
+        value = np.where(kind < 4, rounded, moved.astype(np.float64))
         step = np.where(kind % 2 == 0, np.inf, -np.inf)
         if fmt.name in ("float16", "float32"):
-            dt = np.float16 if fmt.name == "float16" else np.float32
-            neighbour = np.nextafter(value.astype(dt), step.astype(dt)).astype(np.float64)
+            ft = np.float16 if fmt.name == "float16" else np.float32
+            neighbour = np.nextafter(value.astype(ft), step.astype(ft)).astype(np.float64)
         else:
             neighbour = np.nextafter(value, step) if fmt.name == "float64" else value
         with np.errstate(invalid="ignore"):
