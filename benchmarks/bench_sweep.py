@@ -65,7 +65,7 @@ def batch_rate(impl: str, dtype: str, cases: int, scalar: bool = False,
     from neuronspec.runs.sweep import Sweeper
 
     chunk = 1 << 13 if scalar else 1 << 18
-    with Sweeper(impl, workers=1, warm=(dtype, chunk)) as sweeper:
+    with Sweeper(impl, workers=1, warm=(dtype, chunk, True)) as sweeper:  # (compiled)
         sweeper.run(dtype, min(cases, 1 << 18), seed=99, scalar=scalar)  # warm: first calls
 
         def run() -> dict:

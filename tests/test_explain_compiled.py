@@ -23,8 +23,12 @@ pytestmark = pytest.mark.skipif(explain_kernel.kernels("float32", "strict") is N
 
 #: (format, model): every variant of each narrow format's default model, flush-to-zero, the
 #: strict model, and float32 work in binary64 (whose kept work only numpy runs: a fallback).
-CASES = [("float16", "ieee"), ("bfloat16", "ieee"), ("bfloat16", "strict"),
-         ("float32", "ieee"), ("float32", "ieee+ftz"), ("float32", "ieee+wide")]
+#: The default models run by default; the others compile kernels of their own (up to 25 s each
+#: with a cold cache, which CI has): behind the ``slow`` marker.
+CASES = [("float16", "ieee"), ("bfloat16", "ieee"), ("float32", "ieee"),
+         pytest.param("bfloat16", "strict", marks=pytest.mark.slow),
+         pytest.param("float32", "ieee+ftz", marks=pytest.mark.slow),
+         pytest.param("float32", "ieee+wide", marks=pytest.mark.slow)]
 
 
 def _cases(fmt, seed: int) -> dict[str, np.ndarray]:
@@ -78,7 +82,7 @@ def test_compiled_exact_level_equals_explain_batch(name, model, monkeypatch):
     for names in (REQUIRED, ROWS):
         rows = block[[ROWS.index(q) for q in names]]
         want = explain_batch(fmt, cols, names, rows, model)
-        got = explain_kernel.explain_compiled(fmt, cols, names, rows, model)
+        got = explain_kernel.explain_compiled(fmt, cols, names, rows, model, "compiled")
         assert [v.name for v in got.variants] == [v.name for v in want.variants]
         for j, q in enumerate(names):
             bad = np.flatnonzero(got.which[j] != want.which[j])
@@ -107,7 +111,7 @@ def test_a_learning_rate_outside_the_format_goes_to_numpy(monkeypatch):
     block = np.stack([evaluate_arrays(fmt, admitted(fmt, model, lr_in_format=False)[5], cols)
                       [0][q] for q in REQUIRED])
     want = explain_batch(fmt, cols, REQUIRED, block, model)
-    got = explain_kernel.explain_compiled(fmt, cols, REQUIRED, block, model)
+    got = explain_kernel.explain_compiled(fmt, cols, REQUIRED, block, model, "compiled")
     assert "lr-rounded" in " ".join(v.name for v in got.variants)
     assert np.array_equal(got.which, want.which) and (got.which >= 0).all()
 
@@ -128,4 +132,4 @@ def test_mismatched_arrays_are_refused():
     cols = _cases(fmt, 5)
     block = np.zeros((len(REQUIRED), 10))
     with pytest.raises(ValueError, match="expected"):
-        explain_kernel.explain_compiled(fmt, cols, REQUIRED, block, "ieee")
+        explain_kernel.explain_compiled(fmt, cols, REQUIRED, block, "ieee", "compiled")

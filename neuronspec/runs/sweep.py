@@ -45,6 +45,9 @@ __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "
            "keep_freed_memory"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
+#: Cases from which a sweep compiles the exact level's kernel if numba's cache lacks it (3 to
+#: 25 s, which it saves back by then); smaller sweeps use it once it is compiled.
+COMPILE_PAYS = 5_000_000
 #: Seconds an implementation's import and first call may take before it counts as failing
 #: to load.
 LOAD_TIMEOUT = 300.0
@@ -432,10 +435,12 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
 _WORKER: dict = {}
 
 
-def _init_worker(spec: str, model: str, threads: int, warm: "tuple[str, int] | None") -> None:
+def _init_worker(spec: str, model: str, threads: int,
+                 warm: "tuple[str, int] | tuple[str, int, bool] | None") -> None:
     """A worker: load the implementation (its failure is said by the first task) and warm the
-    reference for ``warm`` = (format, chunk size) if given (its compiled kernels load, and its
-    arrays are first allocated, here: in the start-up time, not in the first chunks')."""
+    reference for ``warm`` = (format, chunk size[, compile]) if given (its compiled kernels
+    load, and its arrays are first allocated, here: in the start-up time, not in the first
+    chunks'; ``compile``: compile the exact level's kernel if numba's cache lacks it)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     keep_freed_memory()
     try:
@@ -447,7 +452,7 @@ def _init_worker(spec: str, model: str, threads: int, warm: "tuple[str, int] | N
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     if warm is not None:
-        _warm_reference(get_format(warm[0]), model, warm[1])
+        _warm_reference(get_format(warm[0]), model, *warm[1:])
 
 
 def keep_freed_memory() -> None:
@@ -467,7 +472,7 @@ def keep_freed_memory() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def _warm_reference(fmt: Format, model: str, n: int) -> None:
+def _warm_reference(fmt: Format, model: str, n: int, compile: bool = False) -> None:
     try:
         work = work_for(fmt)
     except RuntimeError:  # float64 without extended precision: the scaled numpy path
@@ -478,7 +483,8 @@ def _warm_reference(fmt: Format, model: str, n: int) -> None:
         screen_batch(fmt, cols, block, model)
     few = {k: v[:64] for k, v in cols.items()}
     check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
-    explain_compiled(fmt, few, REQUIRED, block[:, :64], model)  # zeros: every loop runs
+    explain_compiled(fmt, few, REQUIRED, block[:, :64], model,  # zeros: every loop runs
+                     "compiled" if compile else "auto")
 
 
 def _loaded() -> "LoadError | None":
@@ -661,7 +667,8 @@ def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: in
     ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
     seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one)."""
     fmt = get_format(fmt)
-    warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk)
+    warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
+            not scalar and cases >= COMPILE_PAYS)
     with Sweeper(spec, model, workers, timeout=timeout, warm=warm) as sweeper:
         return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk)
 

@@ -36,9 +36,8 @@ from ..formats import Format, get_format
 from ..model import Model, get_model
 from ..rounded import Variant, admitted
 from ..step import INPUTS, NODE_OF, REQUIRED
-from .arith import BINARY64, work_for
 from .judgement import ROWS
-from .kernel import HELPERS, Sym, SymOps, Tracer, generated, print_source
+from .kernel import HELPERS, Sym, SymOps, Tracer, compiled, generated, print_source
 from .legal import Explained, VariantArithmetic, evaluate_step, explain_batch
 
 __all__ = ["SharingTracer", "compiled_variants", "source", "kernels", "explain_compiled"]
@@ -226,7 +225,7 @@ def source(fmt: "Format | str", model: "Model | str") -> str:
     """The kernel module for ``fmt`` and ``model`` (rows: ``REQUIRED``): functions ``first``
     and ``explain``."""
     fmt, model = get_format(fmt), get_model(model)
-    if work_for(fmt) is not BINARY64:
+    if fmt.p >= 53:
         raise ValueError(f"the compiled exact level is for formats narrower than binary64, "
                          f"not {fmt.name}")
     names = REQUIRED
@@ -284,14 +283,17 @@ def explain_compiled(fmt: "Format | str", cols: Mapping[str, np.ndarray], names:
                      block: np.ndarray, model: "Model | str" = "ieee",
                      engine: str = "auto") -> Explained:
     """``legal.explain_batch``, the same result, from the compiled loops where they apply
-    (float16, bfloat16, float32 with numba, the rows ``REQUIRED`` or ``ROWS``; ``engine=
-    "numpy"``: never); ``others`` lists the cases where some value is not the first
-    evaluation's."""
+    (float16, bfloat16, float32 with numba, the rows ``REQUIRED`` or ``ROWS``; ``engine``:
+    "compiled" compiles them if need be, "auto" uses them once compiled (in this process or
+    numba's cache), "numpy" never); ``others`` lists the cases where some value is not the
+    first evaluation's."""
     fmt, model = get_format(fmt), get_model(model)
     names = tuple(names)
     K = None
-    if engine != "numpy" and work_for(fmt) is BINARY64 and names in (REQUIRED, ROWS):
+    if engine != "numpy" and fmt.p < 53 and names in (REQUIRED, ROWS):  # (binary64 work)
         K = kernels(fmt, model)
+        if engine == "auto" and not compiled(K, ("first", "explain")):
+            K = None  # (its compilation takes 3 to 25 s: worth it for large sweeps only)
     if K is None:
         return explain_batch(fmt, cols, names, block, model)
     n = block.shape[1]

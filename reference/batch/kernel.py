@@ -32,8 +32,8 @@ from .arith import BINARY64
 from .chain import PairArithmetic, exact_pairs, quantity_bounds
 from .judgement import NONNEGATIVE, ROWS, estimate_values, judge_values
 
-__all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "generated", "load_source",
-           "print_source", "node_table",
+__all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "generated", "compiled",
+           "load_source", "print_source", "node_table",
            "NODE_TABLE_KINDS", "HELPERS"]
 
 
@@ -394,6 +394,21 @@ def generated(kind: str, fmt: "Format | str", model: "Model | str",
             make(fmt, model), f"{kind}_",
             f"_neuronspec_{kind}_{fmt.name}_{model.name.replace('+', '_')}")
     return _LOADED[key]
+
+
+def compiled(module: Any, names: "tuple[str, ...]") -> bool:
+    """Whether calling the functions ``names`` of a generated module costs no compilation:
+    they ran in this process, or numba's cache holds them."""
+    if module is None:
+        return False
+    functions = [getattr(module, n) for n in names]
+    if all(f.signatures for f in functions):
+        return True
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return False
+    cached = Path(path).parent / "__pycache__"
+    return all(any(cached.glob(f"{Path(path).stem}.{n}-*.nbi")) for n in names)
 
 
 def kernels(fmt: "Format | str", model: "Model | str") -> Any:
