@@ -115,8 +115,8 @@ class ArrayOps:
     def either(a, b):
         return a | b
 
-    # norm_m, norm_k and ldexp are written with binary64 bit operations and products by
-    # powers of two, as the compiled kernel's helpers are, so that the two give the same bits
+    # norm_m, norm_k and ldexp: exact scaling by powers of two for ``scaled`` (float64 without
+    # x87 long double)
     @staticmethod
     def norm_m(a):
         """The mantissa of a in [1, 2), signed (0 for 0; a finite)."""

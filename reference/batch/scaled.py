@@ -2,29 +2,32 @@
 own exponent (exponent scaling), so that no platform needs x87 long double.
 
 A float64 step spans 2**-3300 .. 2**4100 (products of three values, their rounding terms), far
-beyond binary64's range.  Here every number is kept as a binary64 *mantissa* in [1, 2) and an
-integral *exponent* (also a binary64, exact up to 2**53; zero has the exponent :data:`ZK`):
+beyond binary64's range.  Here every number is kept as a binary64 *mantissa* and an integral
+*exponent* (also a binary64, exact up to 2**53; zero has the exponent ``arith.ZK``):
 
-- :class:`X`, a bound term or magnitude ``m * 2**k``: products multiply mantissas (one rounding,
+- :class:`X`, a bound term or magnitude ``m * 2**k`` (m within a few powers of two of 1, left
+  unnormalised): products multiply mantissas (one rounding,
   relative 2**-53), sums align to the larger exponent (one rounding, and what falls below
   binary64's subnormals, <= 2**-1074 of the larger); the bound chain's slack covers both,
   exactly as in ``bounds.Binary64Arithmetic``;
-- :class:`ScaledPair`, an exact node value ``(hi + lo) * 2**k`` up to ``delta * 2**k``: the
+- :class:`ScaledPair`, an exact node value ``(hi + lo) * 2**k`` up to ``delta * 2**k`` (hi in
+  [1, 2), or 0 with delta in [1, 2) or 0): the
   error-free transformations of ``arith`` run on mantissas near 1, where nothing overflows or
   underflows; only aligning two operands of very different size may drop bits below 2**-1074
   (relative to the larger), and those are added to ``delta``.
 
 :class:`ScaledArithmetic` is ``bounds.bound_chain``'s arithmetic over these numbers, and
 :func:`judge_scaled` is ``judgement.judge_values`` over them: the same chain and the same tests,
-so the compiled kernel (``kernel``, traced from this code) gives the scalar verdict.  The exact
+so the verdict is the scalar one (``tests/test_scaled.py``).  The exact
 (Fraction) bound's decisions -- a binade, "below the smallest normal" -- are taken here on the
 band in which the exact magnitude lies: the chain runs at its upper end (a bound >= the exact
 one) and at its lower end (<= it); a value whose error lies between the two, or a non-finite
 value where "may overflow" depends on the end, is left to ``reference.judge`` (status NEAR),
 which decides it exactly.
 
-Every operation goes through ``ops`` (``ArrayOps`` on numpy arrays, ``kernel.SymOps`` when
-traced): ``norm_m``/``norm_k`` (mantissa and exponent of a binary64), ``ldexp``.
+``verdict.check_batch`` uses it for float64 where numpy has no x87 long double.  Every
+operation goes through ``ops`` (``ArrayOps``): ``norm_m``/``norm_k`` (mantissa and exponent of
+a binary64), ``ldexp``.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def _zero(a: "X") -> bool:
 
 
 class X:
-    """``m * 2**k``: m in [1, 2) or 0 (then k = ZK); operators for ``bounds.bound_chain``."""
+    """``m * 2**k`` (a zero has k = ZK); operators for ``bounds.bound_chain``."""
 
     __slots__ = ("A", "m", "k", "alt", "exact")
 

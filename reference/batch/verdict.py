@@ -111,8 +111,8 @@ def _work(fmt: Format) -> "Work | None":
 
 
 def check_scaled(fmt: Format, model: Model, cases, names, block) -> Verdict:
-    """float64's verdict in the scaled binary64 arithmetic on numpy arrays (what the compiled
-    kernel runs; no extended precision needed); NEAR values are left for ``_resolve``."""
+    """float64's verdict in the scaled binary64 arithmetic on numpy arrays (no extended
+    precision needed); NEAR values are left for ``_resolve``."""
     inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         values = scaled_pairs(ArrayOps, inputs)
