@@ -176,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--cases", type=_positive, default=1_000_008, help="cases per format")
     sd.add_argument("--seed", type=_nonnegative, default=20261126)
     sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    sd.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run on the Dask cluster whose scheduler is at ADDRESS "
+                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
+                    "cluster of --workers workers)")
     sd.add_argument("--torch-cases", type=_nonnegative, default=None,
                     help="cases for the torch implementations (default: all for float32, a "
                     "tenth for the other formats)")
@@ -187,9 +191,14 @@ def _parser() -> argparse.ArgumentParser:
                         "(batch callable where offered) and the batch reference")
     sw.add_argument("impl", help=IMPL_HELP)
     sw.add_argument("--dtype", type=_one_format, required=True)
-    sw.add_argument("--cases", type=_positive, default=1_000_000, help="e.g. 1e8")
+    sw.add_argument("--cases", type=_positive, default=None,
+                    help="e.g. 1e8 (default 1e6; with --exhaustive, every case)")
     sw.add_argument("--seed", type=_nonnegative, default=0)
     sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run on the Dask cluster whose scheduler is at ADDRESS "
+                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
+                    "cluster of --workers workers)")
     sw.add_argument("--model", type=_model(), default="ieee",
                     help="tolerance model (the batch path covers ieee and strict, with +wide "
                     "except in float64)")
@@ -202,6 +211,14 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--timeout", type=_seconds, default=CHUNK_TIMEOUT,
                     help=f"seconds a chunk may take before it counts as hung (default "
                     f"{CHUNK_TIMEOUT:g})")
+    sw.add_argument("--exhaustive", metavar="A,B", default=None,
+                    help="every pair of finite values of inputs A and B (float16, bfloat16), "
+                    "e.g. w,x; the other inputs from --grid, or --fix")
+    sw.add_argument("--fix", metavar="NAME=VALUE,...", default=None,
+                    help="with --exhaustive: fix other inputs, e.g. b=0,t=1,lr=0x1.9ap-4")
+    sw.add_argument("--grid", default=None,
+                    help="with --exhaustive: the named grid of the other inputs "
+                    "(default, small)")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -212,6 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--cases", type=_positive, default=10_000, help="cases per format")
     cc.add_argument("--seed", type=_nonnegative, default=0)
     cc.add_argument("--workers", type=_positive, default=1)
+    cc.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run on the Dask cluster whose scheduler is at ADDRESS "
+                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
+                    "cluster of --workers workers)")
     cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
                     help="write the counts to FILE (default spec/data/crosscheck.json)")
     pl = sub.add_parser("plots", help="draw spec/plots/<format>.png: error/bound against "
@@ -436,7 +457,8 @@ def _soundness(args, argv) -> int:
         command += ["--torch-cases", str(args.torch_cases)]
     if args.append:
         command.append("--append")
-    report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases)
+    report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases,
+                              scheduler=args.scheduler)
     report["command"] = " ".join(command)
     record(report, Path(args.output), args.append)
     bad = sum(st["violations"] for f in report["formats"].values()
@@ -447,24 +469,45 @@ def _soundness(args, argv) -> int:
 
 def _sweep(args, argv) -> int:
     from .artefacts import jsontext, records
+    from .cases.exhaustive import Exhaustive
     from .runs.sweep import CHUNK, record, render, sweep
 
     _writable(args.json)
     if args.record:
         records.prepare("sweeps", Path(args.record))
+    source = None
+    if args.exhaustive is not None:
+        source = Exhaustive.parse(args.dtype, args.exhaustive, args.fix, args.grid)
+        if args.scalar:
+            raise UsageError("--exhaustive runs the batch callable: drop --scalar")
+    elif args.fix is not None or args.grid is not None:
+        raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
+    chunk = args.chunk or CHUNK
+    cases = args.cases if args.cases is not None or source is not None else 1_000_000
+    expected = cases if cases is not None else \
+        max(0, source.cases - args.first_chunk * chunk)
+
+    def started(sweeper) -> None:
+        # on a terminal, or where it is news (a cluster; no Dask): what runs the chunks
+        if sys.stderr.isatty() or "embedded" not in sweeper.engine:
+            print(f"neuronspec sweep: chunks on {sweeper.engine}", file=sys.stderr)
+        if sweeper.dashboard:
+            print(f"neuronspec sweep: Dask dashboard at {sweeper.dashboard}", file=sys.stderr)
 
     def show(total, elapsed):
         rate = total.cases / elapsed if elapsed else 0.0
-        left = (args.cases - total.cases) / rate if rate else 0.0
-        print(f"\r  {total.cases:,}/{args.cases:,} cases  {rate / 1e6:.2f}M/s  "
-              f"{left:.0f}s left  violations {total.violations}   ", end="",
+        left = (expected - total.cases) / rate if rate else 0.0
+        share = total.cases / expected if expected else 1.0
+        bar = "#" * int(20 * share) + "-" * (20 - int(20 * share))
+        print(f"\r  [{bar}] {total.cases:,}/{expected:,} cases  {rate / 1e6:.2f}M/s  "
+              f"ETA {_duration(left)}  violations {total.violations}   ", end="",
               file=sys.stderr, flush=True)
 
     progress = show if sys.stderr.isatty() else None
     try:
-        result = sweep(args.impl, args.dtype, args.cases, args.seed, args.workers, args.model,
-                       args.scalar, args.chunk or CHUNK, progress, args.timeout,
-                       args.first_chunk)
+        result = sweep(args.impl, args.dtype, cases, args.seed, args.workers, args.model,
+                       args.scalar, chunk, progress, args.timeout, args.first_chunk,
+                       scheduler=args.scheduler, started=started, source=source)
     finally:
         if progress is not None:
             print(file=sys.stderr)
@@ -485,6 +528,16 @@ def _sweep(args, argv) -> int:
     return 1 if result.failures(args.level) or result.stopped else 0
 
 
+def _duration(seconds: float) -> str:
+    """12s, 3m05s, 2h07m: an ETA at a glance."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def _crosscheck(args, argv) -> int:
     from .artefacts import records
     from .runs.crosscheck import crosscheck
@@ -493,7 +546,8 @@ def _crosscheck(args, argv) -> int:
         records.prepare("crosscheck", Path(args.record))
     results = {}
     for name in args.dtype:
-        counts = crosscheck(name, args.cases, args.seed, args.workers)
+        counts = crosscheck(name, args.cases, args.seed, args.workers,
+                            scheduler=args.scheduler)
         results[name] = counts
         print(f"{name:9} {counts['cases']:>10,} cases  {counts['checked']:>11,} values checked  "
               f"{counts['violations']:>10,} violations  {counts['out_of_domain']:>10,} outside "

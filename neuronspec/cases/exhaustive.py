@@ -269,6 +269,13 @@ class Exhaustive:
                 "points": [{n: float_hex(v) for n, v in zip(self.others, p)}
                            for p in self.points]}
 
+    def options(self) -> str:
+        """The ``neuronspec sweep`` options that give these cases."""
+        text = f"--exhaustive {','.join(self.over)} --grid {self.grid}"
+        if self.fixed:
+            text += " --fix " + ",".join(f"{n}={float_hex(v)}" for n, v in self.fixed.items())
+        return text
+
     def __repr__(self) -> str:
         fixed = "".join(f", {n}={float_hex(v)}" for n, v in self.fixed.items())
         return f"Exhaustive({self.fmt.name}, over={','.join(self.over)}, grid={self.grid}{fixed})"

@@ -141,13 +141,15 @@ def _task(args: tuple) -> dict:
 
 
 def crosscheck(fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
-               chunk: int = 6000) -> dict:
-    """``crosscheck_chunk`` over ``cases`` cases (chunks spread over ``workers`` processes)."""
+               chunk: int = 6000, scheduler: "str | None" = None) -> dict:
+    """``crosscheck_chunk`` over ``cases`` cases (chunks spread over ``workers`` processes, or
+    over the Dask cluster at ``scheduler``)."""
     fmt = get_format(fmt)
-    tasks = [(fmt.name, seed, i, min(chunk, cases - start))
-             for i, start in enumerate(range(0, cases, chunk))]
+    tasks = ((fmt.name, seed, i, min(chunk, cases - start))  # (streamed)
+             for i, start in enumerate(range(0, cases, chunk)))
     total: dict = {"examples": []}
-    for part in completed(run_chunks(_task, tasks, workers=workers, in_process=workers <= 1)):
+    for part in completed(run_chunks(_task, tasks, workers=workers, in_process=workers <= 1,
+                                     scheduler=scheduler)):
         for k, v in part.items():
             if k == "examples":
                 total["examples"] = (total["examples"] + v)[:KEEP_EXAMPLES]

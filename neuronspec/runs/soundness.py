@@ -350,30 +350,27 @@ def _init_worker(env: dict) -> None:
 def run(fmt_name: str, cases: int, seed: int = 0, workers: int = 1, chunk: int = 2000,
         impls: Iterable[str] = (), variants: bool = True, options: bool = True,
         compare: bool = True, env: "dict | None" = None, suffix: str = "",
-        progress=None) -> dict:
+        progress=None, scheduler: "str | None" = None) -> dict:
     """Run ``cases`` cases of ``fmt_name``, spread evenly over the campaign regimes, in
-    ``workers`` processes (fresh ones where ``env`` must be set before torch loads); returns
-    the merged tally as a dict plus timing."""
+    ``workers`` processes (fresh ones where ``env`` must be set before torch loads), or on the
+    Dask cluster at ``scheduler``; returns the merged tally as a dict plus timing."""
     per_regime = max(1, cases // len(CAMPAIGN_REGIMES))
-    specs = []
-    for regime in CAMPAIGN_REGIMES:
-        done, k = 0, 0
-        while done < per_regime:
-            n = min(chunk, per_regime - done)
-            specs.append({"format": fmt_name, "regime": regime, "seed": seed, "chunk": k,
-                          "cases": n, "impls": list(impls), "variants": variants,
-                          "options": options, "compare": compare, "suffix": suffix})
-            done += n
-            k += 1
+    per_chunk = [min(chunk, per_regime - done) for done in range(0, per_regime, chunk)]
+    specs = ({"format": fmt_name, "regime": regime, "seed": seed, "chunk": k, "cases": n,
+              "impls": list(impls), "variants": variants, "options": options,
+              "compare": compare, "suffix": suffix}
+             for regime in CAMPAIGN_REGIMES for k, n in enumerate(per_chunk))  # (streamed)
+    count = len(CAMPAIGN_REGIMES) * len(per_chunk)
     total = SoundnessTally()
     start = time.perf_counter()
     # One process and nothing to set before torch loads: run here; else in fresh workers.
     parts = completed(run_chunks(run_chunk, specs, workers=workers, initializer=_init_worker,
-                                 initargs=(env or {},), in_process=workers <= 1 and not env))
+                                 initargs=(env or {},), in_process=workers <= 1 and not env,
+                                 scheduler=scheduler))
     for i, d in enumerate(parts):
         total.merge(SoundnessTally.from_dict(d))
         if progress:
-            progress(i + 1, len(specs))
+            progress(i + 1, count)
     out = total.as_dict()
     out["seconds"] = time.perf_counter() - start
     out["cases"] = sum(total.regimes.values())
@@ -400,7 +397,8 @@ def torch_available() -> bool:
 
 
 def soundness_report(formats: list[str], cases: int, seed: int, workers: int,
-                     torch_cases: "dict[str, int]", stream=None) -> dict:
+                     torch_cases: "dict[str, int]", stream=None,
+                     scheduler: "str | None" = None) -> dict:
     """The full soundness run behind ``neuronspec soundness``: per format, every admitted
     variant and the bundled implementations on ``cases`` cases; torch on ``torch_cases[fmt]``
     of the same cases, and float32 torch again under ATEN_CPU_CAPABILITY=default."""
@@ -448,7 +446,7 @@ def soundness_report(formats: list[str], cases: int, seed: int, workers: int,
 
             out = run(name, n, seed=seed, workers=workers, impls=impls, variants=variants,
                       options=variants, compare=variants, env=env, suffix=suffix,
-                      progress=progress)
+                      progress=progress, scheduler=scheduler)
             passes.append({"pass": label, "cases": out["cases"],
                            "seconds": round(out["seconds"], 1)})
             t = SoundnessTally.from_dict(out)

@@ -34,6 +34,7 @@ from reference.step import INPUTS, REQUIRED
 
 from ..artefacts import records
 from ..cases.chunks import chunk_cases
+from ..cases.exhaustive import Exhaustive
 from ..errors import ImplementationError, Interrupted, LoadError, UsageError, WorkerDied
 from ..findings import replay_command
 from ..implementations import load
@@ -81,6 +82,8 @@ class SweepResult:
     path: str = ""
     stopped: str = ""  # why the sweep stopped before its last chunk
     interrupted: str = ""  # the signal that stopped it
+    exhaustive: Optional[dict] = None  # an exhaustive sweep's space (``Exhaustive.describe``)
+    engine: str = ""  # what ran the chunks
 
     def tally(self, q: str) -> QuantityTally:
         return self.quantities.setdefault(q, QuantityTally())
@@ -126,7 +129,8 @@ class SweepResult:
                "wall_seconds": self.wall, "startup_seconds": self.startup,
                "workers": self.workers, "path": self.path}
         out.update({k: v for k, v in (("stopped", self.stopped),
-                                      ("interrupted", self.interrupted)) if v})
+                                      ("interrupted", self.interrupted),
+                                      ("exhaustive", self.exhaustive)) if v})
         return out
 
 
@@ -190,12 +194,15 @@ def _regime_at(slices, i: int) -> str:
 
 
 def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: str = "ieee",
-              scalar: bool = False, engine: str = "auto") -> SweepResult:
-    """Chunk ``index`` (n cases) of a sweep: statistics only."""
+              scalar: bool = False, engine: str = "auto",
+              source: "Exhaustive | None" = None) -> SweepResult:
+    """Chunk ``index`` (n cases) of a sweep: statistics only.  ``source``: the cases of an
+    exhaustive sweep (else the seeded campaign's)."""
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
-    cols, slices = chunk_cases(fmt, seed, index, n)
+    cols, slices = source.chunk(index, n) if source is not None else \
+        chunk_cases(fmt, seed, index, n)
     t1 = time.perf_counter()
     outputs, raised, failed, declined = _outputs(impl, fmt, cols, scalar)
     t2 = time.perf_counter()
@@ -518,11 +525,11 @@ def _supports(task: tuple) -> str:
 
 
 def _work(task: tuple) -> SweepResult:
-    fmt, seed, index, n, model, scalar, name = task
+    fmt, seed, index, n, model, scalar, name, source = task
     if "error" in _WORKER:
         raise _loaded()
     try:
-        return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar)
+        return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar, source=source)
     except (ImplementationError, NotImplementedError) as exc:
         return _failed_chunk(task, str(exc) or type(exc).__name__)
 
@@ -541,13 +548,14 @@ def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: s
 def _failed_chunk(task: tuple, why: str) -> SweepResult:
     """A chunk the implementation failed on as a whole (its batch raised or returned garbage,
     or its worker died or hung): every case of it counts as failed."""
-    fmt, seed, index, n, model, scalar, spec = task
+    fmt, seed, index, n, model, scalar, spec, source = task
     result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1, failed=n)
     result.first_violations.append({
         "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
         "ratio": math.inf, "why": f"chunk {index} ({n:,} cases): {why}",
-        "replay": f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --seed {seed} "
-                  f"--cases {n} --chunk {n} --first-chunk {index}"
+        "replay": f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} "
+                  + (source.options() if source is not None else f"--seed {seed}")
+                  + f" --cases {n} --chunk {n} --first-chunk {index}"
                   + (" --scalar" if scalar else "") + (f" --model {model}" if model != "ieee"
                                                       else "")})
     return result
@@ -564,12 +572,17 @@ class Sweeper:
 
     def __init__(self, spec: str, model: str = "ieee", workers: int = 1, *,
                  impl: Any = None, timeout: float = CHUNK_TIMEOUT,
-                 warm: "tuple[str, int] | None" = None) -> None:
+                 warm: "tuple[str, int] | None" = None, scheduler: "str | None" = None) -> None:
         self.spec, self.model, self.workers, self.timeout = spec, model, workers, timeout
         self.began: "float | None" = time.perf_counter()  # until the first run
         self._impl = impl
         self._campaign = None if impl is not None else \
-            Campaign(workers, _init_worker, (spec, model, 1, warm))
+            Campaign(workers, _init_worker, (spec, model, 1, warm), scheduler)
+        #: What runs the chunks, in one line; the Dask dashboard's address, if any.
+        self.engine = "this process" if impl is not None else self._campaign.engine
+        self.dashboard = None if impl is not None else self._campaign.dashboard
+        if self._campaign is not None:
+            self.workers = self._campaign.threads
         self._about: Optional[dict] = None
 
     def __enter__(self) -> "Sweeper":
@@ -602,11 +615,14 @@ class Sweeper:
             self._about = about
         return self._about
 
-    def run(self, fmt: "Format | str", cases: int, seed: int = 0, scalar: bool = False,
-            chunk: int = CHUNK, progress: Optional[Callable[[SweepResult, float], None]] = None,
-            first_chunk: int = 0) -> SweepResult:
+    def run(self, fmt: "Format | str", cases: "int | None", seed: int = 0,
+            scalar: bool = False, chunk: int = CHUNK,
+            progress: Optional[Callable[[SweepResult, float], None]] = None,
+            first_chunk: int = 0, source: "Exhaustive | None" = None) -> SweepResult:
         """Sweep ``cases`` cases of ``fmt``: ``scalar``: call the step callable per case even
-        if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one)."""
+        if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one);
+        ``source``: an exhaustive sweep's cases (``cases`` None: all of them from
+        ``first_chunk`` on)."""
         # the first run's start-up includes starting the workers; a later one's is its own
         since, self.began = self.began, None
         since = since if since is not None else time.perf_counter()
@@ -616,7 +632,7 @@ class Sweeper:
         except ValueError as exc:  # a model the batch reference does not cover
             raise UsageError(str(exc)) from None
         total = SweepResult(self.spec, fmt.name, get_model(model).name, seed,
-                            workers=self.workers)
+                            workers=self.workers, engine=self.engine)
         about = self.about()
         total.impl = about["name"]
         if scalar and chunk == CHUNK:
@@ -630,8 +646,12 @@ class Sweeper:
         if isinstance(unsupported, ChunkFailed):  # its first case crashed or hung: a finding
             _probe_failed(total, self.spec, fmt, model, unsupported.why)
             return total
+        if source is not None:
+            total.exhaustive = source.describe()
+            left = max(0, source.cases - first_chunk * chunk)
+            cases = left if cases is None else min(cases, left)
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
-                  model, scalar, self.spec)
+                  model, scalar, self.spec, source)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
         total.startup = start - since
@@ -658,19 +678,29 @@ class Sweeper:
         return total
 
 
-def sweep(spec: str, fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
+def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, workers: int = 1,
           model: str = "ieee", scalar: bool = False, chunk: int = CHUNK,
           progress: Optional[Callable[[SweepResult, float], None]] = None,
-          timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0) -> SweepResult:
+          timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0,
+          scheduler: "str | None" = None,
+          started: Optional[Callable[["Sweeper"], None]] = None,
+          source: "Exhaustive | None" = None) -> SweepResult:
     """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` in supervised worker
     processes (one thread each): nothing the implementation does can end or stall the sweep.
     ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
-    seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one)."""
+    seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one);
+    ``scheduler``: a Dask scheduler's address (else ``$NEURONSPEC_SCHEDULER``, else an embedded
+    cluster of ``workers``); ``started(sweeper)`` is called once its workers are up;
+    ``source``: the cases of an exhaustive sweep (``cases`` None: all of them)."""
     fmt = get_format(fmt)
+    total = cases if cases is not None else source.cases if source is not None else 0
     warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
-            not scalar and cases >= COMPILE_PAYS)
-    with Sweeper(spec, model, workers, timeout=timeout, warm=warm) as sweeper:
-        return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk)
+            not scalar and total >= COMPILE_PAYS)
+    with Sweeper(spec, model, workers, timeout=timeout, warm=warm,
+                 scheduler=scheduler) as sweeper:
+        if started is not None:
+            started(sweeper)
+        return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk, source)
 
 
 def record(result: SweepResult, command: str, path) -> None:
@@ -693,6 +723,8 @@ def record(result: SweepResult, command: str, path) -> None:
     entry["wall_seconds"] = round(entry["wall_seconds"], 1)
     entry["startup_seconds"] = round(entry["startup_seconds"], 1)
     key = f"{result.impl}/{result.fmt}"
+    if result.exhaustive:  # beside the seeded sweep of the same implementation and format
+        key += "/exhaustive-" + ",".join(result.exhaustive["exhaustive"])
     records.update("sweeps", path, lambda old: dict(old, runs={**old.get("runs", {}),
                                                                key: entry}))
 
@@ -700,10 +732,16 @@ def record(result: SweepResult, command: str, path) -> None:
 def render(result: SweepResult, command: str = "") -> str:
     """The terminal summary of a sweep (<= 100 columns)."""
     rate = result.cases / result.wall if result.wall else 0.0
+    space = f"seed {result.seed}"
+    if result.exhaustive:
+        e = result.exhaustive
+        space = (f"exhaustive over ({', '.join(e['exhaustive'])}): {e['values']:,} values each, "
+                 f"{len(e['points'])} point(s) of grid {e['grid']!r} for the other inputs")
     lines = [f"neuronspec sweep: {result.impl} in {result.fmt}, model {result.model}: "
-             f"{result.cases:,} cases, seed {result.seed}"]
+             f"{result.cases:,} cases, {space}"]
     if result.path:  # some chunk was judged
-        lines.append(f"  {result.workers} worker(s), {result.path} reference path, "
+        lines.append(f"  {result.engine or f'{result.workers} worker(s)'}; "
+                     f"{result.path} reference path, "
                      f"{result.wall:.1f} s: {rate:,.0f} cases/s "
                      f"({rate / max(result.workers, 1):,.0f} per worker; start-up "
                      f"{result.startup:.1f} s before)")

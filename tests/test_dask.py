@@ -1,0 +1,133 @@
+"""Campaigns on Dask for real: a ``dask scheduler`` and two ``dask worker`` processes started
+with Dask's own commands on the loopback interface, a sweep sent there with ``--scheduler``,
+one worker killed in the middle of it; the recorded figures equal the local run's, bit for bit.
+Also: the embedded cluster and the plain local processes (no Dask) give the same figures for
+any number of workers, and a scheduler that cannot be reached is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+from neuronspec.runs import campaign
+from neuronspec.runs.sweep import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+DASK = str(Path(sys.executable).with_name("dask"))
+#: float64 through the paced subject: 32 chunks of 1,000 cases, 0.1 s each
+SWEEP = ("sweep", "tests/faults/subjects.py:paced", "--dtype", "float64", "--cases", "32000",
+         "--chunk", "1000", "--seed", "7")
+#: What may differ between two runs of the same sweep: the time it took and what ran it.
+TIMING = {"seconds", "wall_seconds", "startup_seconds", "workers", "command"}
+
+
+def _figures(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    return {k: v for k, v in data.items() if k not in TIMING}
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    """A Dask command in a session of its own (a worker is a nanny and its process: killing
+    the session kills both, as losing its machine would)."""
+    return subprocess.Popen([DASK, *args], cwd=ROOT, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """(scheduler address, [worker processes]): a scheduler and two one-thread workers."""
+    info = tmp_path / "scheduler.json"
+    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                     "--scheduler-file", str(info)], tmp_path / "scheduler.log")]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [_start(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                           "--no-dashboard", "--name", f"w{i}"], tmp_path / f"worker{i}.log")
+                   for i in range(2)]
+        procs += workers
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address, workers
+    finally:
+        for p in reversed(procs):
+            _end(p)
+
+
+def _neuronspec(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neuronspec", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_sweep_on_a_cluster_survives_a_lost_worker_and_equals_the_local_run(cluster,
+                                                                              tmp_path):
+    address, workers = cluster
+    remote = tmp_path / "remote.json"
+    run = subprocess.Popen([sys.executable, "-m", "neuronspec", *SWEEP, "--scheduler", address,
+                            "--json", str(remote)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    with Client(address, timeout=60, set_as_default=False) as client:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both workers busy with chunks: kill one of them
+            busy = [w for w, keys in client.processing().items() if keys]
+            if len(busy) == 2:
+                break
+            time.sleep(0.05)
+        assert len(busy) == 2, "the sweep never reached both workers"
+        _end(workers[0])
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, out + err
+        lost = len(client.nthreads())
+    assert lost == 1  # the scheduler saw it go
+    assert "Dask scheduler tcp://127.0.0.1:" in out + err
+    local = tmp_path / "local.json"
+    done = _neuronspec(*SWEEP, "--workers", "1", "--json", str(local))
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = _figures(remote)
+    assert figures["cases"] == 32000 and figures["chunks"] == 32  # retried, never counted twice
+    assert figures == _figures(local)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_every_engine_gives_the_same_figures(workers, monkeypatch):
+    """The embedded Dask cluster and plain local processes (Dask not installed), 1 or 3
+    workers: the same statistics as one process running every chunk itself."""
+    spec, args = "numpy", ("float32", 60_000, 5)
+    reference = sweep(spec, *args, workers=1, chunk=7_000).as_dict()
+    dask = sweep(spec, *args, workers=workers, chunk=7_000)
+    monkeypatch.setattr(campaign, "dask_installed", lambda: False)
+    seen = []
+    plain = sweep(spec, *args, workers=workers, chunk=7_000, started=seen.append)
+    assert "dask[distributed] is not installed" in seen[0].engine
+    assert "embedded Dask cluster" in dask.engine
+    for result in (dask, plain):
+        figures = result.as_dict()
+        assert {k: v for k, v in figures.items() if k not in TIMING} == \
+            {k: v for k, v in reference.items() if k not in TIMING}
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch):
+    monkeypatch.setenv("NEURONSPEC_CONNECT_TIMEOUT", "2")
+    run = _neuronspec("sweep", "numpy", "--dtype", "float32", "--cases", "1000",
+                      "--scheduler", "tcp://127.0.0.1:9")
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in lines[0]
+    assert "Traceback" not in run.stdout + run.stderr
