@@ -131,3 +131,55 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch):
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in lines[0]
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_progress_on_a_terminal_and_quiet_elsewhere(tmp_path):
+    """A terminal sees a progress bar (cases, cases/s, ETA, violations so far) and what runs
+    the chunks; a pipe sees only the report."""
+    import pty
+
+    args = [sys.executable, "-m", "neuronspec", "sweep", "numpy", "--dtype", "float32",
+            "--cases", "300000", "--chunk", "20000"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    out = proc.communicate(timeout=120)[0]
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    terminal = seen.decode(errors="replace")
+    assert proc.returncode == 0, out + terminal
+    assert "chunks on an embedded Dask cluster" in terminal
+    assert "300,000/300,000 cases" in terminal and "M/s" in terminal and "ETA" in terminal
+    assert "violations 0" in terminal
+    quiet = _neuronspec(*args[3:])
+    assert quiet.returncode == 0 and quiet.stderr == "" and "ETA" not in quiet.stdout
+
+
+def test_an_exhaustive_sweep_covers_every_pair_once(tmp_path):
+    """--exhaustive w,x through the CLI, on an embedded cluster of two workers: the record says
+    what was swept, the cases are the pairs, and a bad option is one line, exit 2."""
+    from neuronspec.cases.exhaustive import Exhaustive
+
+    space = Exhaustive("float16", ("w", "x"))
+    out = tmp_path / "s.json"
+    first = 3 * 2**18 + 5  # (a chunk cut short at the end)
+    run = _neuronspec("sweep", "numpy", "--dtype", "float16", "--exhaustive", "w,x",
+                      "--cases", str(first), "--workers", "2", "--json", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = json.loads(out.read_text())
+    assert data["cases"] == first and data["chunks"] == 4
+    assert data["exhaustive"] == space.describe()
+    assert "exhaustive over (w, x): 63,488 values each" in run.stdout
+    label = space.labels[0]
+    assert set(data["quantities"]["y"]["by_regime"]) == {label}
+    bad = _neuronspec("sweep", "numpy", "--dtype", "float32", "--exhaustive", "w,x")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "float16" in bad.stderr

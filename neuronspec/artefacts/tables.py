@@ -307,7 +307,13 @@ def _sweeps(runs: dict) -> list:
         for q in REQUIRED:
             t = r["quantities"].get(q)
             cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g})" if t else "-")
+        space = r.get("exhaustive")
         out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
+                    "exhaustive": space and {
+                        "over": ", ".join(space["exhaustive"]), "values": f"{space['values']:,}",
+                        "grid": space["grid"],
+                        "points": ["; ".join(f"{k} = {v}" for k, v in p.items())
+                                   for p in space["points"]]},
                     "cells": cells, "violations": r["violations"],
                     "unexplained": f"{r['unexplained']:,}" if "unexplained" in r else "-",
                     "rate": f"{r['cases_per_second']:,}" if r.get("cases_per_second") else "-",

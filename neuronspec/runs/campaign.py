@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -250,6 +251,11 @@ class Children:
             self.idle.put(child)
         return result
 
+    def run_all(self, work: Callable[[Any], Any], tasks: list,
+                timeout: Optional[float]) -> list:
+        """:meth:`run` for each of a few consecutive chunks, one after the other."""
+        return [self.run(work, task, timeout) for task in tasks]
+
     def _end(self, child: Supervised) -> None:
         child.kill()
         with self.lock:
@@ -297,15 +303,16 @@ def _plugin_class():
     return CampaignPlugin
 
 
-def _run_on_worker(name: str, work: Callable[[Any], Any], task: Any,
-                   timeout: Optional[float]) -> Any:
-    """A chunk as a Dask task: run in one of this worker's supervised processes."""
+def _run_on_worker(name: str, work: Callable[[Any], Any], tasks: list,
+                   timeout: Optional[float]) -> list:
+    """A few consecutive chunks as one Dask task: run in one of this worker's supervised
+    processes."""
     from distributed import get_worker
 
     plugin = get_worker().plugins.get(name)
     if plugin is None or plugin.children is None:  # the campaign ended while it was queued
-        return ChunkFailed(task, "the campaign ended before the chunk ran")
-    return plugin.children.run(work, task, timeout)
+        return [ChunkFailed(task, "the campaign ended before the chunk ran") for task in tasks]
+    return plugin.children.run_all(work, tasks, timeout)
 
 
 class _DaskEngine:
@@ -350,8 +357,8 @@ class _DaskEngine:
         self.description = (f"{where}: {len(self.client.nthreads())} workers, "
                             f"{self.threads} threads")
 
-    def submit(self, work, task, timeout):
-        future = self.client.submit(_run_on_worker, self.name, work, task, timeout, pure=False)
+    def submit(self, work, tasks: list, timeout):
+        future = self.client.submit(_run_on_worker, self.name, work, tasks, timeout, pure=False)
         self.finished.add(future)
         return future
 
@@ -359,14 +366,15 @@ class _DaskEngine:
         """A submitted future that has finished (waits for one)."""
         return next(self.finished)
 
-    def outcome(self, future, task) -> Any:
-        """The chunk's result; a worker lost on it too often is a failed chunk."""
+    def outcome(self, future, tasks: list) -> list:
+        """The chunks' results; a worker lost on them too often fails them."""
         from distributed import KilledWorker
 
         try:
             return future.result()
         except KilledWorker as exc:
-            return ChunkFailed(task, f"its Dask workers were lost while running it ({exc})")
+            return [ChunkFailed(task, f"its Dask workers were lost while running it ({exc})")
+                    for task in tasks]
 
     def cancel(self, futures) -> None:
         if futures:
@@ -394,8 +402,8 @@ class _LocalEngine:
         self.description = (f"{self.threads} local processes (dask[distributed] is not "
                             "installed: pip install 'neuronspec[dask]' to run on a cluster)")
 
-    def submit(self, work, task, timeout):
-        future = self.pool.submit(self.children.run, work, task, timeout)
+    def submit(self, work, tasks: list, timeout):
+        future = self.pool.submit(self.children.run_all, work, tasks, timeout)
         future.add_done_callback(self.finished.put)
         return future
 
@@ -403,7 +411,7 @@ class _LocalEngine:
         """A submitted future that has finished (waits for one)."""
         return self.finished.get()
 
-    def outcome(self, future, task) -> Any:
+    def outcome(self, future, tasks: list) -> list:
         return future.result()
 
     def cancel(self, futures) -> None:
@@ -477,45 +485,48 @@ class Campaign:
             engine.close()
 
     def map(self, work: Callable[[Any], Any], tasks: Iterable[Any],
-            timeout: Optional[float] = None) -> Iterator[Any]:
+            timeout: Optional[float] = None, group: int = 1) -> Iterator[Any]:
         """``work(task)`` for every task, in task order (a :class:`ChunkFailed` in place of a
         chunk that failed).  ``work`` must be importable (a module-level function) where the
-        chunks run."""
+        chunks run.  ``group``: consecutive chunks per Dask task (each still its own chunk,
+        with its own timeout), so that a few milliseconds of scheduling per task are paid
+        once for them all."""
         engine = self._engine
         source = enumerate(tasks)
-        window = DEPTH * self.threads
-        pending: dict = {}  # future -> (index, task)
+        window = DEPTH * self.threads * group
+        pending: dict = {}  # future -> [(index, task), ...]
         done: dict[int, Any] = {}
         next_index, exhausted, failures = 0, False, 0
         try:
             while True:
-                while not exhausted and len(pending) + len(done) < window:
-                    item = next(source, None)
-                    if item is None:
+                while not exhausted and sum(map(len, pending.values())) + len(done) < window:
+                    items = [item for item in itertools.islice(source, group)]
+                    if len(items) < group:
                         exhausted = True
-                        break
-                    pending[engine.submit(work, item[1], timeout)] = item
+                    if items:
+                        future = engine.submit(work, [task for _, task in items], timeout)
+                        pending[future] = items
                 if next_index in done:
-                    yield done.pop(next_index)
+                    result = done.pop(next_index)
                     next_index += 1
+                    yield result
+                    failures = failures + 1 if isinstance(result, ChunkFailed) else 0
+                    if failures >= MAX_FAILURES:  # every chunk would: stop
+                        raise WorkerDied(f"{MAX_FAILURES} chunks in a row failed; last: "
+                                         f"{result.why}")
                     continue
                 if not pending:
                     break
                 future = engine.next_done()
                 if future not in pending:  # (cancelled by an earlier map that stopped early)
                     continue
-                index, task = pending.pop(future)
+                items = pending.pop(future)
                 try:
-                    result = engine.outcome(future, task)
+                    results = engine.outcome(future, [task for _, task in items])
                 except RuntimeError as exc:  # a defect of the work, with its traceback
-                    raise RuntimeError(f"chunk {index} failed: {exc}") from None
-                failures = failures + 1 if isinstance(result, ChunkFailed) else 0
-                done[index] = result
-                if failures >= MAX_FAILURES:  # what is done (failures included), then stop
-                    for k in sorted(done):
-                        yield done.pop(k)
-                    raise WorkerDied(f"{MAX_FAILURES} chunks in a row failed; last: "
-                                     f"{result.why}")
+                    raise RuntimeError(f"chunk {items[0][0]} failed: {exc}") from None
+                for (index, _), result in zip(items, results):
+                    done[index] = result
         finally:  # stopped early (an error, an interruption, a consumer that stopped reading)
             engine.cancel(set(pending))
 

@@ -46,6 +46,8 @@ __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "
            "keep_freed_memory"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
+#: Chunks per Dask task at most (a task costs a few milliseconds of scheduling).
+GROUP = 4
 #: Cases from which a sweep compiles the exact level's kernel if numba's cache lacks it (3 to
 #: 25 s, which it saves back by then); smaller sweeps use it once it is compiled.
 COMPILE_PAYS = 5_000_000
@@ -595,12 +597,12 @@ class Sweeper:
         if self._campaign is not None:
             self._campaign.close()
 
-    def _map(self, work: Callable, tasks, timeout: float):
+    def _map(self, work: Callable, tasks, timeout: float, group: int = 1):
         if self._campaign is None:  # the implementation supervises itself: run here
             _WORKER["impl"] = self._impl
             _WORKER.pop("error", None)
             return map(work, tasks)
-        return self._campaign.map(work, tasks, timeout=timeout)
+        return self._campaign.map(work, tasks, timeout=timeout, group=group)
 
     def about(self) -> dict:
         """The implementation's name and whether it offers a batch callable (LoadError if it
@@ -657,7 +659,9 @@ class Sweeper:
         total.startup = start - since
         in_a_row = 0  # chunks failed as a whole, one after the other
         try:
-            for r in self._map(_work, tasks, timeout):
+            # a few chunks per task where every worker still gets several tasks
+            group = 1 if scalar else max(1, min(GROUP, -(-cases // chunk) // (4 * self.workers)))
+            for r in self._map(_work, tasks, timeout, group):
                 if isinstance(r, ChunkFailed):
                     r = _failed_chunk(r.task, r.why)
                 total.merge(r)
@@ -719,6 +723,7 @@ def record(result: SweepResult, command: str, path) -> None:
     entry["cases_per_second"] = round(result.cases / result.wall) if result.wall else None
     entry["machine"] = records.machine()
     entry["versions"] = versions
+    entry["engine"] = result.engine
     entry["seconds"] = {k: round(v, 1) for k, v in entry["seconds"].items()}
     entry["wall_seconds"] = round(entry["wall_seconds"], 1)
     entry["startup_seconds"] = round(entry["startup_seconds"], 1)
