@@ -178,8 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
     sd.add_argument("--scheduler", metavar="ADDRESS", default=None,
                     help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
-                    "cluster of --workers workers)")
+                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
+                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
+                    "workers)")
     sd.add_argument("--torch-cases", type=_nonnegative, default=None,
                     help="cases for the torch implementations (default: all for float32, a "
                     "tenth for the other formats)")
@@ -197,8 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
     sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
                     help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
-                    "cluster of --workers workers)")
+                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
+                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
+                    "workers)")
     sw.add_argument("--model", type=_model(), default="ieee",
                     help="tolerance model (the batch path covers ieee and strict, with +wide "
                     "except in float64)")
@@ -231,8 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--workers", type=_positive, default=1)
     cc.add_argument("--scheduler", metavar="ADDRESS", default=None,
                     help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT; default $NEURONSPEC_SCHEDULER, else an embedded local "
-                    "cluster of --workers workers)")
+                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
+                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
+                    "workers)")
     cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
                     help="write the counts to FILE (default spec/data/crosscheck.json)")
     pl = sub.add_parser("plots", help="draw spec/plots/<format>.png: error/bound against "
@@ -458,7 +461,7 @@ def _soundness(args, argv) -> int:
     if args.append:
         command.append("--append")
     report = soundness_report(args.dtype, args.cases, args.seed, args.workers, torch_cases,
-                              scheduler=args.scheduler)
+                              scheduler=args.scheduler, started=_announce("soundness"))
     report["command"] = " ".join(command)
     record(report, Path(args.output), args.append)
     bad = sum(st["violations"] for f in report["formats"].values()
@@ -487,12 +490,7 @@ def _sweep(args, argv) -> int:
     expected = cases if cases is not None else \
         max(0, source.cases - args.first_chunk * chunk)
 
-    def started(sweeper) -> None:
-        # on a terminal, or where it is news (a cluster; no Dask): what runs the chunks
-        if sys.stderr.isatty() or "embedded" not in sweeper.engine:
-            print(f"neuronspec sweep: chunks on {sweeper.engine}", file=sys.stderr)
-        if sweeper.dashboard:
-            print(f"neuronspec sweep: Dask dashboard at {sweeper.dashboard}", file=sys.stderr)
+    started = _announce("sweep")
 
     def show(total, elapsed):
         rate = total.cases / elapsed if elapsed else 0.0
@@ -528,6 +526,19 @@ def _sweep(args, argv) -> int:
     return 1 if result.failures(args.level) or result.stopped else 0
 
 
+def _announce(command: str):
+    """What a campaign says once its workers are up, on standard error: what runs the chunks
+    (on a terminal, or where it is news: a cluster, or no Dask), the Dask dashboard's
+    address where there is one."""
+    def started(campaign) -> None:
+        if sys.stderr.isatty() or "embedded" not in campaign.engine:
+            print(f"neuronspec {command}: chunks on {campaign.engine}", file=sys.stderr)
+        if campaign.dashboard:
+            print(f"neuronspec {command}: Dask dashboard at {campaign.dashboard}",
+                  file=sys.stderr)
+    return started
+
+
 def _duration(seconds: float) -> str:
     """12s, 3m05s, 2h07m: an ETA at a glance."""
     s = int(seconds)
@@ -547,7 +558,7 @@ def _crosscheck(args, argv) -> int:
     results = {}
     for name in args.dtype:
         counts = crosscheck(name, args.cases, args.seed, args.workers,
-                            scheduler=args.scheduler)
+                            scheduler=args.scheduler, started=_announce("crosscheck"))
         results[name] = counts
         print(f"{name:9} {counts['cases']:>10,} cases  {counts['checked']:>11,} values checked  "
               f"{counts['violations']:>10,} violations  {counts['out_of_domain']:>10,} outside "

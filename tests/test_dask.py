@@ -49,7 +49,8 @@ def _end(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def cluster(tmp_path):
-    """(scheduler address, [worker processes]): a scheduler and two one-thread workers."""
+    """(scheduler address, [worker processes], scheduler file): a scheduler and two one-thread
+    workers."""
     info = tmp_path / "scheduler.json"
     procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                      "--scheduler-file", str(info)], tmp_path / "scheduler.log")]
@@ -65,7 +66,7 @@ def cluster(tmp_path):
         procs += workers
         with Client(address, timeout=60, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=90)
-        yield address, workers
+        yield address, workers, info
     finally:
         for p in reversed(procs):
             _end(p)
@@ -78,7 +79,7 @@ def _neuronspec(*args: str, timeout: float = 180) -> subprocess.CompletedProcess
 
 def test_a_sweep_on_a_cluster_survives_a_lost_worker_and_equals_the_local_run(cluster,
                                                                               tmp_path):
-    address, workers = cluster
+    address, workers, info = cluster
     remote = tmp_path / "remote.json"
     run = subprocess.Popen([sys.executable, "-m", "neuronspec", *SWEEP, "--scheduler", address,
                             "--json", str(remote)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -103,6 +104,10 @@ def test_a_sweep_on_a_cluster_survives_a_lost_worker_and_equals_the_local_run(cl
     figures = _figures(remote)
     assert figures["cases"] == 32000 and figures["chunks"] == 32  # retried, never counted twice
     assert figures == _figures(local)
+    # the scheduler named by its file, as dask scheduler --scheduler-file writes it
+    again = _neuronspec("sweep", "numpy", "--dtype", "float32", "--cases", "20000",
+                        "--scheduler", str(info))
+    assert again.returncode == 0 and "Dask scheduler" in again.stdout + again.stderr
 
 
 @pytest.mark.parametrize("workers", [1, 3])

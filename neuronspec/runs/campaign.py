@@ -322,8 +322,11 @@ class _DaskEngine:
         self.cluster = None
         wait_s = _connect_timeout()
         if scheduler:
+            # a scheduler file (dask scheduler --scheduler-file F) names its address
+            given = {"scheduler_file": scheduler} if os.path.isfile(scheduler) else \
+                {"address": scheduler}
             try:
-                self.client = Client(scheduler, timeout=wait_s, set_as_default=False)
+                self.client = Client(**given, timeout=wait_s, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise UsageError(
                     f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0]}"
@@ -534,16 +537,20 @@ class Campaign:
 def run_chunks(work: Callable[[Any], Any], tasks: Iterable[Any], *, workers: int = 1,
                initializer: Optional[Callable[..., None]] = None, initargs: Iterable = (),
                in_process: bool = False, timeout: Optional[float] = None,
-               scheduler: "str | None" = None) -> Iterator[Any]:
+               scheduler: "str | None" = None,
+               started: Optional[Callable[["Campaign"], None]] = None) -> Iterator[Any]:
     """``work(task)`` for every task, in task order (a :class:`ChunkFailed` in place of a chunk
     that failed).  ``in_process``: run here, after ``initializer(*initargs)`` (for trusted work
-    only, and no scheduler); else in a :class:`Campaign`."""
+    only, and no scheduler); else in a :class:`Campaign` (``started(campaign)`` once it is
+    up)."""
     if in_process and not scheduler_address(scheduler):
         if initializer is not None:
             initializer(*initargs)
         yield from map(work, tasks)
         return
     with Campaign(workers, initializer, initargs, scheduler) as campaign:
+        if started is not None:
+            started(campaign)
         yield from campaign.map(work, tasks, timeout)
 
 

@@ -141,7 +141,7 @@ def _task(args: tuple) -> dict:
 
 
 def crosscheck(fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
-               chunk: int = 6000, scheduler: "str | None" = None) -> dict:
+               chunk: int = 6000, scheduler: "str | None" = None, started=None) -> dict:
     """``crosscheck_chunk`` over ``cases`` cases (chunks spread over ``workers`` processes, or
     over the Dask cluster at ``scheduler``)."""
     fmt = get_format(fmt)
@@ -149,7 +149,7 @@ def crosscheck(fmt: "Format | str", cases: int, seed: int = 0, workers: int = 1,
              for i, start in enumerate(range(0, cases, chunk)))
     total: dict = {"examples": []}
     for part in completed(run_chunks(_task, tasks, workers=workers, in_process=workers <= 1,
-                                     scheduler=scheduler)):
+                                     scheduler=scheduler, started=started)):
         for k, v in part.items():
             if k == "examples":
                 total["examples"] = (total["examples"] + v)[:KEEP_EXAMPLES]

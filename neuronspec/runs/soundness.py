@@ -350,7 +350,7 @@ def _init_worker(env: dict) -> None:
 def run(fmt_name: str, cases: int, seed: int = 0, workers: int = 1, chunk: int = 2000,
         impls: Iterable[str] = (), variants: bool = True, options: bool = True,
         compare: bool = True, env: "dict | None" = None, suffix: str = "",
-        progress=None, scheduler: "str | None" = None) -> dict:
+        progress=None, scheduler: "str | None" = None, started=None) -> dict:
     """Run ``cases`` cases of ``fmt_name``, spread evenly over the campaign regimes, in
     ``workers`` processes (fresh ones where ``env`` must be set before torch loads), or on the
     Dask cluster at ``scheduler``; returns the merged tally as a dict plus timing."""
@@ -366,7 +366,7 @@ def run(fmt_name: str, cases: int, seed: int = 0, workers: int = 1, chunk: int =
     # One process and nothing to set before torch loads: run here; else in fresh workers.
     parts = completed(run_chunks(run_chunk, specs, workers=workers, initializer=_init_worker,
                                  initargs=(env or {},), in_process=workers <= 1 and not env,
-                                 scheduler=scheduler))
+                                 scheduler=scheduler, started=started))
     for i, d in enumerate(parts):
         total.merge(SoundnessTally.from_dict(d))
         if progress:
@@ -398,7 +398,7 @@ def torch_available() -> bool:
 
 def soundness_report(formats: list[str], cases: int, seed: int, workers: int,
                      torch_cases: "dict[str, int]", stream=None,
-                     scheduler: "str | None" = None) -> dict:
+                     scheduler: "str | None" = None, started=None) -> dict:
     """The full soundness run behind ``neuronspec soundness``: per format, every admitted
     variant and the bundled implementations on ``cases`` cases; torch on ``torch_cases[fmt]``
     of the same cases, and float32 torch again under ATEN_CPU_CAPABILITY=default."""
@@ -446,7 +446,7 @@ def soundness_report(formats: list[str], cases: int, seed: int, workers: int,
 
             out = run(name, n, seed=seed, workers=workers, impls=impls, variants=variants,
                       options=variants, compare=variants, env=env, suffix=suffix,
-                      progress=progress, scheduler=scheduler)
+                      progress=progress, scheduler=scheduler, started=started)
             passes.append({"pass": label, "cases": out["cases"],
                            "seconds": round(out["seconds"], 1)})
             t = SoundnessTally.from_dict(out)
