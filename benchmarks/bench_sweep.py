@@ -150,6 +150,37 @@ def hypothesis_rate(impl_name: str, dtype: str, examples: int, supervised: bool 
     return {"cases": len(seen), "seconds": seconds, "rate": len(seen) / seconds}
 
 
+def scalar_path_rate(impl_name: str, dtype: str, examples: int) -> dict:
+    """The hypothesis property's own cost: ``within_bounds`` on cases the ``cases`` strategy
+    drew beforehand, with its caches cleared (every case new to it); and hypothesis's own
+    ceiling: the same strategy with a property that does nothing."""
+    from hypothesis import given, settings
+
+    from neuronspec import properties
+    from neuronspec.cases.strategies import cases
+    from neuronspec.implementations import load
+
+    drawn: list = []
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
+    @given(cases(dtype))
+    def draw(labelled):
+        drawn.append(labelled)
+
+    start = time.perf_counter()
+    draw()
+    harness = len(drawn) / (time.perf_counter() - start)
+    impl = load(impl_name)
+    properties._bounds.cache_clear()
+    properties._exact.cache_clear()
+    start = time.perf_counter()
+    for labelled in drawn:
+        properties.within_bounds(impl, dtype, labelled)
+    seconds = time.perf_counter() - start
+    return {"cases": len(drawn), "seconds": seconds, "rate": len(drawn) / seconds,
+            "hypothesis_alone_rate": harness}
+
+
 def peak_rss(impl: str, dtype: str, cases: int) -> dict:
     code = ("import resource, sys, time; from neuronspec.runs.sweep import sweep; "
             "t = time.time(); "
@@ -250,6 +281,11 @@ def main() -> None:
     figures["hypothesis"] = h = hypothesis_rate(args.impl, args.dtype, args.examples)
     print(f"  {args.dtype}: hypothesis path {h['cases']:,} cases {h['seconds']:.2f} s: "
           f"{h['rate']:,.1f} verified cases/s (@given within_bounds, mpmath reference)")
+    figures["scalar_path"] = p = scalar_path_rate(args.impl, args.dtype, 3000)
+    print(f"  {args.dtype}: scalar path {p['cases']:,} cases {p['seconds']:.2f} s: "
+          f"{p['rate']:,.0f} verified cases/s (within_bounds on drawn cases, caches cleared; "
+          f"target 3,000); hypothesis alone drawing them: {p['hypothesis_alone_rate']:,.0f} "
+          "examples/s")
     figures["check_path"] = c = hypothesis_rate(args.impl, args.dtype, args.examples,
                                                 supervised=True)
     print(f"  {args.dtype}: check path {c['cases']:,} cases {c['seconds']:.2f} s: "

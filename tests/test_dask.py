@@ -188,3 +188,25 @@ def test_an_exhaustive_sweep_covers_every_pair_once(tmp_path):
     bad = _neuronspec("sweep", "numpy", "--dtype", "float32", "--exhaustive", "w,x")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "float16" in bad.stderr
+
+
+def test_crosscheck_and_soundness_chunks_give_the_same_counts_anywhere():
+    """The reference's own campaigns: in this process, or as chunks on the embedded cluster."""
+    from neuronspec.runs.crosscheck import crosscheck
+    from neuronspec.runs.soundness import run as soundness
+
+    here = crosscheck("float32", 3000, seed=3, workers=1, chunk=1000)
+    there = crosscheck("float32", 3000, seed=3, workers=2, chunk=1000)
+    assert here == there and here["cases"] == 3000
+    a = soundness("bfloat16", 90, seed=4, workers=1, chunk=5, impls=["numpy"])
+    b = soundness("bfloat16", 90, seed=4, workers=2, chunk=5, impls=["numpy"])
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b and a["cases"] == 90
+
+
+def test_the_scheduler_comes_from_the_option_else_the_environment(monkeypatch):
+    monkeypatch.setenv(campaign.SCHEDULER_ENV, "tcp://10.1.2.3:8786")
+    assert campaign.scheduler_address(None) == "tcp://10.1.2.3:8786"
+    assert campaign.scheduler_address("tcp://127.0.0.1:1") == "tcp://127.0.0.1:1"
+    monkeypatch.delenv(campaign.SCHEDULER_ENV)
+    assert campaign.scheduler_address(None) is None

@@ -70,6 +70,28 @@ REQUIRED_SWEEPS = {  # implementation/format -> cases (1e8 batch, 1e7 scalar man
 }
 
 
+#: Exhaustive sweeps over (w, x) on the default grid: implementation/format.
+REQUIRED_EXHAUSTIVE = ("numpy/float16", "torch_autograd/float16", "torch_autograd/bfloat16",
+                       "torch_sgd/float16", "torch_sgd/bfloat16")
+
+
+def test_recorded_exhaustive_sweeps_are_whole_clean_and_current():
+    """Every pair, nothing wrong at either level, and the space the code sweeps today (a
+    change of values, order or grid makes the record stale)."""
+    from neuronspec.cases.exhaustive import Exhaustive
+
+    runs = load_records(DATA)["sweeps"]["runs"]
+    for name in REQUIRED_EXHAUSTIVE:
+        key = f"{name}/exhaustive-w,x"
+        assert key in runs, f"no exhaustive sweep recorded for {key}"
+        r = runs[key]
+        space = Exhaustive(r["format"], ("w", "x"))
+        assert r["exhaustive"] == space.describe(), f"{key}: stale (the space changed)"
+        assert r["cases"] == space.cases and r["violations"] == 0, key
+        assert r.get("unexplained") == 0 and r["failed"] == 0, key
+        assert "--exhaustive w,x" in r["command"] and "--first-chunk" not in r["command"]
+
+
 def test_recorded_sweeps_are_complete_and_clean():
     extra = load_records(DATA)
     runs = extra["sweeps"]["runs"]
