@@ -310,7 +310,7 @@ def _sweeps(runs: dict) -> list:
         space = r.get("exhaustive")
         out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
                     "exhaustive": space and {
-                        "over": ", ".join(space["exhaustive"]), "values": f"{space['values']:,}",
+                        "over": ", ".join(space["exhaustive"]), "count": f"{space['values']:,}",
                         "grid": space["grid"],
                         "points": ["; ".join(f"{k} = {v}" for k, v in p.items())
                                    for p in space["points"]]},
