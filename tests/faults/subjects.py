@@ -181,11 +181,11 @@ def no_small_lr(w, b, x, t, lr, dtype):
 
 
 def paced(w, b, x, t, lr, dtype):
-    """Correct; its batch version takes 0.1 s a call: a sweep that lasts long enough for a
+    """Correct; its batch version takes 0.05 s a call: a sweep that lasts long enough for a
     worker to be lost in the middle of it."""
     return _step(w, b, x, t, lr, dtype)
 
 
 def paced_batch(w, b, x, t, lr, dtype):
-    time.sleep(0.1)
+    time.sleep(0.05)
     return _step(w, b, x, t, lr, dtype)
