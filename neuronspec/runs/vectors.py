@@ -229,7 +229,6 @@ def load(directory: Any = None) -> dict[str, dict]:
     import jsonschema
 
     directory = directory or data.vectors()
-    schema = _schema()
     out = {}
     for name in FORMATS:
         path = directory / f"{name}.json"
@@ -237,7 +236,7 @@ def load(directory: Any = None) -> dict[str, dict]:
             continue
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
-            jsonschema.validate(content, schema)
+            data.validate(content, "vectors/schema.json")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"{path} is not a vector file ({exc}); regenerate it with "
                             "`neuronspec vectors write`") from None
@@ -295,7 +294,7 @@ def load_results(path: Path) -> list[dict]:
         raise DataError(f"{path} is not a results file ({exc}); it holds a JSON list, or an "
                         "object with 'results': [{format, tcId, outputs}, ...]") from None
     try:
-        jsonschema.validate(content, data.schema("results.schema.json"))
+        data.validate(content, "results.schema.json")
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "the top level"
         raise DataError(f"{path} is not a results file: {exc.message} at {where} (a JSON list, "
@@ -324,9 +323,8 @@ def _malformed(entry: object) -> str:
     """Why a result entry does not follow the results schema ('' when it does)."""
     import jsonschema
 
-    schema = data.schema("results.schema.json")
     try:
-        jsonschema.validate(entry, {"$ref": "#/$defs/result", "$defs": schema["$defs"]})
+        data.validate(entry, "results.schema.json", "result")
     except jsonschema.ValidationError as exc:
         at = "/".join(map(str, exc.absolute_path))
         return f"{exc.message}{' at ' + at if at else ''}"
