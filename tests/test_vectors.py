@@ -93,6 +93,40 @@ def test_the_shipped_schemas_judge_as_jsonschema_validate_does():
     assert verdicts == [True, False, False, True, False, False, True, False]
 
 
+def test_a_vector_file_is_validated_once_for_its_bytes(tmp_path, monkeypatch):
+    """Schema validation of a vector file is remembered by its bytes (a marker in the cache
+    directory): the same file is not validated again; a changed one is, and one that does not
+    match is refused every time; without a writable cache directory every load validates."""
+    from neuronspec import data
+    from neuronspec.errors import DataError
+
+    monkeypatch.setenv("NEURONSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    content = json.loads((DIR / "float32.json").read_text())
+    del content["testGroups"][0]["tests"][20:]
+    (folder / "float32.json").write_text(json.dumps(content))
+    validated = []
+    real = data.validate
+    monkeypatch.setattr(data, "validate", lambda *args: validated.append(1) or real(*args))
+    for _ in range(2):
+        assert len(V.load(folder)["float32"]) == 20
+    assert len(validated) == 1
+    content["testGroups"][0]["tests"][0]["flags"].append("NoSuchFlag")
+    (folder / "float32.json").write_text(json.dumps(content))
+    for _ in range(2):
+        with pytest.raises(DataError, match="does not match the vectors' schema"):
+            V.load(folder)
+    assert len(validated) == 3
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NEURONSPEC_CACHE_DIR", str(tmp_path / "file"))  # no directory there
+    content["testGroups"][0]["tests"][0]["flags"].pop()
+    (folder / "float32.json").write_text(json.dumps(content))
+    for _ in range(2):
+        assert len(V.load(folder)["float32"]) == 20
+    assert len(validated) == 5
+
+
 def test_seed_vector_holds_the_seed_numbers():
     data = json.loads((DIR / "float32.json").read_text())
     seed = data["testGroups"][0]["tests"][0]
