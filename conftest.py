@@ -39,3 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.neuronspec_impl = named or ["bundled"]
     if not config.getoption("neuronspec_dtype") and os.environ.get("NEURONSPEC_DTYPE"):
         config.option.neuronspec_dtype = os.environ["NEURONSPEC_DTYPE"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``early`` first: pytest-xdist hands tests out in this order, and the longest
+    one, started last, kept one worker busy while the other had finished."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)

@@ -122,7 +122,7 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     from reference.formats import FORMATS
 
     from .errors import NeuronspecError
-    from .implementations import BUNDLED, supervised
+    from .implementations import supervised
     from .implementations.process import DEFAULT_TIMEOUT, ProcessImplementation
 
     dtypes = config.getoption("neuronspec_dtype")
@@ -146,20 +146,35 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     if not (math.isfinite(timeout) and timeout > 0):
         raise pytest.UsageError(f"--neuronspec-timeout: {timeout!r} is not a positive number of "
                                 "seconds")
-    for spec in specs:
+    started = []
+    for spec in specs:  # started first, waited for after: they load at once (as check's)
         try:
-            settings.implementations.append(supervised(spec, timeout))
+            started.append((spec, supervised(spec, timeout, wait=False)))
         except NeuronspecError as exc:
-            if spec in BUNDLED:  # a bundled one whose optional dependency is missing: skipped
-                settings.unavailable[spec] = str(exc)
-            else:
-                raise pytest.UsageError(f"--neuronspec-impl: {exc}") from None
+            _unavailable(settings, spec, exc)
+    for spec, impl in started:
+        try:
+            impl.wait_ready()
+        except NeuronspecError as exc:
+            _unavailable(settings, spec, exc)
+            continue
+        settings.implementations.append(impl)
     for command in commands:
         try:
             settings.implementations.append(ProcessImplementation(command, timeout))
         except NeuronspecError as exc:
             raise pytest.UsageError(f"--neuronspec-cmd: {exc}") from None
     return settings
+
+
+def _unavailable(settings: SuiteSettings, spec: str, exc: Exception) -> None:
+    """A bundled implementation whose optional dependency is missing is skipped; any other
+    that cannot be loaded is a usage error."""
+    from .implementations import BUNDLED
+
+    if spec not in BUNDLED:
+        raise pytest.UsageError(f"--neuronspec-impl: {exc}") from None
+    settings.unavailable[spec] = str(exc)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -175,10 +190,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _ACTIVE
     if _ACTIVE is not None:
-        for impl in _ACTIVE.implementations:
-            close = getattr(impl, "close", None)
-            if close:
-                close()
+        from .implementations.process import close_all
+
+        close_all(_ACTIVE.implementations)
     _ACTIVE = None
 
 

@@ -211,6 +211,7 @@ def _link_dependencies(dists: dict[str, importlib.metadata.Distribution], folder
 
 # ---- the test ------------------------------------------------------------------------------------
 
+@pytest.mark.early
 def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
     started = time.monotonic()
     base = tmp_path_factory.mktemp("user_install")

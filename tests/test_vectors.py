@@ -51,6 +51,82 @@ def test_schema_lint_can_fail():
         jsonschema.validate(data, json.loads((DIR / "schema.json").read_text()))
 
 
+def test_the_shipped_schemas_judge_as_jsonschema_validate_does():
+    """``data.validate`` (its validators made once a process) raises what
+    ``jsonschema.validate`` raises, message and place, and passes what it passes."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from neuronspec import data
+
+    schemas = ROOT / "spec" / "schemas"
+    results = json.loads((schemas / "results.schema.json").read_text())
+    entry = {"$ref": "#/$defs/result", "$defs": results["$defs"]}
+    records = json.loads((schemas / "records.schema.json").read_text())
+    vector_file = json.loads((DIR / "float16.json").read_text())
+    del vector_file["testGroups"][0]["tests"][5:]  # (a few are enough)
+    broken = json.loads(json.dumps(vector_file))
+    broken["testGroups"][0]["tests"][3]["inputs"]["w"] = {"hex": 1}
+    cases = [({"format": "float32", "tcId": 1, "outputs": {"y": "0x1p-1"}}, entry,
+              ("results.schema.json", "result")),
+             ({"format": "float32", "tcId": "1"}, entry, ("results.schema.json", "result")),
+             ({"tcId": 2, "outputs": {"y": 0.5}}, entry, ("results.schema.json", "result")),
+             ([{"format": "float32", "error": "no"}], results, ("results.schema.json",)),
+             ({"results": "none"}, results, ("results.schema.json",)),
+             ({"version": 1}, {"$ref": "#/$defs/sweeps", "$defs": records["$defs"]},
+              ("records.schema.json", "sweeps")),
+             (vector_file, json.loads((DIR / "schema.json").read_text()),
+              ("vectors/schema.json",)),
+             (broken, json.loads((DIR / "schema.json").read_text()), ("vectors/schema.json",))]
+    verdicts = []
+    for instance, schema, where in cases:
+        try:
+            jsonschema.validate(instance, schema)
+            want = None
+        except jsonschema.ValidationError as exc:
+            want = (exc.message, list(exc.absolute_path))
+        try:
+            data.validate(instance, *where)
+            got = None
+        except jsonschema.ValidationError as exc:
+            got = (exc.message, list(exc.absolute_path))
+        assert got == want, (instance if len(str(instance)) < 200 else where)
+        verdicts.append(got is None)
+    assert verdicts == [True, False, False, True, False, False, True, False]
+
+
+def test_a_vector_file_is_validated_once_for_its_bytes(tmp_path, monkeypatch):
+    """Schema validation of a vector file is remembered by its bytes (a marker in the cache
+    directory): the same file is not validated again; a changed one is, and one that does not
+    match is refused every time; without a writable cache directory every load validates."""
+    from neuronspec import data
+    from neuronspec.errors import DataError
+
+    monkeypatch.setenv("NEURONSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    content = json.loads((DIR / "float32.json").read_text())
+    del content["testGroups"][0]["tests"][20:]
+    (folder / "float32.json").write_text(json.dumps(content))
+    validated = []
+    real = data.validate
+    monkeypatch.setattr(data, "validate", lambda *args: validated.append(1) or real(*args))
+    for _ in range(2):
+        assert len(V.load(folder)["float32"]) == 20
+    assert len(validated) == 1
+    content["testGroups"][0]["tests"][0]["flags"].append("NoSuchFlag")
+    (folder / "float32.json").write_text(json.dumps(content))
+    for _ in range(2):
+        with pytest.raises(DataError, match="does not match the vectors' schema"):
+            V.load(folder)
+    assert len(validated) == 3
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NEURONSPEC_CACHE_DIR", str(tmp_path / "file"))  # no directory there
+    content["testGroups"][0]["tests"][0]["flags"].pop()
+    (folder / "float32.json").write_text(json.dumps(content))
+    for _ in range(2):
+        assert len(V.load(folder)["float32"]) == 20
+    assert len(validated) == 5
+
+
 def test_seed_vector_holds_the_seed_numbers():
     data = json.loads((DIR / "float32.json").read_text())
     seed = data["testGroups"][0]["tests"][0]

@@ -41,9 +41,8 @@ def validate(kind: str, content: object, where: str = "") -> None:
     """Raise DataError (one line) unless ``content`` is a valid record of ``kind``."""
     import jsonschema
 
-    schema = data.schema("records.schema.json")
     try:
-        jsonschema.validate(content, {"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+        data.validate(content, "records.schema.json", kind)
     except jsonschema.ValidationError as exc:
         at = "/".join(map(str, exc.absolute_path)) or "the top level"
         raise DataError(f"{where or kind + ' record'} does not match the records' schema: "

@@ -32,7 +32,7 @@ from reference.step import INPUTS, OPTIONAL, REQUIRED
 from ..errors import ImplementationError, LoadError, ProcessGaveUp
 
 __all__ = ["ProcessImplementation", "PROTOCOL", "MAX_RESTARTS", "DEFAULT_TIMEOUT",
-           "stop_all", "exit_words"]
+           "stop_all", "close_all", "exit_words"]
 
 PROTOCOL = "neuronspec-protocol/1"
 #: What ``serve.py`` says on standard error once it has loaded the implementation.
@@ -58,6 +58,21 @@ def stop_all() -> None:
 
 
 atexit.register(stop_all)
+
+
+def close_all(impls: Sequence[object]) -> None:
+    """``close`` each implementation that has it, the processes at once: each gets the end of
+    its input before any is waited for (a torch server takes about 0.4 s to exit)."""
+    for impl in impls:
+        if isinstance(impl, ProcessImplementation) and impl._proc is not None:
+            try:
+                impl._proc.stdin.close()
+            except OSError:
+                pass
+    for impl in impls:
+        close = getattr(impl, "close", None)
+        if close:
+            close()
 
 
 def _number(text, key: str) -> float:

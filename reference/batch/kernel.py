@@ -11,19 +11,29 @@ performs the same binary64 operations in the same order as the numpy definition,
 The source is specialised per format and model, written once to a cache directory
 (``NEURONSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/neuronspec`` or ``~/.cache/neuronspec``) under
 the hash of its text, and imported from there, so numba caches the compiled code next to it.
+A process compiling one of its functions holds a lock file there (:func:`compile_lock`): other
+processes needing the same function wait, then load numba's result instead of compiling it too.
 ``python -m reference.batch.kernel FORMAT MODEL`` prints it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import math
 import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no compile lock, each process compiles what it needs
+    fcntl = None
 
 from ..bounds import Model, bound_chain, get_model
 from ..formats import Format, get_format
@@ -33,8 +43,8 @@ from .chain import PairArithmetic, exact_pairs, quantity_bounds
 from .judgement import NONNEGATIVE, ROWS, estimate_values, judge_values
 
 __all__ = ["Sym", "Tracer", "SymOps", "source", "kernels", "generated", "compiled",
-           "load_source", "print_source", "node_table",
-           "NODE_TABLE_KINDS", "HELPERS"]
+           "load_source", "compile_lock", "print_source", "node_table",
+           "NODE_TABLE_KINDS", "HELPERS", "COMPILE_LOCK_TIMEOUT"]
 
 
 class Tracer:
@@ -359,17 +369,35 @@ def _write(text: str, prefix: str) -> Optional[Path]:
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 f.write(text)
-            os.replace(tmp, path)
+            _publish(tmp, path, text)
             return path
         except OSError:
             continue
     return None
 
 
+def _publish(tmp: str, path: Path, text: str) -> None:
+    """Moves the written file ``tmp`` to ``path`` unless another process published the same
+    text there first: numba's cache index is stamped with its source file's mtime, so a file
+    replaced after another process imported it would make that process's compilation stale
+    for every later one (compiled again)."""
+    try:
+        os.link(tmp, path)  # fails where the file exists: the first writer's file stays
+    except FileExistsError:
+        if path.read_text() != text:  # (a damaged file)
+            os.replace(tmp, path)
+            return
+    except OSError:  # no hard links on this file system
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
 def load_source(text: str, prefix: str, name: str) -> Any:
     """A generated module: written to the cache directory under the hash of its text and
     imported from there as ``name`` (numba's cache refers to its functions by that name), or
-    compiled from memory where no directory is writable (no cache then)."""
+    compiled from memory where no directory is writable (no cache then).  Its cached functions
+    compile under :func:`compile_lock`: one process compiles, the others load the result."""
     path = _write(text, prefix)
     if path is None:
         module = type(sys)(name)
@@ -380,7 +408,83 @@ def load_source(text: str, prefix: str, name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    _lock_compilation(module, path)
     return module
+
+
+#: How long a process waits for another one compiling the same function before compiling it
+#: itself: the longest compilation here takes about 25 s; a holder that hangs (stopped, in a
+#: debugger) must not stop the others for longer.
+COMPILE_LOCK_TIMEOUT = 120.0
+
+#: Whether this thread holds a compile lock: a function compiled as part of another one's
+#: compilation is covered by that lock (and taking a second one could deadlock).
+_HOLDING = threading.local()
+
+
+@contextlib.contextmanager
+def compile_lock(path: Path, timeout: float = COMPILE_LOCK_TIMEOUT) -> Iterator[bool]:
+    """Holds the lock file ``path`` (flock) against other processes and threads; yields whether
+    it holds it.  Where it cannot be taken (no fcntl, a directory not writable, a file system
+    without flock, ``timeout`` seconds spent waiting) the caller goes on without it; within a
+    lock this thread holds, it is not taken again."""
+    if getattr(_HOLDING, "lock", None) is not None:
+        yield False
+        return
+    fd = _flock(path, timeout)
+    _HOLDING.lock = path
+    try:
+        yield fd is not None
+    finally:
+        _HOLDING.lock = None
+        if fd is not None:
+            os.close(fd)  # (releases the flock)
+
+
+def _flock(path: Path, timeout: float) -> Optional[int]:
+    """A descriptor of ``path`` holding its exclusive flock, or None."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:  # (polled, not blocking: the wait has a deadline)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(pause)
+            pause = min(2 * pause, 0.2)
+        except OSError:
+            break
+    os.close(fd)
+    return None
+
+
+def _lock_compilation(module: Any, path: Path) -> None:
+    """Makes each function of the module that numba caches compile under a lock of its own next
+    to the module's file, so that processes needing the same function at once (test workers,
+    sweep workers) compile it once: the others wait, then load it from numba's cache."""
+    for name, function in list(vars(module).items()):
+        stats = getattr(function, "stats", None)
+        if getattr(stats, "cache_path", None) is None or not callable(
+                getattr(function, "compile", None)):
+            continue  # not a dispatcher, or one without a disk cache: nothing to share
+        function.compile = _locked(function.compile, path.with_name(f"{path.stem}.{name}.lock"))
+
+
+def _locked(compile: Callable[[Any], Any], lock: Path) -> Callable[[Any], Any]:
+    """A dispatcher's ``compile`` (numba calls it for each new signature: it loads from the
+    cache or compiles) under ``compile_lock(lock)``."""
+    def locked(sig: Any) -> Any:
+        with compile_lock(lock):
+            return compile(sig)
+    return locked
 
 
 def generated(kind: str, fmt: "Format | str", model: "Model | str",
