@@ -171,8 +171,7 @@ def scalar_path_rate(impl_name: str, dtype: str, examples: int) -> dict:
     draw()
     harness = len(drawn) / (time.perf_counter() - start)
     impl = load(impl_name)
-    properties._bounds.cache_clear()
-    properties._exact.cache_clear()
+    properties.forget()
     start = time.perf_counter()
     for labelled in drawn:
         properties.within_bounds(impl, dtype, labelled)

@@ -41,11 +41,17 @@ def _exact(case: tuple) -> dict:
     return exact_fractions(*case)
 
 
+def forget() -> None:
+    """Forget the remembered bounds and exact values (a benchmark's every case is then new)."""
+    _bounds.cache_clear()
+    _exact.cache_clear()
+
+
 def _key(case) -> tuple:
     return tuple(float(v) for v in case)
 
 
-__all__ = ["CaseCheck", "Declined", "declinable", "hunt", "within_bounds", "exact_level",
+__all__ = ["CaseCheck", "Declined", "declinable", "forget", "hunt", "within_bounds", "exact_level",
            "ALL_PROPERTIES",
            "unexplained_finding", "stateless",
            "gradient_identity",
