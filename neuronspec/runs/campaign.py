@@ -396,14 +396,14 @@ class _DaskEngine:
 class _LocalEngine:
     """No Dask: ``workers`` threads of this process, each driving a supervised process."""
 
-    def __init__(self, workers: int, initializer, initargs) -> None:
+    def __init__(self, workers: int, initializer, initargs, why: str = "") -> None:
         self.threads = max(1, workers)
         self.children = Children(initializer, initargs, self.threads)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.threads)
         self.finished: "queue.SimpleQueue" = queue.SimpleQueue()
         self.dashboard = None
-        self.description = (f"{self.threads} local processes (dask[distributed] is not "
-                            "installed: pip install 'neuronspec[dask]' to run on a cluster)")
+        self.description = f"{self.threads} local process{'es' if self.threads > 1 else ''}" \
+            + (f" ({why})" if why else "")
 
     def submit(self, work, tasks: list, timeout):
         future = self.pool.submit(self.children.run_all, work, tasks, timeout)
@@ -455,23 +455,28 @@ def _dashboard(client, local: bool) -> "str | None":
 
 class Campaign:
     """Chunks of work on a Dask cluster (``scheduler``, else an embedded one of ``workers``
-    workers; without Dask, ``workers`` local processes), each chunk in a supervised process
-    initialised once by ``initializer(*initargs)``, kept for several :meth:`map` calls (a
-    sweep loads its implementation once, then asks what it is, whether it supports the format,
-    and runs the chunks).  A context manager: the processes end with it.  ``engine`` says in
+    workers; without Dask, or ``local``, ``workers`` local processes), each chunk in a
+    supervised process initialised once by ``initializer(*initargs)``, kept for several
+    :meth:`map` calls (a sweep loads its implementation once, then asks what it is, whether it
+    supports the format, and runs the chunks).  A context manager: the processes end with it.  ``engine`` says in
     one line what runs the chunks; ``dashboard``, the Dask dashboard's address if there is
     one."""
 
     def __init__(self, workers: int = 1, initializer: Optional[Callable[..., None]] = None,
-                 initargs: Iterable = (), scheduler: "str | None" = None) -> None:
-        scheduler = scheduler_address(scheduler)
+                 initargs: Iterable = (), scheduler: "str | None" = None,
+                 local: bool = False) -> None:
+        scheduler = None if local else scheduler_address(scheduler)
         if scheduler and not dask_installed():
             raise UsageError(f"--scheduler {scheduler} needs Dask: pip install "
                              "'neuronspec[dask]' (or run without --scheduler)")
-        if dask_installed():
-            self._engine: Any = _DaskEngine(workers, initializer, tuple(initargs), scheduler)
+        if local:  # (a check's short sweep phase: no cluster to start for one process)
+            self._engine: Any = _LocalEngine(workers, initializer, tuple(initargs))
+        elif dask_installed():
+            self._engine = _DaskEngine(workers, initializer, tuple(initargs), scheduler)
         else:
-            self._engine = _LocalEngine(workers, initializer, tuple(initargs))
+            self._engine = _LocalEngine(workers, initializer, tuple(initargs),
+                                        "dask[distributed] is not installed: pip install "
+                                        "'neuronspec[dask]' to run on a cluster")
         self.engine: str = self._engine.description
         self.dashboard: "str | None" = self._engine.dashboard
         self.threads: int = self._engine.threads

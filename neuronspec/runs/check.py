@@ -308,14 +308,14 @@ def _outside_model(impl: Any, fmt: Format, model: Model, result: FormatResult) -
 
 def _sweeper(impl, model: Model, timeout: float):
     """Sweeps for ``impl``: a Python implementation is loaded again in a supervised worker
-    (its batch callable, where it has one; ``timeout``: seconds a chunk may take); a ``--cmd``
-    program is driven as it is."""
+    process, driven from here (its batch callable, where it has one; ``timeout``: seconds a
+    chunk may take); a ``--cmd`` program is driven as it is."""
     from .sweep import Sweeper
 
     spec = getattr(impl, "spec", "") or impl.name
     if spec.startswith("--cmd "):
         return Sweeper(spec, model.name, impl=impl)
-    return Sweeper(spec, model.name, timeout=timeout)
+    return Sweeper(spec, model.name, timeout=timeout, local=True)
 
 
 def check(implementations: list, formats: "list[str] | None" = None, model: "Model | str" = IEEE,

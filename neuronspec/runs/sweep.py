@@ -574,12 +574,13 @@ class Sweeper:
 
     def __init__(self, spec: str, model: str = "ieee", workers: int = 1, *,
                  impl: Any = None, timeout: float = CHUNK_TIMEOUT,
-                 warm: "tuple[str, int] | None" = None, scheduler: "str | None" = None) -> None:
+                 warm: "tuple[str, int] | None" = None, scheduler: "str | None" = None,
+                 local: bool = False) -> None:
         self.spec, self.model, self.workers, self.timeout = spec, model, workers, timeout
         self.began: "float | None" = time.perf_counter()  # until the first run
         self._impl = impl
         self._campaign = None if impl is not None else \
-            Campaign(workers, _init_worker, (spec, model, 1, warm), scheduler)
+            Campaign(workers, _init_worker, (spec, model, 1, warm), scheduler, local)
         #: What runs the chunks, in one line; the Dask dashboard's address, if any.
         self.engine = "this process" if impl is not None else self._campaign.engine
         self.dashboard = None if impl is not None else self._campaign.dashboard
