@@ -343,11 +343,17 @@ class _DaskEngine:
         else:
             # workers as threads of this process, each driving its own supervised process:
             # no network, started in milliseconds
-            # (its HTTP servers on the loopback interface only, on free ports)
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                        processes=False, silence_logs=logging.CRITICAL,
-                                        dashboard_address="127.0.0.1:0",
-                                        worker_dashboard_address="127.0.0.1:0")
+            import dask
+
+            # (its HTTP servers on the loopback interface only, on free ports; no stack
+            # sampling or work stealing, which cost this process CPU its supervised
+            # processes need and give nothing for equal chunks)
+            with dask.config.set({"distributed.worker.profile.enabled": False,
+                                  "distributed.scheduler.work-stealing": False}):
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                            processes=False, silence_logs=logging.CRITICAL,
+                                            dashboard_address="127.0.0.1:0",
+                                            worker_dashboard_address="127.0.0.1:0")
             self.client = Client(self.cluster, set_as_default=False)
             where = "an embedded Dask cluster"
         from distributed import as_completed
