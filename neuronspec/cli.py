@@ -109,6 +109,9 @@ def _seconds(text: str) -> float:
 _nonnegative = _int_at_least(0)
 _positive = _int_at_least(1)
 
+SCHEDULER_HELP = ("run on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:PORT, or "
+                  "the file of dask scheduler --scheduler-file; default $NEURONSPEC_SCHEDULER, "
+                  "else an embedded local cluster of --workers workers)")
 IMPL_HELP = "bundled name, module:callable or path/to/file.py:callable"
 
 
@@ -176,11 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--cases", type=_positive, default=1_000_008, help="cases per format")
     sd.add_argument("--seed", type=_nonnegative, default=20261126)
     sd.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
-    sd.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                    help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
-                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
-                    "workers)")
+    sd.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP)
     sd.add_argument("--torch-cases", type=_nonnegative, default=None,
                     help="cases for the torch implementations (default: all for float32, a "
                     "tenth for the other formats)")
@@ -196,11 +195,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="e.g. 1e8 (default 1e6; with --exhaustive, every case)")
     sw.add_argument("--seed", type=_nonnegative, default=0)
     sw.add_argument("--workers", type=_positive, default=1, help="processes (one core each)")
-    sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                    help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
-                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
-                    "workers)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP)
     sw.add_argument("--model", type=_model(), default="ieee",
                     help="tolerance model (the batch path covers ieee and strict, with +wide "
                     "except in float64)")
@@ -231,11 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--cases", type=_positive, default=10_000, help="cases per format")
     cc.add_argument("--seed", type=_nonnegative, default=0)
     cc.add_argument("--workers", type=_positive, default=1)
-    cc.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                    help="run on the Dask cluster whose scheduler is at ADDRESS "
-                    "(tcp://HOST:PORT, or the file of dask scheduler --scheduler-file; default "
-                    "$NEURONSPEC_SCHEDULER, else an embedded local cluster of --workers "
-                    "workers)")
+    cc.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP)
     cc.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/crosscheck.json",
                     help="write the counts to FILE (default spec/data/crosscheck.json)")
     pl = sub.add_parser("plots", help="draw spec/plots/<format>.png: error/bound against "
@@ -473,7 +464,7 @@ def _soundness(args, argv) -> int:
 def _sweep(args, argv) -> int:
     from .artefacts import jsontext, records
     from .cases.exhaustive import Exhaustive
-    from .runs.sweep import CHUNK, record, render, sweep
+    from .runs.sweep import CHUNK, planned_cases, record, render, sweep
 
     _writable(args.json)
     if args.record:
@@ -487,8 +478,7 @@ def _sweep(args, argv) -> int:
         raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
     chunk = args.chunk or CHUNK
     cases = args.cases if args.cases is not None or source is not None else 1_000_000
-    expected = cases if cases is not None else \
-        max(0, source.cases - args.first_chunk * chunk)
+    expected = planned_cases(cases, source, args.first_chunk, chunk)
 
     started = _announce("sweep")
 

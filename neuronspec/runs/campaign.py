@@ -73,7 +73,7 @@ class ChunkFailed:
 
 
 def dask_installed() -> bool:
-    return importlib.util.find_spec("distributed") is not None
+    return _has("distributed")
 
 
 def scheduler_address(given: "str | None" = None) -> "str | None":
@@ -464,9 +464,9 @@ class Campaign:
     workers; without Dask, or ``local``, ``workers`` local processes), each chunk in a
     supervised process initialised once by ``initializer(*initargs)``, kept for several
     :meth:`map` calls (a sweep loads its implementation once, then asks what it is, whether it
-    supports the format, and runs the chunks).  A context manager: the processes end with it.  ``engine`` says in
-    one line what runs the chunks; ``dashboard``, the Dask dashboard's address if there is
-    one."""
+    supports the format, and runs the chunks).  A context manager: the processes end with it.
+    ``engine`` says in one line what runs the chunks; ``dashboard``, the Dask dashboard's
+    address if there is one."""
 
     def __init__(self, workers: int = 1, initializer: Optional[Callable[..., None]] = None,
                  initargs: Iterable = (), scheduler: "str | None" = None,

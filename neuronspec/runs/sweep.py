@@ -42,8 +42,8 @@ from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
 from .tally import KEEP, QuantityTally
 
-__all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "render", "record", "CHUNK",
-           "keep_freed_memory"]
+__all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "planned_cases", "render", "record",
+           "CHUNK", "keep_freed_memory"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
 #: Chunks per Dask task at most (a task costs a few milliseconds of scheduling).
@@ -651,8 +651,7 @@ class Sweeper:
             return total
         if source is not None:
             total.exhaustive = source.describe()
-            left = max(0, source.cases - first_chunk * chunk)
-            cases = left if cases is None else min(cases, left)
+        cases = planned_cases(cases, source, first_chunk, chunk)
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
                   model, scalar, self.spec, source)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
@@ -683,6 +682,16 @@ class Sweeper:
         return total
 
 
+def planned_cases(cases: "int | None", source: "Exhaustive | None", first_chunk: int,
+                  chunk: int) -> int:
+    """The cases a sweep runs: ``cases``, but no more than an exhaustive ``source`` has left
+    from ``first_chunk`` on (all of them where ``cases`` is None)."""
+    if source is None:
+        return cases or 0
+    left = max(0, source.cases - first_chunk * chunk)
+    return left if cases is None else min(cases, left)
+
+
 def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, workers: int = 1,
           model: str = "ieee", scalar: bool = False, chunk: int = CHUNK,
           progress: Optional[Callable[[SweepResult, float], None]] = None,
@@ -698,9 +707,8 @@ def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, wo
     cluster of ``workers``); ``started(sweeper)`` is called once its workers are up;
     ``source``: the cases of an exhaustive sweep (``cases`` None: all of them)."""
     fmt = get_format(fmt)
-    total = cases if cases is not None else source.cases if source is not None else 0
     warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
-            not scalar and total >= COMPILE_PAYS)
+            not scalar and planned_cases(cases, source, first_chunk, chunk) >= COMPILE_PAYS)
     with Sweeper(spec, model, workers, timeout=timeout, warm=warm,
                  scheduler=scheduler) as sweeper:
         if started is not None:
