@@ -32,12 +32,12 @@ from .dyadic import Dyadic, as_float, dyadic, dyadic_nodes
 from .exact import Binary
 from .formats import Format, get_format, to_fraction
 from .model import IEEE, MODELS, STRICT, WIDE_FORMAT, WIDER, Model, get_model  # noqa: F401 (re-exported)
-from .step import INPUTS, NODE, NODE_OF, NODES
+from .step import ANCESTORS, INPUTS, NODE, NODE_OF, NODES
 
 __all__ = [
     "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "WIDER", "SLACK",
     "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
-    "tightened", "Chain", "Arithmetic", "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
+    "tightened", "overflow_origin", "overflow_words", "DOMAIN_SECTION", "Chain", "Arithmetic", "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
     "ScalarOps",
 ]
 
@@ -46,9 +46,14 @@ __all__ = [
 SLACK = 2.0**-40
 
 
+#: Where the spec defines the bounded domain (what an unchecked value is outside of).
+DOMAIN_SECTION = "spec/tolerances.md 2.5"
+
+
 @dataclass(frozen=True)
 class OutOfDomain:
-    """A quantity some admitted evaluation may overflow on the way to (``reason`` says where).
+    """A quantity some admitted evaluation may overflow on the way to (``reason`` says where,
+    ``origin`` names the first node of the step that may overflow).
 
     Not "anything goes": a *finite* result must still be within ``bound`` of the exact value
     (an overflow never turns back into a finite value, so a finite result comes from an
@@ -57,6 +62,7 @@ class OutOfDomain:
 
     reason: str
     bound: "Fraction | float | None" = None
+    origin: str = ""
 
     def __bool__(self) -> bool:  # never usable as a number
         return False
@@ -212,6 +218,25 @@ def bound_chain(A: "Arithmetic", fmt: Format, model: Model, values: Mapping[str,
             raise AssertionError(f"no bound for the operation {node.op!r}")
         A.end(name, [a for a in args if a in NODE])
     return chain
+
+
+def overflow_origin(ops: Any, flags: Mapping[str, Any], name: str) -> Any:
+    """Index in NODES of the first node on the way to ``name`` that may overflow (``flags``: a
+    chain's; a reason or a mask each), or -1 where none may: the origin of an out-of-domain
+    value, for reports (the chain's flags carry the first reason forward)."""
+    origin: Any = -1
+    for n in reversed(ANCESTORS[name]):
+        origin = ops.select(flags[n], NODES.index(NODE[n]), origin)
+    return origin
+
+
+def overflow_words(origin: "int | str") -> str:
+    """Why a value is outside the bounded domain, in a few words, from its origin (an index
+    in NODES or a node's name)."""
+    node = NODES[origin] if isinstance(origin, int) else NODE[origin]
+    if node.op == "grad":
+        return f"{node.text} may overflow"
+    return f"{node.text.split(' = ')[-1]} may overflow"
 
 
 def _first_product(chain: Chain, node, flag: Any) -> None:
@@ -565,7 +590,9 @@ def case_bounds(
     out: dict[str, Bound] = {}
     for q, name in NODE_OF.items():
         if chain.flags[name]:
-            out[q] = OutOfDomain(chain.flags[name], A.finish(chain.errors[name], name))
+            origin = overflow_origin(ScalarOps, chain.flags, name)
+            out[q] = OutOfDomain(chain.flags[name], A.finish(chain.errors[name], name),
+                                 NODES[origin].name)
             continue
         err = chain.errors[name]
         if computed is not None and q in computed:

@@ -22,7 +22,8 @@ from mpmath.libmp import from_man_exp
 from .formats import to_fraction
 from .step import INPUTS, NODE_OF, NODES, QUANTITIES
 
-__all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_nodes", "exact_loss"]
+__all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_nodes", "exact_loss",
+           "exact_scales"]
 
 Binary = Union[float, int, Fraction, "mpmath.mpf"]
 
@@ -107,6 +108,21 @@ def exact_nodes(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> dict[
     for node in NODES:
         values[node.name] = _EXACT[node.op](*(values[a] for a in node.args))
     return values
+
+
+def exact_scales(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> dict[str, Fraction]:
+    """The scale of every node: the step on the inputs' magnitudes with every difference a sum
+    (|w||x| + |b| for y, (|w||x| + |b| + |t|)|x| for dL_dw, ...), exactly.
+
+    It is the magnitude a forward error bound is relative to (Higham's |f|(|x|)): every
+    rounding error on the way to a node is at most u times a part of it, so errors quoted in
+    ulps of the scale stay a few ulps however much a difference cancels, and
+    ``scale / |exact|`` is the node's conditioning."""
+    values = {name: abs(to_mpf(v, name)) for name, v in zip(INPUTS, (w, b, x, t, lr))}
+    for node in NODES:
+        op = "add" if node.op == "sub" else node.op
+        values[node.name] = _EXACT[op](*(values[a] for a in node.args))
+    return {name: to_fraction(v) for name, v in values.items()}
 
 
 def exact_step(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> ExactStep:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = ["INPUTS", "Case", "Node", "NODES", "NODE", "QUANTITIES", "REQUIRED", "OPTIONAL",
-           "NODE_OF", "OPS", "product_operand", "SEED_EXAMPLE"]
+           "NODE_OF", "OPS", "ANCESTORS", "product_operand", "SEED_EXAMPLE"]
 
 #: The inputs of one step, in the order every interface takes them.
 INPUTS: tuple[str, ...] = ("w", "b", "x", "t", "lr")
@@ -90,6 +90,17 @@ OPTIONAL: tuple[str, ...] = ("dL_dy",)
 NODE_OF: dict[str, str] = {"y": "y", "dL_dy": "g", "loss": "loss", "dL_dw": "gw", "dL_db": "g",
                            "w_new": "w_new", "b_new": "b_new"}
 
+
+def _ancestors() -> dict[str, tuple[str, ...]]:
+    """Per node, the nodes its value depends on and itself, in the order of NODES."""
+    out: dict[str, set] = {}
+    for node in NODES:
+        out[node.name] = {node.name}.union(*(out.get(a, set()) for a in node.args))
+    return {name: tuple(n.name for n in NODES if n.name in deps) for name, deps in out.items()}
+
+
+#: Per node, the nodes on the way to it (itself included), in the order of NODES.
+ANCESTORS: dict[str, tuple[str, ...]] = _ancestors()
 
 #: The seed notebook's example step, its inputs as the notebook writes them (decimal literals,
 #: rounded to each format where used): the worked example of spec/neuron.md section 6.

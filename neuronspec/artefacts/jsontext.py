@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 __all__ = ["standard", "dumps"]
@@ -25,6 +26,15 @@ def standard(value: Any) -> Any:
     return value
 
 
+#: An indented array of numbers (or "inf"/"nan"), each on a line of its own.
+_NUMBERS = re.compile(r'\[\n\s*((?:(?:-?[0-9][-+0-9.eE]*|"-?inf"|"nan"),\n\s*)*'
+                      r'(?:-?[0-9][-+0-9.eE]*|"-?inf"|"nan"))\n\s*\]')
+
+
 def dumps(value: Any, **options: Any) -> str:
-    """json.dumps of :func:`standard` (``allow_nan=False``: a stray token is an error)."""
-    return json.dumps(standard(value), allow_nan=False, **options)
+    """json.dumps of :func:`standard` (``allow_nan=False``: a stray token is an error); when
+    indented, an array of numbers stays on one line (a plot's points, a case)."""
+    text = json.dumps(standard(value), allow_nan=False, **options)
+    if options.get("indent") is None:
+        return text
+    return _NUMBERS.sub(lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]", text)

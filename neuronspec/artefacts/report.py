@@ -6,9 +6,21 @@ from __future__ import annotations
 import re
 import textwrap
 
+from reference.bounds import DOMAIN_SECTION
 from reference.step import REQUIRED
 
-__all__ = ["render_text", "render_markdown", "md", "code_block"]
+__all__ = ["render_text", "render_markdown", "md", "code_block", "ratio_text", "share",
+           "unchecked_words", "LEGEND"]
+
+#: What the figures of a quantity's row mean (printed under the tables).
+LEGEND = ("err/bound: the largest |computed - exact| / bound, at most 1; * marks a value that "
+          "is the exact value correctly rounded, + one an admitted evaluation gives bit for bit: "
+          "a ratio of 1 there is the bound attained by a legal result, not a near miss; "
+          "ulps of scale: the largest error in ulps of the scale the bound "
+          "is built on (the step on |inputs|; values where no scale on the way is subnormal; "
+          "spec/report.md); rounded: values that are the "
+          "exact value correctly rounded (case by case); exact: values an admitted evaluation "
+          "gives bit for bit (the exact level)")
 
 
 def _f(x, digits=3) -> str:
@@ -38,6 +50,66 @@ def code_block(text: str) -> list[str]:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return [fence, text, fence]
+
+
+def ratio_text(st: dict) -> str:
+    """The largest error/bound of a quantity in words: never "inf"."""
+    r = st["worstErrorOverBound"]
+    if isinstance(r, str):  # inf: a value that failed (not finite, or an error over 0)
+        return "failed" if r == "inf" else "-"
+    return f"{r:.3g}" + ("*" if st.get("worstIsCorrectlyRounded") else
+                         "+" if st.get("worstEvaluation") else "")
+
+
+def share(part: int, whole: int) -> str:
+    """A share in percent that reads 100% only when it is all (and 0% only when none)."""
+    if whole == 0:
+        return "-"
+    if part == whole:
+        return "100%"
+    p = 100 * part / whole
+    return f"{min(p, 99.9):.1f}%" if part else "0%"
+
+
+def _ulps(st: dict) -> str:
+    v = st.get("worstUlpsOfScale")
+    return "-" if v is None or not st.get("ulpsOfScaleValues") else f"{v:.3g}"
+
+
+def _exact_share(st: dict) -> str:
+    return share(st.get("explained", 0), st.get("explained", 0) + st.get("unexplained", 0))
+
+
+def unchecked_words(r: dict) -> str:
+    """Why the format's unchecked values are unchecked: per reason, the values per quantity."""
+    by: dict = {}
+    for q in REQUIRED:
+        st = r["quantities"][q]
+        known = 0
+        for why, n in st.get("outOfDomainWhy", {}).items():
+            by.setdefault(why, {})[q] = n
+            known += n
+        if st["outOfDomain"] > known:  # counted by a run that did not say why
+            by.setdefault("an admitted evaluation may overflow", {})[q] = \
+                st["outOfDomain"] - known
+    if not by:
+        return ""
+    parts = [f"{why}: {sum(qs.values()):,} ("
+             + ", ".join(f"{q} {n:,}" for q, n in qs.items()) + ")"
+             for why, qs in sorted(by.items(), key=lambda kv: -sum(kv[1].values()))]
+    return (f"unchecked: outside the bounded domain, where an admitted evaluation overflows "
+            f"(no bound; {DOMAIN_SECTION}): " + "; ".join(parts))
+
+
+_HEAD = (f"   {'quantity':<8} {'checked':>9} {'unchecked':>9} {'failed':>6} {'unexplained':>11} "
+         f"{'err/bound':>10} {'ulps of scale':>13} {'rounded':>8} {'exact':>7}")
+
+
+def _row(q: str, st: dict) -> str:
+    return (f"   {q:<8} {st['checked']:>9,} {st['outOfDomain']:>9,} {st['failures']:>6,} "
+            f"{st.get('unexplained', 0):>11,} {ratio_text(st):>10} {_ulps(st):>13} "
+            f"{share(st.get('correctlyRounded', 0), st.get('caseByCase', 0)):>8} "
+            f"{_exact_share(st):>7}")
 
 
 def _verdict(report: dict) -> str:
@@ -100,14 +172,10 @@ def render_text(report: dict) -> str:
                                      f"({r['vectorCases']} vectors)"
                                      + (f": {r['reason']}" if r["reason"] else ""),
                                      width=100, subsequent_indent="   "))
-            out.append(f"   {'quantity':<8} {'checked':>8} {'overflow':>9} {'failed':>7} "
-                       f"{'unexplained':>11} {'worst ulps':>11} {'worst err/bound':>16}")
-            for q in REQUIRED:
-                st = r["quantities"][q]
-                out.append(f"   {q:<8} {st['checked']:>8} {st['outOfDomain']:>9} "
-                           f"{st['failures']:>7} {st.get('unexplained', 0):>11} "
-                           f"{_f(st['worstErrorUlps']):>11} "
-                           f"{_f(st['worstErrorOverBound']):>16}")
+            out.append(_HEAD)
+            out += [_row(q, r["quantities"][q]) for q in REQUIRED]
+            if unchecked_words(r):
+                out.append(_wrap(unchecked_words(r)))
             out.append(_wrap(_explained(r)))
             for why, n in r.get("declined", {}).items():
                 out.append(_wrap(f"declined (a reported skip, not checked): {n} cases with {why}"))
@@ -123,7 +191,8 @@ def render_text(report: dict) -> str:
                 out.append(_wrap(f"outside the model: {words}"))
             for fail in r["failures"][:3]:
                 out.append("   " + fail["message"].replace("\n", "\n   "))
-    out += ["", f"verdict: {_verdict(report).upper()} ({report['seconds']} s)"]
+    out += ["", textwrap.fill(LEGEND, width=100), "",
+            f"verdict: {_verdict(report).upper()} ({report['seconds']} s)"]
     return "\n".join(out)
 
 
@@ -141,25 +210,30 @@ def render_markdown(report: dict) -> str:
                 f"{md(impl['origin'])} ({md(impl['version'])})", ""]
         if impl["error"]:
             out += [f"Stopped: {md(impl['error'])}", ""]
-        out += ["| format | status | cases | quantity | checked | overflow | failed | "
-                "unexplained | worst ulps | worst err/bound |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        out += ["| format | status | cases | quantity | checked | unchecked | failed | "
+                "unexplained | err/bound | ulps of scale | rounded | exact |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
-                out.append(f"| {fmt} | unsupported: {md(r['reason'])[:120]} | | | | | | | | |")
+                out.append(f"| {fmt} | unsupported: {md(r['reason'])[:120]} "
+                           "| | | | | | | | | | |")
                 continue
             for i, q in enumerate(REQUIRED):
                 st = r["quantities"][q]
                 lead = f"| {fmt} | {md(_levels(r))} | {r['cases']} " if i == 0 else "| | | "
                 out.append(f"{lead}| {q} | {st['checked']} | {st['outOfDomain']} | "
                            f"{st['failures']} | {st.get('unexplained', 0)} | "
-                           f"{_f(st['worstErrorUlps'])} | {_f(st['worstErrorOverBound'])} |")
-        out.append("")
+                           f"{md(ratio_text(st))} | {_ulps(st)} | "
+                           f"{share(st.get('correctlyRounded', 0), st.get('caseByCase', 0))} | "
+                           f"{_exact_share(st)} |")
+        out += ["", md(LEGEND), ""]
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
                 continue
             lines = [f"- **{md(g)}**: {md(fp['words'])}" for g, fp in r["fingerprint"].items()]
             lines.append(f"- {md(_explained(r))}")
+            if unchecked_words(r):
+                lines.append(f"- {md(unchecked_words(r))}")
             lines.append(f"- {md(_sweep_words(r.get('sweep') or {}))}")
             lines += [f"- declined (not checked): {n} cases with {md(why)}"
                       for why, n in r.get("declined", {}).items()]

@@ -5,21 +5,27 @@ performs (which legal variant it matches bit for bit, whether it keeps subnormal
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from reference.bounds import IEEE, Model, case_bounds, get_model
+from reference.bounds import DOMAIN_SECTION, IEEE, Model, case_bounds, get_model, overflow_words
+from reference.exact import exact_scales, exact_step
 from reference.judge import LEVELS, OUT_OF_DOMAIN
-from reference.formats import FORMATS, Format, as_float, float_hex, get_format
-from reference.step import INPUTS, REQUIRED
+from reference.legal import legal_values
+from reference.formats import FORMATS, Format, float_hex, get_format
+from reference.step import ANCESTORS, INPUTS, NODE_OF, REQUIRED
 
 from .. import __version__
 from ..cases.strategies import cases
 from ..errors import Interrupted, LoadError, ProcessGaveUp, UsageError
 from ..findings import Finding, PropertyViolation
+from ..artefacts import jsontext
+from ..artefacts.peers import PEER_TOLERANCES
+from ..data import validate
 from ..fingerprint import Fingerprint, learning_rate_probe
 from ..properties import (PROPERTIES, Declined, calls_of, in_domain, supported,
                           unexplained_finding, within_bounds)
@@ -29,8 +35,17 @@ from .vectors import vector_case
 __all__ = ["check", "FormatResult", "ImplementationResult", "REPORT_VERSION", "overall",
            "CONFORMANT", "NON_CONFORMANT", "NOT_CHECKED"]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 CONFORMANT, NON_CONFORMANT, NOT_CHECKED = "conformant", "non-conformant", "not checked"
+#: Set (the self-tests set it), every report is validated against its schema before it is
+#: returned (0.1 s for a full report): a report that does not match is an error.
+VALIDATE = "NEURONSPEC_VALIDATE_REPORTS"
+#: The tool whose default tolerance the report's plots compare with.
+PEER = "torch.testing.assert_close"
+#: Plotted values per quantity and format at most (the case-by-case phases' first ones).
+PLOT_POINTS = 2000
+#: Errors in ulps reported at most (a float; a failure can be further off than binary64 holds).
+_LARGEST = 1.7976931348623157e308
 
 
 def overall(verdicts: "list[str]") -> str:
@@ -43,10 +58,73 @@ def overall(verdicts: "list[str]") -> str:
     return CONFORMANT
 
 
-def _quantity_report(t: QuantityTally) -> dict:
-    return {"checked": t.checked, "outOfDomain": t.out_of_domain, "failures": t.violations,
-            "worstErrorOverBound": finite_or_text(t.max_ratio),
-            "worstErrorUlps": finite_or_text(t.worst_ulps),
+@dataclass
+class CaseFigures:
+    """What the case-by-case phases (vectors, hypothesis) measure of one quantity beyond the
+    verdict: errors in ulps of the scale the bound is built on (``reference.exact.
+    exact_scales``), how many values are the correctly rounded exact value, and the points
+    of the report's plot (conditioning, error/bound, error/peer tolerance)."""
+
+    values: int = 0  # finite values in the domain, judged case by case
+    correctly_rounded: int = 0
+    scale_ulps: float = 0.0
+    normal: int = 0  # the values whose every scale on the way is 0 or normal (scale_ulps')
+    points: list = field(default_factory=list)
+
+
+def _float(q: Fraction) -> float:
+    """A non-negative exact value as a float, saturating at the largest finite one."""
+    try:
+        return min(float(q), _LARGEST)
+    except OverflowError:
+        return _LARGEST
+
+
+def _digits(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _correctly_rounded(fmt: Format, observed: float, exact: Fraction) -> bool:
+    """Whether ``observed`` is ``exact`` rounded to nearest in the format (a zero of either
+    sign counts: the sign is the bounded level's to judge)."""
+    return observed == fmt.round(exact)
+
+
+def _worst_value(fmt: Format, model: Model, q: str, t: QuantityTally
+                 ) -> "tuple[bool | None, str | None]":
+    """Of the value with the largest error/bound: whether it is the exact value correctly
+    rounded, and the first admitted evaluation that gives it bit for bit (None: none does,
+    or the run kept no such value).  Either way a ratio of 1 is the bound attained by a
+    legal result, not a near miss."""
+    worst = t.worst or {}
+    try:
+        case = tuple(float.fromhex(v) for v in worst["case"])
+        observed = worst["observed"]
+        observed = float.fromhex(observed) if isinstance(observed, str) else float(observed)
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    if not math.isfinite(observed):
+        return False, None
+    exact = exact_step(*case).as_fractions()[q]
+    try:
+        explained = legal_values(fmt, case, model).explain(q, observed)
+    except ValueError:  # a case outside what the legal values cover: say nothing
+        return _correctly_rounded(fmt, observed, exact), None
+    return (_correctly_rounded(fmt, observed, exact),
+            explained.variants[0] if explained.explained else None)
+
+
+def _quantity_report(fmt: Format, model: Model, q: str, t: QuantityTally,
+                     f: CaseFigures) -> dict:
+    ratio = t.max_ratio
+    rounded, evaluation = _worst_value(fmt, model, q, t) if t.checked else (None, None)
+    return {"checked": t.checked, "outOfDomain": t.out_of_domain,
+            "outOfDomainWhy": dict(sorted(t.out_of_domain_why.items(), key=lambda kv: -kv[1])),
+            "failures": t.violations,
+            "worstErrorOverBound": finite_or_text(ratio),
+            "worstIsCorrectlyRounded": rounded, "worstEvaluation": evaluation,
+            "worstUlpsOfScale": f.scale_ulps, "ulpsOfScaleValues": f.normal,
+            "caseByCase": f.values, "correctlyRounded": f.correctly_rounded,
             "explained": t.explained, "unexplained": t.unexplained,
             "explainedBy": dict(sorted(t.by_variant.items(), key=lambda kv: -kv[1]))}
 
@@ -59,12 +137,14 @@ class FormatResult:
     cases: int = 0
     vector_cases: int = 0
     quantities: dict = field(default_factory=lambda: {q: QuantityTally() for q in REQUIRED})
+    figures: dict = field(default_factory=lambda: {q: CaseFigures() for q in REQUIRED})
     property_failures: dict = field(default_factory=dict)  # property -> count
     failures: list = field(default_factory=list)  # the first few findings
     fingerprint: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)  # words on behaviour outside the model
     stopped: str = ""  # why the run stopped early (a process that cannot be restarted)
     level: str = "exact"  # the level that sets the status (reference.judge.LEVELS)
+    model: str = "ieee"
     declined: dict = field(default_factory=dict)  # why -> cases declined (a negative lr, ...)
     sweep: dict = field(default_factory=dict)  # the seeded sweep phase: what it ran and found
     exact_failures: list = field(default_factory=list)  # the first unexplained values
@@ -110,7 +190,9 @@ class FormatResult:
             "levels": self.levels or {"bounded": self.status, "exact": self.status},
             "cases": self.cases, "vectorCases": self.vector_cases,
             "unexplained": self.unexplained, "declined": self.declined, "sweep": self.sweep,
-            "quantities": {q: _quantity_report(t) for q, t in self.quantities.items()},
+            "quantities": {q: _quantity_report(get_format(self.fmt), get_model(self.model), q,
+                                               t, self.figures[q])
+                           for q, t in self.quantities.items()},
             "propertyFailures": self.property_failures,
             "failures": [{"property": f.prop, "quantity": f.quantity, "regime": f.regime,
                           "inputs": {k: v.hex() for k, v in zip(INPUTS, f.case)},
@@ -118,7 +200,14 @@ class FormatResult:
                          for f in shown],
             "fingerprint": self.fingerprint,
             "behaviourOutsideModel": self.findings,
+            **({"plot": self.plot()} if any(f.points for f in self.figures.values()) else {}),
         }
+
+    def plot(self) -> dict:
+        """The plot's data: per quantity [conditioning, error/bound, error/peer tolerance]."""
+        rtol, atol = PEER_TOLERANCES[PEER][self.fmt]
+        return {"peer": PEER, "peerTolerance": {"rtol": rtol, "atol": atol},
+                "points": {q: f.points for q, f in self.figures.items()}}
 
 
 @dataclass
@@ -156,8 +245,10 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check,
         return
     regime, case = labelled
     result.cases += 1
+    scales = exact_scales(*case)
+    rtol, atol = PEER_TOLERANCES[PEER][fmt.name]
     for q in REQUIRED:
-        t = result.quantities[q]
+        t, f = result.quantities[q], result.figures[q]
         j = check.judgements[q]
         e = check.explanations[q]
         if e.explained:
@@ -166,14 +257,31 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check,
             t.not_explained(1, [])
             result.not_explained(unexplained_finding(impl, fmt, labelled, check, q, model))
         if j.verdict == OUT_OF_DOMAIN:  # an admitted overflow: no bound to compare with
-            t.out_of_domain += 1
+            t.outside(overflow_words(j.bound.origin))
             continue
         t.checked += 1
-        t.saw(j.ratio, regime, lambda: {"case": [float_hex(v) for v in case]})
         obs = j.observed
-        if math.isfinite(obs):
-            ulps = as_float(abs(Fraction(obs) - j.exact) / fmt.ulp(j.exact))
-            t.worst_ulps = max(t.worst_ulps, ulps)
+        rounded = math.isfinite(obs) and _correctly_rounded(fmt, obs, j.exact)
+        t.saw(j.ratio, regime, lambda: {"case": [float_hex(v) for v in case],
+                                        "observed": float_hex(obs)})
+        if not math.isfinite(obs):
+            continue
+        error, scale, size = abs(Fraction(obs) - j.exact), scales[NODE_OF[q]], abs(j.exact)
+        f.values += 1
+        f.correctly_rounded += rounded
+        # ulps of the scale mean something where every rounding on the way is relative: where
+        # a scale is subnormal, an underflow's absolute error (the bound's eta terms, which lr
+        # may amplify) can be the whole scale
+        if all(scales[n] == 0 or scales[n] >= fmt.smallest_normal
+               for n in ANCESTORS[NODE_OF[q]]):
+            f.normal += 1
+            # (the ulp of the binade, past the largest finite one too: the bound's h(M) is)
+            f.scale_ulps = max(f.scale_ulps, _float(
+                error / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)))
+        if len(f.points) < PLOT_POINTS:  # (4 digits: a picture's worth)
+            kappa = _digits(_float(scale / size)) if size else (1.0 if scale == 0 else "inf")
+            f.points.append([kappa, _digits(j.ratio), _digits(_float(
+                error / (Fraction(atol) + Fraction(rtol) * size)))])
     fp.add(case, check.outputs, check.bounds)
 
 
@@ -219,7 +327,7 @@ def _sweep_phase(sweeper, fmt: Format, cases: int, seed: int, result: FormatResu
     from .sweep import CHUNK
 
     try:
-        r = sweeper.run(fmt, cases, seed, chunk=min(CHUNK, 1 << 15))
+        r = sweeper.run(fmt, cases, seed, chunk=min(CHUNK, 1 << 15), why=True)
     except (UsageError, LoadError) as exc:
         result.sweep = {"cases": 0, "skipped": str(exc)}
         return
@@ -251,7 +359,7 @@ def _run_format(impl, fmt_name: str, model: Model, examples: int, seed: int,
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
 
     fmt = get_format(fmt_name)
-    result = results[fmt_name] = FormatResult(fmt_name, level=level)
+    result = results[fmt_name] = FormatResult(fmt_name, level=level, model=model.name)
     ok, why = supported(impl, fmt_name)
     if not ok:
         result.status, result.reason = "unsupported", why
@@ -373,4 +481,6 @@ def check(implementations: list, formats: "list[str] | None" = None, model: "Mod
     report["conformant"] = report["verdict"] == CONFORMANT
     if interrupted is not None:
         report["interrupted"] = interrupted.signal_name
+    if os.environ.get(VALIDATE):
+        validate(jsontext.standard(report), "report.schema.json")
     return report

@@ -26,11 +26,11 @@ from reference.batch.chain import check_model
 from reference.batch.judgement import NONNEGATIVE
 from reference.batch.explain_kernel import explain_compiled
 from reference.batch.legal import zero_signs_batch
-from reference.batch.verdict import may_overflow
-from reference.bounds import get_model
+from reference.batch.verdict import may_overflow, overflow_origins
+from reference.bounds import get_model, overflow_words
 from reference.formats import Format, float_hex, get_format
 from reference.legal import legal_values
-from reference.step import INPUTS, REQUIRED
+from reference.step import INPUTS, NODE_OF, NODES, REQUIRED
 
 from ..artefacts import records
 from ..cases.chunks import chunk_cases
@@ -197,9 +197,11 @@ def _regime_at(slices, i: int) -> str:
 
 def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: str = "ieee",
               scalar: bool = False, engine: str = "auto",
-              source: "Exhaustive | None" = None) -> SweepResult:
+              source: "Exhaustive | None" = None, why: bool = False) -> SweepResult:
     """Chunk ``index`` (n cases) of a sweep: statistics only.  ``source``: the cases of an
-    exhaustive sweep (else the seeded campaign's)."""
+    exhaustive sweep (else the seeded campaign's); ``why``: count the values outside the
+    bounded domain per reason (the first node that may overflow; it costs the bound chain
+    once more on those cases)."""
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
@@ -225,10 +227,12 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         screened = _screen(fmt, model, cols, outputs, names)
     if screened is not None:
         result.path = "compiled"
-        _tally_screened(result, impl, fmt, model, cols, slices, *screened)
+        ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened)
     else:
         result.path = "numpy"
-        _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
+        ood = _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
+    if why:
+        _out_of_domain_why(result, fmt, model, cols, ood)
     t3 = time.perf_counter()
     _exact_level(result, impl, fmt, model, cols, slices, outputs, raised, engine)
     t4 = time.perf_counter()
@@ -339,9 +343,28 @@ def _worst(cols, slices, i, ratio, observed) -> dict:
             "observed": float_hex(float(observed))}
 
 
+def _out_of_domain_why(result: SweepResult, fmt: Format, model: str, cols: dict,
+                       ood: "dict[str, np.ndarray]") -> None:
+    """Say why the values outside the bounded domain are (``ood``: their masks, per
+    quantity): the first node on the way to each that may overflow."""
+    either = np.logical_or.reduce(list(ood.values())) if ood else None
+    if either is None or not either.any():
+        return
+    idx = np.flatnonzero(either)
+    origins = overflow_origins(fmt, {k: np.asarray(cols[k])[idx] for k in INPUTS}, model)
+    for q, mask in ood.items():
+        t = result.tally(q)
+        counts = np.bincount(origins[q][mask[idx]].astype(np.int64) + 1,
+                             minlength=len(NODES) + 1)
+        for k in np.flatnonzero(counts[1:]).tolist():
+            why = overflow_words(k)
+            t.out_of_domain_why[why] = t.out_of_domain_why.get(why, 0) + int(counts[k + 1])
+
+
 def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
-               failed_cases=()) -> None:
-    """The full verdict on every value (numpy path, or where the implementation raised)."""
+               failed_cases=()) -> "dict[str, np.ndarray]":
+    """The full verdict on every value (numpy path, or where the implementation raised);
+    returns the masks of the values outside the bounded domain."""
     verdict = check_batch(fmt, cols, outputs, model, engine="numpy")
     ood_any = np.logical_or.reduce([verdict.out_of_domain[q] for q in names])
     # an overflow error raised on a case partly outside the domain is allowed: unchecked
@@ -350,6 +373,7 @@ def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
     failed[list(failed_cases)] = True
     allowed = (raised & ood_any) | failed
     result.unchecked += int((allowed & ~failed).sum())
+    out_of_domain = {}
     for q in names:
         t = result.tally(q)
         status = verdict.status[q]
@@ -358,6 +382,7 @@ def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
         ratio = np.where(allowed | ood, np.nan, verdict.ratio[q])
         t.checked += int((~ood & ~allowed).sum())
         t.out_of_domain += int(ood.sum())
+        out_of_domain[q] = ood
         t.violations += int(bad.sum())
         t.resolved += verdict.resolved_by.get(q, 0)
         for regime, a, b in slices:
@@ -372,6 +397,7 @@ def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
         for i in np.flatnonzero(bad)[:KEEP]:
             _record_violation(result, impl, fmt, model, cols, slices, q, int(i), outputs[q][i],
                               float(verdict.ratio[q][i]), WHY[int(status[i])])
+    return out_of_domain
 
 
 def _screen(fmt, model, cols, outputs, names):
@@ -392,9 +418,10 @@ def _screen(fmt, model, cols, outputs, names):
 
 
 def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, estimate,
-                    attention) -> None:
+                    attention) -> "dict[str, np.ndarray]":
     """The full judgement for the values that need it and for each quantity's largest
-    estimate; the estimates (upper bounds of error/bound) clear every other value."""
+    estimate; the estimates (upper bounds of error/bound) clear every other value.  Returns
+    the masks of the values outside the bounded domain."""
     n = block.shape[1]
     rows = set(np.flatnonzero(attention).tolist())
     for k in range(len(names)):
@@ -405,6 +432,7 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
     sub_cols = {k: np.ascontiguousarray(cols[k][idx]) for k in INPUTS}
     verdict = check_batch(fmt, sub_cols, dict(zip(names, block[:, idx])), model)
     regime_of = np.searchsorted(np.array([b for _, _, b in slices]), idx, side="right")
+    out_of_domain = {}
     for k, q in enumerate(names):
         t = result.tally(q)
         status, r_k = verdict.status[q], verdict.ratio[q]
@@ -417,7 +445,8 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
             i = int(idx[j])
             _record_violation(result, impl, fmt, model, cols, slices, q, i, block[k, i],
                               float(r_k[j]), WHY[st])
-        ood = int(np.count_nonzero(estimate[k] < 0))
+        out_of_domain[q] = estimate[k] < 0
+        ood = int(np.count_nonzero(out_of_domain[q]))
         t.out_of_domain += ood
         t.checked += n - ood
         t.violations += bad
@@ -437,6 +466,8 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
             t.max_ratio, t.worst = r, _worst(cols, slices, i, r, block[k, i])
     if twin:  # the same values against the same bound: the same statistics
         result.quantities["dL_dy"] = copy.deepcopy(result.tally("dL_db"))
+        out_of_domain["dL_dy"] = out_of_domain["dL_db"]
+    return out_of_domain
 
 
 # ---- the run: chunks over supervised processes -------------------------------------------
@@ -527,11 +558,12 @@ def _supports(task: tuple) -> str:
 
 
 def _work(task: tuple) -> SweepResult:
-    fmt, seed, index, n, model, scalar, name, source = task
+    fmt, seed, index, n, model, scalar, name, source, why = task
     if "error" in _WORKER:
         raise _loaded()
     try:
-        return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar, source=source)
+        return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar, source=source,
+                         why=why)
     except (ImplementationError, NotImplementedError) as exc:
         return _failed_chunk(task, str(exc) or type(exc).__name__)
 
@@ -550,7 +582,7 @@ def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: s
 def _failed_chunk(task: tuple, why: str) -> SweepResult:
     """A chunk the implementation failed on as a whole (its batch raised or returned garbage,
     or its worker died or hung): every case of it counts as failed."""
-    fmt, seed, index, n, model, scalar, spec, source = task
+    fmt, seed, index, n, model, scalar, spec, source, _ = task
     result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1, failed=n)
     result.first_violations.append({
         "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
@@ -621,11 +653,12 @@ class Sweeper:
     def run(self, fmt: "Format | str", cases: "int | None", seed: int = 0,
             scalar: bool = False, chunk: int = CHUNK,
             progress: Optional[Callable[[SweepResult, float], None]] = None,
-            first_chunk: int = 0, source: "Exhaustive | None" = None) -> SweepResult:
+            first_chunk: int = 0, source: "Exhaustive | None" = None,
+            why: bool = False) -> SweepResult:
         """Sweep ``cases`` cases of ``fmt``: ``scalar``: call the step callable per case even
         if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one);
         ``source``: an exhaustive sweep's cases (``cases`` None: all of them from
-        ``first_chunk`` on)."""
+        ``first_chunk`` on); ``why``: say why values are outside the bounded domain."""
         # the first run's start-up includes starting the workers; a later one's is its own
         since, self.began = self.began, None
         since = since if since is not None else time.perf_counter()
@@ -653,7 +686,7 @@ class Sweeper:
             total.exhaustive = source.describe()
         cases = planned_cases(cases, source, first_chunk, chunk)
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
-                  model, scalar, self.spec, source)
+                  model, scalar, self.spec, source, why)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
         total.startup = start - since

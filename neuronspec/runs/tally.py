@@ -16,8 +16,7 @@ KEEP = 5
 class QuantityTally:
     """Values judged of one quantity: how many were checked, outside the bounded domain,
     violations and decided by the scalar path (batch runs); the largest error/bound with the
-    case that gave it, the largest per regime, the largest error in ulps (check) and the first
-    violations; at the exact level, the values explained (per admitted evaluation) and not."""
+    case that gave it, the largest per regime and the first violations; at the exact level, the values explained (per admitted evaluation) and not."""
 
     checked: int = 0
     out_of_domain: int = 0
@@ -27,7 +26,9 @@ class QuantityTally:
     worst: Optional[dict] = None
     by_regime: dict = field(default_factory=dict)
     first_violations: list = field(default_factory=list)
-    worst_ulps: float = 0.0
+    #: why the values outside the bounded domain are (``bounds.overflow_words``) -> count,
+    #: where the run said (check's phases; plain sweeps count them without saying why)
+    out_of_domain_why: dict = field(default_factory=dict)
     # the exact level: values equal bit for bit to an admitted evaluation's, per evaluation
     # (the first admitted one that gives the value), and those none gives
     explained: int = 0
@@ -54,6 +55,11 @@ class QuantityTally:
         if ratio > self.max_ratio or self.worst is None:
             self.max_ratio, self.worst = ratio, record()
 
+    def outside(self, why: str, count: int = 1) -> None:
+        """``count`` values outside the bounded domain, for the reason ``why``."""
+        self.out_of_domain += count
+        self.out_of_domain_why[why] = self.out_of_domain_why.get(why, 0) + count
+
     def violated(self, record: Callable[[], dict]) -> None:
         self.violations += 1
         if len(self.first_violations) < KEEP:
@@ -69,7 +75,8 @@ class QuantityTally:
         for k, v in other.by_regime.items():
             self.by_regime[k] = max(self.by_regime.get(k, 0.0), v)
         self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
-        self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
+        for why, k in other.out_of_domain_why.items():
+            self.out_of_domain_why[why] = self.out_of_domain_why.get(why, 0) + k
         self.explained_by(other.by_variant)
         self.explained += other.explained - sum(other.by_variant.values())
         self.not_explained(other.unexplained, other.first_unexplained)
@@ -86,6 +93,7 @@ class QuantityTally:
         tally.first_violations = list(tally.first_violations)
         tally.by_variant = dict(tally.by_variant)
         tally.first_unexplained = list(tally.first_unexplained)
+        tally.out_of_domain_why = dict(tally.out_of_domain_why)
         return tally
 
 

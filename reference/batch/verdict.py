@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..bounds import Model, case_bounds, get_model
+from ..bounds import Model, bound_chain, case_bounds, get_model, overflow_origin
 from ..exact import exact_step
 from ..formats import Format, get_format
 from ..judge import OUT_OF_DOMAIN as DOMAIN
@@ -22,9 +22,9 @@ from .arith import BINARY64, ArrayOps, Work, work_for
 from .chain import arithmetic_for, batch_bounds, chain_bounds, check_model, exact_pairs
 from .judgement import (BEYOND, NEAR, NONNEGATIVE, NOT_FINITE, NOT_IN_FORMAT, OK,
                         OUT_OF_DOMAIN, ROWS, WRONG_ZERO, judge_values)
-from .scaled import judge_scaled, scaled_bounds, scaled_pairs
+from .scaled import ScaledArithmetic, judge_scaled, scaled_bounds, scaled_pairs
 
-__all__ = ["Verdict", "check_batch", "screen_batch", "may_overflow"]
+__all__ = ["Verdict", "check_batch", "screen_batch", "may_overflow", "overflow_origins"]
 
 @dataclass
 class Verdict:
@@ -138,6 +138,29 @@ def may_overflow(fmt: "Format | str", cases: Mapping[str, np.ndarray], q: str,
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         flag = scaled_bounds(ArrayOps, fmt, model, scaled_pairs(ArrayOps, inputs))[q][1]
     return np.broadcast_to(flag, inputs["w"].shape).copy()
+
+
+def overflow_origins(fmt: "Format | str", cases: Mapping[str, np.ndarray],
+                     model: "Model | str" = "ieee") -> dict[str, np.ndarray]:
+    """Per quantity and case, the index in NODES of the first node on the way to it that may
+    overflow (-1: none), from the same chain as :func:`may_overflow`: why a value outside the
+    bounded domain is (``bounds.overflow_words``)."""
+    fmt = get_format(fmt)
+    model = check_model(get_model(model), fmt)
+    work = _work(fmt)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        if work is not None:
+            inputs = {k: np.asarray(cases[k], dtype=work.dtype) for k in INPUTS}
+            A: Any = arithmetic_for(fmt, work)
+            values = exact_pairs(work, inputs)
+        else:
+            inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
+            A = ScaledArithmetic(fmt, ArrayOps)
+            values = scaled_pairs(ArrayOps, inputs)
+        chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    shape = inputs["w"].shape
+    return {q: np.broadcast_to(overflow_origin(ArrayOps, chain.flags, name), shape).astype(
+        np.int8) for q, name in NODE_OF.items()}
 
 
 def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> Verdict:
