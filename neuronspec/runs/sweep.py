@@ -27,7 +27,7 @@ from reference.batch.judgement import NONNEGATIVE
 from reference.batch.explain_kernel import explain_compiled
 from reference.batch.legal import zero_signs_batch
 from reference.batch.verdict import may_overflow, overflow_origins
-from reference.bounds import get_model, overflow_words
+from reference.bounds import DOMAIN_SECTION, get_model, overflow_words
 from reference.formats import Format, float_hex, get_format
 from reference.legal import legal_values
 from reference.step import INPUTS, NODE_OF, NODES, REQUIRED
@@ -811,6 +811,11 @@ def render(result: SweepResult, command: str = "") -> str:
             lines.append("    explained by: " + ", ".join(
                 f"{name} {count:,}" for name, count in top[:4])
                 + (f" (+{len(top) - 4} more)" if len(top) > 4 else ""))
+    if any(t.out_of_domain for t in result.quantities.values()):
+        lines.append("  outside: values outside the bounded domain, where an admitted evaluation "
+                     "overflows")
+        lines.append(f"    (no bound; {DOMAIN_SECTION}); `neuronspec check` names the operation "
+                     "per value")
     if result.unchecked:
         lines.append(f"  {result.unchecked:,} cases unchecked: the implementation raised an "
                      "overflow error where a quantity is outside the bounded domain (allowed)")
