@@ -363,8 +363,9 @@ class _DaskEngine:
         self.client.register_plugin(_plugin_class()(initializer, initargs), name=self.name)
         self.threads = max(1, sum(self.client.nthreads().values()))
         self.dashboard = _dashboard(self.client, local=self.cluster is not None)
-        self.description = (f"{where}: {len(self.client.nthreads())} workers, "
-                            f"{self.threads} threads")
+        n = len(self.client.nthreads())
+        self.description = (f"{where}: {n} worker{'s' * (n != 1)}, "
+                            f"{self.threads} thread{'s' * (self.threads != 1)}")
 
     def submit(self, work, tasks: list, timeout):
         future = self.client.submit(_run_on_worker, self.name, work, tasks, timeout, pure=False)

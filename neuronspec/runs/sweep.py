@@ -788,8 +788,8 @@ def render(result: SweepResult, command: str = "") -> str:
              f"{result.cases:,} cases, {space}"]
     if result.path:  # some chunk was judged
         lines.append(f"  {result.engine or f'{result.workers} worker(s)'}; "
-                     f"{result.path} reference path, "
-                     f"{result.wall:.1f} s: {rate:,.0f} cases/s "
+                     f"{result.path} reference path,")
+        lines.append(f"  {result.wall:.1f} s: {rate:,.0f} cases/s "
                      f"({rate / max(result.workers, 1):,.0f} per worker; start-up "
                      f"{result.startup:.1f} s before)")
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} \
