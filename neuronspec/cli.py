@@ -150,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
                     "process")
     ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    ck.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML (a test "
+                    "case per implementation, format and quantity) for CI test reporters")
+    ck.add_argument("--summary", metavar="FILE", help="write the one-line summary (the last "
+                    "line printed) for a pull-request comment")
     vc = sub.add_parser("vectors", help="write the test vectors, check them, run an "
                         "implementation on them or verify results")
     vc.add_argument("action", nargs="?", default="write",
@@ -268,6 +272,15 @@ def _writable(*paths: "str | None") -> None:
             raise UsageError(f"cannot write {path}: permission denied; choose a writable path")
 
 
+def _encodable(text: str, stream: Any) -> bool:
+    """Whether ``stream`` can write ``text`` (a terminal in a narrow encoding cannot show ✓)."""
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def _command_line(argv: "list[str] | None") -> str:
     return "neuronspec " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                               else sys.argv[1:]))
@@ -325,10 +338,11 @@ def _vector_set(directory: "str | None"):
 
 def _check(args, argv) -> int:
     from .artefacts import jsontext
-    from .artefacts.report import render_markdown, render_text
+    from .artefacts.junit import render_junit
+    from .artefacts.report import render_markdown, render_text, summary_line
     from .runs.check import CONFORMANT, NON_CONFORMANT, check
 
-    _writable(args.json, args.markdown)
+    _writable(args.json, args.markdown, args.junit, args.summary)
     impls, vectors = _implementations(args.impl, args.cmd, args.timeout,
                                       meanwhile=lambda: _vector_set(args.vectors))
 
@@ -343,10 +357,16 @@ def _check(args, argv) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 60 + "\r")
     print(render_text(report))
+    summary = summary_line(report)
+    print(summary if _encodable(summary, sys.stdout) else summary_line(report, ascii=True))
     if args.json:
         _write(args.json, jsontext.dumps(report, indent=1) + "\n")
     if args.markdown:
         _write(args.markdown, render_markdown(report))
+    if args.junit:
+        _write(args.junit, render_junit(report))
+    if args.summary:
+        _write(args.summary, summary + "\n")
     if "interrupted" in report:
         return _signal_status(report["interrupted"])
     return {CONFORMANT: 0, NON_CONFORMANT: 1}.get(report["verdict"], 2)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -372,6 +373,8 @@ def test_an_invalid_record_is_refused_before_the_run(tmp_path):
 @pytest.mark.parametrize("args", [
     ("check", "manual", "--json", "{missing}/r.json"),
     ("check", "manual", "--markdown", "{folder}"),
+    ("check", "manual", "--junit", "{missing}/r.xml"),
+    ("check", "manual", "--summary", "{folder}"),
     ("sweep", "manual", "--dtype", "float64", "--cases", "1e9", "--json", "{missing}/s.json"),
     ("vectors", "run", "manual", "--output", "{missing}/v.json"),
     ("crosscheck", "--cases", "1e9", "--record", "{folder}"),
@@ -387,15 +390,19 @@ def test_unwritable_output_paths_are_refused_before_the_run(tmp_path, args):
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_every_child_and_keeps_the_partial_report(tmp_path, sig, status):
-    report = tmp_path / "r.json"
+    report, junit, summary = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "s.txt"
     run = neuronspec("check", "--cmd", f"{PROGRAM} slow-with-child", "--dtype", "float64", "--sweep", "0",
                      "--examples", "100000", "--vectors", "", "--json", str(report),
-                     stop=(2.5, sig))
+                     "--junit", str(junit), "--summary", str(summary), stop=(2.5, sig))
     assert run.returncode == status, run.output[-2000:]
     data = json.loads(report.read_text())
-    assert data["interrupted"] == signal.Signals(sig).name
+    name = signal.Signals(sig).name
+    assert data["interrupted"] == name
     assert data["implementations"][0]["formats"]["float64"]["cases"] > 0
     assert "interrupted by" in run.stdout.lower()
+    error = ET.parse(junit).getroot().find("*/testcase[@name='step']/error")
+    assert error.get("type") == "interrupted" and name in error.get("message")
+    assert f"(INTERRUPTED BY {name}) — program.py float64 ✓ (interrupted)" in summary.read_text()
 
 
 def test_a_signal_ends_a_python_subject_and_sweep_workers(tmp_path):

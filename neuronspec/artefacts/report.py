@@ -1,16 +1,20 @@
-"""Rendering a ``neuronspec check`` report: a terminal table (at most 100 columns) and
-Markdown for a pull request.  The JSON form is the report dict itself (``spec/report.md``)."""
+"""Rendering a ``neuronspec check`` report: a terminal table (at most 100 columns), Markdown
+for a pull request and a one-line summary for a pull-request comment or a CI log; what failed
+where, read once for the summary and the JUnit XML (:func:`outcomes`).  The JSON form is the
+report dict itself (``spec/report.md``)."""
 
 from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
 
-from reference.bounds import DOMAIN_SECTION
+from reference.bounds import DOMAIN_SECTION, get_model
 from reference.step import REQUIRED
 
 __all__ = ["render_text", "render_markdown", "md", "code_block", "ratio_text", "share",
-           "unchecked_words", "LEGEND"]
+           "unchecked_words", "LEGEND", "Outcome", "outcomes", "summary_line", "NOT_REACHED"]
 
 #: What the figures of a quantity's row mean (printed under the tables).
 LEGEND = ("err/bound: the largest |computed - exact| / bound, at most 1; * marks a value that "
@@ -21,12 +25,6 @@ LEGEND = ("err/bound: the largest |computed - exact| / bound, at most 1; * marks
           "spec/report.md); rounded: values that are the "
           "exact value correctly rounded (case by case); exact: values an admitted evaluation "
           "gives bit for bit (the exact level)")
-
-
-def _f(x, digits=3) -> str:
-    if isinstance(x, str):
-        return x
-    return f"{x:.{digits}g}"
 
 
 def _wrap(text: str) -> str:
@@ -245,3 +243,237 @@ def render_markdown(report: dict) -> str:
                         f"{md(fail['quantity'] or 'a case')}</summary>", ""]
                 out += code_block(fail["message"]) + ["</details>", ""]
     return "\n".join(out) + "\n"
+
+
+# ---- what failed where: the one-line summary and the JUnit XML read the report through this ----
+
+#: The status of a format the run did not reach (it stopped or was interrupted before it).
+NOT_REACHED = "not reached"
+
+_CHECKED = ("conformant", "non-conformant")
+_RATIO = re.compile(r"^  bound \([^)\n]*\) = .*; error/bound = (inf|[0-9.]+(?:e[+-]?[0-9]+)?)$",
+                    re.M)
+
+
+@dataclass
+class Outcome:
+    """One format of one implementation as CI shows it: what failed on each quantity, what
+    failed on no single quantity (the whole step), and why the run stopped there."""
+
+    impl: dict
+    fmt: str
+    status: str  # a format status (spec/report.md), or NOT_REACHED
+    reason: str = ""
+    #: quantity -> its failures (the bounded level)
+    failures: "dict[str, int]" = field(default_factory=dict)
+    #: quantity -> its values no admitted evaluation gives, where the exact level sets the
+    #: status (else 0)
+    unexplained: "dict[str, int]" = field(default_factory=dict)
+    #: quantity (None: no quantity) -> the first failure messages, each with its replay
+    messages: "dict[Optional[str], list[str]]" = field(default_factory=dict)
+    case_failures: int = 0  # failures on no single quantity (a property of the whole case)
+    case_properties: "list[str]" = field(default_factory=list)  # the properties of kept ones
+    outside: "list[str]" = field(default_factory=list)  # outside the model, not declared
+    stopped: str = ""  # why the run stopped in this format (an error, not a failure)
+    interrupted: str = ""  # the signal that stopped the run in this format
+
+    @property
+    def checked(self) -> bool:
+        return self.status in _CHECKED
+
+    def failing(self, q: str) -> bool:
+        return bool(self.failures.get(q) or self.unexplained.get(q))
+
+    @property
+    def step_failed(self) -> bool:
+        """Something failed on no single quantity: a whole case, behaviour outside the model,
+        or a non-conformance no quantity shows (a report always says where it failed)."""
+        return bool(self.case_failures or self.outside or self.unfound)
+
+    @property
+    def unfound(self) -> bool:
+        """Non-conformant, and no quantity, case or words outside the model say why."""
+        return (self.status == "non-conformant" and not self.stopped
+                and not self.case_failures and not self.outside
+                and not any(self.failing(q) for q in self.failures))
+
+    def error_over_bound(self, q: str) -> Optional[float]:
+        """The largest error/bound among the kept failure messages on ``q``, if any says."""
+        found = [float(m) for text in self.messages.get(q, []) for m in _RATIO.findall(text)]
+        return max(found) if found else None
+
+    def step_words(self) -> list[str]:
+        """What failed on no single quantity, in a few fixed words (nothing from the
+        implementation)."""
+        words = []
+        if self.case_failures:
+            props = ", ".join(self.case_properties)
+            words.append(_count(self.case_failures, "failure") + (f": {props}" if props else ""))
+        if self.outside:
+            words.append("outside the model")
+        if self.unfound:
+            words.append("non-conformant")
+        if self.stopped:
+            words.append("run stopped")
+        if self.interrupted:
+            words.append(f"interrupted by {self.interrupted}")
+        return words
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _declares_ftz(report: dict) -> bool:
+    try:
+        return bool(get_model(report["settings"]["model"]).ftz)
+    except (KeyError, ValueError):
+        return False
+
+
+def _messages(r: dict, q: "str | None", exact: bool) -> list[str]:
+    """The kept failure messages on ``q`` (None: on no quantity of the report), the sweep
+    phase's findings after the others."""
+    quantities = r.get("quantities", {})
+
+    def ours(name: "str | None") -> bool:
+        return name == q if q is not None else name not in quantities
+
+    out = [f["message"] for f in r.get("failures", [])
+           if ours(f.get("quantity")) and (exact or f.get("property") != "exact-level")]
+    out += [f"sweep phase: {f['quantity']} {f['why']}\n  replay: {f['replay']}"
+            for f in (r.get("sweep") or {}).get("findings", []) if ours(f.get("quantity"))]
+    return out
+
+
+def _outcome(report: dict, impl: dict, fmt: str, r: dict, last: bool) -> Outcome:
+    exact = report["settings"].get("level", "bounded") == "exact"
+    o = Outcome(impl, fmt, r["status"], r.get("reason", ""))
+    if not o.checked:
+        return o
+    quantities = r["quantities"]
+    for q, st in quantities.items():
+        o.failures[q] = st["failures"]
+        o.unexplained[q] = st.get("unexplained", 0) if exact else 0
+        o.messages[q] = _messages(r, q, exact)
+    sweep = r.get("sweep") or {}
+    swept = sweep.get("violations", 0) - sweep.get("failed", 0)  # in the quantities' counts
+    on_quantities = sum(st["failures"] for st in quantities.values()) - swept
+    o.case_failures = max(0, sum(r.get("propertyFailures", {}).values()) - on_quantities) \
+        + sweep.get("failed", 0)
+    o.messages[None] = _messages(r, None, exact)
+    o.case_properties = sorted({f["property"] for f in r.get("failures", [])
+                                if f.get("quantity") not in quantities})
+    if o.status == "non-conformant":
+        ftz = _declares_ftz(report)
+        o.outside = [w for w in r.get("behaviourOutsideModel", [])
+                     if not (ftz and "flushes subnormal" in w)]
+    stops = [f"sweep phase stopped: {sweep['stopped']}"] if sweep.get("stopped") else []
+    if last and impl.get("error"):
+        stops.append(f"run stopped: {impl['error']}")
+    o.stopped = "; ".join(stops)
+    if o.stopped:
+        o.status = "non-conformant"
+    return o
+
+
+def outcomes(report: dict) -> Iterator[Outcome]:
+    """Every format asked for, of every implementation in the report, in order; a format the
+    run did not reach is NOT_REACHED.  The interrupted implementation's last format carries
+    the signal."""
+    formats = report["settings"].get("formats", [])
+    signal = report.get("interrupted", "")
+    impls = report["implementations"]
+    for i, impl in enumerate(impls):
+        reached = list(impl["formats"])
+        stopped_in = reached[-1] if reached else None
+        for fmt in dict.fromkeys(reached + [f for f in formats if f not in reached]):
+            if fmt in impl["formats"]:
+                o = _outcome(report, impl, fmt, impl["formats"][fmt], fmt == stopped_in)
+            else:
+                why = (f"interrupted by {signal}" if signal and i == len(impls) - 1
+                       else "the run stopped" if impl.get("error") else "no result")
+                o = Outcome(impl, fmt, NOT_REACHED, f"not checked: {why} before this format")
+            if signal and i == len(impls) - 1 and fmt == (stopped_in or (formats or [fmt])[0]):
+                o.interrupted = signal
+            yield o
+
+
+# ---- the one-line summary ------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^\w.+-]+")
+_ASCII = str.maketrans({"✓": "ok", "✗": "FAIL", "—": "-"})
+
+
+def _plain(name: object, most: int = 40) -> str:
+    """An implementation's name as inert text: characters that Markdown or HTML could act on
+    (links, tags, mentions, line breaks) become ``_``; at most ``most`` characters."""
+    text = _UNSAFE.sub("_", str(name)).strip("_") or "_"
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _format_words(o: Outcome, most: int) -> str:
+    """``float32 ✓`` or ``float32 ✗ w_new (3 failures: error/bound 4.2), +1 more``, naming at
+    most ``most`` failing quantities (0: only the mark)."""
+    if o.status == "conformant":
+        return f"{o.fmt} ✓" + (" (interrupted)" if o.interrupted else "")
+    items = []
+    for q in o.failures:
+        if not o.failing(q):
+            continue
+        n, u, ratio = o.failures[q], o.unexplained[q], o.error_over_bound(q)
+        words = ", ".join(([_count(n, "failure")] if n else []) + ([f"{u:,} unexplained"]
+                                                                     if u else []))
+        items.append(f"{q} ({words}" + (f": error/bound {ratio:.3g}" if ratio else "") + ")")
+    if o.step_failed or o.stopped or o.interrupted:
+        items.append(f"step ({'; '.join(o.step_words())})")
+    shown = items[:most] + ([f"+{len(items) - most} more"] if len(items) > most and most else [])
+    return f"{o.fmt} ✗" + (" " + ", ".join(shown) if shown else "")
+
+
+def _impl_words(name: str, outs: "list[Outcome]", most: int) -> str:
+    words = [_format_words(o, most) for o in outs if o.checked]
+    aside = []
+    for status in ("unsupported", "not checked", NOT_REACHED):
+        names = [o.fmt for o in outs if o.status == status]
+        if names:
+            aside.append(f"{', '.join(names)} {status}")
+    return " ".join([_plain(name)] + ([", ".join(words)] if words else [])
+                    + ([f"({'; '.join(aside)})"] if aside else []))
+
+
+def summary_line(report: dict, limit: int = 300, ascii: bool = False) -> str:
+    """The run in one line of plain text for a pull-request comment or the end of a CI log:
+    the verdict (which says the exit status), each implementation's formats with the failing
+    quantities, the totals and the settings; at most ``limit`` characters where the detail
+    can go (fewer quantities, then "+N more" implementations).  Nothing from the
+    implementation but its name, made inert.  ``ascii``: without the marks ✓ ✗ —."""
+    s = report["settings"]
+    exact = s.get("level", "bounded") == "exact"
+    by_impl: dict = {}
+    for o in outcomes(report):
+        by_impl.setdefault(id(o.impl), (o.impl, []))[1].append(o)
+    impls = list(by_impl.values())
+    failures = sum(sum(o.failures.values()) + o.case_failures for _, outs in impls for o in outs)
+    unexplained = sum(sum(o.unexplained.values()) for _, outs in impls for o in outs)
+    cases = sum(r.get("cases", 0) + (r.get("sweep") or {}).get("cases", 0)
+                for impl, _ in impls for r in impl["formats"].values())
+    head = f"neuronspec check: {_verdict(report).upper()} — "
+    tail = (f"; {_count(cases, 'case')}, {_count(failures, 'failure')}"
+            + (f", {unexplained:,} unexplained" if exact and unexplained else "")
+            + f", model {s['model']}, level {s.get('level', 'bounded')}, {report['seconds']} s")
+    line = ""
+    for most in (3, 1, 0):
+        parts = [_impl_words(impl["name"], outs, most) for impl, outs in impls]
+        line = head + "; ".join(parts or ["no implementation"]) + tail
+        if len(line) <= limit:
+            break
+    else:
+        while len(parts) > 1 and len(line) > limit:
+            parts.pop()
+            more = len(impls) - len(parts)
+            line = head + "; ".join(parts + [f"+{more} more"]) + tail
+    line = " ".join(line.split())
+    if ascii:
+        line = line.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+    return line
