@@ -424,7 +424,9 @@ def _format_words(o: Outcome, most: int) -> str:
         n, u, ratio = o.failures[q], o.unexplained[q], o.error_over_bound(q)
         words = ", ".join(([_count(n, "failure")] if n else []) + ([f"{u:,} unexplained"]
                                                                      if u else []))
-        items.append(f"{q} ({words}" + (f": error/bound {ratio:.3g}" if ratio else "") + ")")
+        worst = ("" if not ratio else ": an error where the bound is 0" if ratio == float("inf")
+                 else f": error/bound {ratio:.3g}")
+        items.append(f"{q} ({words}{worst})")
     if o.step_failed or o.stopped or o.interrupted:
         items.append(f"step ({'; '.join(o.step_words())})")
     shown = items[:most] + ([f"+{len(items) - most} more"] if len(items) > most and most else [])
