@@ -147,6 +147,8 @@ def test_wrong_implementations_show_in_the_figures():
     assert half["status"] == ulp["status"] == "non-conformant"
     loss = half["quantities"]["loss"]
     assert loss["failures"] > 0
+    assert loss["worstUlpsOfScale"] > 1e5  # the failing values count too ...
+    assert max(b for _, b, _ in half["plot"]["points"]["loss"]) > 1  # ... and are plotted
     y = ulp["quantities"]["y"]
     assert y["correctlyRounded"] < y["caseByCase"] / 10
     assert y["unexplained"] > 0

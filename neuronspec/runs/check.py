@@ -239,6 +239,41 @@ class ImplementationResult:
 # --- the run ------------------------------------------------------------------------------------
 
 
+def _figures(f: CaseFigures, fmt: Format, scales: dict, q: str, observed: float,
+             exact: Fraction, ratio: float) -> None:
+    """The ulps of scale and the plot's point of one finite value (in the domain, or failing
+    its bound: a plot shows those above the line)."""
+    error, scale, size = abs(Fraction(observed) - exact), scales[NODE_OF[q]], abs(exact)
+    # ulps of the scale mean something where every rounding on the way is relative: where
+    # a scale is subnormal, an underflow's absolute error (the bound's eta terms, which lr
+    # may amplify) can be the whole scale
+    if all(scales[n] == 0 or scales[n] >= fmt.smallest_normal for n in ANCESTORS[NODE_OF[q]]):
+        f.normal += 1
+        # (the ulp of the binade, past the largest finite one too: the bound's h(M) is)
+        f.scale_ulps = max(f.scale_ulps, _float(
+            error / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)))
+    if len(f.points) < PLOT_POINTS and math.isfinite(ratio):  # (4 digits: a picture's worth)
+        rtol, atol = PEER_TOLERANCES[PEER][fmt.name]
+        kappa = _digits(_float(scale / size)) if size else (1.0 if scale == 0 else "inf")
+        f.points.append([kappa, _digits(ratio), _digits(_float(
+            error / (Fraction(atol) + Fraction(rtol) * size)))])
+
+
+def _failed_figures(result: "FormatResult", fmt: Format, finding: Finding) -> None:
+    """A value outside its bound still counts in the ulps of scale and the plot."""
+    q, observed = finding.quantity, finding.observed
+    if (finding.prop != "within-bounds" or q not in result.figures or finding.exact is None
+            or observed is None or not math.isfinite(observed)
+            or not isinstance(finding.bound, (Fraction, float, int))):
+        return
+    error = abs(Fraction(observed) - finding.exact)
+    ratio = float(error / Fraction(finding.bound)) if finding.bound else math.inf
+    result.figures[q].values += 1
+    result.figures[q].correctly_rounded += _correctly_rounded(fmt, observed, finding.exact)
+    _figures(result.figures[q], fmt, exact_scales(*finding.case), q, observed, finding.exact,
+             ratio)
+
+
 def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check, impl,
             model: Model) -> None:
     if check is None:
@@ -246,7 +281,6 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check,
     regime, case = labelled
     result.cases += 1
     scales = exact_scales(*case)
-    rtol, atol = PEER_TOLERANCES[PEER][fmt.name]
     for q in REQUIRED:
         t, f = result.quantities[q], result.figures[q]
         j = check.judgements[q]
@@ -264,24 +298,10 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check,
         rounded = math.isfinite(obs) and _correctly_rounded(fmt, obs, j.exact)
         t.saw(j.ratio, regime, lambda: {"case": [float_hex(v) for v in case],
                                         "observed": float_hex(obs)})
-        if not math.isfinite(obs):
-            continue
-        error, scale, size = abs(Fraction(obs) - j.exact), scales[NODE_OF[q]], abs(j.exact)
-        f.values += 1
-        f.correctly_rounded += rounded
-        # ulps of the scale mean something where every rounding on the way is relative: where
-        # a scale is subnormal, an underflow's absolute error (the bound's eta terms, which lr
-        # may amplify) can be the whole scale
-        if all(scales[n] == 0 or scales[n] >= fmt.smallest_normal
-               for n in ANCESTORS[NODE_OF[q]]):
-            f.normal += 1
-            # (the ulp of the binade, past the largest finite one too: the bound's h(M) is)
-            f.scale_ulps = max(f.scale_ulps, _float(
-                error / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)))
-        if len(f.points) < PLOT_POINTS:  # (4 digits: a picture's worth)
-            kappa = _digits(_float(scale / size)) if size else (1.0 if scale == 0 else "inf")
-            f.points.append([kappa, _digits(j.ratio), _digits(_float(
-                error / (Fraction(atol) + Fraction(rtol) * size)))])
+        if math.isfinite(obs):
+            f.values += 1
+            f.correctly_rounded += rounded
+            _figures(f, fmt, scales, q, obs, j.exact, j.ratio)
     fp.add(case, check.outputs, check.bounds)
 
 
@@ -309,6 +329,7 @@ def _check_case_properties(impl, fmt, labelled, model, result, fp, target) -> No
     except PropertyViolation as exc:
         result.cases += 1
         result.fail(exc.finding)
+        _failed_figures(result, fmt, exc.finding)
         if exc.finding.outputs is not None:  # a failing case still says what was computed
             fp.add(labelled[1], exc.finding.outputs, case_bounds(fmt, labelled[1], model))
         return
