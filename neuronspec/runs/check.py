@@ -267,7 +267,7 @@ def _failed_figures(result: "FormatResult", fmt: Format, finding: Finding) -> No
             or not isinstance(finding.bound, (Fraction, float, int))):
         return
     error = abs(Fraction(observed) - finding.exact)
-    ratio = float(error / Fraction(finding.bound)) if finding.bound else math.inf
+    ratio = _float(error / Fraction(finding.bound)) if finding.bound else math.inf
     result.figures[q].values += 1
     result.figures[q].correctly_rounded += _correctly_rounded(fmt, observed, finding.exact)
     _figures(result.figures[q], fmt, exact_scales(*finding.case), q, observed, finding.exact,
