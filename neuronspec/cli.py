@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
                     "case per implementation, format and quantity) for CI test reporters")
     ck.add_argument("--summary", metavar="FILE", help="write the one-line summary (the last "
                     "line printed) for a pull-request comment")
+    ck.add_argument("--html", metavar="FILE", help="write the report as one self-contained "
+                    "HTML page (tables, fingerprint, failures, plots)")
     vc = sub.add_parser("vectors", help="write the test vectors, check them, run an "
                         "implementation on them or verify results")
     vc.add_argument("action", nargs="?", default="write",
@@ -338,11 +340,12 @@ def _vector_set(directory: "str | None"):
 
 def _check(args, argv) -> int:
     from .artefacts import jsontext
+    from .artefacts.html import render_html
     from .artefacts.junit import render_junit
     from .artefacts.report import render_markdown, render_text, summary_line
     from .runs.check import CONFORMANT, NON_CONFORMANT, check
 
-    _writable(args.json, args.markdown, args.junit, args.summary)
+    _writable(args.json, args.markdown, args.junit, args.summary, args.html)
     impls, vectors = _implementations(args.impl, args.cmd, args.timeout,
                                       meanwhile=lambda: _vector_set(args.vectors))
 
@@ -367,6 +370,8 @@ def _check(args, argv) -> int:
         _write(args.junit, render_junit(report))
     if args.summary:
         _write(args.summary, summary + "\n")
+    if args.html:
+        _write(args.html, render_html(report))
     if "interrupted" in report:
         return _signal_status(report["interrupted"])
     return {CONFORMANT: 0, NON_CONFORMANT: 1}.get(report["verdict"], 2)

@@ -14,7 +14,9 @@ from reference.bounds import DOMAIN_SECTION, get_model
 from reference.step import REQUIRED
 
 __all__ = ["render_text", "render_markdown", "md", "code_block", "ratio_text", "share",
-           "unchecked_words", "LEGEND", "Outcome", "outcomes", "summary_line", "NOT_REACHED"]
+           "unchecked_words", "ulps_text", "exact_share", "verdict_words", "level_words",
+           "explained_words", "sweep_words", "LEGEND", "Outcome", "outcomes", "summary_line",
+           "NOT_REACHED"]
 
 #: What the figures of a quantity's row mean (printed under the tables).
 LEGEND = ("err/bound: the largest |computed - exact| / bound, at most 1; * marks a value that "
@@ -69,12 +71,14 @@ def share(part: int, whole: int) -> str:
     return f"{min(p, 99.9):.1f}%" if part else "0%"
 
 
-def _ulps(st: dict) -> str:
+def ulps_text(st: dict) -> str:
+    """The largest error in ulps of the scale, "-" where no value had a normal scale."""
     v = st.get("worstUlpsOfScale")
     return "-" if v is None or not st.get("ulpsOfScaleValues") else f"{v:.3g}"
 
 
-def _exact_share(st: dict) -> str:
+def exact_share(st: dict) -> str:
+    """The share of values an admitted evaluation gives bit for bit."""
     return share(st.get("explained", 0), st.get("explained", 0) + st.get("unexplained", 0))
 
 
@@ -105,19 +109,20 @@ _HEAD = (f"   {'quantity':<8} {'checked':>9} {'unchecked':>9} {'failed':>6} {'un
 
 def _row(q: str, st: dict) -> str:
     return (f"   {q:<8} {st['checked']:>9,} {st['outOfDomain']:>9,} {st['failures']:>6,} "
-            f"{st.get('unexplained', 0):>11,} {ratio_text(st):>10} {_ulps(st):>13} "
+            f"{st.get('unexplained', 0):>11,} {ratio_text(st):>10} {ulps_text(st):>13} "
             f"{share(st.get('correctlyRounded', 0), st.get('caseByCase', 0)):>8} "
-            f"{_exact_share(st):>7}")
+            f"{exact_share(st):>7}")
 
 
-def _verdict(report: dict) -> str:
+def verdict_words(report: dict) -> str:
+    """The run's verdict, with the signal that interrupted it."""
     verdict = report.get("verdict") or ("conformant" if report["conformant"]
                                         else "non-conformant")
     return verdict + (f" (interrupted by {report['interrupted']})"
                       if report.get("interrupted") else "")
 
 
-def _levels(r: dict) -> str:
+def level_words(r: dict) -> str:
     """A format's status with the other level's, where they differ."""
     levels = r.get("levels") or {}
     if len(set(levels.values())) <= 1:
@@ -125,7 +130,7 @@ def _levels(r: dict) -> str:
     return f"{r['status']} (bounded level: {levels['bounded']}, exact level: {levels['exact']})"
 
 
-def _explained(r: dict) -> str:
+def explained_words(r: dict) -> str:
     """The exact level of a format in words: values explained, by which evaluations."""
     by: dict = {}
     for st in r["quantities"].values():
@@ -139,7 +144,8 @@ def _explained(r: dict) -> str:
             + f", {r.get('unexplained', 0):,} unexplained")
 
 
-def _sweep_words(sweep: dict) -> str:
+def sweep_words(sweep: dict) -> str:
+    """A format's sweep phase in one sentence."""
     if not sweep:
         return "sweep phase: none"
     if "skipped" in sweep:
@@ -166,7 +172,7 @@ def render_text(report: dict) -> str:
             if r["status"] == "unsupported":
                 out.append(f"-- {fmt}: unsupported ({r['reason'][:70]})")
                 continue
-            out.append(textwrap.fill(f"-- {fmt}: {_levels(r)}, {r['cases']} cases "
+            out.append(textwrap.fill(f"-- {fmt}: {level_words(r)}, {r['cases']} cases "
                                      f"({r['vectorCases']} vectors)"
                                      + (f": {r['reason']}" if r["reason"] else ""),
                                      width=100, subsequent_indent="   "))
@@ -174,10 +180,10 @@ def render_text(report: dict) -> str:
             out += [_row(q, r["quantities"][q]) for q in REQUIRED]
             if unchecked_words(r):
                 out.append(_wrap(unchecked_words(r)))
-            out.append(_wrap(_explained(r)))
+            out.append(_wrap(explained_words(r)))
             for why, n in r.get("declined", {}).items():
                 out.append(_wrap(f"declined (a reported skip, not checked): {n} cases with {why}"))
-            out.append(_wrap(_sweep_words(r.get("sweep") or {})))
+            out.append(_wrap(sweep_words(r.get("sweep") or {})))
             for f in (r.get("sweep") or {}).get("findings", [])[:2]:
                 out.append(_wrap(f"sweep: {f['quantity']} {f['why']}"))
                 out.append(f"      replay: {f['replay']}")  # one line: it is copied as it is
@@ -190,7 +196,7 @@ def render_text(report: dict) -> str:
             for fail in r["failures"][:3]:
                 out.append("   " + fail["message"].replace("\n", "\n   "))
     out += ["", textwrap.fill(LEGEND, width=100), "",
-            f"verdict: {_verdict(report).upper()} ({report['seconds']} s)"]
+            f"verdict: {verdict_words(report).upper()} ({report['seconds']} s)"]
     return "\n".join(out)
 
 
@@ -198,7 +204,7 @@ def render_markdown(report: dict) -> str:
     """Markdown for a pull request; everything that comes from the implementation under test
     is escaped (it cannot add headings, links or HTML, nor close a code block)."""
     s = report["settings"]
-    out = [f"## neuronspec check: {md(_verdict(report))}",
+    out = [f"## neuronspec check: {md(verdict_words(report))}",
            "", f"Suite {report['suiteVersion']}, model `{s['model']}`, level "
            f"`{s.get('level', 'bounded')}`, {s['examples']} hypothesis "
            f"examples per format and {s['vectors']} vectors, seed {s['seed']}; "
@@ -218,21 +224,21 @@ def render_markdown(report: dict) -> str:
                 continue
             for i, q in enumerate(REQUIRED):
                 st = r["quantities"][q]
-                lead = f"| {fmt} | {md(_levels(r))} | {r['cases']} " if i == 0 else "| | | "
+                lead = f"| {fmt} | {md(level_words(r))} | {r['cases']} " if i == 0 else "| | | "
                 out.append(f"{lead}| {q} | {st['checked']} | {st['outOfDomain']} | "
                            f"{st['failures']} | {st.get('unexplained', 0)} | "
-                           f"{md(ratio_text(st))} | {_ulps(st)} | "
+                           f"{md(ratio_text(st))} | {ulps_text(st)} | "
                            f"{share(st.get('correctlyRounded', 0), st.get('caseByCase', 0))} | "
-                           f"{_exact_share(st)} |")
+                           f"{exact_share(st)} |")
         out += ["", md(LEGEND), ""]
         for fmt, r in impl["formats"].items():
             if r["status"] == "unsupported":
                 continue
             lines = [f"- **{md(g)}**: {md(fp['words'])}" for g, fp in r["fingerprint"].items()]
-            lines.append(f"- {md(_explained(r))}")
+            lines.append(f"- {md(explained_words(r))}")
             if unchecked_words(r):
                 lines.append(f"- {md(unchecked_words(r))}")
-            lines.append(f"- {md(_sweep_words(r.get('sweep') or {}))}")
+            lines.append(f"- {md(sweep_words(r.get('sweep') or {}))}")
             lines += [f"- declined (not checked): {n} cases with {md(why)}"
                       for why, n in r.get("declined", {}).items()]
             lines += [f"- **outside the model**: {md(w)}" for w in r["behaviourOutsideModel"]]
@@ -460,7 +466,7 @@ def summary_line(report: dict, limit: int = 300, ascii: bool = False) -> str:
     unexplained = sum(sum(o.unexplained.values()) for _, outs in impls for o in outs)
     cases = sum(r.get("cases", 0) + (r.get("sweep") or {}).get("cases", 0)
                 for impl, _ in impls for r in impl["formats"].values())
-    head = f"neuronspec check: {_verdict(report).upper()} — "
+    head = f"neuronspec check: {verdict_words(report).upper()} — "
     tail = (f"; {_count(cases, 'case')}, {_count(failures, 'failure')}"
             + (f", {unexplained:,} unexplained" if exact and unexplained else "")
             + f", model {s['model']}, level {s.get('level', 'bounded')}, {report['seconds']} s")
