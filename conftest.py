@@ -16,6 +16,10 @@ from neuronspec.plugin import default_profile, register_profiles
 register_profiles()
 hypothesis.settings.load_profile(f"neuronspec-{default_profile()}")
 
+# every check report the suite writes, in-process or from the CLI (subprocesses inherit it), is
+# validated against spec/schemas/report.schema.json first (neuronspec.runs.check.VALIDATE)
+os.environ.setdefault("NEURONSPEC_VALIDATE_REPORTS", "1")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuronspec")
