@@ -153,6 +153,9 @@ def sweep_words(sweep: dict) -> str:
     return (f"sweep phase: {sweep['cases']:,} cases ({sweep['path']} reference, "
             f"{sweep['seconds']} s): {sweep['violations']} failures at the bounded level, "
             f"{sweep['unexplained']} at the exact level"
+            + (f"; {sweep['unchecked']:,} cases unchecked: the implementation raised an "
+               "overflow error where a quantity is outside the bounded domain (allowed)"
+               if sweep.get("unchecked") else "")
             + (f"; stopped: {sweep['stopped']}" if sweep.get("stopped") else ""))
 
 

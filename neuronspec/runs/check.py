@@ -358,6 +358,7 @@ def _sweep_phase(sweeper, fmt: Format, cases: int, seed: int, result: FormatResu
         u for t in r.quantities.values() for u in t.first_unexplained]
     result.sweep = {"cases": r.cases, "path": r.path, "violations": r.violations,
                     "unexplained": r.unexplained, "failed": r.failed, "declined": r.declined,
+                    "unchecked": r.unchecked,
                     "seconds": round(r.wall, 2),
                     "findings": [{"quantity": f["quantity"], "why": f["why"],
                                   "replay": f["replay"]} for f in findings[:KEEP]]}
