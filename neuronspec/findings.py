@@ -14,7 +14,8 @@ from typing import Any, Optional
 
 from reference.bounds import IEEE, Model
 from reference.formats import Format, as_float, exact_decimal, float_hex
-from reference.step import INPUTS
+from reference.exact import exact_scales
+from reference.step import INPUTS, NODE_OF
 
 __all__ = ["Finding", "PropertyViolation", "replay_command"]
 
@@ -82,13 +83,21 @@ class Finding:
             lines.append(f"  {self.quantity}: observed = {float_hex(obs)} = {obs!r}")
             if obs is not None and math.isfinite(obs):
                 err = abs(Fraction(obs) - self.exact)
+                scale = exact_scales(*self.case)[NODE_OF[self.quantity]]
                 ulps = as_float(err / fmt.ulp(self.exact))
+                of_scale = as_float(err / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1))
                 lines.append(f"  error = {as_float(err):.6g} = {ulps:.3g} ulp of the exact value")
+                lines.append(f"        = {of_scale:.3g} ulp of its scale {as_float(scale):.6g} "
+                             "(the step on |inputs|)")
                 if self.bound is not None:
                     b = Fraction(self.bound)
-                    ratio = "inf" if b == 0 else f"{as_float(err / b):.3g}"
-                    lines.append(f"  bound ({self.model.name}) = {as_float(b):.6g} = "
-                                 f"{as_float(b / fmt.ulp(self.exact)):.3g} ulp; error/bound = {ratio}")
+                    if b == 0:
+                        lines.append(f"  bound ({self.model.name}) = 0: every admitted "
+                                     "evaluation gives the exact value, so any error fails")
+                    else:
+                        lines.append(f"  bound ({self.model.name}) = {as_float(b):.6g} = "
+                                     f"{as_float(b / fmt.ulp(self.exact)):.3g} ulp; "
+                                     f"error/bound = {as_float(err / b):.3g}")
             lines += self._variant_lines()
         lines.append(f"  replay: {self.replay()}")
         return "\n".join(lines)

@@ -260,7 +260,8 @@ def render_markdown(report: dict) -> str:
 NOT_REACHED = "not reached"
 
 _CHECKED = ("conformant", "non-conformant")
-_RATIO = re.compile(r"^  bound \([^)\n]*\) = .*; error/bound = (inf|[0-9.]+(?:e[+-]?[0-9]+)?)$",
+_RATIO = re.compile(r"^  bound \([^)\n]*\) = (?:.*; error/bound = ([0-9.]+(?:e[+-]?[0-9]+)?)|"
+                    r"(0): every admitted evaluation gives the exact value, so any error fails)$",
                     re.M)
 
 
@@ -308,7 +309,8 @@ class Outcome:
 
     def error_over_bound(self, q: str) -> Optional[float]:
         """The largest error/bound among the kept failure messages on ``q``, if any says."""
-        found = [float(m) for text in self.messages.get(q, []) for m in _RATIO.findall(text)]
+        found = [float(ratio) if ratio else float("inf")
+                 for text in self.messages.get(q, []) for ratio, _ in _RATIO.findall(text)]
         return max(found) if found else None
 
     def step_words(self) -> list[str]:
