@@ -13,14 +13,12 @@ import signal
 
 from reference.step import REQUIRED
 
-from .peers import PEER_TOLERANCES
+from .peers import DEFAULT_PEER, PEER_TOLERANCES
 from .report import (LEGEND, exact_share, explained_words, level_words, ratio_text, share,
                      sweep_words, ulps_text, unchecked_words, verdict_words)
 from .svg import Panel, log_scatter
 
 __all__ = ["render_html", "exit_status"]
-
-PEER = "torch.testing.assert_close"
 
 #: exit status, verdict, meaning (spec/report.md)
 EXIT_STATUSES = ((0, "conformant", "every implementation checked and conformant"),
@@ -229,7 +227,7 @@ def _plot(ident: str, fmt: str, plot: dict) -> str:
                                                       if q not in REQUIRED and points[q]]
     if not names:
         return '<p class="note">No plot: no value was checked case by case.</p>'
-    peer = str(plot.get("peer") or PEER)
+    peer = str(plot.get("peer") or DEFAULT_PEER)
     tol = plot.get("peerTolerance") or {}
     default = PEER_TOLERANCES.get(peer, {}).get(fmt, (math.nan, math.nan))
     rtol, atol = tol.get("rtol", default[0]), tol.get("atol", default[1])

@@ -12,7 +12,10 @@ from typing import Callable
 from reference.formats import FLOAT32, Format
 from reference.rounded import fl_mul, fl_sub
 
-__all__ = ["PEER_TOLERANCES", "MUTANTS", "peer_accepts"]
+__all__ = ["PEER_TOLERANCES", "MUTANTS", "peer_accepts", "DEFAULT_PEER"]
+
+#: The tool whose default tolerance the plots (spec/plots, the HTML report) compare with.
+DEFAULT_PEER = "torch.testing.assert_close"
 
 #: tool -> format -> (rtol, atol); from the tools' sources (see shared facts).
 PEER_TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {

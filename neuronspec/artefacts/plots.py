@@ -27,7 +27,7 @@ from reference.step import INPUTS, NODE_OF, REQUIRED
 from ..cases.chunks import chunk_cases
 from ..errors import UsageError
 from ..implementations import load
-from .peers import PEER_TOLERANCES
+from .peers import DEFAULT_PEER, PEER_TOLERANCES
 
 __all__ = ["plot_data", "digest", "write_plot", "png_text", "PLOTS_COMMAND", "PLOT_DIR",
            "PLOT_CASES", "PLOT_SEED", "PLOT_IMPL"]
@@ -39,7 +39,7 @@ PLOT_SEED = 20261126
 #: Which bundled implementation is plotted per format (numpy has no bfloat16).
 PLOT_IMPL = {"float16": "numpy", "bfloat16": "torch_autograd", "float32": "numpy",
              "float64": "numpy"}
-TOOL = "torch.testing.assert_close"
+TOOL = DEFAULT_PEER
 
 
 def plot_data(fmt_name: str, cases: int = PLOT_CASES, seed: int = PLOT_SEED,

@@ -24,7 +24,7 @@ from ..cases.strategies import cases
 from ..errors import Interrupted, LoadError, ProcessGaveUp, UsageError
 from ..findings import Finding, PropertyViolation
 from ..artefacts import jsontext
-from ..artefacts.peers import PEER_TOLERANCES
+from ..artefacts.peers import DEFAULT_PEER as PEER, PEER_TOLERANCES
 from ..data import validate
 from ..fingerprint import Fingerprint, learning_rate_probe
 from ..properties import (PROPERTIES, Declined, calls_of, in_domain, supported,
@@ -40,8 +40,6 @@ CONFORMANT, NON_CONFORMANT, NOT_CHECKED = "conformant", "non-conformant", "not c
 #: Set (the self-tests set it), every report is validated against its schema before it is
 #: returned (0.1 s for a full report): a report that does not match is an error.
 VALIDATE = "NEURONSPEC_VALIDATE_REPORTS"
-#: The tool whose default tolerance the report's plots compare with.
-PEER = "torch.testing.assert_close"
 #: Plotted values per quantity and format at most (the case-by-case phases' first ones).
 PLOT_POINTS = 2000
 #: Errors in ulps reported at most (a float; a failure can be further off than binary64 holds).
