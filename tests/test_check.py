@@ -58,15 +58,15 @@ def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
     assert fingerprint(report, "float32", "learning rate") == "a binary64 lr is rounded to the format"
 
 
-@pytest.mark.parametrize("mutant, words", [
-    ("sign_flipped", "dL_d"),
-    ("lr_float32_for_float64", "narrower than its float64"),
-    ("subnormals_flushed_to_zero", "flushes subnormal results to zero"),
+@pytest.mark.parametrize("mutant, fmt, words", [
+    ("sign_flipped", "float32", "dL_d"),
+    ("lr_float32_for_float64", "float64", "narrower than its float64"),
+    ("subnormals_flushed_to_zero", "float32", "flushes subnormal results to zero"),
 ])
-def test_mutant_is_non_conformant_with_a_reason(mutant, words, tmp_path):
-    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25", "--sweep", "0",
-               "--json",
-               str(tmp_path / "r.json"))
+def test_mutant_is_non_conformant_with_a_reason(mutant, fmt, words, tmp_path):
+    # the format that shows the reason (every format's report: the bundled numpy test above)
+    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--dtype", fmt, "--examples", "25",
+               "--sweep", "0", "--json", str(tmp_path / "r.json"))
     assert proc.returncode == 1, proc.stdout[-1500:]
     assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
     jsonschema = pytest.importorskip("jsonschema")
