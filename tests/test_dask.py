@@ -129,7 +129,7 @@ def test_every_engine_gives_the_same_figures(workers, monkeypatch):
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch):
-    monkeypatch.setenv("NEURONSPEC_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("NEURONSPEC_CONNECT_TIMEOUT", "1")
     run = _neuronspec("sweep", "numpy", "--dtype", "float32", "--cases", "1000",
                       "--scheduler", "tcp://127.0.0.1:9")
     assert run.returncode == 2

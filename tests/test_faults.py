@@ -142,7 +142,8 @@ def test_a_file_implementation_imports_the_module_beside_it():
 
 def test_a_hang_stops_after_three_restarts_with_the_partial_report(tmp_path):
     report = tmp_path / "r.json"
-    run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "1",
+    # (a served Python step: its timeout counts from the call, after it loaded)
+    run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "0.25",
                      "--json", str(report))
     assert run.returncode == 1 and run.seconds < 60
     assert "failed 3 restarts in a row" in run.stdout
@@ -196,9 +197,9 @@ def test_a_sweep_survives_dying_workers_and_never_builds_its_task_list(subject, 
 
 def test_a_sweep_of_a_hanging_step_stops_at_its_timeout():
     run = neuronspec("sweep", f"{SUBJECTS}:hang", "--dtype", "float64", "--cases", "5000",
-                     "--timeout", "2")
+                     "--timeout", "0.5")
     assert run.returncode == 1 and run.seconds < 60
-    assert "did not finish within 2 s" in run.stdout
+    assert "did not finish within 0.5 s" in run.stdout
     assert "neuronspec replay" in run.stdout  # the first case, to replay alone
 
 
