@@ -58,10 +58,15 @@ def active() -> Optional[SuiteSettings]:
 
 
 def register_profiles() -> None:
+    """Register :data:`PROFILES`, each without hypothesis's explain phase: it replays a failing
+    example under a line tracer to list the lines only failing runs reach, which took 5 of the
+    6 s a failing property took (the finding's own report says what failed, and how)."""
     import hypothesis
 
+    phases = [p for p in hypothesis.Phase if p is not hypothesis.Phase.explain]
     for name, options in PROFILES.items():
-        hypothesis.settings.register_profile(f"neuronspec-{name}", **options)
+        hypothesis.settings.register_profile(f"neuronspec-{name}", **{"phases": phases,
+                                                                       **options})
 
 
 def default_profile() -> str:

@@ -292,8 +292,8 @@ def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
     pytest_suite = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                     "--neuronspec-dtype", "float32", "--neuronspec-profile", "ci"]
 
-    # The slowest step (hypothesis shrinks the failures) runs while the others do; -x: the
-    # first failing property is the point (each property shrinks its own failure, ~25 s)
+    # The failing run (hypothesis shrinks the failure) runs while the others do; -x: the first
+    # failing property is the point (each property shrinks its own failure)
     slow_cmd = [str(c) for c in pytest_suite + ["-x", "--neuronspec-impl", "bad.py:step"]]
     slow_log = base / "slow.log"  # a file, not a pipe: a full pipe would stall it
     with open(slow_log, "w") as log:
