@@ -48,7 +48,10 @@ class Finding:
     observed: Optional[float] = None
     bound: "Fraction | float | None" = None
     model: Model = IEEE
-    variants: "tuple[list, int]" = ([], 0)  # variants giving the value; how many the model admits
+    #: the variants giving the value and how many of them the model admits; ``variants`` and
+    #: ``nearest`` may also be given as functions of no argument, called when first read (see
+    #: ``_lazy`` below): a run of a wrong implementation fails on many cases and reports a few
+    variants: "tuple[list, int]" = ([], 0)
     outputs: Optional[dict] = None  # the implementation's results on the case, when it gave any
     nearest: Any = None  # reference.legal.Explanation: the nearest legal value, if any
 
@@ -103,14 +106,50 @@ class Finding:
         return "\n".join(lines)
 
 
+def _lazy(name: str) -> property:
+    """The dataclass field ``name`` as a property: a callable given for it is called when the
+    field is first read, and its result kept (evaluating every variant on a case takes
+    milliseconds; hypothesis's shrinking and a check of a wrong implementation make hundreds of
+    findings whose message is never read)."""
+    key = f"_lazy_{name}"
+
+    def get(self):
+        value = self.__dict__[key]
+        if callable(value):
+            value = self.__dict__[key] = value()
+        return value
+
+    def set(self, value) -> None:
+        self.__dict__[key] = value
+
+    return property(get, set, doc=f"{name} (computed when first read if given as a function)")
+
+
+Finding.variants = _lazy("variants")
+Finding.nearest = _lazy("nearest")
+
+
 def _some(names: list, most: int = 6) -> str:
     return ", ".join(names[:most]) + (f" (and {len(names) - most} more)" if len(names) > most
                                       else "")
 
 
 class PropertyViolation(AssertionError):
-    """A property failed; the message is the finding's standalone report."""
+    """A property failed; the message is the finding's standalone report, composed when first
+    read (most violations raised while hypothesis shrinks are caught and never shown)."""
 
     def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.message())
+        super().__init__()
         self.finding = finding
+        self._message: Optional[str] = None
+
+    def __str__(self) -> str:
+        if self._message is None:
+            self._message = self.finding.message()
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self):
+        return type(self), (self.finding,)

@@ -58,10 +58,15 @@ def active() -> Optional[SuiteSettings]:
 
 
 def register_profiles() -> None:
+    """Register :data:`PROFILES`, each without hypothesis's explain phase: it replays a failing
+    example under a line tracer to list the lines only failing runs reach, which took 5 of the
+    6 s a failing property took (the finding's own report says what failed, and how)."""
     import hypothesis
 
+    phases = [p for p in hypothesis.Phase if p is not hypothesis.Phase.explain]
     for name, options in PROFILES.items():
-        hypothesis.settings.register_profile(f"neuronspec-{name}", **options)
+        hypothesis.settings.register_profile(f"neuronspec-{name}", **{"phases": phases,
+                                                                       **options})
 
 
 def default_profile() -> str:
@@ -122,7 +127,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     from reference.formats import FORMATS
 
     from .errors import NeuronspecError
-    from .implementations import supervised
+    from .implementations import BUNDLED, supervised
+    from .implementations.load import target_of
     from .implementations.process import DEFAULT_TIMEOUT, ProcessImplementation
 
     dtypes = config.getoption("neuronspec_dtype")
@@ -147,8 +153,12 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
         raise pytest.UsageError(f"--neuronspec-timeout: {timeout!r} is not a positive number of "
                                 "seconds")
     started = []
+    controller = _xdist_controller(config)
     for spec in specs:  # started first, waited for after: they load at once (as check's)
         try:
+            if controller and spec in BUNDLED:  # only the workers call it: named, not started
+                settings.implementations.append(_Described(*target_of(spec)[1:]))
+                continue
             started.append((spec, supervised(spec, timeout, wait=False)))
         except NeuronspecError as exc:
             _unavailable(settings, spec, exc)
@@ -165,6 +175,31 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
         except NeuronspecError as exc:
             raise pytest.UsageError(f"--neuronspec-cmd: {exc}") from None
     return settings
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist controller: it hands the tests out to workers,
+    each of which starts the implementations for its own tests, and calls none itself."""
+    option = config.option
+    return (not hasattr(config, "workerinput") and getattr(option, "dist", "no") != "no"
+            and bool(getattr(option, "tx", None)) and not getattr(option, "collectonly", False))
+
+
+@dataclass(frozen=True)
+class _Described:
+    """A bundled implementation as an xdist controller knows it: for the report header, with
+    what ``target_of`` says without importing it (as a started one's), never called.  Started
+    there too, the bundled implementations cost about 2 s of CPU and 1 s before the workers
+    began (pytest -n 2; torch imported twice more).  An implementation named otherwise is
+    started there all the same, so that one that cannot load is a usage error before any
+    worker starts."""
+
+    name: str
+    origin: str
+    _version: str
+
+    def version(self) -> str:
+        return self._version
 
 
 def _unavailable(settings: SuiteSettings, spec: str, exc: Exception) -> None:

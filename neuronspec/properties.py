@@ -213,11 +213,16 @@ def within_bounds(impl: Any, fmt: "Format | str", labelled: tuple,
             _fail(prop="within-bounds", impl=impl, fmt=fmt, regime=regime, case=case,
                   detail=_violation_detail(fmt, j), quantity=q, exact=exact[q],
                   observed=j.observed, bound=_number(j.bound), model=model,
-                  variants=_variants_giving(fmt, case, q, j.observed, model),
-                  nearest=check.legal.explain(q, j.observed), outputs=out)
+                  variants=functools.partial(_variants_giving, fmt, case, q, j.observed,
+                                             model),
+                  nearest=functools.partial(_nearest, check, q, j.observed), outputs=out)
         if target is not None and j.ok and not math.isnan(j.ratio):
             target(j.ratio, label=f"{fmt.name} {q} error/bound")
     return check
+
+
+def _nearest(check: CaseCheck, q: str, observed: float):
+    return check.legal.explain(q, observed)
 
 
 def _number(bound) -> "Fraction | float | None":
@@ -235,7 +240,8 @@ def unexplained_finding(impl: Any, fmt: Format, labelled: tuple, check: "CaseChe
                    detail=f"{q} = {float_hex(j.observed)} is within its bound, but no "
                           f"evaluation the model ({model.name}) admits gives it",
                    quantity=q, exact=j.exact, observed=j.observed, bound=_number(j.bound),
-                   model=model, variants=_variants_giving(fmt, case, q, j.observed, model),
+                   model=model,
+                   variants=functools.partial(_variants_giving, fmt, case, q, j.observed, model),
                    nearest=e, outputs=check.outputs)
 
 

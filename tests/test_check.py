@@ -60,15 +60,15 @@ def test_torch_sgd_fingerprint_matches_the_bit_exact_facts():
     assert fingerprint(report, "float32", "learning rate") == "a binary64 lr is rounded to the format"
 
 
-@pytest.mark.parametrize("mutant, words", [
-    ("sign_flipped", "dL_d"),
-    ("lr_float32_for_float64", "narrower than its float64"),
-    ("subnormals_flushed_to_zero", "flushes subnormal results to zero"),
+@pytest.mark.parametrize("mutant, fmt, words", [
+    ("sign_flipped", "float32", "dL_d"),
+    ("lr_float32_for_float64", "float64", "narrower than its float64"),
+    ("subnormals_flushed_to_zero", "float32", "flushes subnormal results to zero"),
 ])
-def test_mutant_is_non_conformant_with_a_reason(mutant, words, tmp_path):
-    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--examples", "25", "--sweep", "0",
-               "--json",
-               str(tmp_path / "r.json"))
+def test_mutant_is_non_conformant_with_a_reason(mutant, fmt, words, tmp_path):
+    # the format that shows the reason (every format's report: the bundled numpy test above)
+    proc = cli("check", f"{MUTANTS / (mutant + '.py')}:step", "--dtype", fmt, "--examples", "25",
+               "--sweep", "0", "--json", str(tmp_path / "r.json"))
     assert proc.returncode == 1, proc.stdout[-1500:]
     assert words in proc.stdout and "replay: neuronspec replay" in proc.stdout
     jsonschema = pytest.importorskip("jsonschema")
@@ -120,22 +120,25 @@ def test_broken_c_example_fails(c_example):
     assert proc.returncode == 1 and "within-bounds failed" in proc.stdout
 
 
-@pytest.mark.parametrize("script, words", [
-    ("import time\nwhile True: time.sleep(1)", "timed out"),
-    ("import sys\nsys.stdin.readline(); sys.exit(3)", "exited with status 3"),
-    ("import sys\nfor line in sys.stdin: print('garbage', flush=True)", "not JSON"),
+@pytest.mark.parametrize("script, words, timeout", [
+    # (a --cmd program's first answer waits for its start-up too: 1 s where it answers; the
+    # one that never answers times out whatever the timeout, four times before the run stops)
+    ("import time\nwhile True: time.sleep(1)", "timed out", "0.25"),
+    ("import sys\nsys.stdin.readline(); sys.exit(3)", "exited with status 3", "1"),
+    ("import sys\nfor line in sys.stdin: print('garbage', flush=True)", "not JSON", "1"),
 ])
-def test_misbehaving_processes_get_a_clear_message_never_a_hang(tmp_path, script, words):
+def test_misbehaving_processes_get_a_clear_message_never_a_hang(tmp_path, script, words,
+                                                                  timeout):
     prog = tmp_path / "prog.py"
     prog.write_text(script)
     proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--sweep", "0",
                "--examples",
-               "0", "--vectors", str(tmp_path / "few"), "--timeout", "1", timeout=120)
+               "0", "--vectors", str(tmp_path / "few"), "--timeout", timeout, timeout=120)
     # --vectors pointing nowhere is a usage error: use the real ones, but only a few cases
     assert proc.returncode == 2 and "no vector files" in proc.stderr
     proc = cli("check", "--cmd", f"{sys.executable} {prog}", "--dtype", "float32", "--sweep", "0",
                "--examples",
-               "3", "--vectors", "", "--timeout", "1", timeout=300)
+               "3", "--vectors", "", "--timeout", timeout, timeout=300)
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr
     assert words in proc.stdout
 

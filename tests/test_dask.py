@@ -80,27 +80,36 @@ def _neuronspec(*args: str, timeout: float = 180) -> subprocess.CompletedProcess
 def test_a_sweep_on_a_cluster_survives_a_lost_worker_and_equals_the_local_run(cluster,
                                                                               tmp_path):
     address, workers, info = cluster
-    remote = tmp_path / "remote.json"
-    run = subprocess.Popen([sys.executable, "-m", "neuronspec", *SWEEP, "--scheduler", address,
-                            "--json", str(remote)], cwd=ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    with Client(address, timeout=60, set_as_default=False) as client:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # both workers busy with chunks: kill one of them
-            busy = [w for w, keys in client.processing().items() if keys]
-            if len(busy) == 2:
-                break
-            time.sleep(0.05)
-        assert len(busy) == 2, "the sweep never reached both workers"
-        _end(workers[0])
-        out, err = run.communicate(timeout=180)
-        assert run.returncode == 0, out + err
-        lost = len(client.nthreads())
-    assert lost == 1  # the scheduler saw it go
-    assert "Dask scheduler tcp://127.0.0.1:" in out + err
+    # the local run to compare with, meanwhile (a paced sweep: mostly waiting)
     local = tmp_path / "local.json"
-    done = _neuronspec(*SWEEP, "--workers", "1", "--json", str(local))
-    assert done.returncode == 0, done.stdout + done.stderr
+    alone = subprocess.Popen([sys.executable, "-m", "neuronspec", *SWEEP, "--workers", "1",
+                              "--json", str(local)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        remote = tmp_path / "remote.json"
+        run = subprocess.Popen([sys.executable, "-m", "neuronspec", *SWEEP, "--scheduler",
+                                address, "--json", str(remote)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with Client(address, timeout=60, set_as_default=False) as client:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # both workers busy with chunks: kill one
+                busy = [w for w, keys in client.processing().items() if keys]
+                if len(busy) == 2:
+                    break
+                time.sleep(0.05)
+            assert len(busy) == 2, "the sweep never reached both workers"
+            _end(workers[0])
+            out, err = run.communicate(timeout=180)
+            assert run.returncode == 0, out + err
+            lost = len(client.nthreads())
+        assert lost == 1  # the scheduler saw it go
+        assert "Dask scheduler tcp://127.0.0.1:" in out + err
+        done_out, done_err = alone.communicate(timeout=180)
+    finally:
+        if alone.poll() is None:
+            alone.kill()
+            alone.communicate()
+    assert alone.returncode == 0, done_out + done_err
     figures = _figures(remote)
     assert figures["cases"] == 24000 and figures["chunks"] == 24  # retried, never counted twice
     assert figures == _figures(local)
@@ -129,7 +138,7 @@ def test_every_engine_gives_the_same_figures(workers, monkeypatch):
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch):
-    monkeypatch.setenv("NEURONSPEC_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("NEURONSPEC_CONNECT_TIMEOUT", "1")
     run = _neuronspec("sweep", "numpy", "--dtype", "float32", "--cases", "1000",
                       "--scheduler", "tcp://127.0.0.1:9")
     assert run.returncode == 2

@@ -18,6 +18,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -64,29 +65,37 @@ def _tagged(token: bytes) -> list[str]:
     return found
 
 
-def neuronspec(*args: str, timeout: float = 240, stop: "tuple[float, int] | None" = None,
-               wait_for: str = "") -> Run:
-    """Run ``neuronspec ARGS`` from the checkout; ``stop=(seconds, signal)`` sends the signal
-    after that long (once ``wait_for`` has appeared in a file named by it, if given).  Asserts
-    that the run left nothing running and printed no traceback."""
+def neuronspec(*args: str, timeout: float = 240, stop: "tuple[int, int] | None" = None) -> Run:
+    """Run ``neuronspec ARGS`` from the checkout; ``stop=(calls, signal)`` sends the signal
+    once the subject has been called that many times (``slow`` and ``hang`` in subjects.py and
+    program.py's slow-with-child count their calls in the file NEURONSPEC_FAULT_CALLS names,
+    whichever process makes them).  Asserts that the run left nothing running and printed no
+    traceback."""
     token = uuid.uuid4().hex
     env = dict(os.environ, NEURONSPEC_FAULT_TOKEN=token)
+    counter = None
+    if stop is not None:
+        fd, counter = tempfile.mkstemp(prefix="neuronspec-calls-")
+        os.close(fd)
+        env["NEURONSPEC_FAULT_CALLS"] = counter
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "neuronspec", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if stop is not None:
-            seconds, sig = stop
+            calls, sig = stop
             deadline = time.monotonic() + 120
-            while wait_for and not Path(wait_for).exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(seconds)
+            while os.path.getsize(counter) < calls and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
             proc.send_signal(sig)
         out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        if counter is not None:
+            os.unlink(counter)
     run = Run(proc.returncode, out, err, time.monotonic() - started)
     deadline = time.monotonic() + 10
     while (left := _tagged(token.encode())) and time.monotonic() < deadline:
@@ -134,7 +143,8 @@ def test_a_file_implementation_imports_the_module_beside_it():
 
 def test_a_hang_stops_after_three_restarts_with_the_partial_report(tmp_path):
     report = tmp_path / "r.json"
-    run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "1",
+    # (a served Python step: its timeout counts from the call, after it loaded)
+    run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "0.25",
                      "--json", str(report))
     assert run.returncode == 1 and run.seconds < 60
     assert "failed 3 restarts in a row" in run.stdout
@@ -188,9 +198,9 @@ def test_a_sweep_survives_dying_workers_and_never_builds_its_task_list(subject, 
 
 def test_a_sweep_of_a_hanging_step_stops_at_its_timeout():
     run = neuronspec("sweep", f"{SUBJECTS}:hang", "--dtype", "float64", "--cases", "5000",
-                     "--timeout", "2")
+                     "--timeout", "0.5")
     assert run.returncode == 1 and run.seconds < 60
-    assert "did not finish within 2 s" in run.stdout
+    assert "did not finish within 0.5 s" in run.stdout
     assert "neuronspec replay" in run.stdout  # the first case, to replay alone
 
 
@@ -393,7 +403,8 @@ def test_a_signal_ends_every_child_and_keeps_the_partial_report(tmp_path, sig, s
     report, junit, summary = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "s.txt"
     run = neuronspec("check", "--cmd", f"{PROGRAM} slow-with-child", "--dtype", "float64", "--sweep", "0",
                      "--examples", "100000", "--vectors", "", "--json", str(report),
-                     "--junit", str(junit), "--summary", str(summary), stop=(2.5, sig))
+                     "--junit", str(junit), "--summary", str(summary),
+                     stop=(20, sig))  # a few cases answered (about 8 answers a case)
     assert run.returncode == status, run.output[-2000:]
     data = json.loads(report.read_text())
     name = signal.Signals(sig).name
@@ -407,12 +418,12 @@ def test_a_signal_ends_every_child_and_keeps_the_partial_report(tmp_path, sig, s
 
 def test_a_signal_ends_a_python_subject_and_sweep_workers(tmp_path):
     run = neuronspec("check", f"{SUBJECTS}:slow", *QUICK[:2], "--sweep", "0", "--examples", "100000",
-                     "--vectors", "", stop=(2.0, signal.SIGTERM))
+                     "--vectors", "", stop=(3, signal.SIGTERM))
     assert run.returncode == 143
     out = tmp_path / "s.json"
     run = neuronspec("sweep", f"{SUBJECTS}:slow", "--dtype", "float64", "--scalar",
                      "--workers", "2", "--cases", "1e9", "--chunk", "10", "--json", str(out),
-                     stop=(3.5, signal.SIGTERM))
+                     stop=(45, signal.SIGTERM))  # a worker has finished 2 chunks of 10
     assert run.returncode == 143, run.output[-2000:]
     data = json.loads(out.read_text())
     assert data["interrupted"] == "SIGTERM" and data["cases"] > 0
@@ -422,10 +433,10 @@ def test_nothing_outlives_a_killed_checker():
     # no handler runs on SIGKILL: sweep workers and the Python server watch their parent
     run = neuronspec("sweep", f"{SUBJECTS}:slow", "--dtype", "float64", "--scalar",
                      "--workers", "2", "--cases", "1e9", "--chunk", "10",
-                     stop=(3.0, signal.SIGKILL))
+                     stop=(25, signal.SIGKILL))  # chunks running in the workers
     assert run.returncode == -signal.SIGKILL  # and, checked by neuronspec(), nothing left
     run = neuronspec("check", f"{SUBJECTS}:hang", *QUICK, "--timeout", "600",
-                     stop=(2.0, signal.SIGKILL))
+                     stop=(1, signal.SIGKILL))  # its server is in the call
     assert run.returncode == -signal.SIGKILL
 
 

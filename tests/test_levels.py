@@ -276,22 +276,34 @@ def _check(*args):
 
 
 def test_the_level_decides_the_exit_status():
-    impl = f"{MUTANTS / 'ties_away.py'}:step"
-    exact = _check(impl, "--dtype", "float16", "--sweep", "3000")
-    bounded = _check(impl, "--dtype", "float16", "--sweep", "3000", "--level", "bounded")
+    impl = f"{MUTANTS / 'ties_away.py'}:step"  # (no vectors: 200 examples and a sweep show it)
+    exact = _check(impl, "--dtype", "float16", "--sweep", "3000", "--vectors", "")
+    bounded = _check(impl, "--dtype", "float16", "--sweep", "3000", "--vectors", "",
+                     "--level", "bounded")
     assert exact.returncode == 1 and "exact-level failed" in exact.stdout
     assert bounded.returncode == 0, bounded.stdout[-2000:]
     assert "unexplained" in bounded.stdout  # both levels reported
 
 
+def test_the_default_check_rejects_a_mutant_a_sweep_finds():
+    """The default check end to end (vectors, 200 examples, a 100,000-case sweep phase) on the
+    mutant its sweep phase needs the most cases for (the next test: 20,000 alone)."""
+    proc = _check(f"{MUTANTS / 'daz_lr.py'}:step", "--dtype", "float32")
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "sweep phase: 100,000 cases" in proc.stdout, proc.stdout[-2000:]
+
+
 @pytest.mark.parametrize("mutant, fmt", [("negative_zero_loss", "float32"),
                                          ("abs_lr", "float32"),
                                          ("clamped_gradient", "float32"),
-                                         ("daz_lr", "float32"),
                                          ("truncated_update_product", "float64")])
-def test_the_default_check_rejects_the_mutants_a_sweep_finds(mutant, fmt):
-    proc = _check(f"{MUTANTS / (mutant + '.py')}:step", "--dtype", fmt)
+def test_the_sweep_phase_alone_rejects_the_mutants_a_sweep_finds(mutant, fmt):
+    """The mutants only a sweep used to find: the check's sweep phase alone rejects each, with
+    5,000 cases (the default check runs 100,000, beside its examples and vectors)."""
+    proc = _check(f"{MUTANTS / (mutant + '.py')}:step", "--dtype", fmt, "--examples", "0",
+                  "--vectors", "", "--sweep", "5000")
     assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "the sweep phase found" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_the_sweep_phase_finds_what_few_examples_miss():
@@ -303,11 +315,13 @@ def test_the_sweep_phase_finds_what_few_examples_miss():
 
 def test_a_declined_negative_lr_is_a_reported_skip_never_a_pass():
     subjects = ROOT / "tests" / "faults" / "subjects.py"
-    ok = _check(f"{subjects}:no_negative_lr", "--dtype", "float64", "--sweep", "5000")
+    ok = _check(f"{subjects}:no_negative_lr", "--dtype", "float64", "--sweep", "5000",
+                "--vectors", "")
     assert ok.returncode == 0, ok.stdout[-2000:]
     assert "declined (a reported skip, not checked)" in ok.stdout
     assert "a negative learning rate" in ok.stdout
-    bad = _check(f"{subjects}:no_small_lr", "--dtype", "float64", "--sweep", "0")
+    bad = _check(f"{subjects}:no_small_lr", "--dtype", "float64", "--sweep", "0",
+                 "--vectors", "")
     assert bad.returncode == 1 and "a format it supports" in bad.stdout
 
 

@@ -20,7 +20,10 @@ def test_catalogue_is_large_enough():
 @pytest.mark.parametrize("path", MUTANTS, ids=[p.stem for p in MUTANTS])
 def test_mutant_is_rejected(path, record_property):
     impl = load(f"{path}:step")
-    finding = hunt(impl, max_examples=200)
+    # 50 examples per property and format reject every mutant here (200 took 6.7 s instead of
+    # 2.2 s, most of it for ties_away: every property but the exact level, searched in vain);
+    # a new mutant that survives them says so, and the search can be widened for it
+    finding = hunt(impl, max_examples=50)
     assert finding is not None, f"mutant {path.stem} survived every property ({impl.step.__module__})"
     record_property("caught_by", f"{finding.prop} {finding.quantity or ''} {finding.fmt.name} "
                                  f"{finding.regime}")

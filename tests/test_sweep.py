@@ -14,7 +14,7 @@ from reference.formats import FLOAT32
 from neuronspec.errors import ImplementationError
 from neuronspec.implementations import load
 from neuronspec.cases.chunks import chunk_cases
-from neuronspec.runs.sweep import run_chunk, sweep
+from neuronspec.runs.sweep import Sweeper, run_chunk, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "tests" / "mutants"
@@ -50,9 +50,10 @@ def test_bundled_numpy_sweeps_clean(spec, fmt):
 @pytest.mark.parametrize("spec", ["torch_autograd", "torch_sgd"])
 def test_bundled_torch_sweeps_clean(spec):
     pytest.importorskip("torch")
-    for fmt in ("float32", "bfloat16"):
-        result = sweep(spec, fmt, 20_000, seed=2)
-        assert result.violations == 0, result.first_violations
+    with Sweeper(spec) as sweeper:  # one worker (torch imported once) for both formats
+        for fmt in ("float32", "bfloat16"):
+            result = sweeper.run(fmt, 20_000, seed=2)
+            assert result.violations == 0, result.first_violations
 
 
 def test_compiled_and_numpy_paths_agree():

@@ -8,7 +8,9 @@ One test (so that under ``pytest -n auto`` the wheel and the environment are bui
    (``pip wheel --no-deps --no-build-isolation``: nothing is written into the checkout, nothing
    is downloaded); the wheel must carry the package data, the plugin, the reference and the
    ``pytest11`` entry point;
-2. a fresh ``venv`` gets the wheel (``pip install --no-deps --no-index``); its declared
+2. a fresh ``venv`` gets the wheel (``pip install --no-deps --no-index``, run by the fresh
+   environment's interpreter with this environment's pip: ``pip --python``, so that creating
+   it does not install a pip of its own, 2.5 s); its declared
    dependencies, resolved recursively in the running environment, are made visible through one
    folder of symlinks named by a ``.pth`` file -- never the running environment's own (editable)
    ``neuronspec``/``reference`` -- and ``pip check`` must pass there;
@@ -248,7 +250,8 @@ def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
 
     # 2. a fresh environment with the wheel; the dependencies linked in, not downloaded
     venv = base / "venv"
-    _expect(_run([sys.executable, "-m", "venv", venv], cwd=base, env=env, timeout=180), 0)
+    _expect(_run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=base, env=env,
+                 timeout=180), 0)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
     env = _clean_env(bindir)
@@ -263,15 +266,16 @@ def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
     _link_dependencies(closure, links)
     (site / "zz_neuronspec_test_deps.pth").write_text(f"{links}\n", encoding="utf-8")
 
-    _expect(_run([python, "-m", "pip", "install", "--no-deps", "--no-index", wheel], cwd=base,
-                 env=env, timeout=180), 0)
+    pip = [sys.executable, "-m", "pip", "--python", python]  # pip run by the fresh interpreter
+    _expect(_run([*pip, "install", "--no-deps", "--no-index", wheel], cwd=base, env=env,
+                 timeout=180), 0)
     where = _expect(_run([python, "-c", "import neuronspec, reference; "
                           "print(neuronspec.__file__); print(reference.__file__)"],
                          cwd=base, env=env, timeout=60), 0).split()
     for path in where:
         assert Path(path).resolve().is_relative_to(site.resolve()), (
             f"imported from {path}, not from the fresh environment's {site}")
-    _expect(_run([python, "-m", "pip", "check"], cwd=base, env=env, timeout=120), 0)
+    _expect(_run([*pip, "check"], cwd=base, env=env, timeout=120), 0)
     setup_s = time.monotonic() - started
 
     # 3. a user's folder outside the checkout
@@ -288,8 +292,8 @@ def test_wheel_works_for_a_user_outside_the_checkout(tmp_path_factory):
     pytest_suite = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                     "--neuronspec-dtype", "float32", "--neuronspec-profile", "ci"]
 
-    # The slowest step (hypothesis shrinks the failures) runs while the others do; -x: the
-    # first failing property is the point (each property shrinks its own failure, ~25 s)
+    # The failing run (hypothesis shrinks the failure) runs while the others do; -x: the first
+    # failing property is the point (each property shrinks its own failure)
     slow_cmd = [str(c) for c in pytest_suite + ["-x", "--neuronspec-impl", "bad.py:step"]]
     slow_log = base / "slow.log"  # a file, not a pipe: a full pipe would stall it
     with open(slow_log, "w") as log:

@@ -4,7 +4,7 @@
 
 MODE: correct, closed-stdout, huge-exponent, huge-decimal, invalid-utf8, long-line, markdown,
 slow-with-child (answers slowly, and has started a child that sleeps: the process group must
-end with the checker).
+end with the checker; each answer is counted as tests/faults/subjects.py's slow calls are).
 """
 
 import json
@@ -57,6 +57,9 @@ def main(mode: str) -> None:
             continue
         elif mode == "slow-with-child":
             time.sleep(0.05)
+            if os.environ.get("NEURONSPEC_FAULT_CALLS"):
+                with open(os.environ["NEURONSPEC_FAULT_CALLS"], "ab") as f:
+                    f.write(b".")
         out.write(json.dumps({"id": req["id"], "outputs": outputs}) + "\n")
         out.flush()
 

@@ -26,6 +26,16 @@ def _step(w, b, x, t, lr, dtype):
             "w_new": w - lr * g, "b_new": b - lr * r}
 
 
+def _called() -> None:
+    """One byte appended to the file ``NEURONSPEC_FAULT_CALLS`` names, if set, per call, from
+    whichever process calls: what a test waits on before it interrupts a run (not a fixed
+    sleep, too short on a loaded machine and too long on an idle one)."""
+    path = os.environ.get("NEURONSPEC_FAULT_CALLS")
+    if path:
+        with open(path, "ab") as f:
+            f.write(b".")
+
+
 def correct(w, b, x, t, lr, dtype):
     return _step(w, b, x, t, lr, dtype)
 
@@ -76,6 +86,7 @@ def hang(w, b, x, t, lr, dtype):
     """Never returns."""
     if dtype != "float64":
         raise NotImplementedError(dtype)
+    _called()
     time.sleep(3600)
 
 
@@ -157,6 +168,7 @@ def markdown(w, b, x, t, lr, dtype):
 def slow(w, b, x, t, lr, dtype):
     """Correct, and takes 50 ms a call: a run long enough to be interrupted."""
     time.sleep(0.05)
+    _called()
     return _step(w, b, x, t, lr, dtype)
 
 
