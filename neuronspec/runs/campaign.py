@@ -391,13 +391,21 @@ class _DaskEngine:
             self.client.cancel(list(futures))
 
     def close(self) -> None:
+        # closing while a batched send is under way makes Dask log the closed connection with
+        # its traceback (at INFO): nothing is lost then, and the run's own output says so
+        log = logging.getLogger("distributed")
+        level = log.level
+        log.setLevel(logging.CRITICAL)
         try:
-            self.client.unregister_worker_plugin(self.name)  # ends the supervised processes
-        except Exception:  # a scheduler already gone: its workers end their children then
-            pass
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+            try:
+                self.client.unregister_worker_plugin(self.name)  # ends the supervised processes
+            except Exception:  # a scheduler already gone: its workers end their children then
+                pass
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            log.setLevel(level)
 
 
 class _LocalEngine:
