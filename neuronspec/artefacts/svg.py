@@ -77,15 +77,23 @@ def _uses(prefix: str, i: int) -> str:
     return f'fill="none" stroke="none" marker-start="{m}" marker-mid="{m}" marker-end="{m}"'
 
 
-def _decades(values: list[float], around_one: bool) -> tuple[int, int]:
+#: The lowest decade a y axis shows: a value 1e-300 of the bound is, to the reader, 0 (drawn
+#: in the bottom band with the zeros), and the band near 1 keeps its room.
+FLOOR = -12
+
+
+def _decades(values: list[float], around_one: bool, floor: "int | None" = None
+             ) -> tuple[int, int]:
     """The decades the values span (with ``around_one``: and 0.1 to 10, so that a line at 1
-    is never on the frame)."""
+    is never on the frame), from ``floor`` at the lowest."""
     finite = [v for v in values if 0 < v < math.inf]
     if around_one:
         finite += [0.1, 10.0]
     if not finite:
         return 0, 1
     lo, hi = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    if floor is not None:
+        lo = max(lo, floor)
     return lo, max(hi, lo + 1)
 
 
@@ -107,7 +115,7 @@ class _Axes:
         return self.x0 + (math.log10(v) - lo) / (hi - lo) * (self.x1 - self.x0)
 
     def y(self, v: float) -> float:
-        if v == 0:
+        if v == 0 or (v < 10.0 ** self.ys[0] and self.zero_y):
             return TOP + PLOT_H - BAND / 2
         if v == math.inf:
             return TOP + BAND / 2
@@ -210,12 +218,15 @@ def log_scatter(panels: Sequence[Panel], names: Sequence[str], *, x_title: str, 
     prefix = "".join(c if c.isalnum() else "-" for c in ident)
     xs = [x for p in panels for s in p.series for x, _ in s]
     ys = [y for p in panels for s in p.series for _, y in s]
-    inf_x, zero_y, inf_y = math.inf in xs, 0 in ys, math.inf in ys
-    ax = _Axes(_decades(xs, False), _decades(ys, True), inf_x, zero_y, inf_y)
+    inf_x, inf_y = math.inf in xs, math.inf in ys
+    below = any(0 < y < 10.0 ** FLOOR for y in ys)
+    zero_y = 0 in ys or below
+    ax = _Axes(_decades(xs, False), _decades(ys, True, FLOOR), inf_x, zero_y, inf_y)
     width = PANEL_W * len(panels)
     notes = [line_note]
     if zero_y:
-        notes.append("bottom edge (0): error 0, the exact value returned")
+        notes.append("bottom edge (0): error 0, the exact value returned"
+                     + (f", or below 1e{FLOOR}" if below else ""))
     if inf_x:
         notes.append("right edge (\u221e): exact value 0")
     if inf_y:
