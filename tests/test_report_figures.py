@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from neuronspec.artefacts import jsontext
+from neuronspec.artefacts.html import render_html
 from neuronspec.artefacts.report import render_markdown, render_text, share, unchecked_words
 from neuronspec.cases.chunks import chunk_cases
 from neuronspec.implementations import load
@@ -136,6 +137,13 @@ def test_the_plot_data_are_the_checked_values(correct_report):
     assert max(k if k != "inf" else math.inf for k, _, _ in plot["points"]["dL_db"]) > 1e3
     # the peer's tolerance is crossed where the bound is not (cancellation): the point of it
     assert any(p > 1 for q in REQUIRED for _, _, p in plot["points"][q])
+    peers = plot["peers"]
+    assert set(peers) == {"torch.testing.assert_close", "numpy.testing.assert_allclose",
+                          "jax check_grads"}
+    for tool, p in peers.items():
+        assert p["values"] == sum(r["quantities"][q]["caseByCase"] for q in REQUIRED)
+        assert p["rejectedWithinBound"] > 0 and p["acceptedOutsideBound"] == 0, tool
+    assert "rejects, within the bound" in render_html(correct_report)
 
 
 def test_wrong_implementations_show_in_the_figures():
@@ -151,6 +159,8 @@ def test_wrong_implementations_show_in_the_figures():
     assert max(b for _, b, _ in half["plot"]["points"]["loss"]) > 1  # ... and are plotted
     y = ulp["quantities"]["y"]
     assert y["correctlyRounded"] < y["caseByCase"] / 10
+    # one ulp off: outside the bound, and every peer's default tolerance lets some through
+    assert all(p["acceptedOutsideBound"] > 0 for p in ulp["plot"]["peers"].values())
     assert y["unexplained"] > 0
     text = render_text(report)
     assert "inf" not in text.split("err/bound:")[0].replace("infinit", "")

@@ -265,7 +265,24 @@ def _plot(ident: str, fmt: str, plot: dict) -> str:
         + f"  <strong>{rejected_in_bound:,}</strong> values within neuronspec's bound "
         f"would be rejected by {ep}; <strong>{accepted_outside:,}</strong> outside the bound "
         "would be accepted by it.")
-    return f"<figure>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>"
+    return (f"<figure>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>"
+            + _peer_table(plot.get("peers") or {}))
+
+
+def _peer_table(peers: dict) -> str:
+    """Each peer tool's default tolerance on the same values: what it would reject that the
+    bound admits, and what it would accept that the bound does not."""
+    if not peers:
+        return ""
+    rows = [f"<tr><td>{_e(tool)}</td><td class=\"n\">{_e(p.get('rtol'))}</td>"
+            f"<td class=\"n\">{_e(p.get('atol'))}</td>"
+            f"<td class=\"n\">{int(p.get('rejectedWithinBound', 0)):,}</td>"
+            f"<td class=\"n\">{int(p.get('acceptedOutsideBound', 0)):,}</td>"
+            f"<td class=\"n\">{int(p.get('values', 0)):,}</td></tr>"
+            for tool, p in peers.items()]
+    return ('<table class="peers"><thead><tr><th>default tolerance of</th><th>rtol</th>'
+            "<th>atol</th><th>rejects, within the bound</th><th>accepts, outside the bound"
+            "</th><th>of values</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def _format(i: int, fmt: str, r: dict) -> str:

@@ -67,6 +67,9 @@ class CaseFigures:
     correctly_rounded: int = 0
     scale_ulps: float = 0.0
     normal: int = 0  # the values whose every scale on the way is 0 or normal (scale_ulps')
+    #: per peer tool: values within neuronspec's bound its default tolerance rejects, and
+    #: values outside the bound it accepts
+    peers: dict = field(default_factory=lambda: {tool: [0, 0] for tool in PEER_TOLERANCES})
     points: list = field(default_factory=list)
 
 
@@ -204,7 +207,14 @@ class FormatResult:
     def plot(self) -> dict:
         """The plot's data: per quantity [conditioning, error/bound, error/peer tolerance]."""
         rtol, atol = PEER_TOLERANCES[PEER][self.fmt]
-        return {"peer": PEER, "peerTolerance": {"rtol": rtol, "atol": atol},
+        values = sum(f.values for f in self.figures.values())
+        peers = {tool: {"rtol": t[self.fmt][0], "atol": t[self.fmt][1], "values": values,
+                        "rejectedWithinBound": sum(f.peers[tool][0]
+                                                   for f in self.figures.values()),
+                        "acceptedOutsideBound": sum(f.peers[tool][1]
+                                                    for f in self.figures.values())}
+                 for tool, t in PEER_TOLERANCES.items()}
+        return {"peer": PEER, "peerTolerance": {"rtol": rtol, "atol": atol}, "peers": peers,
                 "points": {q: f.points for q, f in self.figures.items()}}
 
 
@@ -250,6 +260,11 @@ def _figures(f: CaseFigures, fmt: Format, scales: dict, q: str, observed: float,
         # (the ulp of the binade, past the largest finite one too: the bound's h(M) is)
         f.scale_ulps = max(f.scale_ulps, _float(
             error / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)))
+    for tool, tolerances in PEER_TOLERANCES.items():
+        rtol, atol = tolerances[fmt.name]
+        rejects = error > Fraction(atol) + Fraction(rtol) * size
+        f.peers[tool][0] += rejects and ratio <= 1
+        f.peers[tool][1] += not rejects and ratio > 1
     if len(f.points) < PLOT_POINTS and math.isfinite(ratio):  # (4 digits: a picture's worth)
         rtol, atol = PEER_TOLERANCES[PEER][fmt.name]
         kappa = _digits(_float(scale / size)) if size else (1.0 if scale == 0 else "inf")
