@@ -15,7 +15,8 @@ from reference.step import REQUIRED
 
 from .peers import DEFAULT_PEER, PEER_TOLERANCES
 from .report import (LEGEND, exact_share, explained_words, level_words, ratio_text, share,
-                     sweep_words, ulps_text, unchecked_words, verdict_words)
+                     sweep_words, ulps_text, unchecked_reasons, unchecked_words,
+                     verdict_words)
 from .svg import Panel, log_scatter
 
 __all__ = ["render_html", "exit_status"]
@@ -129,10 +130,7 @@ def _header(report: dict) -> str:
 def _unchecked(st: dict) -> str:
     """The values left unchecked, with why (as ``unchecked_words`` counts them)."""
     n = st.get("outOfDomain", 0)
-    why = dict(st.get("outOfDomainWhy") or {})
-    known = sum(v for v in why.values() if isinstance(v, int))
-    if isinstance(n, int) and n > known:  # counted by a run that did not say why
-        why["an admitted evaluation may overflow"] = n - known
+    why = unchecked_reasons(st)
     suffix = " may overflow"
     if why and all(k.endswith(suffix) for k in why):  # "may overflow: r*r 12, w*x 3"
         words = "may overflow: " + ", ".join(f'<span class="nw">{_e(k[:-len(suffix)])} '

@@ -14,7 +14,8 @@ from reference.bounds import DOMAIN_SECTION, get_model
 from reference.step import REQUIRED
 
 __all__ = ["render_text", "render_markdown", "md", "code_block", "ratio_text", "share",
-           "unchecked_words", "ulps_text", "exact_share", "verdict_words", "level_words",
+           "unchecked_words", "unchecked_reasons", "ulps_text", "exact_share", "verdict_words",
+           "level_words",
            "explained_words", "sweep_words", "LEGEND", "Outcome", "outcomes", "summary_line",
            "NOT_REACHED"]
 
@@ -82,18 +83,22 @@ def exact_share(st: dict) -> str:
     return share(st.get("explained", 0), st.get("explained", 0) + st.get("unexplained", 0))
 
 
+def unchecked_reasons(st: dict) -> dict:
+    """Why a quantity's unchecked values are unchecked: reason -> values (those a run counted
+    without saying why under a general reason)."""
+    why = {k: v for k, v in (st.get("outOfDomainWhy") or {}).items() if isinstance(v, int)}
+    n, known = st.get("outOfDomain", 0), sum(why.values())
+    if isinstance(n, int) and n > known:  # counted by a run that did not say why
+        why["an admitted evaluation may overflow"] = n - known
+    return why
+
+
 def unchecked_words(r: dict) -> str:
     """Why the format's unchecked values are unchecked: per reason, the values per quantity."""
     by: dict = {}
     for q in REQUIRED:
-        st = r["quantities"][q]
-        known = 0
-        for why, n in st.get("outOfDomainWhy", {}).items():
+        for why, n in unchecked_reasons(r["quantities"][q]).items():
             by.setdefault(why, {})[q] = n
-            known += n
-        if st["outOfDomain"] > known:  # counted by a run that did not say why
-            by.setdefault("an admitted evaluation may overflow", {})[q] = \
-                st["outOfDomain"] - known
     if not by:
         return ""
     parts = [f"{why}: {sum(qs.values()):,} ("
