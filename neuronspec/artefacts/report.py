@@ -232,9 +232,9 @@ def render_markdown(report: dict) -> str:
                 continue
             for i, q in enumerate(REQUIRED):
                 st = r["quantities"][q]
-                lead = f"| {fmt} | {md(level_words(r))} | {r['cases']} " if i == 0 else "| | | "
-                out.append(f"{lead}| {q} | {st['checked']} | {st['outOfDomain']} | "
-                           f"{st['failures']} | {st.get('unexplained', 0)} | "
+                lead = f"| {fmt} | {md(level_words(r))} | {r['cases']:,} " if i == 0 else "| | | "
+                out.append(f"{lead}| {q} | {st['checked']:,} | {st['outOfDomain']:,} | "
+                           f"{st['failures']:,} | {st.get('unexplained', 0):,} | "
                            f"{md(ratio_text(st))} | {ulps_text(st)} | "
                            f"{share(st.get('correctlyRounded', 0), st.get('caseByCase', 0))} | "
                            f"{exact_share(st)} |")
