@@ -139,32 +139,34 @@ def test_the_plan_leaves_out_the_nodes_of_options_that_are_off():
 
 # --- the conventions (section 8.6) ------------------------------------------------------------
 
-def keras(w0, b0, data, mu, nesterov=False):
-    """Keras's SGD: v = mu*v - lr*g; p += v (Nesterov: p += mu*v - lr*g); v starts at 0."""
-    theta, v = {"w": F(w0), "b": F(b0)}, {"w": F(0), "b": F(0)}
+def _form(w0, b0, data, update):
+    """A published form run exactly: ``update(p, state, g, lr) -> (p, state)`` per parameter,
+    each state starting at 0; per step (w, b, state of w, state of b)."""
+    theta, state = {"w": F(w0), "b": F(b0)}, {"w": F(0), "b": F(0)}
     out = []
     for x, t, lr in data:
         x, t, lr = F(x), F(t), F(lr)
         gw, gb, _ = _grads(theta["w"], theta["b"], x, t)
         for name, g in (("w", gw), ("b", gb)):
-            v[name] = mu * v[name] - lr * g
-            theta[name] += mu * v[name] - lr * g if nesterov else v[name]
-        out.append((theta["w"], theta["b"], v["w"], v["b"]))
+            theta[name], state[name] = update(theta[name], state[name], g, lr)
+        out.append((theta["w"], theta["b"], state["w"], state["b"]))
     return out
+
+
+def keras(w0, b0, data, mu, nesterov=False):
+    """Keras's SGD: v = mu*v - lr*g; p += v (Nesterov: p += mu*v - lr*g); v starts at 0."""
+    def update(p, v, g, lr):
+        v = mu * v - lr * g
+        return p + (mu * v - lr * g if nesterov else v), v
+    return _form(w0, b0, data, update)
 
 
 def optax(w0, b0, data, decay, nesterov=False):
     """optax.sgd: trace t = g + decay*t (from 0); updates -lr*(g + decay*t if Nesterov else t)."""
-    theta, tr = {"w": F(w0), "b": F(b0)}, {"w": F(0), "b": F(0)}
-    out = []
-    for x, t, lr in data:
-        x, t, lr = F(x), F(t), F(lr)
-        gw, gb, _ = _grads(theta["w"], theta["b"], x, t)
-        for name, g in (("w", gw), ("b", gb)):
-            tr[name] = g + decay * tr[name]
-            theta[name] -= lr * (g + decay * tr[name] if nesterov else tr[name])
-        out.append((theta["w"], theta["b"], tr["w"], tr["b"]))
-    return out
+    def update(p, tr, g, lr):
+        tr = g + decay * tr
+        return p - lr * (g + decay * tr if nesterov else tr), tr
+    return _form(w0, b0, data, update)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
