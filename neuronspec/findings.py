@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from reference.bounds import IEEE, Model
 from reference.formats import Format, as_float, exact_decimal, float_hex
-from reference.exact import exact_scales
+from reference.exact import exact_scales, scale_ulp
 from reference.step import INPUTS, NODE_OF
 
 __all__ = ["Finding", "PropertyViolation", "replay_command"]
@@ -88,7 +88,7 @@ class Finding:
                 err = abs(Fraction(obs) - self.exact)
                 scale = exact_scales(*self.case)[NODE_OF[self.quantity]]
                 ulps = as_float(err / fmt.ulp(self.exact))
-                of_scale = as_float(err / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1))
+                of_scale = as_float(err / scale_ulp(fmt, scale))
                 lines.append(f"  error = {as_float(err):.6g} = {ulps:.3g} ulp of the exact value")
                 lines.append(f"        = {of_scale:.3g} ulp of its scale {as_float(scale):.6g} "
                              "(the step on |inputs|)")

@@ -37,7 +37,8 @@ from .step import ANCESTORS, INPUTS, NODE, NODE_OF, NODES
 __all__ = [
     "Model", "OutOfDomain", "Bound", "IEEE", "STRICT", "MODELS", "WIDE_FORMAT", "WIDER", "SLACK",
     "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
-    "tightened", "overflow_origin", "overflow_words", "DOMAIN_SECTION", "Chain", "Arithmetic", "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
+    "tightened", "overflow_origin", "overflow_words", "DOMAIN_SECTION", "Chain", "Arithmetic",
+    "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
     "ScalarOps",
 ]
 

@@ -19,11 +19,11 @@ from typing import Iterator, Union
 import mpmath
 from mpmath.libmp import from_man_exp
 
-from .formats import to_fraction
+from .formats import Format, to_fraction
 from .step import INPUTS, NODE_OF, NODES, QUANTITIES
 
 __all__ = ["QUANTITIES", "ExactStep", "to_mpf", "exact_step", "exact_nodes", "exact_loss",
-           "exact_scales"]
+           "exact_scales", "scale_ulp"]
 
 Binary = Union[float, int, Fraction, "mpmath.mpf"]
 
@@ -123,6 +123,13 @@ def exact_scales(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> dict
         op = "add" if node.op == "sub" else node.op
         values[node.name] = _EXACT[op](*(values[a] for a in node.args))
     return {name: to_fraction(v) for name, v in values.items()}
+
+
+def scale_ulp(fmt: "Format", scale: Fraction) -> Fraction:
+    """The unit an error is quoted in against its scale: the ulp of the scale's binade in the
+    format, also past the largest finite one (the bound's h(M) is; ``Format.ulp`` stops at the
+    top binade)."""
+    return Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)
 
 
 def exact_step(w: Binary, b: Binary, x: Binary, t: Binary, lr: Binary) -> ExactStep:

@@ -265,9 +265,6 @@ def render_markdown(report: dict) -> str:
 NOT_REACHED = "not reached"
 
 _CHECKED = ("conformant", "non-conformant")
-_RATIO = re.compile(r"^  bound \([^)\n]*\) = (?:.*; error/bound = ([0-9.]+(?:e[+-]?[0-9]+)?)|"
-                    r"(0): every admitted evaluation gives the exact value, so any error fails)$",
-                    re.M)
 
 
 @dataclass
@@ -286,6 +283,8 @@ class Outcome:
     unexplained: "dict[str, int]" = field(default_factory=dict)
     #: quantity (None: no quantity) -> the first failure messages, each with its replay
     messages: "dict[Optional[str], list[str]]" = field(default_factory=dict)
+    #: quantity -> the error/bound of its kept failures that have one
+    ratios: "dict[str, list[float]]" = field(default_factory=dict)
     case_failures: int = 0  # failures on no single quantity (a property of the whole case)
     case_properties: "list[str]" = field(default_factory=list)  # the properties of kept ones
     outside: "list[str]" = field(default_factory=list)  # outside the model, not declared
@@ -313,10 +312,9 @@ class Outcome:
                 and not any(self.failing(q) for q in self.failures))
 
     def error_over_bound(self, q: str) -> Optional[float]:
-        """The largest error/bound among the kept failure messages on ``q``, if any says."""
-        found = [float(ratio) if ratio else float("inf")
-                 for text in self.messages.get(q, []) for ratio, _ in _RATIO.findall(text)]
-        return max(found) if found else None
+        """The largest error/bound among the kept failures on ``q``, if any has one."""
+        ratios = self.ratios.get(q)
+        return max(ratios) if ratios else None
 
     def step_words(self) -> list[str]:
         """What failed on no single quantity, in a few fixed words (nothing from the
@@ -347,17 +345,18 @@ def _declares_ftz(report: dict) -> bool:
         return False
 
 
-def _messages(r: dict, q: "str | None", exact: bool) -> list[str]:
-    """The kept failure messages on ``q`` (None: on no quantity of the report), the sweep
-    phase's findings after the others."""
+def _kept(r: dict, q: "str | None", exact: bool) -> "list[tuple[str, object]]":
+    """The kept failures on ``q`` (None: on no quantity of the report), the sweep phase's
+    findings after the others: (message, error/bound or None) each."""
     quantities = r.get("quantities", {})
 
     def ours(name: "str | None") -> bool:
         return name == q if q is not None else name not in quantities
 
-    out = [f["message"] for f in r.get("failures", [])
+    out = [(f["message"], f.get("errorOverBound")) for f in r.get("failures", [])
            if ours(f.get("quantity")) and (exact or f.get("property") != "exact-level")]
-    out += [f"sweep phase: {f['quantity']} {f['why']}\n  replay: {f['replay']}"
+    out += [(f"sweep phase: {f['quantity']} {f['why']}\n  replay: {f['replay']}",
+             f.get("errorOverBound"))
             for f in (r.get("sweep") or {}).get("findings", []) if ours(f.get("quantity"))]
     return out
 
@@ -371,13 +370,15 @@ def _outcome(report: dict, impl: dict, fmt: str, r: dict, last: bool) -> Outcome
     for q, st in quantities.items():
         o.failures[q] = st["failures"]
         o.unexplained[q] = st.get("unexplained", 0) if exact else 0
-        o.messages[q] = _messages(r, q, exact)
+        kept = _kept(r, q, exact)
+        o.messages[q] = [m for m, _ in kept]
+        o.ratios[q] = [float(v) for _, v in kept if v is not None]
     sweep = r.get("sweep") or {}
     swept = sweep.get("violations", 0) - sweep.get("failed", 0)  # in the quantities' counts
     on_quantities = sum(st["failures"] for st in quantities.values()) - swept
     o.case_failures = max(0, sum(r.get("propertyFailures", {}).values()) - on_quantities) \
         + sweep.get("failed", 0)
-    o.messages[None] = _messages(r, None, exact)
+    o.messages[None] = [m for m, _ in _kept(r, None, exact)]
     o.case_properties = sorted({f["property"] for f in r.get("failures", [])
                                 if f.get("quantity") not in quantities})
     if o.status == "non-conformant":

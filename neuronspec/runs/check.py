@@ -7,16 +7,17 @@ from __future__ import annotations
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from reference.bounds import DOMAIN_SECTION, IEEE, Model, case_bounds, get_model, overflow_words
-from reference.exact import exact_scales, exact_step
+from reference.bounds import IEEE, Model, case_bounds, get_model, overflow_words
+from reference.exact import exact_scales, exact_step, scale_ulp
 from reference.judge import LEVELS, OUT_OF_DOMAIN
 from reference.legal import legal_values
-from reference.formats import FORMATS, Format, float_hex, get_format
+from reference.formats import FORMATS, Format, as_float, float_hex, get_format
 from reference.step import ANCESTORS, INPUTS, NODE_OF, REQUIRED
 
 from .. import __version__
@@ -42,8 +43,6 @@ CONFORMANT, NON_CONFORMANT, NOT_CHECKED = "conformant", "non-conformant", "not c
 VALIDATE = "NEURONSPEC_VALIDATE_REPORTS"
 #: Plotted values per quantity and format at most (the case-by-case phases' first ones).
 PLOT_POINTS = 2000
-#: Errors in ulps reported at most (a float; a failure can be further off than binary64 holds).
-_LARGEST = 1.7976931348623157e308
 
 
 def overall(verdicts: "list[str]") -> str:
@@ -74,11 +73,9 @@ class CaseFigures:
 
 
 def _float(q: Fraction) -> float:
-    """A non-negative exact value as a float, saturating at the largest finite one."""
-    try:
-        return min(float(q), _LARGEST)
-    except OverflowError:
-        return _LARGEST
+    """A non-negative exact value as a float, saturating at the largest finite one (a failure
+    can be further off than binary64 holds)."""
+    return min(as_float(q), sys.float_info.max)
 
 
 def _digits(x: float) -> float:
@@ -117,12 +114,11 @@ def _worst_value(fmt: Format, model: Model, q: str, t: QuantityTally
 
 def _quantity_report(fmt: Format, model: Model, q: str, t: QuantityTally,
                      f: CaseFigures) -> dict:
-    ratio = t.max_ratio
     rounded, evaluation = _worst_value(fmt, model, q, t) if t.checked else (None, None)
     return {"checked": t.checked, "outOfDomain": t.out_of_domain,
             "outOfDomainWhy": dict(sorted(t.out_of_domain_why.items(), key=lambda kv: -kv[1])),
             "failures": t.violations,
-            "worstErrorOverBound": finite_or_text(ratio),
+            "worstErrorOverBound": finite_or_text(t.max_ratio),
             "worstIsCorrectlyRounded": rounded, "worstEvaluation": evaluation,
             "worstUlpsOfScale": f.scale_ulps, "ulpsOfScaleValues": f.normal,
             "caseByCase": f.values, "correctlyRounded": f.correctly_rounded,
@@ -197,7 +193,8 @@ class FormatResult:
             "propertyFailures": self.property_failures,
             "failures": [{"property": f.prop, "quantity": f.quantity, "regime": f.regime,
                           "inputs": {k: v.hex() for k, v in zip(INPUTS, f.case)},
-                          "detail": f.detail, "message": f.message(), "replay": f.replay()}
+                          "detail": f.detail, "errorOverBound": _text(_finding_ratio(f)),
+                          "message": f.message(), "replay": f.replay()}
                          for f in shown],
             "fingerprint": self.fingerprint,
             "behaviourOutsideModel": self.findings,
@@ -249,42 +246,66 @@ class ImplementationResult:
 
 def _figures(f: CaseFigures, fmt: Format, scales: dict, q: str, observed: float,
              exact: Fraction, ratio: float) -> None:
-    """The ulps of scale and the plot's point of one finite value (in the domain, or failing
-    its bound: a plot shows those above the line)."""
+    """What one finite value judged case by case adds to its quantity's figures (in the
+    domain, or failing its bound: a plot shows those above the line)."""
     error, scale, size = abs(Fraction(observed) - exact), scales[NODE_OF[q]], abs(exact)
+    f.values += 1
+    f.correctly_rounded += _correctly_rounded(fmt, observed, exact)
     # ulps of the scale mean something where every rounding on the way is relative: where
     # a scale is subnormal, an underflow's absolute error (the bound's eta terms, which lr
     # may amplify) can be the whole scale
     if all(scales[n] == 0 or scales[n] >= fmt.smallest_normal for n in ANCESTORS[NODE_OF[q]]):
         f.normal += 1
-        # (the ulp of the binade, past the largest finite one too: the bound's h(M) is)
-        f.scale_ulps = max(f.scale_ulps, _float(
-            error / Fraction(2) ** (fmt.exponent(scale) - fmt.p + 1)))
+        f.scale_ulps = max(f.scale_ulps, _float(error / scale_ulp(fmt, scale)))
+    over_peer = {}  # error / each peer tool's default tolerance
     for tool, tolerances in PEER_TOLERANCES.items():
         rtol, atol = tolerances[fmt.name]
-        rejects = error > Fraction(atol) + Fraction(rtol) * size
+        tolerance = Fraction(atol) + Fraction(rtol) * size  # (0 for an exact 0 and atol 0)
+        over_peer[tool] = _float(error / tolerance) if tolerance else \
+            (math.inf if error else 0.0)
+        rejects = error > tolerance
         f.peers[tool][0] += rejects and ratio <= 1
         f.peers[tool][1] += not rejects and ratio > 1
     if len(f.points) < PLOT_POINTS and math.isfinite(ratio):  # (4 digits: a picture's worth)
-        rtol, atol = PEER_TOLERANCES[PEER][fmt.name]
         kappa = _digits(_float(scale / size)) if size else (1.0 if scale == 0 else "inf")
-        f.points.append([kappa, _digits(ratio), _digits(_float(
-            error / (Fraction(atol) + Fraction(rtol) * size)))])
+        f.points.append([kappa, _digits(ratio), _digits(over_peer[PEER])])
+
+
+def _text(ratio: "float | None") -> "float | str | None":
+    return None if ratio is None else finite_or_text(ratio)
+
+
+def _record_ratio(record: dict) -> "float | None":
+    """A sweep finding's error/bound, where its value was finite (an unexplained value's
+    record has none)."""
+    try:
+        observed = record["observed"]
+        observed = float.fromhex(observed) if isinstance(observed, str) else float(observed)
+        return float(record["ratio"]) if math.isfinite(observed) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _finding_ratio(finding: Finding) -> "float | None":
+    """A failing value's error/bound (inf for an error over a zero bound), or None where the
+    finding has none (a value that is not finite, a property of the whole case)."""
+    observed = finding.observed
+    if (finding.exact is None or observed is None or not math.isfinite(observed)
+            or not isinstance(finding.bound, (Fraction, float, int))):
+        return None
+    error = abs(Fraction(observed) - finding.exact)
+    if not finding.bound:
+        return math.inf if error else 0.0
+    return _float(error / Fraction(finding.bound))
 
 
 def _failed_figures(result: "FormatResult", fmt: Format, finding: Finding) -> None:
     """A value outside its bound still counts in the ulps of scale and the plot."""
-    q, observed = finding.quantity, finding.observed
-    if (finding.prop != "within-bounds" or q not in result.figures or finding.exact is None
-            or observed is None or not math.isfinite(observed)
-            or not isinstance(finding.bound, (Fraction, float, int))):
+    q, ratio = finding.quantity, _finding_ratio(finding)
+    if finding.prop != "within-bounds" or q not in result.figures or ratio is None:
         return
-    error = abs(Fraction(observed) - finding.exact)
-    ratio = _float(error / Fraction(finding.bound)) if finding.bound else math.inf
-    result.figures[q].values += 1
-    result.figures[q].correctly_rounded += _correctly_rounded(fmt, observed, finding.exact)
-    _figures(result.figures[q], fmt, exact_scales(*finding.case), q, observed, finding.exact,
-             ratio)
+    _figures(result.figures[q], fmt, exact_scales(*finding.case), q, finding.observed,
+             finding.exact, ratio)
 
 
 def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check, impl,
@@ -308,12 +329,9 @@ def _record(result: FormatResult, fp: Fingerprint, fmt: Format, labelled, check,
             continue
         t.checked += 1
         obs = j.observed
-        rounded = math.isfinite(obs) and _correctly_rounded(fmt, obs, j.exact)
         t.saw(j.ratio, regime, lambda: {"case": [float_hex(v) for v in case],
                                         "observed": float_hex(obs)})
         if math.isfinite(obs):
-            f.values += 1
-            f.correctly_rounded += rounded
             _figures(f, fmt, scales, q, obs, j.exact, j.ratio)
     fp.add(case, check.outputs, check.bounds)
 
@@ -374,6 +392,7 @@ def _sweep_phase(sweeper, fmt: Format, cases: int, seed: int, result: FormatResu
                     "unchecked": r.unchecked,
                     "seconds": round(r.wall, 2),
                     "findings": [{"quantity": f["quantity"], "why": f["why"],
+                                  "errorOverBound": _text(_record_ratio(f)),
                                   "replay": f["replay"]} for f in findings[:KEEP]]}
     if r.stopped:
         result.sweep["stopped"] = r.stopped

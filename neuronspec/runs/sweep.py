@@ -30,7 +30,7 @@ from reference.batch.verdict import may_overflow, overflow_origins
 from reference.bounds import DOMAIN_SECTION, get_model, overflow_words
 from reference.formats import Format, float_hex, get_format
 from reference.legal import legal_values
-from reference.step import INPUTS, NODE_OF, NODES, REQUIRED
+from reference.step import INPUTS, NODES, REQUIRED
 
 from ..artefacts import records
 from ..cases.chunks import chunk_cases
@@ -357,8 +357,7 @@ def _out_of_domain_why(result: SweepResult, fmt: Format, model: str, cols: dict,
         counts = np.bincount(origins[q][mask[idx]].astype(np.int64) + 1,
                              minlength=len(NODES) + 1)
         for k in np.flatnonzero(counts[1:]).tolist():
-            why = overflow_words(k)
-            t.out_of_domain_why[why] = t.out_of_domain_why.get(why, 0) + int(counts[k + 1])
+            t.outside_because(overflow_words(k), int(counts[k + 1]))
 
 
 def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,

@@ -58,6 +58,10 @@ class QuantityTally:
     def outside(self, why: str, count: int = 1) -> None:
         """``count`` values outside the bounded domain, for the reason ``why``."""
         self.out_of_domain += count
+        self.outside_because(why, count)
+
+    def outside_because(self, why: str, count: int) -> None:
+        """Of the values counted outside the bounded domain, ``count`` are for ``why``."""
         self.out_of_domain_why[why] = self.out_of_domain_why.get(why, 0) + count
 
     def violated(self, record: Callable[[], dict]) -> None:
@@ -76,7 +80,7 @@ class QuantityTally:
             self.by_regime[k] = max(self.by_regime.get(k, 0.0), v)
         self.first_violations = (self.first_violations + other.first_violations)[:KEEP]
         for why, k in other.out_of_domain_why.items():
-            self.out_of_domain_why[why] = self.out_of_domain_why.get(why, 0) + k
+            self.outside_because(why, k)
         self.explained_by(other.by_variant)
         self.explained += other.explained - sum(other.by_variant.values())
         self.not_explained(other.unexplained, other.first_unexplained)

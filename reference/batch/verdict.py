@@ -19,7 +19,7 @@ from ..judge import judge
 from ..step import INPUTS, NODE_OF, REQUIRED
 from . import kernel
 from .arith import BINARY64, ArrayOps, Work, work_for
-from .chain import arithmetic_for, batch_bounds, chain_bounds, check_model, exact_pairs
+from .chain import arithmetic_for, chain_bounds, check_model, exact_pairs
 from .judgement import (BEYOND, NEAR, NONNEGATIVE, NOT_FINITE, NOT_IN_FORMAT, OK,
                         OUT_OF_DOMAIN, ROWS, WRONG_ZERO, judge_values)
 from .scaled import ScaledArithmetic, judge_scaled, scaled_bounds, scaled_pairs
@@ -130,21 +130,15 @@ def may_overflow(fmt: "Format | str", cases: Mapping[str, np.ndarray], q: str,
                  model: "Model | str" = "ieee") -> np.ndarray:
     """Per case, whether some admitted evaluation may overflow on the way to ``q`` (the
     bound chain's flag; float64 without x87 extended precision: the scaled arithmetic's)."""
-    fmt = get_format(fmt)
-    model = check_model(get_model(model), fmt)
-    if _work(fmt) is not None:
-        return batch_bounds(fmt, *(cases[k] for k in INPUTS), model)[q].out_of_domain
-    inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
-        flag = scaled_bounds(ArrayOps, fmt, model, scaled_pairs(ArrayOps, inputs))[q][1]
-    return np.broadcast_to(flag, inputs["w"].shape).copy()
+    return overflow_origins(fmt, cases, model)[q] >= 0
 
 
 def overflow_origins(fmt: "Format | str", cases: Mapping[str, np.ndarray],
                      model: "Model | str" = "ieee") -> dict[str, np.ndarray]:
     """Per quantity and case, the index in NODES of the first node on the way to it that may
-    overflow (-1: none), from the same chain as :func:`may_overflow`: why a value outside the
-    bounded domain is (``bounds.overflow_words``)."""
+    overflow (-1: none): why a value outside the bounded domain is (``bounds.overflow_words``).
+    The chain is the verdict's: ``batch_bounds``'s flags, or for float64 without x87 extended
+    precision the scaled arithmetic's upper end (``scaled_bounds``'s flags)."""
     fmt = get_format(fmt)
     model = check_model(get_model(model), fmt)
     work = _work(fmt)
