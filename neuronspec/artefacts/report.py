@@ -68,8 +68,10 @@ def share(part: int, whole: int) -> str:
         return "-"
     if part == whole:
         return "100%"
+    if part == 0:
+        return "0%"
     p = 100 * part / whole
-    return f"{min(p, 99.9):.1f}%" if part else "0%"
+    return "<0.1%" if p < 0.1 else f"{min(p, 99.9):.1f}%"
 
 
 def ulps_text(st: dict) -> str:
