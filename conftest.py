@@ -12,13 +12,14 @@ import hypothesis
 import pytest
 
 from neuronspec.plugin import default_profile, register_profiles
+from neuronspec.runs.check import VALIDATE
 
 register_profiles()
 hypothesis.settings.load_profile(f"neuronspec-{default_profile()}")
 
 # every check report the suite writes, in-process or from the CLI (subprocesses inherit it), is
-# validated against spec/schemas/report.schema.json first (neuronspec.runs.check.VALIDATE)
-os.environ.setdefault("NEURONSPEC_VALIDATE_REPORTS", "1")
+# validated against spec/schemas/report.schema.json first
+os.environ.setdefault(VALIDATE, "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
