@@ -157,9 +157,13 @@ class Chain:
             total = A.add(total, term)
         return total
 
-    def node(self, name: str, prop: Any, operand_flag: Any, rounding: Any = None) -> None:
-        """Error bound and overflow flag of a node from its operands' propagated error."""
-        A, node = self.A, NODE[name]
+    def node(self, name: str, prop: Any, operand_flag: Any, rounding: Any = None,
+             node: Any = None) -> None:
+        """Error bound and overflow flag of a node from its operands' propagated error
+        (``node``: its description, with ``kind`` and ``text``, where it is not one of
+        ``reference.step``'s: the optimiser's, ``reference.optim``)."""
+        A = self.A
+        node = NODE[name] if node is None else node
         value = A.value(self.values[name])
         kind = node.kind
         upper = A.abs(value) + prop

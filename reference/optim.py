@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import mpmath
 
+from .dyadic import dyadic
 from .exact import _EXACT, Binary, exact_nodes, to_mpf
 from .formats import to_fraction
 from .step import NODE_OF, REQUIRED
@@ -137,28 +138,45 @@ def plan(options: Options, first: bool) -> tuple[tuple[OptimNode, ...], dict[str
     return tuple(keep), alias
 
 
-_OPS = dict(_EXACT, copy=lambda a: a)
+@dataclass(frozen=True)
+class _Exact:
+    """An exact arithmetic the optimiser's nodes are evaluated in: mpmath (``exact=True``, the
+    normative one, as ``reference.exact``) or integer Dyadics (the bound chain's, as
+    ``reference.dyadic``); ``tests/test_optim.py`` holds the two equal."""
+
+    number: Callable[[Binary, str], object]
+    ops: Mapping[str, Callable]
+    neg: Callable
 
 
-def _exact_parameter(theta: str, nodes: Mapping[str, "mpmath.mpf"], state: State,
-                     lr: "mpmath.mpf", options: Options) -> dict[str, "mpmath.mpf"]:
-    """The exact value of every optimiser node of one parameter."""
+_MPMATH = _Exact(to_mpf, dict(_EXACT, copy=lambda a: a),
+                 lambda a: mpmath.fneg(a, exact=True))  # (mpf.__neg__ rounds to mp.prec)
+_DYADIC = _Exact(dyadic, {"mul": lambda a, b: a * b, "add": lambda a, b: a + b,
+                          "sub": lambda a, b: a - b, "copy": lambda a: a}, lambda a: -a)
+
+
+def _exact_parameter(theta: str, nodes: Mapping[str, object], state: State, lr: object,
+                     options: Options, arith: _Exact = _MPMATH) -> dict[str, object]:
+    """The exact value of every optimiser node of one parameter (and of its operands
+    ``theta``, ``G``, ``buf`` and the constants), in ``arith``."""
     buf = state.buffer(theta)
+    number = arith.number
     values = {"theta": nodes[theta], "G": nodes[PARAMETERS[theta]], "lr": lr,
-              "wd": to_mpf(options.weight_decay, "weight_decay"),
-              "mu": to_mpf(options.momentum, "momentum"),
+              "wd": number(options.weight_decay, "weight_decay"),
+              "mu": number(options.momentum, "momentum"),
               # 1 - tau, exactly (torch rounds it to binary64: a legal evaluation's choice)
-              "c": mpmath.fsub(1, to_mpf(options.dampening, "dampening"), exact=True)}
+              "c": arith.ops["sub"](number(1, "1"), number(options.dampening, "dampening"))}
     if buf is not None:
-        values["buf"] = to_mpf(buf, f"buf_{theta}")
+        values["buf"] = number(buf, f"buf_{theta}")
     keep, alias = plan(options, first=buf is None)
     for node in keep:
         args = [values[_resolve(a, alias)] for a in node.args]
-        if node.op == "sign":  # (fneg exact: mpf.__neg__ rounds to mpmath.mp.prec)
-            values[node.name] = mpmath.fneg(args[0], exact=True) if options.maximize \
-                else args[0]
+        if node.op == "sign":
+            values[node.name] = arith.neg(args[0]) if options.maximize else args[0]
         else:
-            values[node.name] = _OPS[node.op](*args)
+            values[node.name] = arith.ops[node.op](*args)
+    for name, target in alias.items():
+        values.setdefault(name, values[_resolve(target, alias)])
     return values
 
 

@@ -1,0 +1,183 @@
+"""The bound of every quantity of one step of a run (spec/tolerances.md 2.8): the plain step's
+chain (``bounds.bound_chain``) continued over the optimiser's nodes (``optim.NODES``), with the
+same lemmas and the same :class:`bounds.Chain` methods, in exact integer arithmetic
+(``bounds.DyadicArithmetic``) for every format.
+
+The inputs of a step of a run are exact (the state the implementation reported, the data and
+the hyperparameters, values of the parameter format): errors start at zero, and a bound never
+compounds over a run.  The one inexact constant is ``c = 1 - tau``, which an evaluation may
+round on its way to the kernel (binary64, float32, the format: :func:`constant_roundings`); its
+largest error enters the propagation lemma as an input error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Mapping
+
+from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, ScalarOps, bound_chain,
+                     rounding_spread)
+from .dyadic import Dyadic, dyadic, dyadic_nodes
+from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
+from .model import Model, get_model
+from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, _DYADIC,
+                    _exact_parameter, _resolve, plan)
+from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
+
+__all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES"]
+
+#: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
+RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
+
+#: How each optimiser operation rounds (``bounds.rounding_term``'s kinds).
+_KINDS = {"mul": OPS["mul"], "add": OPS["add"], "sub": OPS["sub"]}
+
+
+@dataclass(frozen=True)
+class _Described:
+    """An optimiser node as ``Chain.node`` reads one: its kind of rounding and its text."""
+
+    kind: str
+    text: str
+
+
+def check_run_model(model: "Model | str", fmt: Format) -> Model:
+    """``model`` if runs are covered under it; a ValueError naming what is not."""
+    model = get_model(model)
+    if model.ftz or model.lr_binary64:
+        raise ValueError(f"runs are checked under the models ieee and strict (with +wide), not "
+                         f"{model.name}: flush-to-zero and a binary64 lr are not covered for "
+                         f"runs yet")
+    return model
+
+
+def constant_roundings(fmt: Format) -> tuple[Format, ...]:
+    """The roundings a binary64 constant (``1 - tau``) may go through on its way to a kernel
+    of ``fmt``, in order (spec/neuron.md 8.3): binary64 (Python), float32 (torch's scalar
+    conversion for float16/bfloat16), the format."""
+    chain = [FLOAT64]
+    if fmt.p < FLOAT32.p:
+        chain.append(FLOAT32)
+    if fmt not in chain:
+        chain.append(fmt)
+    return tuple(chain)
+
+
+def rounded_constants(fmt: Format, value: Fraction) -> list[Fraction]:
+    """Every value ``value`` may have after a nonempty subsequence of
+    :func:`constant_roundings`, in order (distinct, the exact value excluded unless one
+    rounding leaves it so)."""
+    chain = constant_roundings(fmt)
+    out: list[Fraction] = []
+    for mask in range(1, 1 << len(chain)):
+        v = value
+        for i, f in enumerate(chain):
+            if mask >> i & 1:
+                r = f.round(v)
+                if not math.isfinite(r):
+                    raise ValueError(f"1 - dampening = {float(value)!r} overflows {f.name}")
+                v = to_fraction(r)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options) -> None:
+    for name, value in (("w", state.w), ("b", state.b), ("x", x), ("t", t), ("lr", lr),
+                        ("momentum", options.momentum), ("weight_decay", options.weight_decay),
+                        ("dampening", options.dampening)):
+        fmt.check(float(value), name)
+    for theta in PARAMETERS:
+        buf = state.buffer(theta)
+        if buf is not None:
+            fmt.check(float(buf), f"buf_{theta}")
+
+
+def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
+               model: "Model | str" = "ieee") -> dict[str, "Bound | None"]:
+    """Per quantity of :data:`RUN_QUANTITIES`, the bound of one step of a run from ``state``
+    (an implementation's reported state): a Fraction, or :class:`bounds.OutOfDomain` where an
+    admitted evaluation may overflow on the way; None for a buffer the options do not keep."""
+    fmt = get_format(fmt)
+    model = check_run_model(model, fmt)
+    _check_inputs(fmt, state, x, t, lr, options)
+    A = DYADIC_ARITHMETIC
+    values = dyadic_nodes(state.w, state.b, x, t, lr)
+    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
+    c_exact = dyadic(1) - dyadic(options.dampening)
+    e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(fmt, c_exact.as_fraction())),
+              default=Dyadic(0))
+    out: dict[str, Any] = {}
+    for theta in PARAMETERS:
+        top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, way)
+        out[f"{theta}_new"] = _bound(chain, A, top["theta_new"], way)
+        out[f"buf_{theta}"] = _bound(chain, A, top["nb"], way) if options.buffered else None
+    for q in REQUIRED + ("dL_dy",):
+        if q not in UPDATED:
+            out[q] = _bound(chain, A, NODE_OF[q], way)
+    return {q: out[q] for q in RUN_QUANTITIES}
+
+
+def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
+    flag = chain.flags[name]
+    if flag:
+        origin = next(n for n in way[name] if chain.flags[n])
+        return OutOfDomain(flag, A.finish(chain.errors[name], name), origin)
+    return A.finish(chain.errors[name], name)
+
+
+def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
+                     values: Mapping[str, Dyadic], options: Options, e_c: Dyadic,
+                     way: dict) -> dict[str, str]:
+    """The chain over one parameter's optimiser nodes; returns the chain's name of each node
+    (suffixed with the parameter: ``gd_w``, ...)."""
+    A, ops = chain.A, ScalarOps
+    exact = _exact_parameter(theta, values, state, values["lr"], options, _DYADIC)
+    gradient = PARAMETERS[theta]
+    names = {"theta": theta, "G": gradient, "lr": "lr"}
+    for operand, error in (("wd", A.zero), ("mu", A.zero), ("c", e_c), ("buf", A.zero)):
+        if operand in exact:
+            name = names[operand] = f"{operand}_{theta}"
+            chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, None
+            way[name] = ()
+    keep, alias = plan(options, first=state.buffer(theta) is None)
+    for node in keep:
+        name = names[node.name] = f"{node.name}_{theta}"
+        args = [names[_resolve(a, alias)] for a in node.args]
+        chain.values[name] = exact[node.name]
+        way[name] = tuple(dict.fromkeys(n for a in args for n in way[a])) + (name,)
+        flag = None
+        for a in args:
+            flag = ops.either(flag, chain.flags[a])
+        described = _Described(_KINDS.get(node.op, ""), _text(node, theta))
+        if node.op in ("sign", "copy"):  # exact: the operand's error, and its flag
+            chain.errors[name], chain.flags[name] = chain.errors[args[0]], flag
+        elif node.name == "cg" and exact["c"] == 1 and e_c == 0:  # c*gd = gd, exactly
+            chain.errors[name], chain.flags[name] = chain.errors[args[1]], flag
+        elif node.op == "mul" and all(chain.errors[a] == 0 for a in args):
+            # both operands exact: the largest error of the admitted roundings, exactly
+            error, overflow = rounding_spread(A, fmt, model, exact[node.name])
+            reason = ops.flag(overflow, lambda: f"{described.text} overflows {fmt.name}")
+            chain.node(name, A.zero, ops.either(flag, reason), rounding=error, node=described)
+        elif node.op == "mul":
+            chain.node(name, chain.product_error(*args), flag, node=described)
+        else:  # a sum: the operands' errors add (negation is exact)
+            chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag,
+                       node=described)
+    for name, target in alias.items():
+        names.setdefault(name, names[_resolve(target, alias)])
+    return names
+
+
+def _text(node, theta: str) -> str:
+    """How messages name an optimiser node of parameter ``theta``."""
+    operands = {"theta": theta, "G": "dL_dw" if theta == "w" else "dL_db", "buf": f"buf_{theta}",
+                "c": "(1 - dampening)", "wd": "weight_decay", "mu": "momentum"}
+    args = [operands.get(a, f"{a}_{theta}") for a in node.args]
+    symbol = {"mul": "*", "add": " + ", "sub": " - "}.get(node.op)
+    if symbol is None:
+        return f"{node.name}_{theta} = {node.torch}"
+    return f"{node.name}_{theta} = {symbol.join(args)}"
