@@ -87,15 +87,15 @@ def test_every_option_off_is_the_plain_chain(fmt):
             assert run[q] == plain[q], q
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_every_legal_evaluation_is_within_its_bound(fmt):
-    """Soundness on a sample (every option combination, first and later steps, cancellation and
-    the bottom of the range), and tightness: the bound is attained to within a small factor."""
-    rng = random.Random(7 + len(fmt))
+def _judge_sample(fmt, n: int, seed: int) -> tuple[int, dict[str, float]]:
+    """Every legal evaluation of ``n`` sampled steps judged against its bound (every option
+    combination, first and later steps, moderate, cancelling and tiny values): asserts that
+    none is a violation; returns how many values were judged and the worst error/bound."""
+    rng = random.Random(seed)
     f = get_format(fmt)
     worst: dict[str, float] = {}
     judged = 0
-    for i in range(96):
+    for i in range(n):
         options = _options(rng, f)
         state, x, t, lr = _case(rng, f, options, ("moderate", "cancel", "tiny")[i % 3])
         bounds = sgd_bounds(f, state, x, t, lr, options)
@@ -108,6 +108,13 @@ def test_every_legal_evaluation_is_within_its_bound(fmt):
                 judged += 1
                 if j.ok:
                     worst[q] = max(worst.get(q, 0.0), j.ratio)
+    return judged, worst
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_legal_evaluation_is_within_its_bound(fmt):
+    """Soundness on a sample, and tightness: the bound is attained to within a small factor."""
+    judged, worst = _judge_sample(fmt, 96, 7 + len(fmt))
     assert judged > 1000
     for q in ("w_new", "b_new", "buf_w", "buf_b"):
         assert worst[q] > 0.25, (q, worst[q])  # not a bound orders of magnitude too wide
@@ -199,3 +206,17 @@ def test_quantities_and_exact_values():
     legal = sgd_legal(f, state, x, t, lr, options)
     for q in ("w_new", "b_new", "buf_w", "buf_b"):  # an exact case: every evaluation exact
         assert legal.of(q) == [float(exact[q])], q
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_soundness_campaign(fmt):
+    """The soundness sample at scale (``NEURONSPEC_RUN_SOUNDNESS`` cases per format, default
+    2,000; every option combination the sampler draws, each case's every legal evaluation):
+    zero violations; prints the worst error/bound per quantity."""
+    import os
+
+    n = int(os.environ.get("NEURONSPEC_RUN_SOUNDNESS", "2000"))
+    judged, worst = _judge_sample(fmt, n, 2026 + len(fmt))
+    print(f"\n{fmt}: {n} cases, {judged} values of legal evaluations judged, 0 violations; "
+          + ", ".join(f"{q} {r:.4f}" for q, r in sorted(worst.items())))
