@@ -1,7 +1,8 @@
 """Loading an implementation under test, and calling it safely.
 
 An implementation is named by the short name of a bundled one (``manual``, ``numpy``,
-``torch_autograd``, ``torch_sgd``), by ``module:callable`` or by ``path/to/file.py:callable``.
+``torch_autograd``, ``torch_sgd``, ``torch_sgd_foreach``, ``torch_sgd_fused``), by
+``module:callable`` or by ``path/to/file.py:callable``.
 It follows the step protocol (``neuronspec.implementations``).
 """
 

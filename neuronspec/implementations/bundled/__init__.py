@@ -2,7 +2,8 @@
 
 Each module here is self-contained (it imports nothing from neuronspec or the reference), so it
 can also be loaded as ``path/to/file.py:step``; each follows the step protocol and, where it can,
-the batch protocol (``neuronspec.implementations``)."""
+the batch protocol (``neuronspec.implementations``) and the run forms ``step_run`` and
+``step_from`` (spec/protocol.md, "Runs")."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ BUNDLED: dict[str, tuple[str, str]] = {
                        "torch autograd, manual update under no_grad (needs the torch extra)"),
     "torch_sgd": (f"{__name__}.torch_sgd",
                   "torch autograd, update by torch.optim.SGD.step() (needs the torch extra)"),
+    "torch_sgd_foreach": (f"{__name__}.torch_sgd_foreach",
+                          "torch autograd, update by torch.optim.SGD(foreach=True).step() "
+                          "(needs the torch extra)"),
+    "torch_sgd_fused": (f"{__name__}.torch_sgd_fused",
+                        "torch autograd, update by torch.optim.SGD(fused=True).step() "
+                        "(needs the torch extra)"),
 }
 
 

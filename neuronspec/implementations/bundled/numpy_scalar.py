@@ -7,6 +7,13 @@ rounded (about 0.07% of float32 cases differ from ``r*r`` by one ulp); arrays an
 
 ``step_batch`` is the same code on arrays of the format (one case per element); there ``**2``
 is numpy's ``square``, correctly rounded.
+
+``step_run`` and ``step_from`` (spec/protocol.md, "Runs") are torch's ``_single_tensor_sgd``
+(spec/neuron.md 8.2) written out in numpy scalars of the format, each operation rounded on its
+own (no fused multiply-add), after the plain step's forward and gradients above.  The constants
+``momentum``, ``weight_decay`` and ``1 - dampening`` (subtracted in binary64) are converted once
+to the format; ``lr`` is converted like the other inputs.  The buffer is kept in the parameter
+format (convention ``torch``); other conventions and buffer formats are declined.
 """
 
 import numpy as np
@@ -50,3 +57,107 @@ def step_batch(w, b, x, t, lr, dtype="float32"):
         b_new = b - lr * dL_db
     return {"y": y, "dL_dy": dL_dy, "loss": loss, "dL_dw": dL_dw, "dL_db": dL_db,
             "w_new": w_new, "b_new": b_new}
+
+
+# --- runs (spec/protocol.md, "Runs"; spec/neuron.md section 8) ----------------------------------
+
+#: The option keys of spec/protocol.md R1 and what each is without the option.
+_OPTION_KEYS = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+                "maximize": False, "convention": "torch", "buffer_format": None}
+
+
+def _is_off(value):
+    """Whether an option this code does not know is off (None, False or a zero)."""
+    return value is None or value is False or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0)
+
+
+def _run_settings(options, dtype):
+    """The scalar type and the hyperparameters (binary64 values, and their constants in the
+    format); NotImplementedError for what this code does not do, ValueError (torch's) for what
+    is outside the domain of spec/neuron.md 8.1."""
+    try:
+        dt = _DTYPES[dtype]
+    except KeyError:
+        raise NotImplementedError(f"numpy has no native {dtype} scalar type") from None
+    unknown = sorted(k for k, v in options.items() if k not in _OPTION_KEYS and not _is_off(v))
+    if unknown:
+        raise NotImplementedError(f"unknown option(s) {', '.join(unknown)}")
+    convention = options.get("convention", "torch")
+    if convention != "torch":
+        raise NotImplementedError(f"this is torch's algorithm (convention 'torch'), not the "
+                                  f"{convention!r} convention")
+    buffer_format = options.get("buffer_format") or dtype
+    if buffer_format != dtype:
+        raise NotImplementedError(f"the buffer is kept in the parameter format ({dtype}), not "
+                                  f"in {buffer_format}")
+    mu = float(options.get("momentum", 0.0))
+    tau = float(options.get("dampening", 0.0))
+    wd = float(options.get("weight_decay", 0.0))
+    nesterov = bool(options.get("nesterov", False))
+    if not (mu >= 0):
+        raise ValueError(f"Invalid momentum value: {mu}")
+    if not (wd >= 0):
+        raise ValueError(f"Invalid weight_decay value: {wd}")
+    if nesterov and (mu <= 0 or tau != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    with np.errstate(all="ignore"):
+        return dt, {"mu": mu, "wd": wd, "nesterov": nesterov,
+                    "maximize": bool(options.get("maximize", False)),
+                    "mu_f": dt(mu), "wd_f": dt(wd), "c_f": dt(1.0 - tau)}
+
+
+def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
+    """One step from (w, b, buf_w, buf_b) (numpy scalars of the format, buffers None for no
+    buffer); inputs ``x``, ``t``, ``lr`` converted to the format."""
+    x, t, lr = dt(x), dt(t), dt(lr)
+    half = dt(0.5)
+    with np.errstate(all="ignore"):
+        y = w * x + b
+        loss = half * (y - t) ** 2
+        dL_dy = y - t
+        dL_dw = dL_dy * x
+        dL_db = dL_dy
+        out = {"y": y, "dL_dy": dL_dy, "loss": loss, "dL_dw": dL_dw, "dL_db": dL_db}
+        for name, theta, G, buf in (("w", w, dL_dw, buf_w), ("b", b, dL_db, buf_b)):
+            g = -G if h["maximize"] else G           # grad = -grads[i] under maximize
+            if h["wd"] != 0:
+                g = g + h["wd_f"] * theta            # grad.add(param, alpha=weight_decay)
+            if h["mu"] != 0:
+                if buf is None:
+                    buf = g                          # buf = grad.clone(): no dampening
+                else:                                # buf.mul_(mu).add_(grad, alpha=1 - tau)
+                    buf = h["mu_f"] * buf + h["c_f"] * g
+                g = g + h["mu_f"] * buf if h["nesterov"] else buf
+            else:
+                buf = None
+            out[f"{name}_new"] = theta - lr * g      # param.add_(grad, alpha=-lr)
+            out[f"buf_{name}"] = buf
+    return out
+
+
+def step_from(state, x, t, lr, options, dtype="float32"):
+    """One step from ``state`` = {w, b, buf_w, buf_b} (buffers None: no buffer yet)."""
+    dt, h = _run_settings(options, dtype)
+    bufs = state.get("buf_w"), state.get("buf_b")
+    if (bufs[0] is None) != (bufs[1] is None):
+        raise ValueError("both parameters have a buffer, or neither")
+    if bufs[0] is not None and h["mu"] == 0:
+        raise ValueError("a buffer is given but momentum is 0")
+    bufs = [None if v is None else dt(v) for v in bufs]
+    return _sgd_step(dt, h, dt(state["w"]), dt(state["b"]), *bufs, x, t, lr)
+
+
+def step_run(w0, b0, data, options, dtype="float32"):
+    """A run of ``len(data)`` steps from (w0, b0) and no buffer: one mapping per step, as it
+    is computed (what is declined is declined here, before the first step)."""
+    dt, h = _run_settings(options, dtype)
+    return _steps(dt, h, dt(w0), dt(b0), [tuple(step) for step in data])
+
+
+def _steps(dt, h, w, b, data):
+    buf_w = buf_b = None
+    for x, t, lr in data:
+        out = _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr)
+        w, b, buf_w, buf_b = out["w_new"], out["b_new"], out["buf_w"], out["buf_b"]
+        yield out
