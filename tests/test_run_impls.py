@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from reference.formats import FORMATS, to_fraction
+from reference.formats import FORMATS, get_format, to_fraction
+from reference.optim_judge import judge_run
 from reference.optim import STEP_QUANTITIES, Options, State, exact_sgd_nodes, exact_sgd_step
 
 MUTANTS = Path(__file__).resolve().parent / "mutants"
@@ -311,3 +312,55 @@ def test_the_new_bundled_torch_paths_load_and_fused_takes_every_format():
             out = impl.step(w0, b0, x, t, lr, fmt)
             assert {q: Fraction(float(out[q])) for q in exact if q in out} == \
                 {q: exact[q] for q in exact if q in out}
+
+
+# ---- the run judge (reference.optim_judge) on the bundled runs and on the mutants -----------
+
+RANDOM_SETS = (dict(), dict(momentum=0.5), dict(momentum=0.875, dampening=0.25),
+               dict(momentum=0.5, nesterov=True), dict(weight_decay=0.0625),
+               dict(momentum=0.75, weight_decay=0.125, maximize=True), dict(maximize=True))
+#: Where the exact level does not explain every value (the bounded level passes): torch's
+#: fused CPU kernel in float16/bfloat16 rounds in a way none of spec/neuron.md 8.3's modelled
+#: evaluations does (its open question 8.8).
+NOT_ALL_EXPLAINED = {("torch_sgd_fused", "float16"), ("torch_sgd_fused", "bfloat16")}
+
+
+def _judge(fmt, w0, b0, data, options, outs):
+    return judge_run(fmt, w0, b0, data, _reference_options(options), outs, exact_level=True)
+
+
+@pytest.mark.parametrize("name,fmt", [(n, f) for n, fs in RUN_IMPLS.items() for f in fs])
+def test_bundled_runs_conform_on_random_runs(name, fmt):
+    """Ordinary values (not exact in the format): every step within its bound of the exact step
+    from the reported state, and every value a legal evaluation's bit for bit."""
+    module, f, rng = _bundled(name), get_format(fmt), random.Random(11)
+
+    def value(lo=-4, hi=4):
+        return f.round(Fraction(rng.uniform(0.5, 1) * 2.0 ** rng.randint(lo, hi)
+                                * rng.choice((-1, 1))))
+
+    unexplained = 0
+    for given in RANDOM_SETS:
+        options = _options(fmt, **given)
+        for _ in range(3):
+            w0, b0 = value(), value()
+            data = [(value(), value(), abs(value(-6, -2))) for _ in range(4)]
+            verdict = _judge(f, w0, b0, data, options,
+                             list(module.step_run(w0, b0, data, dict(options), fmt)))
+            assert verdict.ok, (given, verdict.first_failure())
+            unexplained += sum(not v for step in verdict.explained for v in step.values())
+    assert (unexplained > 0) == ((name, fmt) in NOT_ALL_EXPLAINED), unexplained
+
+
+@pytest.mark.parametrize("mutant,options,case,expected", NAMED_BUGS,
+                         ids=[f"{m}-{i}" for i, (m, *_) in enumerate(NAMED_BUGS)])
+def test_the_run_judge_rejects_each_named_bug_at_its_step(mutant, options, case, expected):
+    """A check must be able to fail: the bounded level rejects each mutant at the step, and on
+    a quantity, its named bug says (the correct algorithm passes the same run)."""
+    w0, b0, data = case
+    options = _options("float32", **options)
+    outs = list(_mutant(mutant).step_run(w0, b0, data, dict(options), "float32"))
+    step, judgement = _judge(get_format("float32"), w0, b0, data, options, outs).first_failure()
+    assert step == expected[0] and judgement.quantity in expected[1], (step, judgement)
+    correct = list(_bundled("numpy_scalar").step_run(w0, b0, data, dict(options), "float32"))
+    assert _judge(get_format("float32"), w0, b0, data, options, correct).ok
