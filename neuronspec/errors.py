@@ -32,11 +32,13 @@ class ImplementationError(NeuronspecError, RuntimeError):
     """An implementation that raised, or returned something unusable, on a case.
 
     ``overflow``: it raised an overflow (an ArithmeticError, or an error the process reported),
-    which is allowed where a quantity of the case is outside the bounded domain."""
+    which is allowed where a quantity of the case is outside the bounded domain; ``step``: in a
+    run of SGD with options, the step it belongs to (0: not a run)."""
 
-    def __init__(self, message: str, *, overflow: bool = False) -> None:
+    def __init__(self, message: str, *, overflow: bool = False, step: int = 0) -> None:
         super().__init__(message)
         self.overflow = overflow
+        self.step = step
 
 
 class ProcessGaveUp(NeuronspecError):

@@ -13,8 +13,9 @@ import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from reference.optim import STEP_QUANTITIES
 from reference.step import INPUTS, OPTIONAL, REQUIRED
 
 from ..errors import ImplementationError, LoadError
@@ -51,6 +52,8 @@ class Implementation:
     origin: str  # module or file it came from
     spec: str = ""  # how it was named, for replay commands
     batch: "Callable[..., Mapping[str, Any]] | None" = None  # the batch protocol, if offered
+    runner: "Callable[..., Any] | None" = None  # runs of SGD with options (``name_run``), if any
+    from_state: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_from``, if offered
     # the batch callable's input arrays, reused from chunk to chunk (fresh ones cost page
     # faults and cache misses: ~10% of a sweep's time)
     _scratch: dict = field(default_factory=dict, compare=False, repr=False)
@@ -89,6 +92,78 @@ class Implementation:
                 raise ImplementationError(
                     f"{self.name} returned {key} = {repr(value)[:80]}, which is not a real "
                     f"number ({type(exc).__name__}: {exc})") from None
+        return values
+
+    def run(self, fmt: str, w0: float, b0: float, data: Sequence[tuple[float, float, float]],
+            options: Mapping[str, Any]) -> Iterator[dict[str, "float | None"]]:
+        """A run of SGD with ``options`` (spec/protocol.md R2), step by step: each step's
+        values checked as they arrive.  Raises NotImplementedError before step 1 (the option
+        set or format declined), ImplementationError at the step it belongs to (``step``:
+        its number; ``overflow`` where it raised an ArithmeticError)."""
+        if self.runner is None:
+            raise ImplementationError(f"{self.name} offers no step_run")
+        k = 0
+        try:
+            steps = iter(self.runner(w0, b0, [tuple(d) for d in data], dict(options), fmt))
+            for k, out in enumerate(steps, 1):
+                if k > len(data):
+                    raise ImplementationError(f"{self.name} returned more steps than data "
+                                              f"({len(data)})", step=k)
+                yield self._run_values(out, k)
+        except NotImplementedError:
+            if k == 0:
+                raise
+            raise ImplementationError(f"{self.name} declined at step {k + 1}, after steps it "
+                                      f"computed", step=k + 1) from None
+        except ImplementationError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ImplementationError(f"{self.name} raised {type(exc).__name__}: {exc}",
+                                      overflow=isinstance(exc, ArithmeticError),
+                                      step=k + 1) from exc
+        if k < len(data):
+            raise ImplementationError(f"{self.name} returned {k} steps for {len(data)} steps "
+                                      f"of data", step=k + 1)
+
+    def step_from_state(self, fmt: str, state: Mapping[str, "float | None"], x: float,
+                        t: float, lr: float, options: Mapping[str, Any]
+                        ) -> dict[str, "float | None"]:
+        """One step of a run from ``state`` (spec/protocol.md R3)."""
+        if self.from_state is None:
+            raise ImplementationError(f"{self.name} offers no step_from")
+        try:
+            out = self.from_state(dict(state), x, t, lr, dict(options), fmt)
+        except NotImplementedError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ImplementationError(f"{self.name} raised {type(exc).__name__}: {exc}",
+                                      overflow=isinstance(exc, ArithmeticError)) from exc
+        return self._run_values(out, 1)
+
+    def _run_values(self, out: Any, k: int) -> dict[str, "float | None"]:
+        """A step's mapping as floats (a buffer None for no buffer), or ImplementationError."""
+        if not isinstance(out, Mapping):
+            raise ImplementationError(f"{self.name} returned {type(out).__name__} at step {k}, "
+                                      f"not a mapping of {', '.join(STEP_QUANTITIES)}", step=k)
+        missing = [q for q in STEP_QUANTITIES if q not in out]
+        if missing:
+            raise ImplementationError(f"{self.name} returned no {', '.join(missing)} at step "
+                                      f"{k} (it must return {', '.join(STEP_QUANTITIES)})",
+                                      step=k)
+        values: dict[str, "float | None"] = {}
+        for key in STEP_QUANTITIES + tuple(q for q in OPTIONAL if q in out):
+            value = out[key]
+            if value is None and key.startswith("buf_"):
+                values[key] = None
+                continue
+            try:
+                if _is_complex(value):
+                    raise TypeError("a complex number is not a value of a binary format")
+                values[key] = float(value)
+            except Exception as exc:
+                raise ImplementationError(
+                    f"{self.name} returned {key} = {repr(value)[:80]} at step {k}, which is "
+                    f"not a real number ({type(exc).__name__}: {exc})", step=k) from None
         return values
 
     def _copies(self, cases: Mapping[str, Any], n: int) -> list:
@@ -168,7 +243,8 @@ def load(spec: str) -> Implementation:
     if spec in BUNDLED:
         module = bundled_module(spec)
         return Implementation(spec, module.step, BUNDLED[spec][0], spec,
-                              getattr(module, "step_batch", None))
+                              getattr(module, "step_batch", None), *_run_forms(module, "step",
+                                                                                spec))
     where, attr, path = _parts(spec)
     if path is not None:
         name = f"_neuronspec_impl_{abs(hash(str(path.resolve())))}"
@@ -195,7 +271,20 @@ def load(spec: str) -> Implementation:
         raise LoadError(f"cannot load implementation {spec!r}: {origin} has no callable {attr!r}")
     batch = getattr(module, f"{attr}_batch", None)
     return Implementation(_label(where, attr, _is_file(where)), step, origin, spec,
-                          batch if callable(batch) else None)
+                          batch if callable(batch) else None, *_run_forms(module, attr, spec))
+
+
+def _run_forms(module: Any, attr: str, spec: str) -> tuple:
+    """(``attr_run``, ``attr_from``) of the module, None where absent; a load error for one
+    that is present but not callable (spec/protocol.md R2)."""
+    forms = []
+    for suffix in ("run", "from"):
+        form = getattr(module, f"{attr}_{suffix}", None)
+        if form is not None and not callable(form):
+            raise LoadError(f"cannot load implementation {spec!r}: its {attr}_{suffix} is "
+                            f"{type(form).__name__}, not callable")
+        forms.append(form)
+    return tuple(forms)
 
 
 def _label(where: str, attr: str, is_file: bool) -> str:

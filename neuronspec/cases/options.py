@@ -1,0 +1,151 @@
+"""The option sets of runs of SGD with options (spec/protocol.md R1, R7): the one mapping every
+form passes to an implementation, its parsing from ``--options SPEC``, and the option sets a
+check draws when none is named.
+
+An option set holds its values as values of the parameter format (``momentum``, ``dampening``,
+``weight_decay``); :func:`for_format` rounds a parsed SPEC to each format checked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from reference.formats import Format, get_format, parse_exact
+from reference.optim import Options
+
+__all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS"]
+
+#: The conventions of spec/neuron.md 8.6 (only torch is checked yet).
+CONVENTIONS = ("torch", "keras", "optax", "optax-decay-after")
+#: Every key of the options mapping, in the order of spec/protocol.md R1.
+OPTION_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "convention",
+               "buffer_format")
+_VALUES = ("momentum", "dampening", "weight_decay")
+_FLAGS = ("nesterov", "maximize")
+
+
+@dataclass(frozen=True)
+class OptionSet:
+    """One option set as given (exact values, before rounding to a format)."""
+
+    momentum: Fraction = Fraction(0)
+    dampening: Fraction = Fraction(0)
+    weight_decay: Fraction = Fraction(0)
+    nesterov: bool = False
+    maximize: bool = False
+    convention: str = "torch"
+
+    def for_format(self, fmt: "Format | str", buffer_format: "str | None" = None
+                   ) -> dict[str, Any]:
+        """The mapping of R1 for ``fmt``: every key written, the values rounded to nearest to
+        the format (a usage error where one overflows or the set leaves the domain of 8.1)."""
+        fmt = get_format(fmt)
+        out: dict[str, Any] = {}
+        for key in _VALUES:
+            value = fmt.round(getattr(self, key))
+            if not math.isfinite(value):
+                raise ValueError(f"{key} = {float(getattr(self, key))!r} overflows {fmt.name}")
+            out[key] = value
+        out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,
+                   buffer_format=buffer_format or fmt.name)
+        reference_options(out)  # (the domain: torch's own checks)
+        return out
+
+    def spec(self) -> str:
+        """The SPEC naming this set (what ``--options`` takes; '' for every option off)."""
+        parts = [f"{k}={_text(getattr(self, k))}" for k in _VALUES if getattr(self, k) != 0]
+        parts += [k for k in _FLAGS if getattr(self, k)]
+        if self.convention != "torch":
+            parts.append(f"convention={self.convention}")
+        return ",".join(parts)
+
+
+def _text(value: Fraction) -> str:
+    """A value as SPEC text that parses back to it: its shortest float repr where exact, else
+    its exact decimal (every parsed value has a terminating one)."""
+    f = float(value)
+    if Fraction(f) == value:
+        return repr(f)
+    digits = 0
+    while (value * 10 ** digits).denominator != 1:
+        digits += 1
+    whole = abs(value.numerator * 10 ** digits // value.denominator)
+    text = str(whole).rjust(digits + 1, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{text[:-digits]}.{text[-digits:]}" if digits else f"{sign}{text}"
+
+
+def reference_options(options: "dict[str, Any]") -> Options:
+    """The reference's :class:`reference.optim.Options` of a mapping of R1 (torch's domain
+    checks: a ValueError outside it)."""
+    if options.get("convention", "torch") != "torch":
+        raise ValueError(f"the convention {options['convention']!r} is not checked yet: only "
+                         f"torch (spec/neuron.md 8.6)")
+    return Options(momentum=options["momentum"], dampening=options["dampening"],
+                   nesterov=options["nesterov"], weight_decay=options["weight_decay"],
+                   maximize=options["maximize"])
+
+
+def parse_spec(spec: str) -> OptionSet:
+    """``momentum=0.9,dampening=0.1,weight_decay=1e-4,nesterov,maximize`` (decimal or C99 hex
+    values; bare names for the booleans); a ValueError naming the problem and the fix."""
+    given: dict[str, Any] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, eq, text = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if name in _FLAGS and not eq:
+            given[name] = True
+        elif name in _FLAGS:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError(f"--options: {name}={text} is not a boolean; write {name} or "
+                                 f"{name}=false")
+            given[name] = lowered in ("true", "1")
+        elif name in _VALUES and eq:
+            try:
+                value = parse_exact(text.strip())
+            except (ValueError, ArithmeticError):
+                raise ValueError(f"--options: {name}={text} is not a decimal or hex number "
+                                 f"(e.g. {name}=0.9 or {name}=0x1.ccccccp-1)") from None
+            given[name] = value
+        elif name == "convention" and eq:
+            if text not in CONVENTIONS:
+                raise ValueError(f"--options: unknown convention {text!r}; choose one of "
+                                 f"{', '.join(CONVENTIONS)}")
+            given[name] = text
+        elif name in _VALUES:
+            raise ValueError(f"--options: {name} needs a value ({name}=...)")
+        else:
+            raise ValueError(f"--options: unknown option {name!r}; the options are "
+                             f"{', '.join(OPTION_KEYS[:5])} (and convention=...)")
+    options = OptionSet(**given)
+    try:  # the domain of 8.1, before any rounding (a rounding never leaves it)
+        reference_options(dict(options.for_format("float64")))
+    except ValueError as exc:
+        raise ValueError(f"--options {spec}: {exc}") from None
+    return options
+
+
+def _set(**given: Any) -> OptionSet:
+    return OptionSet(**{k: Fraction(v) if k in _VALUES else v for k, v in given.items()})
+
+
+#: The option sets a check draws when none is named: every option alone, the combinations
+#: where the named bugs of spec/neuron.md 8.7 show, and all of them at once (values exact in
+#: every format, so that each format checks the same set).
+DEFAULT_SETS: tuple[OptionSet, ...] = (
+    _set(),
+    _set(momentum=0.875),
+    _set(momentum=0.5, dampening=0.25),
+    _set(momentum=0.875, nesterov=True),
+    _set(weight_decay=0.0625),
+    _set(maximize=True),
+    _set(momentum=0.75, weight_decay=0.125),
+    _set(momentum=0.75, dampening=0.125, weight_decay=0.03125, maximize=True),
+    _set(momentum=1.5, nesterov=True, weight_decay=0.25, maximize=True),
+)
