@@ -347,10 +347,11 @@ def target_of(spec: str) -> "tuple[str, str, str, str]":
 
 
 def supervised(spec: str, timeout: "float | None" = None, load_timeout: float = 120.0,
-               wait: bool = True):
+               wait: bool = True, runs: bool = False):
     """The implementation ``spec`` run in its own process, served by ``serve.py`` over the
     protocol: every call is supervised as a ``--cmd`` program's is (timeout, crash, exit,
-    garbage: a reported failure of the case), and nothing it does can end the checker."""
+    garbage: a reported failure of the case), and nothing it does can end the checker;
+    ``runs``: speak protocol version 2 (runs of SGD with options, R5)."""
     from .process import DEFAULT_TIMEOUT, ProcessImplementation
 
     target, name, origin, version = target_of(spec)
@@ -358,4 +359,5 @@ def supervised(spec: str, timeout: "float | None" = None, load_timeout: float = 
     return ProcessImplementation([sys.executable, serve, target],
                                  DEFAULT_TIMEOUT if timeout is None else timeout, name=name,
                                  spec=spec, origin=origin, version=version, decimals=False,
-                                 load_timeout=max(load_timeout, timeout or 0), wait=wait)
+                                 load_timeout=max(load_timeout, timeout or 0), wait=wait,
+                                 runs=runs)

@@ -24,9 +24,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 from reference.formats import FLOAT64, exact_decimal, float_hex, parse_exact
+from reference.optim import STEP_QUANTITIES
 from reference.step import INPUTS, OPTIONAL, REQUIRED
 
 from ..errors import ImplementationError, LoadError, ProcessGaveUp
@@ -35,6 +36,8 @@ __all__ = ["ProcessImplementation", "PROTOCOL", "MAX_RESTARTS", "DEFAULT_TIMEOUT
            "stop_all", "close_all", "exit_words"]
 
 PROTOCOL = "neuronspec-protocol/1"
+#: The version a check that asks for runs speaks (spec/protocol.md R5).
+PROTOCOL_RUNS = "neuronspec-protocol/2"
 #: What ``serve.py`` says on standard error once it has loaded the implementation.
 READY = "serve.py: serving "
 MAX_RESTARTS = 3
@@ -159,7 +162,7 @@ class ProcessImplementation:
                  name: Optional[str] = None, spec: Optional[str] = None,
                  origin: Optional[str] = None, version: str = "unknown (external process)",
                  decimals: bool = True, load_timeout: Optional[float] = None,
-                 wait: bool = True) -> None:
+                 wait: bool = True, runs: bool = False) -> None:
         if isinstance(cmd, str):
             if not cmd.strip():
                 raise LoadError("--cmd needs a command to run")
@@ -173,6 +176,9 @@ class ProcessImplementation:
         self.origin = origin or (cmd if isinstance(cmd, str) else shlex.join(cmd))
         self.spec = spec or f"--cmd {shlex.quote(cmd if isinstance(cmd, str) else shlex.join(cmd))}"
         self._version = version
+        # a check that asks for runs speaks version 2; every other keeps version 1 (R5)
+        self.protocol = PROTOCOL_RUNS if runs else PROTOCOL
+        self._open_run: "tuple[str, int, int] | None" = None  # (id, next step, last step)
         self._proc: Optional[subprocess.Popen] = None
         self._buffer = bytearray()
         self._eof = False
@@ -230,7 +236,8 @@ class ProcessImplementation:
         self._writer.register(self._proc.stdin, selectors.EVENT_WRITE)
         self._pending.clear()
         self._stuck = ""
-        self._send({"protocol": PROTOCOL})
+        self._open_run = None
+        self._send({"protocol": self.protocol})
         if first:
             # a command that is not there (exit 126/127 from the shell) is a usage error
             try:
@@ -395,6 +402,7 @@ class ProcessImplementation:
         return ImplementationError(problem)
 
     def _request(self, fmt: str, case: tuple) -> "_Request":
+        self._drain_run()
         if self._proc is None or self._proc.poll() is not None:
             self._restart()
         self._counter += 1
@@ -497,6 +505,122 @@ class ProcessImplementation:
             raise ImplementationError(f"{self.name} answered {rid} without {', '.join(missing)}")
         keys = REQUIRED + tuple(k for k in OPTIONAL if k in outputs)
         return {k: _number(outputs[k], k) for k in keys}
+
+    # --- runs of SGD with options (protocol version 2) ------------------------------------
+    def _encode(self, v: float) -> dict:
+        return {"hex": float_hex(v), "decimal": exact_decimal(v, 2000)} if self.decimals \
+            else {"hex": float_hex(v)}
+
+    def _options(self, options: dict) -> dict:
+        return {k: self._encode(float(v)) if k in ("momentum", "dampening", "weight_decay")
+                else v for k, v in options.items()}
+
+    def _fresh(self) -> None:
+        """No request of another kind in flight (a run's lines follow its request), and a
+        process that runs."""
+        for req in list(self._pending):
+            if req.line is None:
+                self._response(req)
+        self._pending.clear()
+        self._drain_run()
+        if self._proc is None or self._proc.poll() is not None:
+            self._restart()
+
+    def _drain_run(self) -> None:
+        """Read the lines of a run whose caller stopped reading before its last step."""
+        if self._open_run is not None:
+            rid, k, last = self._open_run
+            self._open_run = None
+            for step in range(k, last + 1):
+                if "outputs" not in self._line(rid, step):
+                    break
+
+    def _line(self, rid: str, k: int) -> dict:
+        """The next line, which must answer ``rid`` (step ``k`` of a run; 0: one line)."""
+        what = f"request {rid}" + (f" step {k}" if k else "")
+        if self._stuck:
+            raise self._fail(self._stuck)
+        try:
+            raw = self._readline(self.timeout)
+        except ImplementationError as exc:
+            raise self._fail(str(exc)) from None
+        except TimeoutError:
+            raise self._fail(f"{self.name} timed out after {self.timeout:g} s (no response "
+                             f"to {what})") from None
+        if raw is None:
+            try:
+                how = exit_words(self._proc.wait(timeout=min(self.timeout, 2.0)))
+            except subprocess.TimeoutExpired:
+                how = "closed its standard output and kept running"
+            tail = self._stderr_tail()
+            raise self._fail(f"{self.name} {how} on {what}" + (f": {tail}" if tail else ""))
+        msg = self._message(raw, rid)
+        if k and "unsupported" not in msg and msg.get("step") != k:
+            raise self._fail(f"{self.name} answered {what} with step "
+                             f"{str(msg.get('step'))[:20]!r}")
+        return msg
+
+    def _run_outputs(self, msg: dict, rid: str) -> "dict[str, float | None]":
+        if "failure" in msg:
+            raise ImplementationError(f"{self.name} failed: {str(msg['failure'])[:300]}")
+        if "error" in msg:
+            raise ImplementationError(f"{self.name} reported an error: "
+                                      f"{str(msg['error'])[:300]}", overflow=True)
+        outputs = msg.get("outputs")
+        if not isinstance(outputs, dict):
+            raise ImplementationError(f"{self.name} answered {rid} without an 'outputs' object")
+        missing = [k for k in STEP_QUANTITIES if k not in outputs]
+        if missing:
+            raise ImplementationError(f"{self.name} answered {rid} without {', '.join(missing)}")
+        keys = STEP_QUANTITIES + tuple(k for k in OPTIONAL if k in outputs)
+        return {k: None if outputs[k] is None and k.startswith("buf_") else
+                _number(outputs[k], k) for k in keys}
+
+    def run(self, fmt: str, w0: float, b0: float, data: Sequence[tuple], options: dict
+            ) -> "Iterator[dict[str, float | None]]":
+        """A run over protocol version 2 (R5), step by step as the lines arrive: as
+        ``Implementation.run`` (NotImplementedError before step 1 where declined,
+        ImplementationError with its ``step`` otherwise)."""
+        self._fresh()
+        self._counter += 1
+        rid = f"{fmt}-run-{self._counter}"
+        self._send({"id": rid, "type": "run", "format": fmt, "options": self._options(options),
+                    "init": {"w": self._encode(w0), "b": self._encode(b0)},
+                    "steps": [{"x": self._encode(x), "t": self._encode(t),
+                               "lr": self._encode(lr)} for x, t, lr in data]})
+        for k in range(1, len(data) + 1):
+            self._open_run = (rid, k, len(data))  # (until its lines are read)
+            try:
+                msg = self._line(rid, k)
+                self._open_run = (rid, k + 1, len(data)) if "outputs" in msg else None
+                if "unsupported" in msg:
+                    if k == 1:
+                        raise NotImplementedError(str(msg["unsupported"])[:200])
+                    raise self._fail(f"{self.name} declined request {rid} at step {k}")
+                outputs = self._run_outputs(msg, rid)
+            except ImplementationError as exc:
+                exc.step = k
+                raise
+            self._failed_starts = 0
+            yield outputs
+        self._open_run = None
+
+    def step_from_state(self, fmt: str, state: dict, x: float, t: float, lr: float,
+                        options: dict) -> "dict[str, float | None]":
+        """One step from ``state`` over protocol version 2 (R5)."""
+        self._fresh()
+        self._counter += 1
+        rid = f"{fmt}-from-{self._counter}"
+        self._send({"id": rid, "type": "step-from", "format": fmt,
+                    "options": self._options(options),
+                    "state": {k: None if v is None else self._encode(v) for k, v in state.items()},
+                    "inputs": {"x": self._encode(x), "t": self._encode(t),
+                               "lr": self._encode(lr)}})
+        msg = self._line(rid, 0)
+        if "unsupported" in msg:
+            raise NotImplementedError(str(msg["unsupported"])[:200])
+        self._failed_starts = 0
+        return self._run_outputs(msg, rid)
 
     def version(self) -> str:
         return self._version

@@ -61,6 +61,11 @@ import time
 from collections.abc import Mapping
 
 PROTOCOL = "neuronspec-protocol/1"
+#: The version that adds runs of SGD with options (spec/protocol.md R5).
+PROTOCOLS = (PROTOCOL, "neuronspec-protocol/2")
+STEP_QUANTITIES = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new", "buf_w",
+                                  "buf_b")
+OPTION_VALUES = ("momentum", "dampening", "weight_decay")
 #: What this server says on standard error once the implementation is loaded.
 READY = "serve.py: serving "
 INPUTS = ("w", "b", "x", "t", "lr")
@@ -112,7 +117,21 @@ def load(spec):
     if step is None or not callable(step):
         raise LoadError("cannot load implementation {!r}: {} has no callable {!r}".format(
             spec, origin, attr))
-    return step
+    forms = Forms(step)
+    for suffix in ("run", "from"):  # protocol/2's run forms, found beside the step callable
+        form = getattr(module, "{}_{}".format(attr, suffix), None)
+        if form is not None and not callable(form):
+            raise LoadError("cannot load implementation {!r}: its {}_{} is a {}, not "
+                            "callable".format(spec, attr, suffix, type(form).__name__))
+        setattr(forms, suffix, form)
+    return forms
+
+
+class Forms:
+    """The callables served: the step, and the run forms where the module offers them."""
+
+    def __init__(self, step):
+        self.step, self.run, self.__dict__["from"] = step, None, None
 
 
 def _describe(exc):
@@ -160,16 +179,19 @@ def _text(value):
     return value.hex()
 
 
-def _outputs(result):
+def _outputs(result, required=REQUIRED):
     if not isinstance(result, Mapping):
         raise TypeError("step returned {}, not a mapping of {}".format(
-            type(result).__name__, ", ".join(REQUIRED)))
-    missing = [key for key in REQUIRED if key not in result]
+            type(result).__name__, ", ".join(required)))
+    missing = [key for key in required if key not in result]
     if missing:
         raise KeyError("step returned no {} (it must return {})".format(
-            ", ".join(missing), ", ".join(REQUIRED)))
+            ", ".join(missing), ", ".join(required)))
     outputs = {}
-    for key in REQUIRED + tuple(k for k in OPTIONAL if k in result):
+    for key in required + tuple(k for k in OPTIONAL if k in result):
+        if result[key] is None and key.startswith("buf_"):
+            outputs[key] = None  # no buffer
+            continue
         try:
             if isinstance(result[key], complex) or "complex" in type(result[key]).__name__:
                 raise TypeError("a complex number is not a value of a binary format")
@@ -187,6 +209,123 @@ class _Rejected(Exception):
 
 def handle(step, raw):
     """The response (a dict) to one request line (bytes), or None for the hello / a blank."""
+    if isinstance(step, Forms):
+        responses = list(responses_to(step, raw))
+        return responses[0] if responses else None
+    return _handle_step(step, raw)
+
+
+def responses_to(forms, raw):
+    """The responses to one request line, in order (protocol/2: a run answers one line per
+    step, written as the run callable yields each)."""
+    try:
+        request = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        request = None
+    kind = request.get("type") if isinstance(request, dict) and "id" in request else None
+    if kind is None:
+        response = _handle_step(forms.step, raw)
+        if response is not None:
+            yield response
+        return
+    rid = request["id"]
+    if kind == "run":
+        yield from _run(forms, rid, request)
+    elif kind == "step-from":
+        yield _step_from(forms, rid, request)
+    else:
+        yield {"id": rid, "unsupported": "unknown request type {}".format(_one_line(kind))}
+
+
+def _options(request):
+    options = request.get("options")
+    if not isinstance(options, Mapping):
+        raise TypeError("request has no 'options' object")
+    out = {}
+    for key, value in options.items():
+        out[key] = _input(options, key) if key in OPTION_VALUES else value
+    return out
+
+
+def _state(state):
+    if not isinstance(state, Mapping):
+        raise TypeError("state is not an object")
+    out = {k: _input(state, k) for k in ("w", "b")}
+    for k in ("buf_w", "buf_b"):
+        out[k] = None if state.get(k) is None else _input(state, k)
+    return out
+
+
+def _run(forms, rid, request):
+    """The lines answering a run: one per step, or one ``unsupported``/``failure``."""
+    if forms.run is None:
+        yield {"id": rid, "unsupported": "offers no step_run"}
+        return
+    try:
+        fmt = request["format"]
+        init = request["init"]
+        w0, b0 = _input(init, "w"), _input(init, "b")
+        data = [tuple(_input(s.get("inputs", s) if isinstance(s, Mapping) else s, k)
+                      for k in ("x", "t", "lr")) for s in request["steps"]]
+        options = _options(request)
+    except Exception as exc:
+        yield {"id": rid, "step": 1, "failure": _describe(exc)}
+        return
+    k = 0
+    try:
+        for k, result in enumerate(forms.run(w0, b0, data, options, fmt), 1):
+            if k > len(data):
+                yield {"id": rid, "step": k, "failure": "more steps than data"}
+                return
+            try:
+                yield {"id": rid, "step": k, "outputs": _outputs(result, STEP_QUANTITIES)}
+            except Exception as exc:
+                yield {"id": rid, "step": k, "failure": str(exc) if isinstance(
+                    exc, _Rejected) else _describe(exc)}
+                return
+    except NotImplementedError as exc:
+        if k == 0:
+            yield {"id": rid, "unsupported": _one_line(exc) or "options not supported"}
+        else:
+            yield {"id": rid, "step": k + 1, "failure": "NotImplementedError at step {}: "
+                   "{}".format(k + 1, _one_line(exc))}
+        return
+    except ArithmeticError as exc:
+        yield {"id": rid, "step": k + 1, "error": _describe(exc)}
+        return
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        yield {"id": rid, "step": k + 1, "failure": _describe(exc)}
+        return
+    if k < len(data):
+        yield {"id": rid, "step": k + 1, "failure": "{} steps for {} steps of data".format(
+            k, len(data))}
+
+
+def _step_from(forms, rid, request):
+    if forms.__dict__["from"] is None:
+        return {"id": rid, "unsupported": "offers no step_from"}
+    try:
+        fmt = request["format"]
+        state = _state(request["state"])
+        x, t, lr = (_input(request["inputs"], k) for k in ("x", "t", "lr"))
+        options = _options(request)
+    except Exception as exc:
+        return {"id": rid, "failure": _describe(exc)}
+    try:
+        result = forms.__dict__["from"](state, x, t, lr, options, fmt)
+        return {"id": rid, "outputs": _outputs(result, STEP_QUANTITIES)}
+    except NotImplementedError as exc:
+        return {"id": rid, "unsupported": _one_line(exc) or "options not supported"}
+    except ArithmeticError as exc:
+        return {"id": rid, "error": _describe(exc)}
+    except _Rejected as exc:
+        return {"id": rid, "failure": str(exc)}
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        return {"id": rid, "failure": _describe(exc)}
+
+
+def _handle_step(step, raw):
+    """A version-1 request's response (a dict), or None for the hello / a blank."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -202,9 +341,9 @@ def handle(step, raw):
             type(request).__name__)}
     if "id" not in request:
         if "protocol" in request:  # the hello: no response
-            if request["protocol"] != PROTOCOL:
+            if request["protocol"] not in PROTOCOLS:
                 print("serve.py: warning: the checker speaks {!r}; this server speaks {}"
-                      .format(request["protocol"], PROTOCOL), file=sys.stderr)
+                      .format(request["protocol"], " and ".join(PROTOCOLS)), file=sys.stderr)
             return None
         return {"id": "", "failure": "KeyError: request has no 'id'"}
     rid = request["id"]
@@ -272,7 +411,7 @@ def main(argv=None):
     out = _protocol_stream()
     threading.Thread(target=_watch_parent, daemon=True).start()
     try:
-        step = load(args[0])
+        forms = load(args[0])
     except LoadError as exc:
         print("serve.py: " + _one_line(exc), file=sys.stderr)
         return 2
@@ -283,8 +422,7 @@ def main(argv=None):
             raw = stdin.readline()
             if not raw:
                 return 0
-            response = handle(step, raw)
-            if response is not None:
+            for response in responses_to(forms, raw):
                 out.write(json.dumps(response) + "\n")
                 out.flush()
     except BrokenPipeError:  # the checker went away
