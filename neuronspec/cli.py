@@ -148,6 +148,20 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"seconds an implementation may take per case (default "
                     f"{DEFAULT_TIMEOUT:g}); every implementation runs supervised, in its own "
                     "process")
+    ck.add_argument("--run", action="store_true",
+                    help="check runs of SGD with options too (spec/neuron.md 8): each step "
+                         "judged from the implementation's reported state")
+    ck.add_argument("--options", action="append", default=[], metavar="SPEC",
+                    help="an option set of the runs, e.g. momentum=0.9,dampening=0.1 or "
+                         "momentum=0.9,nesterov,weight_decay=1e-4 (repeatable; implies --run; "
+                         "default: a set covering every option)")
+    ck.add_argument("--steps", type=_positive, default=8, help="steps per run (default 8)")
+    ck.add_argument("--runs", type=_positive, default=6, metavar="N",
+                    help="runs per format and option set (default 6)")
+    ck.add_argument("--convention", default="torch",
+                    help="the declared convention of the runs (only torch is checked yet)")
+    ck.add_argument("--buffer-format", default=None, metavar="FORMAT",
+                    help="the declared buffer format (only the parameter format is checked yet)")
     ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     ck.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML (a test "
@@ -173,7 +187,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("impl", nargs="?", help=IMPL_HELP)
     rp.add_argument("--cmd", help="a program speaking the process protocol, instead of IMPL")
     rp.add_argument("--dtype", type=_one_format, required=True)
-    rp.add_argument("--case", required=True, help="w,b,x,t,lr as hex or decimal literals")
+    rp.add_argument("--case", default=None, help="w,b,x,t,lr as hex or decimal literals")
+    rp.add_argument("--options", default=None, metavar="SPEC",
+                    help="replay a run of SGD with these options (with --init and --data)")
+    rp.add_argument("--init", default=None, metavar="W0,B0", help="a run's initial parameters")
+    rp.add_argument("--data", default=None, metavar="X,T,LR;...", help="a run's steps")
     rp.add_argument("--model", type=_model(), default="ieee")
     rp.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
     rp.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
@@ -301,19 +319,20 @@ def _example(args, argv) -> int:
 
 
 def _implementations(specs: list[str], commands: list[str], timeout: float,
-                     meanwhile: Callable[[], Any] = lambda: None) -> tuple[list, Any]:
+                     meanwhile: Callable[[], Any] = lambda: None,
+                     runs: bool = False) -> tuple[list, Any]:
     """Every implementation under test, each in its own supervised process, and what
     ``meanwhile()`` returns: it runs while the processes load (they load at once)."""
     from .implementations import BUNDLED, supervised
     from .implementations.process import ProcessImplementation
 
-    impls = [supervised(spec, timeout, wait=False) for spec in specs]
-    impls += [ProcessImplementation(cmd, timeout=timeout) for cmd in commands]
+    impls = [supervised(spec, timeout, wait=False, runs=runs) for spec in specs]
+    impls += [ProcessImplementation(cmd, timeout=timeout, runs=runs) for cmd in commands]
     bundled = not impls
     if bundled:
         for name in BUNDLED:
             try:
-                impls.append(supervised(name, timeout, wait=False))
+                impls.append(supervised(name, timeout, wait=False, runs=runs))
             except NeuronspecError as exc:
                 print(f"neuronspec check: skipping {name}: {exc}", file=sys.stderr)
     extra = meanwhile()
@@ -346,8 +365,10 @@ def _check(args, argv) -> int:
     from .runs.check import CONFORMANT, NON_CONFORMANT, check
 
     _writable(args.json, args.markdown, args.junit, args.summary, args.html)
+    option_sets = _run_options(args)
+    runs = args.run or bool(option_sets)
     impls, vectors = _implementations(args.impl, args.cmd, args.timeout,
-                                      meanwhile=lambda: _vector_set(args.vectors))
+                                      meanwhile=lambda: _vector_set(args.vectors), runs=runs)
 
     def progress(what: str) -> None:
         if sys.stderr.isatty():
@@ -357,9 +378,16 @@ def _check(args, argv) -> int:
     report = check(impls, formats=args.dtype, model=args.model, examples=args.examples,
                    seed=args.seed, vectors=vectors, progress=progress, level=args.level,
                    sweep=args.sweep, sweep_timeout=max(30.0, 10 * args.timeout))
+    if runs and "interrupted" not in report:
+        _run_phase(report, impls, args, option_sets or None, progress)
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 60 + "\r")
     print(render_text(report))
+    if runs:
+        from .runs.sgd import format_runs
+
+        for entry in report.get("runs", []):
+            print("\n".join(format_runs(entry["results"], entry["implementation"])))
     summary = summary_line(report)
     print(summary if _encodable(summary, sys.stdout) else summary_line(report, ascii=True))
     if args.json:
@@ -375,6 +403,53 @@ def _check(args, argv) -> int:
     if "interrupted" in report:
         return _signal_status(report["interrupted"])
     return {CONFORMANT: 0, NON_CONFORMANT: 1}.get(report["verdict"], 2)
+
+
+def _run_options(args) -> list:
+    """The option sets named by ``--options`` (a usage error for a bad SPEC or an unchecked
+    declaration)."""
+    from .cases.options import parse_spec
+
+    if args.convention != "torch":
+        raise UsageError(f"--convention {args.convention}: only the torch convention is checked "
+                         f"yet (keras and optax are specified in spec/neuron.md 8.6)")
+    if args.buffer_format is not None:
+        raise UsageError("--buffer-format: only a buffer kept in the parameter format is checked "
+                         "yet; leave the option out")
+    try:
+        return [parse_spec(spec) for spec in args.options]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
+    """Runs of SGD with options on each implementation: ``report["runs"]``, and the verdict
+    and the statuses combined with the one-step check's."""
+    from .artefacts import jsontext
+    from .data import validate
+    from .runs.check import CONFORMANT, VALIDATE, overall
+    from .runs.sgd import check_runs
+
+    formats = args.dtype or list(FORMATS)
+    entries, verdicts = [], [report["verdict"]]
+    for impl in impls:
+        results = check_runs(impl, formats, option_sets, runs=args.runs, steps=args.steps,
+                             seed=args.seed, model=args.model, progress=progress)
+        for r in results:
+            if r.unsupported and r.unsupported.startswith("offers no step_run"):
+                r.unsupported = "offers no step_run (spec/protocol.md R2)"
+        verdict = overall([r.verdict for r in results])
+        verdicts.append(verdict)
+        entries.append({"implementation": impl.name, "verdict": verdict,
+                        "results": [r.as_dict() for r in results]})
+    report["runs"] = entries
+    report["verdict"] = overall(verdicts)
+    report["conformant"] = report["verdict"] == CONFORMANT
+    report["settings"]["runs"] = {"runs": args.runs, "steps": args.steps,
+                                  "options": [s.spec() for s in option_sets] if option_sets
+                                  else "default"}
+    if os.environ.get(VALIDATE):  # (as check() validates its own part)
+        validate(jsontext.standard(report), "report.schema.json")
 
 
 def _vectors(args, argv) -> int:
@@ -438,6 +513,10 @@ def _replay(args, argv) -> int:
     from .runs.replay import replay
 
     fmt = get_format(args.dtype)
+    if args.options is not None or args.init is not None or args.data is not None:
+        return _replay_run(args, fmt)
+    if args.case is None:
+        raise UsageError("give --case w,b,x,t,lr (or --options, --init and --data for a run)")
     parts = [p.strip() for p in args.case.split(",")]
     if len(parts) != 5:
         raise UsageError(f"--case needs {len(INPUTS)} values {','.join(INPUTS)}, got {len(parts)}")
@@ -460,6 +539,84 @@ def _replay(args, argv) -> int:
         impl.close()
     print(text)
     return status
+
+
+def _values(text: str, names: tuple, fmt, what: str) -> list[float]:
+    """Comma-separated literals rounded to ``fmt`` (a usage error naming ``what``)."""
+    from reference.formats import parse_exact
+
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != len(names):
+        raise UsageError(f"{what} needs {len(names)} values {','.join(names)}, got {len(parts)}")
+    out = []
+    for name, part in zip(names, parts):
+        try:
+            value = fmt.round(parse_exact(part))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise UsageError(f"{what}: {name}: {exc}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{what}: {name} = {part!r} is not a finite {fmt.name} value")
+        out.append(-0.0 if value == 0 and part.startswith("-") else value)
+    return out
+
+
+def _replay_run(args, fmt) -> int:
+    """``neuronspec replay IMPL --dtype F --options SPEC --init=w0,b0 --data='x,t,lr;...'``:
+    the run on the implementation alone, every step judged from its reported state."""
+    from reference.optim_judge import judge_run
+
+    from .cases.options import parse_spec, reference_options
+    from .implementations import supervised
+    from .implementations.process import ProcessImplementation
+    from .runs.sgd import _collect
+
+    if args.init is None or args.data is None:
+        raise UsageError("a run needs --init=w0,b0 and --data='x,t,lr;x,t,lr;...'")
+    try:
+        options = parse_spec(args.options or "").for_format(fmt)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    w0, b0 = _values(args.init, ("w0", "b0"), fmt, "--init")
+    data = [tuple(_values(step, ("x", "t", "lr"), fmt, f"--data step {k}"))
+            for k, step in enumerate(args.data.split(";"), 1) if step.strip()]
+    if not data:
+        raise UsageError("--data holds no step")
+    if bool(args.cmd) == bool(args.impl):
+        raise UsageError("give either IMPL or --cmd COMMAND")
+    impl = (ProcessImplementation(args.cmd, timeout=args.timeout, runs=True) if args.cmd
+            else supervised(args.impl, args.timeout, runs=True))
+    try:
+        reported, error = _collect(impl, fmt.name, w0, b0, data, options)
+    except NotImplementedError as exc:
+        print(f"{impl.name} does not support this run: {exc}")
+        return 2
+    finally:
+        impl.close()
+    verdict = judge_run(fmt, w0, b0, data[:len(reported)], reference_options(options),
+                        reported, get_model(args.model), exact_level=True)
+    print(f"{impl.name}, {fmt.name}, options {args.options or '(none)'}: "
+          f"{len(data)} steps from w0={w0!r}, b0={b0!r}")
+    for k, (step, explained) in enumerate(zip(verdict.steps, verdict.explained), 1):
+        x, t, lr = data[k - 1]
+        print(f"step {k} (x={x!r}, t={t!r}, lr={lr!r}):")
+        for q, j in step.items():
+            mark = "ok" if j.ok else ("FAIL" if j.violation else "outside the domain")
+            legal = (" = " + ", ".join(explained[q][:2])) if explained.get(q) else (
+                " (no legal evaluation gives it)" if j.ok else "")
+            print(f"  {q:6} {j.observed!r:>26}  exact {float(j.exact)!r:>26}  "
+                  f"err/bound {j.ratio:.3g}  {mark}{legal}")
+    if verdict.stopped:
+        print(f"judging stopped {verdict.stopped}")
+    if error is not None:
+        print(f"the run ended at step {error.step}: {error}")
+    failure = verdict.first_failure()
+    if failure is not None:
+        k, j = failure
+        print(f"FAIL: step {k}, {j.quantity}: {j.why}")
+        return 1
+    if error is not None and not error.overflow:
+        return 1
+    return 0
 
 
 def _soundness(args, argv) -> int:

@@ -463,6 +463,22 @@ def _impl_words(name: str, outs: "list[Outcome]", most: int) -> str:
                     + ([f"({'; '.join(aside)})"] if aside else []))
 
 
+def _run_words(report: dict) -> str:
+    """The runs of SGD with options in a few words: each failing option set by its SPEC (the
+    first three), else how many sets were checked."""
+    entries = report.get("runs")
+    if not entries:
+        return ""
+    failing = [f"{_plain(e['implementation'])} {r['format']} {r['options']} ✗" for e in entries
+               for r in e["results"] if r["verdict"] == "non-conformant"]
+    if failing:
+        more = f" +{len(failing) - 3} more" if len(failing) > 3 else ""
+        return "; runs: " + ", ".join(failing[:3]) + more
+    checked = sum(r["verdict"] == "conformant" for e in entries for r in e["results"])
+    total = sum(len(e["results"]) for e in entries)
+    return f"; runs: {checked} of {total} option sets ✓"
+
+
 def summary_line(report: dict, limit: int = 300, ascii: bool = False) -> str:
     """The run in one line of plain text for a pull-request comment or the end of a CI log:
     the verdict (which says the exit status), each implementation's formats with the failing
@@ -480,7 +496,8 @@ def summary_line(report: dict, limit: int = 300, ascii: bool = False) -> str:
     cases = sum(r.get("cases", 0) + (r.get("sweep") or {}).get("cases", 0)
                 for impl, _ in impls for r in impl["formats"].values())
     head = f"neuronspec check: {verdict_words(report).upper()} — "
-    tail = (f"; {_count(cases, 'case')}, {_count(failures, 'failure')}"
+    runs = _run_words(report)
+    tail = (runs + f"; {_count(cases, 'case')}, {_count(failures, 'failure')}"
             + (f", {unexplained:,} unexplained" if exact and unexplained else "")
             + f", model {s['model']}, level {s.get('level', 'bounded')}, {report['seconds']} s")
     line = ""

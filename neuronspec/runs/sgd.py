@@ -1,0 +1,304 @@
+"""``neuronspec check --run``: runs of SGD with options (spec/neuron.md 8, spec/protocol.md R2,
+R5, R7) on an implementation, each step judged against the exact step from the state the
+implementation reported after the step before (``reference.optim_judge``).
+
+Per format and option set the check draws ``runs`` seeded runs of ``steps`` steps (moderate
+values, and y close to t), passes them in sequence through the same implementation (so state
+leaking from one run into the next fails the later run's step 1: property ``run-independent``),
+repeats the first run at the end and requires the same bits (``run-stateless``), and tallies per
+quantity the worst error/bound and the share of values a legal evaluation gives bit for bit.
+Each failure names its run, its first failing step and quantity, the reported state it was
+judged from, and the command that replays the run.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from reference.bounds import OutOfDomain
+from reference.formats import Format, as_float, float_hex, get_format
+from reference.judge import OUTSIDE_BOUND
+from reference.model import Model, get_model
+from reference.optim import STEP_QUANTITIES, State
+from reference.optim_bounds import check_run_model
+from reference.optim_judge import judge_run
+
+from ..cases.options import DEFAULT_SETS, OptionSet, reference_options
+from ..cases.sampling import random_values
+from ..errors import ImplementationError, ProcessGaveUp
+
+__all__ = ["RunResult", "check_runs", "run_replay_command", "QUANTITIES"]
+
+#: The quantities tallied, in report order.
+QUANTITIES = STEP_QUANTITIES
+#: Failures kept per format and option set.
+KEEP = 5
+
+
+@dataclass
+class QuantityFigures:
+    values: int = 0  # values judged within the domain
+    failed: int = 0
+    explained: int = 0
+    worst: float = 0.0  # largest error/bound of a value within its bound
+
+
+@dataclass
+class RunResult:
+    """One format and option set of one implementation."""
+
+    fmt: str
+    spec: str  # the SPEC naming the option set ('' for every option off)
+    options: dict
+    runs: int = 0
+    steps: int = 0  # steps judged
+    declined: int = 0  # runs the implementation declined (negative or subnormal lr)
+    unsupported: str = ""  # why the option set is not supported ('' if it is)
+    stopped: int = 0  # runs whose judging stopped early (a state not finite)
+    failures: list = field(default_factory=list)
+    failed_runs: int = 0
+    quantities: dict = field(default_factory=lambda: {q: QuantityFigures() for q in QUANTITIES})
+    stateless: "bool | None" = None  # the repeated run gave the same bits (None: not tried)
+    distance: float = 0.0  # largest |w^ - w*| or |b^ - b*| at the last judged step, in ulps
+
+    @property
+    def verdict(self) -> str:
+        if self.failed_runs or self.stateless is False:
+            return "non-conformant"
+        return "not checked" if self.unsupported or not self.steps else "conformant"
+
+    def as_dict(self) -> dict:
+        return {"format": self.fmt, "options": self.spec or "(none)",
+                "values": {k: (float_hex(v) if isinstance(v, float) else v)
+                           for k, v in self.options.items()},
+                "verdict": self.verdict, "runs": self.runs, "stepsJudged": self.steps,
+                "declined": self.declined, "unsupported": self.unsupported or None,
+                "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
+                "runStateless": self.stateless, "worstDistanceUlps": self.distance,
+                "quantities": {q: {"values": f.values, "failed": f.failed,
+                                   "explained": f.explained, "worstErrorOverBound": f.worst}
+                               for q, f in self.quantities.items()},
+                "failures": self.failures}
+
+
+def _values(fmt: Format, rng: np.random.Generator, n: int, lo: int, hi: int) -> list[float]:
+    return [float(v) for v in random_values(fmt, rng, n, emin=lo, emax=hi, special=0.0)]
+
+
+def draw_runs(fmt: Format, seed: int, count: int, steps: int, index: int
+              ) -> list[tuple[float, float, list[tuple[float, float, float]]]]:
+    """``count`` seeded runs (w0, b0, data) of ``steps`` steps: moderate values, with t close
+    to w*x + b in every other run (cancellation in y - t, where the rounding shows most)."""
+    rng = np.random.default_rng([seed, index, 15])
+    span = min(8, fmt.emax // 4)
+    runs = []
+    for r in range(count):
+        w0, b0 = _values(fmt, rng, 2, -span, span)
+        xs = _values(fmt, rng, steps, -span // 2, span // 2)
+        ts = _values(fmt, rng, steps, -span, span)
+        lrs = [abs(v) for v in _values(fmt, rng, steps, -8, -2)]
+        if r % 2:  # t near w0*x + b0: the first step cancels
+            ts[0] = float(fmt.round(Fraction(w0) * Fraction(xs[0]) + Fraction(b0)))
+        runs.append((w0, b0, list(zip(xs, ts, lrs))))
+    return runs
+
+
+def run_replay_command(impl: Any, fmt: Format, options: str, w0: float, b0: float,
+                       data: Sequence[tuple[float, float, float]], model: Model) -> str:
+    """The command that replays one run on ``impl`` alone (spec/protocol.md R7)."""
+    spec = impl if isinstance(impl, str) else impl.spec or impl.name
+    target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
+    cmd = (f"neuronspec replay {target} --dtype {fmt.name} "
+           f"--options={shlex.quote(options or 'momentum=0')} "
+           f"--init={float_hex(w0)},{float_hex(b0)} --data="
+           + shlex.quote(";".join(",".join(float_hex(v) for v in d) for d in data)))
+    if model.name != "ieee":
+        cmd += f" --model {shlex.quote(model.name)}"
+    return cmd
+
+
+def _collect(impl, fmt: str, w0, b0, data, options) -> tuple[list, "ImplementationError | None"]:
+    """The steps a run reported, and the error that ended it early (None: every step)."""
+    steps: list = []
+    try:
+        for out in impl.run(fmt, w0, b0, data, options):
+            steps.append(out)
+    except ImplementationError as exc:
+        return steps, exc
+    return steps, None
+
+
+def _bits(steps: list) -> list:
+    return [{q: (None if v is None else float(v).hex()) for q, v in s.items()} for s in steps]
+
+
+def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] | None" = None,
+               *, runs: int = 6, steps: int = 8, seed: int = 0, model: "Model | str" = "ieee",
+               progress: "Callable[[str], None] | None" = None) -> list[RunResult]:
+    """Run and judge ``runs`` runs of ``steps`` steps per format and option set (default:
+    ``cases.options.DEFAULT_SETS``) on ``impl`` (an Implementation or a supervised process)."""
+    results = []
+    for fmt_name in formats:
+        fmt = get_format(fmt_name)
+        m = check_run_model(get_model(model), fmt)
+        for index, option_set in enumerate(option_sets or DEFAULT_SETS):
+            if progress:
+                progress(f"{impl.name} {fmt.name} runs {option_set.spec() or '(no options)'}")
+            options = option_set.for_format(fmt)
+            result = RunResult(fmt.name, option_set.spec(), options)
+            results.append(result)
+            _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index))
+    return results
+
+
+def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult,
+               drawn: list) -> None:
+    reference = reference_options(options)
+    first_bits = None
+    for r, (w0, b0, data) in enumerate(drawn):
+        try:
+            reported, error = _collect(impl, fmt.name, w0, b0, data, options)
+        except NotImplementedError as exc:
+            if r == 0:
+                result.unsupported = str(exc) or "declined"
+                return
+            _fail(result, impl, fmt, model, w0, b0, data, 1, "-", "declined an option set it "
+                  f"accepted before: {exc}", State(w0, b0))
+            continue
+        except ProcessGaveUp:
+            raise
+        result.runs += 1
+        if r == 0:
+            first_bits = _bits(reported)
+        verdict = judge_run(fmt, w0, b0, data[:len(reported)], reference, reported, model,
+                            exact_level=True)
+        result.steps += len(verdict.steps)
+        result.stopped += bool(verdict.stopped)
+        for step, explained in zip(verdict.steps, verdict.explained):
+            for q, j in step.items():
+                if q not in result.quantities:
+                    continue
+                f = result.quantities[q]
+                if j.violation:
+                    f.failed += 1
+                elif j.ok:
+                    f.values += 1
+                    f.worst = max(f.worst, j.ratio)
+                    f.explained += bool(explained.get(q))
+        failure = verdict.first_failure()
+        if failure is not None:
+            k, j = failure
+            state = _state_before(w0, b0, reported, k)
+            _fail(result, impl, fmt, model, w0, b0, data, k, j.quantity,
+                  _judgement_words(j), state, j)
+        elif error is not None and not verdict.stopped:
+            k = error.step or len(reported) + 1
+            allowed = error.overflow and _outside(fmt, model, reference, w0, b0, data,
+                                                  reported, k)
+            if not allowed:
+                _fail(result, impl, fmt, model, w0, b0, data, k, "-", str(error),
+                      _state_before(w0, b0, reported, k))
+        if verdict.distance:
+            last = verdict.distance[-1]
+            ulp = max(fmt.ulp(float(reported[len(verdict.distance) - 1][q]))
+                      for q in ("w_new", "b_new"))
+            result.distance = max(result.distance, float(max(last.values()) / ulp))
+    if first_bits is not None and result.runs:  # run-stateless: the first run once more
+        w0, b0, data = drawn[0]
+        try:
+            again, _ = _collect(impl, fmt.name, w0, b0, data, options)
+        except NotImplementedError:
+            again = None
+        result.stateless = again is not None and _bits(again) == first_bits
+        if not result.stateless:
+            _fail(result, impl, fmt, model, w0, b0, data, 1, "-",
+                  "run-stateless: the same run, repeated after the others, gave other values",
+                  State(w0, b0))
+
+
+def _outside(fmt, model, reference, w0, b0, data, reported, k) -> bool:
+    """Whether step k from the reported state is outside the bounded domain (an overflow
+    error is then allowed)."""
+    from reference.optim_bounds import sgd_bounds
+
+    state = _state_before(w0, b0, reported, k)
+    x, t, lr = data[k - 1]
+    bounds = sgd_bounds(fmt, state, x, t, lr, reference, model)
+    return any(isinstance(b, OutOfDomain) for b in bounds.values())
+
+
+def _state_before(w0, b0, reported, k: int) -> State:
+    if k <= 1:
+        return State(w0, b0)
+    s = reported[k - 2]
+    return State(s["w_new"], s["b_new"], s["buf_w"], s["buf_b"])
+
+
+def _judgement_words(j) -> str:
+    words = f"{j.quantity} {j.why}"
+    if j.why == OUTSIDE_BOUND and math.isfinite(j.ratio):
+        words += f": error = {j.ratio:.3g} x bound"
+    return words
+
+
+def _fail(result: RunResult, impl, fmt: Format, model: Model, w0, b0, data, k: int, q: str,
+          why: str, state: State, j: Optional[Any] = None) -> None:
+    result.failed_runs += 1
+    if len(result.failures) >= KEEP:
+        return
+    record = {"step": k, "quantity": q, "why": why,
+              "state": {n: (None if v is None else float_hex(float(v)))
+                        for n, v in (("w", state.w), ("b", state.b), ("buf_w", state.buf_w),
+                                     ("buf_b", state.buf_b))},
+              "inputs": dict(zip(("x", "t", "lr"), (float_hex(v) for v in data[k - 1])))
+              if 0 < k <= len(data) else None,
+              "replay": run_replay_command(impl, fmt, result.spec, w0, b0, data[:max(k, 1)],
+                                           model)}
+    if j is not None:
+        record.update(observed=float_hex(j.observed) if math.isfinite(j.observed)
+                      else str(j.observed), exact=f"{as_float(j.exact):.17g}",
+                      bound=None if isinstance(j.bound, OutOfDomain) or j.bound is None
+                      else float(f"{float(j.bound):.6g}"),
+                      errorOverBound=j.ratio if math.isfinite(j.ratio) else "inf")
+    result.failures.append(record)
+
+
+def format_runs(results: Sequence[dict], name: str) -> list[str]:
+    """The terminal lines of the run phase of one implementation (``RunResult.as_dict``s)."""
+    if not results:
+        return []
+    lines = ["", f"Runs of SGD with options, {name}: each step judged against the exact step "
+             "from the state the implementation reported"]
+    lines.append(f"  {'format':9} {'options':60} {'runs':>5} {'steps':>6} {'failed':>6} "
+                 f"{'err/bound':>9} {'exact':>7}  verdict")
+    for r in results:
+        spec = r["options"]
+        if r["unsupported"]:
+            lines.append(f"  {r['format']:9} {spec:60} not checked: {r['unsupported']}")
+            continue
+        figures = r["quantities"].values()
+        values = sum(f["values"] for f in figures)
+        explained = sum(f["explained"] for f in figures)
+        worst = max(f["worstErrorOverBound"] for f in figures)
+        share = f"{100 * explained / values:.1f}%" if values else "-"
+        lines.append(f"  {r['format']:9} {spec:60} {r['runs']:5d} {r['stepsJudged']:6d} "
+                     f"{r['failedRuns']:6d} {worst:9.3g} {share:>7}  {r['verdict']}")
+    for r in results:
+        for f in r["failures"]:
+            lines.append(f"  FAIL {r['format']} {r['options']}: step {f['step']}: {f['why']}")
+            state = ", ".join(f"{k}={v}" for k, v in f["state"].items())
+            lines.append(f"       from the reported state {state}")
+            if f.get("inputs"):
+                lines.append("       with " + ", ".join(f"{k}={v}" for k, v in
+                                                       f["inputs"].items()))
+            if "observed" in f:
+                lines.append(f"       observed {f['observed']}, exact {f['exact']}, bound "
+                             f"{f['bound']}")
+            lines.append(f"       replay: {f['replay']}")
+    return lines

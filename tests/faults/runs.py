@@ -1,0 +1,48 @@
+"""Run implementations that misbehave at step 2 (tests/test_run_check.py): each NAME is a
+correct plain step with a ``NAME_run`` that computes step 1 correctly (the numpy algorithm),
+then crashes, hangs, exits, returns garbage or stops short."""
+
+import os
+import time
+
+from neuronspec.implementations.bundled import numpy_scalar
+
+_correct = numpy_scalar.step_run
+
+
+def _after_one(bad):
+    def run(w0, b0, data, options, dtype):
+        for k, out in enumerate(_correct(w0, b0, data, options, dtype), 1):
+            if k == 2:
+                yield bad(out)
+                return
+            yield out
+    return run
+
+
+def _raise(out):
+    raise RuntimeError("the optimiser lost its state")
+
+
+def _hang(out):
+    time.sleep(3600)
+
+
+def _exit(out):
+    os._exit(3)
+
+
+def _overflow(out):
+    raise OverflowError("pretends to overflow where nothing may")
+
+
+crash = hang = leave = garbage = short = overflow = numpy_scalar.step
+crash_run = _after_one(_raise)
+hang_run = _after_one(_hang)
+leave_run = _after_one(_exit)
+garbage_run = _after_one(lambda out: dict(out, w_new="twelve"))
+overflow_run = _after_one(_overflow)
+
+
+def short_run(w0, b0, data, options, dtype):
+    return list(_correct(w0, b0, data, options, dtype))[:1]

@@ -1,0 +1,107 @@
+"""``neuronspec check --run`` and ``neuronspec replay --options/--init/--data``: runs of SGD with
+options checked step by step over the supervised process protocol (spec/protocol.md R5, R7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neuronspec.cases.options import DEFAULT_SETS, parse_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ("--examples", "5", "--sweep", "0", "--runs", "2", "--steps", "3")
+
+
+def neuronspec(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "neuronspec", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ))
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr
+    return proc
+
+
+def test_a_conformant_run_check_writes_its_runs(tmp_path):
+    pytest.importorskip("torch")
+    report = tmp_path / "report.json"
+    proc = neuronspec("check", "torch_sgd", "--dtype", "float32,bfloat16", "--run", *QUICK,
+                      "--json", str(report))
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    data = json.loads(report.read_text())  # (validated against its schema by check itself)
+    (entry,) = data["runs"]
+    assert entry["implementation"] == "torch_sgd" and entry["verdict"] == "conformant"
+    assert len(entry["results"]) == 2 * len(DEFAULT_SETS)
+    for r in entry["results"]:
+        assert r["verdict"] == "conformant" and r["stepsJudged"] == 6 and r["runStateless"]
+        assert all(q["explained"] == q["values"] > 0 for q in r["quantities"].values()
+                   if q["values"])
+    assert "runs: 18 of 18 option sets" in proc.stdout.splitlines()[-1]
+
+
+def test_a_named_bug_fails_at_its_step_with_a_replay_command():
+    proc = neuronspec("check", "tests/mutants/sgd_decay_after_momentum.py:step", "--dtype",
+                      "float32", "--options", "momentum=0.9,weight_decay=0.01", *QUICK)
+    assert proc.returncode == 1
+    assert "step 1: buf_w outside its bound" in proc.stdout
+    assert "momentum=0.9,weight_decay=0.01 ✗" in proc.stdout.splitlines()[-1]
+    replay = next(line.split("replay: ", 1)[1] for line in proc.stdout.splitlines()
+                  if "replay: neuronspec replay" in line)
+    again = subprocess.run(replay, shell=True, cwd=ROOT, capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, PATH=os.path.dirname(
+                               sys.executable) + os.pathsep + os.environ["PATH"]))
+    assert again.returncode == 1 and "FAIL: step 1, buf_w" in again.stdout, again.stdout
+
+
+@pytest.mark.parametrize("subject,words", [
+    ("crash", "RuntimeError: the optimiser lost its state"),
+    ("hang", "timed out after 3 s"),
+    ("leave", "exited with status 3"),
+    ("garbage", "w_new = 'twelve'"),
+    ("short", "1 steps for 3 steps of data"),
+    ("overflow", "OverflowError"),
+])
+def test_a_run_that_misbehaves_fails_the_step_it_belongs_to(subject, words):
+    proc = neuronspec("check", f"tests/faults/runs.py:{subject}", "--dtype", "float32",
+                      "--options", "momentum=0.5", "--examples", "5", "--sweep", "0", "--runs",
+                      "1", "--steps", "3", "--timeout", "3")
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    line = next(line for line in proc.stdout.splitlines() if line.lstrip().startswith("FAIL"))
+    assert "step 2" in line and words in line, line
+
+
+def test_runs_of_an_implementation_without_them_are_not_checked():
+    pytest.importorskip("torch")
+    proc = neuronspec("check", "torch_autograd", "--dtype", "float32", "--options", "maximize",
+                      *QUICK)
+    assert proc.returncode == 2
+    assert "not checked: offers no step_run" in proc.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (("--options", "momentum=x"), "momentum=x is not a decimal or hex number"),
+    (("--options", "speed=2"), "unknown option 'speed'"),
+    (("--options", "nesterov"), "Nesterov momentum requires a momentum"),
+    (("--run", "--convention", "keras"), "only the torch convention is checked yet"),
+])
+def test_bad_run_options_are_usage_errors(args, words):
+    proc = neuronspec("check", "numpy", "--dtype", "float32", *args)
+    assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_replay_of_a_run_judges_every_step():
+    proc = neuronspec("replay", "numpy", "--dtype", "float32", "--options=momentum=0.5",
+                      "--init=1,0.5", "--data=2,1,0.25;1,0,0.25")
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.count(" ok ") == 18 and "step 2" in proc.stdout
+    assert neuronspec("replay", "numpy", "--dtype", "float32", "--init=1,0.5").returncode == 2
+
+
+def test_option_specs_round_trip():
+    for spec in ("momentum=0.9,dampening=0.1,weight_decay=0.0001", "maximize",
+                 "momentum=0.75,nesterov"):
+        assert parse_spec(parse_spec(spec).spec()) == parse_spec(spec)
+    assert parse_spec("momentum=0.9").for_format("float16")["momentum"] == 0.89990234375
