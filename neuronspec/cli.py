@@ -568,7 +568,7 @@ def _replay_run(args, fmt) -> int:
     from .cases.options import parse_spec, reference_options
     from .implementations import supervised
     from .implementations.process import ProcessImplementation
-    from .runs.sgd import _collect
+    from .runs.sgd import collect_run
 
     if args.init is None or args.data is None:
         raise UsageError("a run needs --init=w0,b0 and --data='x,t,lr;x,t,lr;...'")
@@ -586,7 +586,7 @@ def _replay_run(args, fmt) -> int:
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout, runs=True) if args.cmd
             else supervised(args.impl, args.timeout, runs=True))
     try:
-        reported, error = _collect(impl, fmt.name, w0, b0, data, options)
+        reported, error = collect_run(impl, fmt.name, w0, b0, data, options)
     except NotImplementedError as exc:
         print(f"{impl.name} does not support this run: {exc}")
         return 2

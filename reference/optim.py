@@ -31,7 +31,8 @@ from .exact import _EXACT, Binary, exact_nodes, to_mpf
 from .formats import to_fraction
 from .step import NODE_OF, REQUIRED
 
-__all__ = ["Options", "State", "OptimNode", "PARAMETERS", "plan", "exact_sgd_nodes",
+__all__ = ["Options", "State", "OptimNode", "PARAMETERS", "plan", "parameter_nodes",
+           "resolve_alias", "MPMATH", "DYADIC", "exact_sgd_nodes",
            "exact_sgd_step", "exact_trajectory", "STEP_QUANTITIES"]
 
 #: The parameters and the plain step's node that is each one's gradient.
@@ -149,14 +150,14 @@ class _Exact:
     neg: Callable
 
 
-_MPMATH = _Exact(to_mpf, dict(_EXACT, copy=lambda a: a),
+MPMATH = _Exact(to_mpf, dict(_EXACT, copy=lambda a: a),
                  lambda a: mpmath.fneg(a, exact=True))  # (mpf.__neg__ rounds to mp.prec)
-_DYADIC = _Exact(dyadic, {"mul": lambda a, b: a * b, "add": lambda a, b: a + b,
+DYADIC = _Exact(dyadic, {"mul": lambda a, b: a * b, "add": lambda a, b: a + b,
                           "sub": lambda a, b: a - b, "copy": lambda a: a}, lambda a: -a)
 
 
-def _exact_parameter(theta: str, nodes: Mapping[str, object], state: State, lr: object,
-                     options: Options, arith: _Exact = _MPMATH) -> dict[str, object]:
+def parameter_nodes(theta: str, nodes: Mapping[str, object], state: State, lr: object,
+                     options: Options, arith: _Exact = MPMATH) -> dict[str, object]:
     """The exact value of every optimiser node of one parameter (and of its operands
     ``theta``, ``G``, ``buf`` and the constants), in ``arith``."""
     buf = state.buffer(theta)
@@ -170,17 +171,17 @@ def _exact_parameter(theta: str, nodes: Mapping[str, object], state: State, lr: 
         values["buf"] = number(buf, f"buf_{theta}")
     keep, alias = plan(options, first=buf is None)
     for node in keep:
-        args = [values[_resolve(a, alias)] for a in node.args]
+        args = [values[resolve_alias(a, alias)] for a in node.args]
         if node.op == "sign":
             values[node.name] = arith.neg(args[0]) if options.maximize else args[0]
         else:
             values[node.name] = arith.ops[node.op](*args)
     for name, target in alias.items():
-        values.setdefault(name, values[_resolve(target, alias)])
+        values.setdefault(name, values[resolve_alias(target, alias)])
     return values
 
 
-def _resolve(name: str, alias: Mapping[str, str]) -> str:
+def resolve_alias(name: str, alias: Mapping[str, str]) -> str:
     while name in alias:
         name = alias[name]
     return name
@@ -197,7 +198,7 @@ def exact_sgd_nodes(state: State, x: Binary, t: Binary, lr: Binary, options: Opt
         raise ValueError("both parameters have a buffer, or neither")
     nodes = exact_nodes(state.w, state.b, x, t, lr)
     lr_exact = to_mpf(lr, "lr")
-    return nodes, {theta: _exact_parameter(theta, nodes, state, lr_exact, options)
+    return nodes, {theta: parameter_nodes(theta, nodes, state, lr_exact, options)
                    for theta in PARAMETERS}
 
 

@@ -22,8 +22,8 @@ from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, ScalarOps, bo
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
 from .model import Model, get_model
-from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, _DYADIC,
-                    _exact_parameter, _resolve, plan)
+from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC,
+                    parameter_nodes, resolve_alias, plan)
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES"]
@@ -135,7 +135,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...)."""
     A, ops = chain.A, ScalarOps
-    exact = _exact_parameter(theta, values, state, values["lr"], options, _DYADIC)
+    exact = parameter_nodes(theta, values, state, values["lr"], options, DYADIC)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     for operand, error in (("wd", A.zero), ("mu", A.zero), ("c", e_c), ("buf", A.zero)):
@@ -146,7 +146,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     keep, alias = plan(options, first=state.buffer(theta) is None)
     for node in keep:
         name = names[node.name] = f"{node.name}_{theta}"
-        args = [names[_resolve(a, alias)] for a in node.args]
+        args = [names[resolve_alias(a, alias)] for a in node.args]
         chain.values[name] = exact[node.name]
         way[name] = tuple(dict.fromkeys(n for a in args for n in way[a])) + (name,)
         flag = None
@@ -168,7 +168,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
             chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag,
                        node=described)
     for name, target in alias.items():
-        names.setdefault(name, names[_resolve(target, alias)])
+        names.setdefault(name, names[resolve_alias(target, alias)])
     return names
 
 

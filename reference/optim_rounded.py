@@ -26,9 +26,9 @@ from typing import Any, Mapping, Optional
 from .formats import Format, get_format, to_fraction
 from .legal import Legal, from_results
 from .model import Model
-from .optim import Options, State, _resolve, plan
+from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import RUN_QUANTITIES, check_run_model, rounded_constants
-from .rounded import _arithmetic, admitted, evaluate_variants, fl_add, fl_fma, fl_mul
+from .rounded import work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma, fl_mul
 
 __all__ = ["sgd_evaluations", "sgd_legal"]
 
@@ -62,7 +62,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     seen: dict[tuple, str] = {}
     for v in variants:
         base = plain[v.name]
-        ops, _, store = _arithmetic(fmt, v.work, False)
+        ops, _, store = work_arithmetic(fmt, v.work, False)
         key = (v.work,) + tuple(_bits(base[q]) for q in ("y", "loss", "dL_dw", "dL_db"))
         for choice in itertools.product(*(_CHOICES[g] for g in groups), constants):
             fused = dict(zip(groups, choice[:-1]))
@@ -98,7 +98,7 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
                               "wd": wd, "mu": mu, "c": c, "buf": state.buffer(theta)}
     names = {n.name for n in keep}
     for node in keep:
-        a = [values.get(_resolve(x, alias)) for x in node.args]  # (None: fused away)
+        a = [values.get(resolve_alias(x, alias)) for x in node.args]  # (None: fused away)
         name = node.name
         if name == "gs":
             values[name] = -a[0] if options.maximize else a[0]
@@ -109,7 +109,7 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
                 else fl_add(ops, a[0], a[1])
         elif name == "nb":  # mb + cg, either product fused
             how = fused.get("momentum")
-            gd = values[_resolve("gd", alias)]
+            gd = values[resolve_alias("gd", alias)]
             if how == "c":
                 values[name] = fl_fma(ops, c, gd, values["mb"])
             elif how == "mu":
@@ -117,11 +117,11 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
             else:
                 values[name] = fl_add(ops, a[0], a[1])
         elif name == "dn":
-            gd = values[_resolve("gd", alias)]
+            gd = values[resolve_alias("gd", alias)]
             values[name] = fl_fma(ops, mu, values["nb"], gd) if fused.get("nesterov") \
                 else fl_add(ops, a[0], a[1])
         elif name == "theta_new":
-            dn = values[_resolve("dn", alias)]
+            dn = values[resolve_alias("dn", alias)]
             values[name] = fl_fma(ops, -lr, dn, a[0]) if fused.get("update") \
                 else fl_add(ops, a[0], -a[1])
         elif node.op == "mul":

@@ -24,6 +24,7 @@ from .model import WIDER, Model
 from .step import INPUTS, NODE_OF, NODES, QUANTITIES, product_operand
 
 __all__ = [
+    "work_arithmetic",
     "Variant", "VARIANTS", "ALL_VARIANTS", "CANONICAL", "evaluate", "evaluate_variants",
     "admitted", "variants_for", "fl_mul", "fl_add", "fl_sub", "fl_fma", "Rounder", "Exactly",
     "evaluations", "Evaluations",
@@ -346,7 +347,7 @@ def evaluations(fmt: "Format | str", w: float, b: float, x: float, t: float, lr:
     values = [None] * plan.size
     arithmetics, stores = [], []
     for i, (work, ftz, lr_rounded) in enumerate(plan.contexts):
-        ops, sq_fmt, store = _arithmetic(fmt, work, ftz)
+        ops, sq_fmt, store = work_arithmetic(fmt, work, ftz)
         arithmetics.append((ops, sq_fmt))
         stores.append(store)
         values[i * len(INPUTS):(i + 1) * len(INPUTS)] = _inputs(fmt, ftz, lr_rounded,
@@ -362,7 +363,7 @@ def evaluations(fmt: "Format | str", w: float, b: float, x: float, t: float, lr:
 
 
 @functools.lru_cache(maxsize=None)
-def _arithmetic(fmt: Format, work: str, ftz: bool) -> tuple:
+def work_arithmetic(fmt: Format, work: str, ftz: bool) -> tuple:
     """(what rounds each operation, the format a one-ulp square is off in, what rounds a
     result when it is stored) for one kind of work."""
     wide = WIDER[fmt.name]

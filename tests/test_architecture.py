@@ -60,7 +60,7 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _resolve(module: str, level: int, name: "str | None", is_package: bool) -> str:
+def resolve_alias(module: str, level: int, name: "str | None", is_package: bool) -> str:
     if not level:
         return name or ""
     base = module.split(".")
@@ -77,7 +77,7 @@ def _imports(module: str) -> list[tuple[str, list[str], int]]:
         if isinstance(node, ast.Import):
             out += [(alias.name, [], node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            target = _resolve(module, node.level, node.module, path.name == "__init__.py")
+            target = resolve_alias(module, node.level, node.module, path.name == "__init__.py")
             out.append((target, [alias.name for alias in node.names], node.lineno))
     return out
 
@@ -160,7 +160,7 @@ def _private_uses(path: Path, module: "str | None") -> list[str]:
     bad = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            target = (_resolve(module, node.level, node.module, path.name == "__init__.py")
+            target = (resolve_alias(module, node.level, node.module, path.name == "__init__.py")
                       if module else node.module or "")
             for alias in node.names:
                 full = f"{target}.{alias.name}"

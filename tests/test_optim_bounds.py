@@ -15,7 +15,7 @@ from reference.bounds import OutOfDomain, case_bounds
 from reference.dyadic import dyadic_nodes
 from reference.exact import exact_nodes
 from reference.formats import get_format, to_fraction
-from reference.optim import _DYADIC, _exact_parameter, Options, State, exact_sgd_step
+from reference.optim import DYADIC, parameter_nodes, Options, State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, rounded_constants, sgd_bounds
 from reference.optim_judge import (BUFFER_MISSING, NO_BUFFER, NOT_FINITE_STATE, judge_run,
                                    judge_sgd_step)
@@ -67,8 +67,8 @@ def test_dyadic_nodes_equal_mpmath():
         mp = exact_nodes(state.w, state.b, x, t, lr)
         dy = dyadic_nodes(state.w, state.b, x, t, lr)
         for theta in ("w", "b"):
-            a = _exact_parameter(theta, mp, state, mp["lr"], options)
-            d = _exact_parameter(theta, dy, state, dy["lr"], options, _DYADIC)
+            a = parameter_nodes(theta, mp, state, mp["lr"], options)
+            d = parameter_nodes(theta, dy, state, dy["lr"], options, DYADIC)
             assert a.keys() == d.keys()
             for k in a:
                 assert to_fraction(a[k]) == d[k].as_fraction(), (theta, k)

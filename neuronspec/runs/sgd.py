@@ -33,7 +33,8 @@ from ..cases.options import DEFAULT_SETS, OptionSet, reference_options
 from ..cases.sampling import random_values
 from ..errors import ImplementationError, ProcessGaveUp
 
-__all__ = ["RunResult", "check_runs", "run_replay_command", "QUANTITIES"]
+__all__ = ["RunResult", "check_runs", "collect_run", "draw_runs", "format_runs",
+           "run_replay_command", "QUANTITIES"]
 
 #: The quantities tallied, in report order.
 QUANTITIES = STEP_QUANTITIES
@@ -123,7 +124,8 @@ def run_replay_command(impl: Any, fmt: Format, options: str, w0: float, b0: floa
     return cmd
 
 
-def _collect(impl, fmt: str, w0, b0, data, options) -> tuple[list, "ImplementationError | None"]:
+def collect_run(impl, fmt: str, w0, b0, data, options
+                ) -> tuple[list, "ImplementationError | None"]:
     """The steps a run reported, and the error that ended it early (None: every step)."""
     steps: list = []
     try:
@@ -163,7 +165,7 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
     first_bits = None
     for r, (w0, b0, data) in enumerate(drawn):
         try:
-            reported, error = _collect(impl, fmt.name, w0, b0, data, options)
+            reported, error = collect_run(impl, fmt.name, w0, b0, data, options)
         except NotImplementedError as exc:
             if r == 0:
                 result.unsupported = str(exc) or "declined"
@@ -212,7 +214,7 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
     if first_bits is not None and result.runs:  # run-stateless: the first run once more
         w0, b0, data = drawn[0]
         try:
-            again, _ = _collect(impl, fmt.name, w0, b0, data, options)
+            again, _ = collect_run(impl, fmt.name, w0, b0, data, options)
         except NotImplementedError:
             again = None
         result.stateless = again is not None and _bits(again) == first_bits

@@ -70,7 +70,7 @@ class CallOps(SymOps):
     SELECT = "_select({0}, {1}, {2})"
 
 
-def _arithmetic(fmt: Format, variant: Variant) -> "VariantArithmetic | None":
+def work_arithmetic(fmt: Format, variant: Variant) -> "VariantArithmetic | None":
     """The traced arithmetic of a variant, or None where its operands are wider than 26 bits
     (their exact operations are numpy's alone)."""
     A = VariantArithmetic(fmt, variant.work, variant.ftz, ops=CallOps)
@@ -80,7 +80,7 @@ def _arithmetic(fmt: Format, variant: Variant) -> "VariantArithmetic | None":
 def compiled_variants(fmt: "Format | str", model: "Model | str") -> list[bool]:
     """Per admitted evaluation (lr a value of the format), whether the compiled loop runs it."""
     fmt, model = get_format(fmt), get_model(model)
-    return [_arithmetic(fmt, v) is not None for v in admitted(fmt, model, lr_in_format=True)]
+    return [work_arithmetic(fmt, v) is not None for v in admitted(fmt, model, lr_in_format=True)]
 
 
 def _text(value: Any) -> str:
@@ -89,7 +89,7 @@ def _text(value: Any) -> str:
 
 def _trace(fmt: Format, variant: Variant, inputs: dict) -> "dict[str, Any] | None":
     """The quantities of one evaluation on traced inputs (None: numpy's alone)."""
-    A = _arithmetic(fmt, variant)
+    A = work_arithmetic(fmt, variant)
     if A is None:
         return None
     values, undecided = evaluate_step(A, variant, dict(inputs), lr_in_format=True)

@@ -95,7 +95,7 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
         verdict = check_scaled(fmt, model, cases, names, block)
     else:
         verdict = _check_numpy(fmt, model, work, cases, names, block)
-    _resolve(fmt, model, cases, names, block, verdict)
+    resolve_alias(fmt, model, cases, names, block, verdict)
     return verdict
 
 
@@ -112,7 +112,7 @@ def _work(fmt: Format) -> "Work | None":
 
 def check_scaled(fmt: Format, model: Model, cases, names, block) -> Verdict:
     """float64's verdict in the scaled binary64 arithmetic on numpy arrays (no extended
-    precision needed); NEAR values are left for ``_resolve``."""
+    precision needed); NEAR values are left for ``resolve_alias``."""
     inputs = {k: np.asarray(cases[k], dtype=np.float64) for k in INPUTS}
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         values = scaled_pairs(ArrayOps, inputs)
@@ -174,7 +174,7 @@ def _check_numpy(fmt: Format, model: Model, work: Work, cases, names, block) -> 
     return Verdict(status, ratio)
 
 
-def _resolve(fmt: Format, model: Model, cases, names, block, verdict: Verdict) -> None:
+def resolve_alias(fmt: Format, model: Model, cases, names, block, verdict: Verdict) -> None:
     """The values too close to their bound to decide in the work type, decided by the judge."""
     cache: dict = {}
     for q, row in zip(names, block):
