@@ -11,8 +11,16 @@ import os
 import hypothesis
 import pytest
 
+from neuronspec.implementations.bundled import BUNDLED
 from neuronspec.plugin import default_profile, register_profiles
 from neuronspec.runs.check import VALIDATE
+
+#: What a whole run of this suite checks by default: the bundled implementations but torch's
+#: foreach and fused SGD paths, whose plain step is checked by tests/test_run_impls.py (a
+#: check with fewer examples) and whose runs by the run tests -- the whole property suite on
+#: them too would take the default run past its time budget.
+SELF_TEST_IMPLS = [name for name in BUNDLED if name not in ("torch_sgd_foreach",
+                                                              "torch_sgd_fused")]
 
 register_profiles()
 hypothesis.settings.load_profile(f"neuronspec-{default_profile()}")
@@ -41,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
             and not config.getoption("neuronspec_cmd"):
         named = [s.strip() for s in os.environ.get("NEURONSPEC_IMPL", "").split(",")
                  if s.strip()]
-        config.option.neuronspec_impl = named or ["bundled"]
+        config.option.neuronspec_impl = named or SELF_TEST_IMPLS
     if not config.getoption("neuronspec_dtype") and os.environ.get("NEURONSPEC_DTYPE"):
         config.option.neuronspec_dtype = os.environ["NEURONSPEC_DTYPE"]
 

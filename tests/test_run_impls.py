@@ -364,3 +364,16 @@ def test_the_run_judge_rejects_each_named_bug_at_its_step(mutant, options, case,
     assert step == expected[0] and judgement.quantity in expected[1], (step, judgement)
     correct = list(_bundled("numpy_scalar").step_run(w0, b0, data, dict(options), "float32"))
     assert _judge(get_format("float32"), w0, b0, data, options, correct).ok
+
+
+@pytest.mark.parametrize("name", ["torch_sgd_foreach", "torch_sgd_fused"])
+def test_the_plain_step_of_the_other_torch_paths_is_conformant(name):
+    """Their plain step (a run of one step with every option off), which the default run of
+    this suite leaves out of the whole property suite (conftest.SELF_TEST_IMPLS)."""
+    pytest.importorskip("torch")
+    from neuronspec.implementations.load import load
+    from neuronspec.runs.check import check
+
+    report = check([load(name)], examples=25, sweep=2000, seed=3)
+    assert report["verdict"] == "conformant", [
+        (f, r["failures"]) for i in report["implementations"] for f, r in i["formats"].items()]

@@ -37,6 +37,7 @@ def _overflow(out):
 
 
 crash = hang = leave = garbage = short = overflow = numpy_scalar.step
+plain = numpy_scalar.step  # (a correct step and no plain_run: runs are not offered)
 crash_run = _after_one(_raise)
 hang_run = _after_one(_hang)
 leave_run = _after_one(_exit)
