@@ -44,10 +44,10 @@ KEEP = 5
 
 @dataclass
 class QuantityFigures:
-    values: int = 0  # values judged within the domain
-    failed: int = 0
-    explained: int = 0
-    worst: float = 0.0  # largest error/bound of a value within its bound
+    values: int = 0  # values judged by their bound (outside the bounded domain: not counted)
+    failed: int = 0  # of them, the violations
+    explained: int = 0  # of them, the ones a legal evaluation gives bit for bit
+    worst: float = 0.0  # the largest finite error/bound among them
 
 
 @dataclass
@@ -187,12 +187,13 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                 if q not in result.quantities:
                     continue
                 f = result.quantities[q]
-                if j.violation:
-                    f.failed += 1
-                elif j.ok:
-                    f.values += 1
+                if not (j.ok or j.violation):
+                    continue  # outside the bounded domain: not judged by a bound
+                f.values += 1
+                f.failed += j.violation
+                f.explained += bool(explained.get(q))
+                if math.isfinite(j.ratio):  # (failing values count too, as in the report)
                     f.worst = max(f.worst, j.ratio)
-                    f.explained += bool(explained.get(q))
         failure = verdict.first_failure()
         if failure is not None:
             k, j = failure
