@@ -6,6 +6,8 @@ implementation (as hypothesis's own plugin is inert until used)::
     pytest --neuronspec-impl mypkg.mod:step [--neuronspec-dtype float32,float64]
            [--neuronspec-model ieee+ftz] [--neuronspec-profile ci]
     pytest --neuronspec-cmd "./my_program"          (a program speaking the JSON-lines protocol)
+    pytest --neuronspec-impl mypkg.mod:step --neuronspec-options momentum=0.9,nesterov
+                                                    (runs of SGD with options too)
 
 Then the property suite (``neuronspec.suite``) is collected next to the repository's own tests:
 every property, on hypothesis-generated cases from every regime, for every implementation and
@@ -47,6 +49,11 @@ class SuiteSettings:
     model: str = "ieee"
     profile: str = "dev"
     level: str = "exact"
+    #: runs of SGD with options (``--neuronspec-run``/``--neuronspec-options``): the option
+    #: sets (None: no run tests), runs per format and set, steps per run
+    option_sets: Optional[list] = None
+    runs: int = 6
+    steps: int = 8
 
 
 _ACTIVE: Optional[SuiteSettings] = None
@@ -103,6 +110,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--neuronspec-timeout", dest="neuronspec_timeout", default=None,
                     type=float, metavar="SECONDS", help="seconds an implementation may take "
                     "per case (default 10); each runs supervised, in its own process")
+    group.addoption("--neuronspec-run", dest="neuronspec_run", action="store_true",
+                    default=False, help="check runs of SGD with options too (spec/neuron.md 8): "
+                    "each step judged from the implementation's reported state")
+    group.addoption("--neuronspec-options", action="append", dest="neuronspec_options",
+                    default=None, metavar="SPEC", help="an option set of the runs, e.g. "
+                    "momentum=0.9,nesterov (repeatable; implies --neuronspec-run)")
+    group.addoption("--neuronspec-runs", dest="neuronspec_runs", type=int, default=6,
+                    metavar="N", help="runs per format and option set (default 6)")
+    group.addoption("--neuronspec-steps", dest="neuronspec_steps", type=int, default=8,
+                    metavar="K", help="steps per run (default 8)")
     group.addoption("--neuronspec-profile", dest="neuronspec_profile", default=None,
                     choices=list(PROFILES), help="hypothesis profile (default: NEURONSPEC_PROFILE, "
                     "else ci when CI is set, else dev)")
@@ -144,6 +161,19 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
     settings = SuiteSettings(formats=formats, model=model,
                              profile=config.getoption("neuronspec_profile") or default_profile(),
                              level=config.getoption("neuronspec_level") or "exact")
+    specs_of_runs = config.getoption("neuronspec_options") or []
+    if config.getoption("neuronspec_run") or specs_of_runs:
+        from .cases.options import DEFAULT_SETS, parse_spec
+
+        try:
+            settings.option_sets = [parse_spec(s) for s in specs_of_runs] or list(DEFAULT_SETS)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc).replace("--options", "--neuronspec-options")) \
+                from None
+        settings.runs = config.getoption("neuronspec_runs")
+        settings.steps = config.getoption("neuronspec_steps")
+        if settings.runs < 1 or settings.steps < 1:
+            raise pytest.UsageError("--neuronspec-runs and --neuronspec-steps take a count >= 1")
     if settings.profile not in PROFILES:
         raise pytest.UsageError(f"NEURONSPEC_PROFILE={settings.profile!r}: choose one of "
                                 f"{', '.join(PROFILES)}")
@@ -159,7 +189,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
             if controller and spec in BUNDLED:  # only the workers call it: named, not started
                 settings.implementations.append(_Described(*target_of(spec)[1:]))
                 continue
-            started.append((spec, supervised(spec, timeout, wait=False)))
+            started.append((spec, supervised(spec, timeout, wait=False,
+                                             runs=settings.option_sets is not None)))
         except NeuronspecError as exc:
             _unavailable(settings, spec, exc)
     for spec, impl in started:
@@ -171,7 +202,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
         settings.implementations.append(impl)
     for command in commands:
         try:
-            settings.implementations.append(ProcessImplementation(command, timeout))
+            settings.implementations.append(ProcessImplementation(
+                command, timeout, runs=settings.option_sets is not None))
         except NeuronspecError as exc:
             raise pytest.UsageError(f"--neuronspec-cmd: {exc}") from None
     return settings

@@ -50,3 +50,38 @@ def test_property(implementation, fmt: str, prop: str, data: st.DataObject) -> N
         ALL_PROPERTIES[prop](implementation, fmt, labelled, model, target=hypothesis.target)
     else:
         ALL_PROPERTIES[prop](implementation, fmt, labelled, model)
+
+
+def _run_cases() -> tuple[list, list]:
+    settings = active()
+    cases, ids = [], []
+    if settings is not None and settings.option_sets is not None:
+        for impl in settings.implementations:
+            for fmt in settings.formats:
+                for option_set in settings.option_sets:
+                    cases.append((impl, fmt, option_set))
+                    ids.append(f"{impl.name}-{fmt}-{option_set.spec() or 'no-options'}")
+    return cases, ids
+
+
+_RUNS, _RUN_IDS = _run_cases()
+
+
+@pytest.mark.skipif(not _RUNS, reason="no runs asked for (--neuronspec-run, "
+                    "--neuronspec-options)")
+@pytest.mark.parametrize("runner,run_format,option_set", _RUNS or [(None, None, None)],
+                         ids=_RUN_IDS or ["none"])
+def test_runs(runner, run_format: str, option_set) -> None:
+    """Runs of SGD with options (spec/neuron.md 8): each step judged against the exact step
+    from the state the implementation reported; a failure shows the first failing step, the
+    state it was judged from and the command that replays the run."""
+    from neuronspec.runs.sgd import check_runs, format_runs
+
+    settings = active()
+    (result,) = check_runs(runner, [run_format], [option_set], runs=settings.runs,
+                           steps=settings.steps, model=settings.model)
+    if result.unsupported:
+        pytest.skip(f"{runner.name} does not support {run_format} runs with "
+                    f"{option_set.spec() or 'no options'}: {result.unsupported}")
+    if result.verdict != "conformant":
+        pytest.fail("\n".join(format_runs([result.as_dict()], runner.name)), pytrace=False)

@@ -105,3 +105,20 @@ def test_option_specs_round_trip():
                  "momentum=0.75,nesterov"):
         assert parse_spec(parse_spec(spec).spec()) == parse_spec(spec)
     assert parse_spec("momentum=0.9").for_format("float16")["momentum"] == 0.89990234375
+
+
+def test_the_pytest_plugin_checks_runs(tmp_path):
+    """``--neuronspec-options`` in any repository: one test per implementation, format and
+    option set; a named bug fails with the first failing step and its replay command."""
+    def pytest_run(impl: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+             "--neuronspec-impl", impl, "--neuronspec-dtype", "float32", "--neuronspec-options",
+             "momentum=0.9,nesterov", "--neuronspec-runs", "2", "--neuronspec-steps", "3",
+             "-k", "test_runs"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+
+    good = pytest_run("numpy")
+    assert good.returncode == 0 and "1 passed" in good.stdout, good.stdout[-2000:]
+    bad = pytest_run(str(ROOT / "tests/mutants/sgd_nesterov_old_buffer.py") + ":step")
+    assert bad.returncode == 1 and "step 1: w_new outside its bound" in bad.stdout
+    assert "neuronspec replay" in bad.stdout and "1 failed" in bad.stdout
