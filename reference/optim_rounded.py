@@ -54,10 +54,14 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     variants = [v for v in admitted(fmt, model) if not v.update_fused]  # (the update: below)
     plain = evaluate_variants(fmt, w, b, float(x), float(t), float(lr), variants)
     first = state.buf_w is None
-    groups = _groups(options, first)
+    # every step's evaluations are named with the groups of every step of the run (a first step
+    # has no momentum sum), so that one evaluation can be followed over a run
+    groups, used = _groups(options, False), set(_groups(options, first))
     c_exact = 1 - to_fraction(float(options.dampening))
-    needs_c = options.buffered and not first and c_exact != 1
-    constants = [float(c) for c in rounded_constants(fmt, c_exact)] if needs_c else [1.0]
+    # (and with their c, which a first step does not use either)
+    named_c = options.buffered and c_exact != 1
+    uses_c = named_c and not first
+    constants = [float(c) for c in rounded_constants(fmt, c_exact)] if named_c else [1.0]
     out: dict[str, dict[str, Optional[float]]] = {}
     seen: dict[tuple, str] = {}
     for v in variants:
@@ -69,8 +73,9 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
             c = choice[-1]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
                                        for g, f in fused.items() if f]
-                            + ([f"c={c.hex()}"] if needs_c else []))
-            dup = key + tuple(sorted(fused.items(), key=str)) + (c,)
+                            + ([f"c={c.hex()}"] if named_c else []))
+            dup = key + tuple(sorted(((g, f) for g, f in fused.items() if g in used), key=str)) \
+                + ((c,) if uses_c else ())
             if dup in seen:  # the same gradients and choices as an earlier evaluation
                 out[name] = out[seen[dup]]
                 continue

@@ -66,6 +66,9 @@ class RunResult:
     failed_runs: int = 0
     quantities: dict = field(default_factory=lambda: {q: QuantityFigures() for q in QUANTITIES})
     stateless: "bool | None" = None  # the repeated run gave the same bits (None: not tried)
+    #: the fingerprint: the legal evaluations that give every value of every judged step (None:
+    #: no value yet), so which fusion and constants the implementation's form uses
+    consistent: "set | None" = None
     distance: float = 0.0  # largest |w^ - w*| or |b^ - b*| at the last judged step, in ulps
 
     @property
@@ -82,6 +85,7 @@ class RunResult:
                 "declined": self.declined, "unsupported": self.unsupported or None,
                 "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
                 "runStateless": self.stateless, "worstDistanceUlps": self.distance,
+                "evaluations": sorted(self.consistent or (), key=lambda n: (len(n), n)),
                 "quantities": {q: {"values": f.values, "failed": f.failed,
                                    "explained": f.explained, "worstErrorOverBound": f.worst}
                                for q, f in self.quantities.items()},
@@ -192,6 +196,9 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                 f.values += 1
                 f.failed += j.violation
                 f.explained += bool(explained.get(q))
+                names = set(explained.get(q) or ())
+                result.consistent = names if result.consistent is None else \
+                    result.consistent & names
                 if math.isfinite(j.ratio):  # (failing values count too, as in the report)
                     f.worst = max(f.worst, j.ratio)
         failure = verdict.first_failure()
@@ -292,6 +299,15 @@ def format_runs(results: Sequence[dict], name: str) -> list[str]:
         share = f"{100 * explained / values:.1f}%" if values else "-"
         lines.append(f"  {r['format']:9} {spec:60} {r['runs']:5d} {r['stepsJudged']:6d} "
                      f"{r['failedRuns']:6d} {worst:9.3g} {share:>7}  {r['verdict']}")
+    for r in results:
+        names = r["evaluations"]
+        if names and r["verdict"] == "conformant":
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            lines.append(f"  {r['format']} {r['options']}: every value is that of the "
+                         f"evaluation {names[0]}{more}")
+        elif r["stepsJudged"] and not names and not r["failures"]:
+            lines.append(f"  {r['format']} {r['options']}: no one legal evaluation gives "
+                         f"every value (each is some evaluation's, or within its bound)")
     for r in results:
         for f in r["failures"]:
             lines.append(f"  FAIL {r['format']} {r['options']}: step {f['step']}: {f['why']}")
