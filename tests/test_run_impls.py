@@ -377,3 +377,24 @@ def test_the_plain_step_of_the_other_torch_paths_is_conformant(name):
     report = check([load(name)], examples=25, sweep=2000, seed=3)
     assert report["verdict"] == "conformant", [
         (f, r["failures"]) for i in report["implementations"] for f, r in i["formats"].items()]
+
+
+def test_the_fingerprint_tells_the_torch_forms_apart():
+    """Where the forms round differently, the report says which form an implementation uses:
+    torch's for-loop fuses the buffer's add_(grad, alpha=1 - dampening) (momentum-fused-c),
+    its fused kernel computes mu*buf + c*g with the other product fused (momentum-fused-mu);
+    numpy fuses nothing."""
+    pytest.importorskip("torch")
+    from neuronspec.cases.options import parse_spec
+    from neuronspec.implementations.load import load
+    from neuronspec.runs.sgd import check_runs
+
+    option_set = parse_spec("momentum=0.9,dampening=0.1,weight_decay=1e-4")
+    first = {}
+    for name in ("torch_sgd", "torch_sgd_fused", "numpy"):
+        (result,) = check_runs(load(name), ["float32"], [option_set], runs=3, steps=4)
+        assert result.verdict == "conformant"
+        first[name] = result.as_dict()["evaluations"][0]
+    assert "momentum-fused-c" in first["torch_sgd"] and "update-fused" in first["torch_sgd"]
+    assert "momentum-fused-mu" in first["torch_sgd_fused"]
+    assert first["numpy"].startswith("canonical+c=") and "fused" not in first["numpy"]
