@@ -122,3 +122,19 @@ def test_the_pytest_plugin_checks_runs(tmp_path):
     bad = pytest_run(str(ROOT / "tests/mutants/sgd_nesterov_old_buffer.py") + ":step")
     assert bad.returncode == 1 and "step 1: w_new outside its bound" in bad.stdout
     assert "neuronspec replay" in bad.stdout and "1 failed" in bad.stdout
+
+
+def test_a_failing_run_shows_in_junit_and_markdown(tmp_path):
+    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
+    proc = neuronspec("check", "tests/faults/runs.py:crash", "--dtype", "float32", "--options",
+                      "momentum=0.5", "--examples", "5", "--sweep", "0", "--runs", "1",
+                      "--steps", "3", "--junit", str(junit), "--markdown", str(markdown))
+    assert proc.returncode == 1
+    import xml.etree.ElementTree as ET
+
+    suite = next(s for s in ET.parse(junit).getroot() if s.get("name") == "runs:crash runs")
+    assert suite.get("tests") == "9" and suite.get("failures") == "1"
+    (failed,) = [c for c in suite if c.find("failure") is not None]
+    assert failed.get("name") == "step" and "RuntimeError" in failed.find("failure").text
+    text = markdown.read_text()
+    assert "runs of SGD with options, non-conformant" in text and "step 2" in text

@@ -161,6 +161,33 @@ def render_junit(report: dict) -> str:
             plural = {"failure": "failures", "error": "errors", "skipped": "skipped"}
             if kind in plural:
                 tally[plural[kind]] += 1
+    for entry in report.get("runs", []):  # --run: a testcase per format, option set, quantity
+        suite = _add(root, "testsuite", name=_line(f"{entry['implementation']} runs"), time=0)
+        tally = dict.fromkeys(total, 0)
+        name = re.sub(r"[\s.]+", "_", _line(entry["implementation"], 100))
+        for r in entry["results"]:
+            classname = f"neuronspec.{name}.runs.{r['format']}.{_line(r['options'], 100)}"
+            for q, figures in r["quantities"].items():
+                tally["tests"] += 1
+                case = _add(suite, "testcase", classname=classname, name=q, time="0")
+                failures = [f for f in r["failures"] if f["quantity"] == q]
+                if r["unsupported"]:
+                    tally["skipped"] += 1
+                    _add(case, "skipped", message=_line(r["unsupported"]))
+                elif figures["failed"] or failures:
+                    tally["failures"] += 1
+                    _add(case, "failure", _texts([f"step {f['step']}: {f['why']}; replay: "
+                                                  f"{f['replay']}" for f in failures]),
+                         message=_line(f"{figures['failed']} values outside their bound"))
+            other = [f for f in r["failures"] if f["quantity"] not in r["quantities"]]
+            if other:  # a failure of a step as a whole (an exception, a missing step, ...)
+                tally["tests"] += 1
+                tally["failures"] += 1
+                case = _add(suite, "testcase", classname=classname, name="step", time="0")
+                _add(case, "failure", _texts([f"step {f['step']}: {f['why']}; replay: "
+                                              f"{f['replay']}" for f in other]),
+                     message=_line(other[0]["why"]))
+        suites[id(entry)] = (suite, tally)
     for suite, tally in suites.values():
         _counts(suite, tally)
         for k in total:

@@ -258,7 +258,46 @@ def render_markdown(report: dict) -> str:
                 out += [f"<details><summary>{fmt}: {md(fail['property'])} failed on "
                         f"{md(fail['quantity'] or 'a case')}</summary>", ""]
                 out += code_block(fail["message"]) + ["</details>", ""]
+    out += _markdown_runs(report)
     return "\n".join(out) + "\n"
+
+
+def _markdown_runs(report: dict) -> list[str]:
+    """The runs of SGD with options (``--run``): a table per implementation, the fingerprint
+    of each form, the first failures with their replay commands."""
+    out: list[str] = []
+    for entry in report.get("runs", []):
+        out += [f"### {md(entry['implementation'])}: runs of SGD with options, "
+                f"{entry['verdict']}", "",
+                "Each step judged against the exact step from the state the implementation "
+                "reported (spec/neuron.md 8.4).", "",
+                "| format | options | runs | steps | failed runs | err/bound | exact | verdict |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in entry["results"]:
+            if r["unsupported"]:
+                out.append(f"| {r['format']} | {md(r['options'])} | not checked: "
+                           f"{md(r['unsupported'])[:120]} | | | | | |")
+                continue
+            figures = r["quantities"].values()
+            values = sum(f["values"] for f in figures)
+            out.append(f"| {r['format']} | {md(r['options'])} | {r['runs']} | "
+                       f"{r['stepsJudged']} | {r['failedRuns']} | "
+                       f"{max(f['worstErrorOverBound'] for f in figures):.3g} | "
+                       f"{share(sum(f['explained'] for f in figures), values)} | "
+                       f"{r['verdict']} |")
+        out.append("")
+        for r in entry["results"]:
+            if r["evaluations"] and r["verdict"] == "conformant":
+                out.append(f"- {r['format']} {md(r['options'])}: every value is that of the "
+                           f"evaluation {md(r['evaluations'][0])}")
+            for f in r["failures"][:3]:
+                out += [f"<details><summary>{r['format']} {md(r['options'])}: step {f['step']}, "
+                        f"{md(f['quantity'])}</summary>", ""]
+                out += code_block("\n".join([f["why"], "from the reported state " + ", ".join(
+                    f"{k}={v}" for k, v in f["state"].items()), "replay: " + f["replay"]]))
+                out += ["</details>", ""]
+        out.append("")
+    return out
 
 
 # ---- what failed where: the one-line summary and the JUnit XML read the report through this ----
