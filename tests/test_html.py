@@ -421,6 +421,27 @@ def test_an_implementation_named_like_a_script_stays_text(browser, tmp_path):
     assert counts["heading"].startswith(EVIL)
 
 
+def test_runs_of_sgd_show_as_a_table_and_stay_text(browser, tmp_path):
+    """``--run``: a section per implementation's runs, a row per format and option set; what
+    the implementation said (its name, a failure's message) stays inert text."""
+    from neuronspec.runs.sgd import RunResult
+
+    good = RunResult("float32", "momentum=0.9,nesterov", {"momentum": 0.9}, runs=2, steps=6)
+    bad = RunResult("float16", "maximize", {"maximize": True}, runs=2, steps=3, failed_runs=1)
+    bad.failures.append({"step": 2, "quantity": "-", "why": EVIL + EVIL_IMG, "state": {},
+                         "inputs": None, "replay": "neuronspec replay x --dtype float16"})
+    report = dict(fixture_report(), runs=[{"implementation": EVIL, "verdict": "non-conformant",
+                                           "results": [good.as_dict(), bad.as_dict()]}])
+    path = tmp_path / "runs.html"
+    path.write_text(render_html(report), encoding="utf-8")
+    page = browser.open(path)
+    assert page.errors() == [] and page.dialogs() == []
+    rows = page.evaluate("document.querySelectorAll('section.impl:last-of-type tbody tr')"
+                         ".length")
+    assert rows == 2
+    assert _counts(page)["scripts"] == 0 and _counts(page)["images"] == 0
+
+
 def test_the_browser_check_sees_console_errors_and_requests(browser, tmp_path):
     """The checks above can fail: a page that logs an error, throws and loads an image."""
     path = tmp_path / "bad.html"

@@ -353,11 +353,39 @@ def _implementation(i: int, impl: dict) -> str:
     return "\n".join(out)
 
 
+def _runs(entry: dict) -> str:
+    """``--run``: the runs of SGD with options of one implementation, a row per format and
+    option set, then the first failures with their replay commands."""
+    out = ['<section class="impl">',
+           f"<h2>{_e(entry['implementation'])}: runs of SGD with options "
+           f"{_badge(entry['verdict'])}</h2>",
+           "<p>Each step judged against the exact step from the state the implementation "
+           "reported (spec/neuron.md 8.4).</p>",
+           "<table><thead><tr><th>format</th><th>options</th><th>runs</th><th>steps</th>"
+           "<th>failed runs</th><th>err/bound</th><th>form (fingerprint)</th><th>verdict</th>"
+           "</tr></thead><tbody>"]
+    for r in entry["results"]:
+        figures = r["quantities"].values()
+        worst = max((f["worstErrorOverBound"] for f in figures), default=0.0)
+        form = r["evaluations"][0] if r["evaluations"] else (r["unsupported"] or "")
+        out.append(f"<tr><td>{_e(r['format'])}</td><td>{_e(r['options'])}</td>"
+                   f"<td>{r['runs']}</td><td>{r['stepsJudged']}</td><td>{r['failedRuns']}</td>"
+                   f"<td>{worst:.3g}</td><td>{_e(form)}</td><td>{_badge(r['verdict'])}</td></tr>")
+    out.append("</tbody></table>")
+    for r in entry["results"]:
+        for f in r["failures"][:3]:
+            out.append(f'<p class="bad">{_e(r["format"])} {_e(r["options"])}: step {f["step"]}: '
+                       f"{_e(f['why'])}</p><pre>{_e(f['replay'])}</pre>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def render_html(report: dict) -> str:
     """The report (the dict of ``spec/report.md``) as one HTML page that loads nothing."""
     title = f"neuronspec check: {verdict_words(report)}"
     body = [_header(report), "<h2>Summary</h2>", _summary(report)]
     body += [_implementation(i, impl) for i, impl in enumerate(report.get("implementations", []))]
+    body += [_runs(entry) for entry in report.get("runs", [])]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
             "style-src 'unsafe-inline'\">\n"
