@@ -182,6 +182,11 @@ def _parser() -> argparse.ArgumentParser:
     vc.add_argument("--level", choices=LEVELS, default="exact", help="verify: " + LEVEL_HELP)
     vc.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                     help="run: seconds the implementation may take per case")
+    vc.add_argument("--sgd", action="store_true",
+                    help="the run vectors of SGD with options (spec/protocol.md R6; --dir then "
+                    "names their folder, default spec/vectors/sgd): write, check, run an "
+                    "implementation's step_run and step_from (in this process), verify (also "
+                    "chosen by a results file that says \"vectors\": \"sgd\")")
     rp = sub.add_parser("replay", help="run one case on an implementation and show every "
                         "quantity against its exact value and bound")
     rp.add_argument("impl", nargs="?", help=IMPL_HELP)
@@ -453,9 +458,13 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
 
 
 def _vectors(args, argv) -> int:
+    from .runs import sgd_vectors as S
     from .runs import vectors as V
 
     directory = Path(args.dir) if args.dir else None
+    if args.sgd or (args.action == "verify" and args.target
+                    and S.results_kind(Path(args.target)) == "sgd"):
+        return _sgd_vectors(args, directory)
     if args.action == "write":
         for path in V.write(directory):
             print(f"neuronspec vectors: wrote {path}")
@@ -502,6 +511,65 @@ def _vectors(args, argv) -> int:
     if status == 2:
         print("neuronspec vectors verify: nothing was checked: the results hold no result of a "
               "vector", file=sys.stderr)
+    return status
+
+
+def _sgd_vectors(args, directory: "Path | None") -> int:
+    """``neuronspec vectors ACTION --sgd``: the run vectors (spec/protocol.md R6)."""
+    from .implementations import load
+    from .runs import sgd_vectors as S
+    from .runs import vectors as V
+
+    if args.action == "write":
+        for path in S.write(directory):
+            print(f"neuronspec vectors: wrote {path}")
+        return 0
+    if args.action == "check":
+        stale = S.stale(directory)
+        if stale:
+            return _stale(", ".join(stale), S.GENERATED_BY)
+        print("neuronspec vectors: the run vectors are up to date")
+        return 0
+    if not args.target:
+        raise UsageError(f"give {'an implementation' if args.action == 'run' else 'a results file'}"
+                         f": neuronspec vectors {args.action} TARGET --sgd")
+    vectors = S.load(directory)
+    if args.action == "run":
+        _writable(args.output)
+        impl = load(args.target)  # in this process: serve.py speaks no runs yet (R5)
+        if impl.runner is None and impl.from_state is None:
+            raise UsageError(f"{impl.name} offers neither step_run nor step_from "
+                             "(spec/protocol.md R2, R3): nothing to run on the run vectors")
+        results = S.run_implementation(impl, vectors, list(vectors))
+        text = json.dumps({"vectors": "sgd", "implementation": impl.name, "results": results},
+                          indent=1) + "\n"
+        if args.output:
+            _write(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    summary = S.verify(V.load_results(Path(args.target)), vectors, args.level)
+    for f in summary["failures"][:20]:
+        print(f"FAIL {f['name']}: {f['reason']}" + (f" [{f['comment']}]" if f.get("comment")
+                                                   else ""))
+    if len(summary["failures"]) > 20:
+        print(f"... and {len(summary['failures']) - 20} more")
+    print(f"neuronspec vectors verify --sgd: {summary['checked']} tests checked "
+          f"({summary['stepsByVector']} steps judged by the vectors, "
+          f"{summary['stepsByReference']} from the reported state), {summary['passed']} passed, "
+          f"{summary['failed']} failed (bounded level), {summary['unexplained']} with values no "
+          f"admitted evaluation gives (exact level), {summary['missing']} missing, "
+          f"{summary['duplicates']} duplicates, {summary['unknown']} unknown ids, "
+          f"{summary['malformed']} malformed; level {summary['level']} decides")
+    for fmt_name, reasons in sorted(summary["unsupported"].items()):
+        for reason, n in reasons.items():
+            print(f"  {fmt_name}: {n} tests not checked ({reason})")
+    for fmt_name in summary["notRun"]:
+        print(f"  {fmt_name}: not run")
+    status = V.verified(summary)
+    if status == 2:
+        print("neuronspec vectors verify --sgd: nothing was checked: the results hold no result "
+              "of a run vector", file=sys.stderr)
     return status
 
 
