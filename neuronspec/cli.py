@@ -516,7 +516,7 @@ def _vectors(args, argv) -> int:
 
 def _sgd_vectors(args, directory: "Path | None") -> int:
     """``neuronspec vectors ACTION --sgd``: the run vectors (spec/protocol.md R6)."""
-    from .implementations import load
+    from .implementations import supervised
     from .runs import sgd_vectors as S
     from .runs import vectors as V
 
@@ -536,11 +536,15 @@ def _sgd_vectors(args, directory: "Path | None") -> int:
     vectors = S.load(directory)
     if args.action == "run":
         _writable(args.output)
-        impl = load(args.target)  # in this process: serve.py speaks no runs yet (R5)
-        if impl.runner is None and impl.from_state is None:
+        impl = supervised(args.target, args.timeout, runs=True)  # (protocol version 2, R5)
+        try:
+            results = S.run_implementation(impl, vectors, list(vectors))
+        finally:
+            impl.close()
+        if all("unsupported" in r for r in results) and results and all(
+                r["unsupported"].startswith("offers no step_") for r in results):
             raise UsageError(f"{impl.name} offers neither step_run nor step_from "
                              "(spec/protocol.md R2, R3): nothing to run on the run vectors")
-        results = S.run_implementation(impl, vectors, list(vectors))
         text = json.dumps({"vectors": "sgd", "implementation": impl.name, "results": results},
                           indent=1) + "\n"
         if args.output:

@@ -44,7 +44,7 @@ from reference.bounds import IEEE, OutOfDomain
 from reference.formats import (BFLOAT16, FORMATS, Format, as_float, exact_decimal, exact_hex,
                                float_hex, parse_exact, parse_hex, to_fraction)
 from reference.dyadic import Dyadic, dyadic, dyadic_nodes
-from reference.optim import (_DYADIC, PARAMETERS, Options, State, _exact_parameter,
+from reference.optim import (DYADIC, PARAMETERS, Options, State, parameter_nodes,
                              exact_sgd_step)
 from reference.optim_bounds import sgd_bounds
 from reference.optim_judge import BUFFER_MISSING, NO_BUFFER, judge_run
@@ -53,7 +53,7 @@ from reference.optim_rounded import sgd_legal
 from .. import __version__, data
 from ..cases.options import DEFAULT_SETS, OPTION_KEYS, OptionSet, reference_options
 from ..errors import DataError, ImplementationError, UsageError
-from .vectors import _bounded, _dump, _hex_order, _value
+from .vectors import bounded_words, dump_vectors, hex_order, observed_value
 
 __all__ = ["flags", "generate", "write", "stale", "load", "run_implementation", "verify",
            "results_kind", "default_directory", "GENERATED_BY", "Vector", "name_of"]
@@ -160,7 +160,7 @@ def _quantity(fmt: Format, exact: Fraction, bound: Any, legal: Iterable[float]) 
     """A quantity's entry (the one-step vectors' shape)."""
     entry = {"exact": exact_decimal(exact, 100000), "exactHex": exact_hex(exact),
              "rounded": float_hex(fmt.round(exact)),
-             "legal": sorted({float_hex(v) for v in legal}, key=_hex_order)}
+             "legal": sorted({float_hex(v) for v in legal}, key=hex_order)}
     if isinstance(bound, OutOfDomain):
         entry["outOfDomain"] = bound.reason
         bound = bound.bound  # held by the finite results all the same
@@ -270,7 +270,7 @@ def _exact_step_ok(fmt: Format, state: State, x: float, t: float, lr: float,
     nodes = dyadic_nodes(state.w, state.b, x, t, lr)
     if not all(_fits(fmt, v) for v in nodes.values()):
         return None
-    params = {theta: _exact_parameter(theta, nodes, state, nodes["lr"], options, _DYADIC)
+    params = {theta: parameter_nodes(theta, nodes, state, nodes["lr"], options, DYADIC)
               for theta in PARAMETERS}
     zero = [p["gd"].m == 0 for p in params.values()]
     if (k == 1 and any(zero)) or (k == 2 and all(zero)):
@@ -454,7 +454,7 @@ def _negative_zero_buffer(fmt: Format, options: Options, rng: random.Random,
         lr = rng.choice(pool.lrs)
         state = State(w, b, *(buffers or (None, None)))
         nodes = dyadic_nodes(w, b, x, t, lr)
-        if all(_exact_parameter(theta, nodes, state, nodes["lr"], options, _DYADIC)["nb"].m
+        if all(parameter_nodes(theta, nodes, state, nodes["lr"], options, DYADIC)["nb"].m
                for theta in PARAMETERS):
             continue  # a buffer that is not zero
         legal = sgd_legal(fmt, state, x, t, lr, options, IEEE)
@@ -565,7 +565,7 @@ def write(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[Path]
         directory.mkdir(parents=True, exist_ok=True)
         for name in formats:
             path = directory / f"{name}.json"
-            path.write_text(_dump(generate(name)), encoding="utf-8")
+            path.write_text(dump_vectors(generate(name)), encoding="utf-8")
             paths.append(path)
     except OSError as exc:
         raise UsageError(f"cannot write the run vectors into {directory} "
@@ -579,7 +579,7 @@ def stale(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[str]:
     out = []
     for name in formats:
         path = directory / f"{name}.json"
-        if not path.is_file() or path.read_text(encoding="utf-8") != _dump(generate(name)):
+        if not path.is_file() or path.read_text(encoding="utf-8") != dump_vectors(generate(name)):
             out.append(str(path))
     return out
 
@@ -723,8 +723,9 @@ def _outputs(values: Mapping[str, "float | None"]) -> dict:
 
 def run_implementation(impl, vectors: Mapping[str, Mapping[int, Vector]],
                        formats: Iterable[str]) -> list[dict]:
-    """An implementation's results on the run vectors (``Implementation.run`` and
-    ``.step_from_state``, in this process), in the verify format.  Tests run in file order; a
+    """An implementation's results on the run vectors (``run`` and ``step_from_state`` of an
+    Implementation, or of a supervised process over protocol version 2), in the verify
+    format.  Tests run in file order; a
     test with 'after' runs right after its run (run again first where another came between).
     The first NotImplementedError of an option set marks it unsupported (nothing more of it is
     run); one after the set was accepted is a failure of that test."""
@@ -734,7 +735,9 @@ def run_implementation(impl, vectors: Mapping[str, Mapping[int, Vector]],
         accepted: set = set()
         unsupported: set = set()
         last_run = None
-        missing_form = {"SgdRun": impl.runner is None, "SgdStepFrom": impl.from_state is None}
+        # (a supervised process says so per request instead: "offers no step_run")
+        missing_form = {"SgdRun": getattr(impl, "runner", True) is None,
+                        "SgdStepFrom": getattr(impl, "from_state", True) is None}
         for kind, missing in missing_form.items():
             if missing and any(v.type == kind for v in tests.values()):
                 out.append({"format": fmt_name, "type": kind, "unsupported":
@@ -833,7 +836,7 @@ def _parse(fmt: Format, outputs: Mapping) -> "tuple[dict, tuple[str, str] | None
                 return {}, (q, f"{q} is null")
             values[q] = None
             continue
-        v = _value(outputs[q], fmt)
+        v = observed_value(outputs[q], fmt)
         if isinstance(v, str):
             return {}, (q, f"{q}: {v}")
         values[q] = v
@@ -857,7 +860,7 @@ def _by_vector(fmt: Format, expected: Mapping, values: Mapping, texts: Mapping
         if float_hex(v) not in legal:
             unexplained.append((q, f"{q} = {texts[q]} is not what an admitted evaluation gives "
                                    f"({', '.join(legal[:3])}{', ...' if len(legal) > 3 else ''})"))
-        why = _bounded(fmt, q, v, exp)
+        why = bounded_words(fmt, q, v, exp)
         if why:
             failures.append((q, f"{q} = {texts[q]} {why}"))
     return failures, unexplained

@@ -38,7 +38,8 @@ from ..cases.regimes import CAMPAIGN_REGIMES, regime_cases
 from ..errors import DataError, ImplementationError, UsageError
 
 __all__ = ["flags", "generate", "write", "load", "verify", "verified", "stale",
-           "run_implementation", "vector_case", "load_results"]
+           "run_implementation", "vector_case", "load_results", "bounded_words",
+           "dump_vectors", "hex_order", "observed_value"]
 
 RANDOM_SEED = 20261126
 RANDOM_PER_REGIME = 40
@@ -139,7 +140,7 @@ def _test(fmt: Format, tc_id: int, comment: str, flags: list[str], case: tuple) 
         e = exact[q]
         entry = {"exact": exact_decimal(e, 100000), "exactHex": exact_hex(e),
                  "rounded": float_hex(fmt.round(e)),
-                 "legal": sorted({float_hex(v) for v in legal.of(q)}, key=_hex_order)}
+                 "legal": sorted({float_hex(v) for v in legal.of(q)}, key=hex_order)}
         b = bounds[q]
         if isinstance(b, OutOfDomain):
             entry["outOfDomain"] = b.reason
@@ -158,7 +159,7 @@ def _test(fmt: Format, tc_id: int, comment: str, flags: list[str], case: tuple) 
             "expected": expected}
 
 
-def _hex_order(text: str) -> tuple:
+def hex_order(text: str) -> tuple:
     """Legal values in numeric order (NaN last), for a stable file."""
     if text == "nan":
         return (1, 0.0)
@@ -195,7 +196,7 @@ def generate(fmt_name: str) -> dict:
     }
 
 
-def _dump(content: dict) -> str:
+def dump_vectors(content: dict) -> str:
     return json.dumps(content, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -207,7 +208,7 @@ def write(directory: "Path | None" = None, formats: Iterable[str] = FORMATS) -> 
         directory.mkdir(parents=True, exist_ok=True)
         for name in formats:
             path = directory / f"{name}.json"
-            path.write_text(_dump(generate(name)), encoding="utf-8")
+            path.write_text(dump_vectors(generate(name)), encoding="utf-8")
             paths.append(path)
     except OSError as exc:
         raise UsageError(f"cannot write the vectors into {directory} ({exc.strerror or exc}); "
@@ -221,7 +222,7 @@ def stale(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[str]:
     out = []
     for name in formats:
         path = directory / f"{name}.json"
-        if not path.is_file() or path.read_text(encoding="utf-8") != _dump(generate(name)):
+        if not path.is_file() or path.read_text(encoding="utf-8") != dump_vectors(generate(name)):
             out.append(str(path))
     return out
 
@@ -327,7 +328,7 @@ def load_results(path: Path) -> list[dict]:
     return content["results"] if isinstance(content, dict) else content
 
 
-def _value(text, fmt: Format) -> "float | str":
+def observed_value(text, fmt: Format) -> "float | str":
     """A result value as a float of the format, or a string saying why it is not one."""
     if not isinstance(text, str):
         return f"{text!r} is not a string"
@@ -356,7 +357,7 @@ def _malformed(entry: object) -> str:
     return ""
 
 
-def _bounded(fmt: Format, q: str, v: float, exp: dict) -> str:
+def bounded_words(fmt: Format, q: str, v: float, exp: dict) -> str:
     """Why ``v`` fails the bounded level for a vector's expected entry ('' if it does not)."""
     legal = exp.get("legal")
     if not math.isfinite(v):
@@ -430,7 +431,7 @@ def verify(results: list, vectors: dict[str, dict], level: str = "exact") -> dic
             if q not in outputs:
                 reasons.append(f"{q} missing")
                 continue
-            v = _value(outputs[q], fmt)
+            v = observed_value(outputs[q], fmt)
             if isinstance(v, str):
                 reasons.append(f"{q}: {v}")
                 continue
@@ -439,7 +440,7 @@ def verify(results: list, vectors: dict[str, dict], level: str = "exact") -> dic
                 unexplained.append(f"{q} = {outputs[q]} is not what an admitted evaluation "
                                    f"gives ({', '.join(legal[:3])}"
                                    + (", ..." if len(legal) > 3 else "") + ")")
-            why = _bounded(fmt, q, v, exp)
+            why = bounded_words(fmt, q, v, exp)
             if why:
                 reasons.append(f"{q} = {outputs[q]} {why}")
         summary["checked"] += 1
