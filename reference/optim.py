@@ -31,7 +31,8 @@ from .exact import _EXACT, Binary, exact_nodes, to_mpf
 from .formats import to_fraction
 from .step import NODE_OF, REQUIRED
 
-__all__ = ["Options", "State", "OptimNode", "PARAMETERS", "plan", "parameter_nodes",
+__all__ = ["Options", "State", "OptimNode", "PARAMETERS", "BUFFERS", "UPDATED",
+           "STATE_QUANTITIES", "plan", "parameter_nodes",
            "resolve_alias", "MPMATH", "DYADIC", "exact_sgd_nodes",
            "exact_sgd_step", "exact_trajectory", "STEP_QUANTITIES"]
 
@@ -39,9 +40,12 @@ __all__ = ["Options", "State", "OptimNode", "PARAMETERS", "plan", "parameter_nod
 PARAMETERS: dict[str, str] = {"w": "gw", "b": "g"}
 #: What a step of a run reports (section 8.4): the plain step's quantities at its own (w, b),
 #: then the state after it.
-STEP_QUANTITIES = REQUIRED + tuple(f"buf_{theta}" for theta in PARAMETERS)
+BUFFERS = tuple(f"buf_{theta}" for theta in PARAMETERS)
+STEP_QUANTITIES = REQUIRED + BUFFERS
 #: The quantities the optimiser computes (the others are the plain step's).
 UPDATED = tuple(f"{theta}_new" for theta in PARAMETERS)
+#: The state a step reports, which the next step starts from.
+STATE_QUANTITIES = UPDATED + BUFFERS
 
 
 @dataclass(frozen=True)

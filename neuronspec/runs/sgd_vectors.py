@@ -44,9 +44,10 @@ from reference.bounds import IEEE, OutOfDomain
 from reference.formats import (BFLOAT16, FORMATS, Format, as_float, exact_decimal, exact_hex,
                                float_hex, parse_exact, parse_hex, to_fraction)
 from reference.dyadic import Dyadic, dyadic, dyadic_nodes
-from reference.optim import (DYADIC, PARAMETERS, Options, State, parameter_nodes,
-                             exact_sgd_step)
-from reference.optim_bounds import sgd_bounds
+from reference.optim import (BUFFERS, DYADIC, PARAMETERS, STATE_QUANTITIES, Options, State,
+                             exact_sgd_step, parameter_nodes)
+from reference.step import QUANTITIES
+from reference.optim_bounds import RUN_QUANTITIES, sgd_bounds
 from reference.optim_judge import BUFFER_MISSING, NO_BUFFER, judge_run
 from reference.optim_rounded import sgd_legal
 
@@ -70,8 +71,8 @@ SEARCH = (30, 30)
 FROM_SLOTS = {"first": 51, "first-zero": 52, "zero": 53, "subnormal": 54, "random": (55, 56),
               "nonfinite": 57}
 #: The order of the quantities of a step in the files (``dL_dy`` after ``y``, as one-step).
-EXPECTED = ("y", "dL_dy", "loss", "dL_dw", "dL_db", "w_new", "b_new", "buf_w", "buf_b")
-STATE = ("w_new", "b_new", "buf_w", "buf_b")
+EXPECTED = QUANTITIES + BUFFERS
+STATE = STATE_QUANTITIES
 #: The flags of the named bugs (spec/neuron.md 8.7), in the schema's order.
 BUG_FLAGS = ("FirstStepDampening", "DampeningComplement", "NesterovNewBuffer",
              "WeightDecayBeforeMomentum", "MaximizeSign", "LrSchedule")
@@ -821,7 +822,7 @@ def _malformed(entry: object) -> str:
 
 
 #: The quantities a step is judged on, in the order failures are looked for.
-_JUDGED = ("y", "loss", "dL_dw", "dL_db", "w_new", "b_new", "buf_w", "buf_b", "dL_dy")
+_JUDGED = RUN_QUANTITIES
 
 
 def _parse(fmt: Format, outputs: Mapping) -> "tuple[dict, tuple[str, str] | None]":
