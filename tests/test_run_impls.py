@@ -20,6 +20,7 @@ import random
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -38,9 +39,16 @@ PARAMS, BUFS = {"w_new", "b_new"}, {"buf_w", "buf_b"}
 
 
 def _bundled(name):
+    """The run forms of a bundled implementation (by module name, or by its bundled short
+    name where its module offers several paths: torch_sgd_foreach, torch_sgd_fused)."""
     if "torch" in name:
         pytest.importorskip("torch")
-    return importlib.import_module(BUNDLED + name)
+    from neuronspec.implementations.bundled import CALLABLES
+
+    attr = CALLABLES.get(name, "step")
+    module = importlib.import_module(BUNDLED + ("torch_sgd" if name in CALLABLES else name))
+    return SimpleNamespace(step=getattr(module, attr), step_run=getattr(module, f"{attr}_run"),
+                           step_from=getattr(module, f"{attr}_from"))
 
 
 def _mutant(name):

@@ -19,7 +19,7 @@ from reference.optim import STEP_QUANTITIES
 from reference.step import INPUTS, OPTIONAL, REQUIRED
 
 from ..errors import ImplementationError, LoadError
-from .bundled import BUNDLED, available, bundled_module, library_of
+from .bundled import BUNDLED, available, bundled_module, callable_of, library_of
 
 __all__ = ["Implementation", "BatchOutputs", "load", "supervised", "target_of"]
 
@@ -242,9 +242,10 @@ def load(spec: str) -> Implementation:
     """Load ``spec``: a bundled short name, ``module:callable`` or ``file.py:callable``."""
     if spec in BUNDLED:
         module = bundled_module(spec)
-        return Implementation(spec, module.step, BUNDLED[spec][0], spec,
-                              getattr(module, "step_batch", None), *_run_forms(module, "step",
-                                                                                spec))
+        attr = callable_of(spec)
+        return Implementation(spec, getattr(module, attr), BUNDLED[spec][0], spec,
+                              getattr(module, f"{attr}_batch", None),
+                              *_run_forms(module, attr, spec))
     where, attr, path = _parts(spec)
     if path is not None:
         name = f"_neuronspec_impl_{abs(hash(str(path.resolve())))}"
@@ -333,7 +334,8 @@ def target_of(spec: str) -> "tuple[str, str, str, str]":
 
     if spec in BUNDLED:
         available(spec)
-        return f"{BUNDLED[spec][0]}:step", spec, BUNDLED[spec][0], _bundled_version(spec)
+        return (f"{BUNDLED[spec][0]}:{callable_of(spec)}", spec, BUNDLED[spec][0],
+                _bundled_version(spec))
     where, attr, path = _parts(spec)
     if path is not None:
         return f"{path.resolve()}:{attr}", _label(where, attr, True), str(path), "unknown"

@@ -13,7 +13,8 @@ from types import ModuleType
 
 from ...errors import LoadError
 
-__all__ = ["BUNDLED", "ImplementationUnavailable", "bundled_module", "library_of", "available"]
+__all__ = ["BUNDLED", "CALLABLES", "ImplementationUnavailable", "bundled_module", "callable_of",
+           "library_of", "available"]
 
 #: short name -> (module, one-line description)
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -25,13 +26,23 @@ BUNDLED: dict[str, tuple[str, str]] = {
                        "torch autograd, manual update under no_grad (needs the torch extra)"),
     "torch_sgd": (f"{__name__}.torch_sgd",
                   "torch autograd, update by torch.optim.SGD.step() (needs the torch extra)"),
-    "torch_sgd_foreach": (f"{__name__}.torch_sgd_foreach",
+    "torch_sgd_foreach": (f"{__name__}.torch_sgd",
                           "torch autograd, update by torch.optim.SGD(foreach=True).step() "
                           "(needs the torch extra)"),
-    "torch_sgd_fused": (f"{__name__}.torch_sgd_fused",
+    "torch_sgd_fused": (f"{__name__}.torch_sgd",
                         "torch autograd, update by torch.optim.SGD(fused=True).step() "
                         "(needs the torch extra)"),
 }
+
+
+#: The step callable of a bundled implementation whose module offers several (the run forms
+#: are found beside it by suffix: ``foreach_step_run``, ...); ``step`` for the others.
+CALLABLES: dict[str, str] = {"torch_sgd_foreach": "foreach_step", "torch_sgd_fused": "fused_step"}
+
+
+def callable_of(name: str) -> str:
+    """The name of a bundled implementation's step callable in its module."""
+    return CALLABLES.get(name, "step")
 
 
 class ImplementationUnavailable(LoadError):

@@ -26,8 +26,6 @@ import torch
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
            "float32": torch.float32, "float64": torch.float64}
-#: The optimiser's code path for runs: torch's default on CPU, _single_tensor_sgd.
-_PATH = {"foreach": False}
 
 
 def step(w, b, x, t, lr, dtype="float32"):
@@ -139,16 +137,34 @@ def _settings(options, dtype):
                 "maximize": bool(options.get("maximize", False))}
 
 
-def _optimizer(w0, b0, data, options, dtype):
-    """A fresh optimiser over fresh parameters for one run (nothing carries over)."""
+def _fused_refusal(dt):
+    """torch's reason for refusing ``fused=True`` on CPU parameters of ``dt``, or None (its
+    check runs at the first ``step()``: one step of a scratch parameter asks it)."""
+    p = torch.zeros((), dtype=dt, requires_grad=True)
+    p.grad = torch.zeros((), dtype=dt)
+    try:
+        torch.optim.SGD([p], lr=0.0, fused=True).step()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def _optimizer(w0, b0, data, options, dtype, path):
+    """A fresh optimiser over fresh parameters for one run (nothing carries over), on the code
+    path ``path`` (foreach or fused)."""
     dt, hyper = _settings(options, dtype)
+    if path.get("fused"):
+        reason = _fused_refusal(dt)
+        if reason is not None:
+            raise NotImplementedError(f"torch.optim.SGD(fused=True) refuses {dtype} on CPU: "
+                                      f"{reason}")
     data = [(float(x), float(t), float(lr)) for x, t, lr in data]
     if any(lr < 0 for _, _, lr in data):  # (-0.0 is accepted, as torch accepts it)
         raise NotImplementedError("torch.optim.SGD refuses a negative learning rate")
     w = torch.tensor(float(w0), dtype=dt, requires_grad=True)
     b = torch.tensor(float(b0), dtype=dt, requires_grad=True)
     lr0 = data[0][2] if data else 0.0
-    optimizer = torch.optim.SGD([w, b], lr=lr0, **hyper, **_PATH)
+    optimizer = torch.optim.SGD([w, b], lr=lr0, **hyper, **path)
     return optimizer, w, b, dt, data
 
 
@@ -171,22 +187,45 @@ def _steps(optimizer, w, b, dt, data):
         yield out
 
 
-def step_run(w0, b0, data, options, dtype="float32"):
-    """A run of ``len(data)`` steps from (w0, b0) and an empty optimiser state: one mapping
-    per step, as it is computed.  What is declined is declined here, before the first step."""
-    return _steps(*_optimizer(w0, b0, data, options, dtype))
+def _forms(path):
+    """(step, step_run, step_from) of one code path of ``torch.optim.SGD``."""
+
+    def step_run(w0, b0, data, options, dtype="float32"):
+        """A run of ``len(data)`` steps from (w0, b0) and an empty optimiser state: one mapping
+        per step, as it is computed.  What is declined is declined here, before the first
+        step."""
+        return _steps(*_optimizer(w0, b0, data, options, dtype, path))
+
+    def step_from(state, x, t, lr, options, dtype="float32"):
+        """One step from ``state`` = {w, b, buf_w, buf_b} (buffers None: no buffer yet)."""
+        optimizer, w, b, dt, data = _optimizer(state["w"], state["b"], [(x, t, lr)], options,
+                                               dtype, path)
+        bufs = state.get("buf_w"), state.get("buf_b")
+        if (bufs[0] is None) != (bufs[1] is None):
+            raise ValueError("both parameters have a buffer, or neither")
+        if bufs[0] is not None:
+            if optimizer.param_groups[0]["momentum"] == 0:
+                raise ValueError("a buffer is given but momentum is 0")
+            for p, buf in zip((w, b), bufs):
+                optimizer.state[p]["momentum_buffer"] = torch.tensor(float(buf), dtype=dt)
+        (out,) = _steps(optimizer, w, b, dt, data)
+        return out
+
+    def step(w, b, x, t, lr, dtype="float32"):
+        """The plain step: a run of one step with every option off (spec/protocol.md R1, R2)."""
+        options = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+                   "maximize": False, "convention": "torch", "buffer_format": dtype}
+        (out,) = step_run(w, b, [(x, t, lr)], options, dtype)
+        return {k: v for k, v in out.items() if k not in ("buf_w", "buf_b")}
+
+    return step, step_run, step_from
 
 
-def step_from(state, x, t, lr, options, dtype="float32"):
-    """One step from ``state`` = {w, b, buf_w, buf_b} (buffers None: no buffer yet)."""
-    optimizer, w, b, dt, data = _optimizer(state["w"], state["b"], [(x, t, lr)], options, dtype)
-    bufs = state.get("buf_w"), state.get("buf_b")
-    if (bufs[0] is None) != (bufs[1] is None):
-        raise ValueError("both parameters have a buffer, or neither")
-    if bufs[0] is not None:
-        if optimizer.param_groups[0]["momentum"] == 0:
-            raise ValueError("a buffer is given but momentum is 0")
-        for p, buf in zip((w, b), bufs):
-            optimizer.state[p]["momentum_buffer"] = torch.tensor(float(buf), dtype=dt)
-    (out,) = _steps(optimizer, w, b, dt, data)
-    return out
+# The for-loop path, _single_tensor_sgd (the CPU default; ``step`` above is its plain step with
+# a negative lr run as maximize), and the two other paths of torch/optim/sgd.py, bundled as
+# torch_sgd_foreach (``_multi_tensor_sgd``, the CUDA default) and torch_sgd_fused
+# (``torch._fused_sgd_``; torch 2.13.0's CPU build accepts every format, and a build that
+# refuses one makes its runs decline it).
+_, step_run, step_from = _forms({"foreach": False})
+foreach_step, foreach_step_run, foreach_step_from = _forms({"foreach": True})
+fused_step, fused_step_run, fused_step_from = _forms({"fused": True})
