@@ -153,9 +153,11 @@ def test_stdlib_server_serves_a_python_implementation():
 
 
 @pytest.mark.slow
-# (not the run mutants sgd_*.py, whose plain step is right: tests/test_run_impls.py)
+# (not the run mutants sgd_*.py, whose plain step is right: tests/test_run_impls.py, nor their
+# shared _sgd.py: a file whose name starts with "_" is not a mutant)
 @pytest.mark.parametrize("path", sorted(p for p in MUTANTS.glob("*.py")
-                                        if not p.stem.startswith("sgd_")), ids=lambda p: p.stem)
+                                        if not p.stem.startswith(("sgd_", "_"))),
+                         ids=lambda p: p.stem)
 def test_every_mutant_gets_exit_1_and_a_reason_naming_the_quantity(path):
     proc = cli("check", f"{path}:step", "--examples", "100", "--sweep", "0")
     assert proc.returncode == 1, proc.stdout[-1500:]

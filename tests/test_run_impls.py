@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import math
 import random
+import sys
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -52,7 +53,10 @@ def _bundled(name):
 
 
 def _mutant(name):
-    """A fresh instance of the mutant module (its globals start empty)."""
+    """A fresh instance of the mutant module (its globals start empty; the shared ``_sgd`` beside
+    it imports as it does when neuronspec loads the file)."""
+    if str(MUTANTS) not in sys.path:
+        sys.path.insert(0, str(MUTANTS))
     spec = importlib.util.spec_from_file_location(f"_run_mutant_{name}", MUTANTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -9,107 +9,27 @@ The rest is Keras's update in numpy scalars of the format, each operation rounde
 without momentum it is torch's step, and ``step`` (every option off) is correct.
 """
 
-import math
-
-import ml_dtypes
-import numpy as np
+from _sgd import forms, hyper, to
 
 DESCRIPTION = "SGD in Keras's velocity form (v = momentum*v - lr*G) with v reported as the momentum buffer under the torch convention."
 
-_TYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16,
-          "float32": np.float32, "float64": np.float64}
-_OPTION_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "convention",
-                "buffer_format")
-
-
-def _to(dtype, v):
-    """``v`` rounded once (to nearest, ties to even) to the numpy scalar type of ``dtype``.
-
-    For bfloat16 the value is first rounded to odd in float32, because
-    ``ml_dtypes.bfloat16(v)`` of a binary64 value rounds twice (through float32).
-    """
-    if dtype not in _TYPES:
-        raise NotImplementedError(f"unsupported dtype {dtype!r}")
-    v = float(v)
-    with np.errstate(all="ignore"):
-        if dtype != "bfloat16":
-            return _TYPES[dtype](v)
-        f = np.float32(v)
-        if math.isfinite(v) and np.isfinite(f) and float(f) != v and int(f.view(np.uint32)) & 1 == 0:
-            f = np.nextafter(f, np.float32(math.copysign(math.inf, v - float(f))))
-        return ml_dtypes.bfloat16(f)
-
 
 def _hyper(options, dtype):
-    """The options as binary64 values and as constants of the format; NotImplementedError for
-    what this code does not do."""
-    if dtype not in _TYPES:
-        raise NotImplementedError(f"unsupported dtype {dtype!r}")
-    unknown = sorted(k for k, v in options.items()
-                     if k not in _OPTION_KEYS and v not in (None, False, 0))
-    if unknown:
-        raise NotImplementedError(f"unknown option(s) {', '.join(unknown)}")
-    if options.get("convention", "torch") != "torch":
-        raise NotImplementedError("convention 'torch' only")
-    if (options.get("buffer_format") or dtype) != dtype:
-        raise NotImplementedError("the buffer is kept in the parameter format")
-    mu, tau, wd = (float(options.get(k, 0.0)) for k in ("momentum", "dampening", "weight_decay"))
-    if tau != 0 or wd != 0 or options.get("maximize", False):
+    h = hyper(options, dtype)
+    if h["tau"] != 0 or h["wd"] != 0 or h["maximize"]:
         raise NotImplementedError("keras's SGD has no dampening, coupled weight decay or maximize")
-    return {"mu": mu, "wd": wd, "nesterov": bool(options.get("nesterov", False)),
-            "maximize": bool(options.get("maximize", False)),
-            "mu_f": _to(dtype, mu), "wd_f": _to(dtype, wd), "c_f": _to(dtype, 1.0 - tau)}
+    return h
 
 
-def _update(dtype, h, theta, G, buf, lr):
-    """One parameter's update from its gradient ``G``: (theta_new, buffer or None)."""
+def _update(h, theta, G, buf, lr):
+    """One parameter's update from its gradient ``G``: (theta_new, velocity or None)."""
     if h["mu"] == 0:
         return theta - lr * G, None
-    v = _to(dtype, 0.0) if buf is None else buf  # keras: the velocity starts at zero
+    v = to(h["dtype"], 0.0) if buf is None else buf  # keras: the velocity starts at zero
     v = h["mu_f"] * v - lr * G                  # m.assign(m*momentum - gradient*learning_rate)
     if h["nesterov"]:
         return theta + h["mu_f"] * v - lr * G, v
     return theta + v, v                         # BUG: v reported where torch's buffer belongs
 
 
-def step_from(state, x, t, lr, options, dtype="float32"):
-    """One step from ``state`` = {w, b, buf_w, buf_b} (buffers None: no buffer yet)."""
-    h = _hyper(options, dtype)
-    w, b, x, t, lr = (_to(dtype, v) for v in (state["w"], state["b"], x, t, lr))
-    bufs = {name: None if state.get(f"buf_{name}") is None else _to(dtype, state[f"buf_{name}"])
-            for name in ("w", "b")}
-    half = _to(dtype, 0.5)
-    with np.errstate(all="ignore"):  # inf/nan results are IEEE results here, not errors
-        y = w * x + b
-        r = y - t
-        loss = half * (r * r)
-        dL_dy = r
-        dL_dw = dL_dy * x
-        dL_db = dL_dy
-        out = {"y": y, "dL_dy": dL_dy, "loss": loss, "dL_dw": dL_dw, "dL_db": dL_db}
-        for name, theta, G in (("w", w, dL_dw), ("b", b, dL_db)):
-            out[f"{name}_new"], out[f"buf_{name}"] = _update(dtype, h, theta, G, bufs[name], lr)
-    return {k: None if v is None else float(v) for k, v in out.items()}
-
-
-def step_run(w0, b0, data, options, dtype="float32"):
-    """A run from (w0, b0) and no buffer: one mapping per step (declines before the first)."""
-    _hyper(options, dtype)
-    return _steps(w0, b0, [tuple(step) for step in data], dict(options), dtype)
-
-
-def _steps(w0, b0, data, options, dtype):
-    state = {"w": w0, "b": b0, "buf_w": None, "buf_b": None}
-    for x, t, lr in data:
-        out = step_from(state, x, t, lr, options, dtype)
-        state = {"w": out["w_new"], "b": out["b_new"], "buf_w": out["buf_w"],
-                 "buf_b": out["buf_b"]}
-        yield out
-
-
-def step(w, b, x, t, lr, dtype="float32"):
-    """The plain step: a run of one step with every option off (spec/protocol.md R2)."""
-    options = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
-               "maximize": False, "convention": "torch", "buffer_format": dtype}
-    (out,) = step_run(w, b, [(x, t, lr)], options, dtype)
-    return {k: v for k, v in out.items() if k not in ("buf_w", "buf_b")}
+step, step_run, step_from = forms(hyper=_hyper, update=_update)
