@@ -42,11 +42,20 @@ def test_a_conformant_run_check_writes_its_runs(tmp_path):
         proc.stdout.splitlines()[-1]
 
 
-def test_a_named_bug_fails_at_its_step_with_a_replay_command():
+def test_a_named_bug_fails_at_its_step_with_a_replay_command(tmp_path):
+    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
     proc = neuronspec("check", "tests/mutants/sgd_decay_after_momentum.py:step", "--dtype",
-                      "float32", "--options", "momentum=0.9,weight_decay=0.01", *QUICK)
+                      "float32", "--options", "momentum=0.9,weight_decay=0.01", *QUICK,
+                      "--junit", str(junit), "--markdown", str(markdown))
     assert proc.returncode == 1
     assert "step 1: buf_w outside its bound" in proc.stdout
+    import xml.etree.ElementTree as ET
+
+    suite = next(s for s in ET.parse(junit).getroot() if s.get("name", "").endswith(" runs"))
+    failed = {c.get("name") for c in suite if c.find("failure") is not None}
+    assert "buf_w" in failed and "y" not in failed and suite.get("tests") == "8"
+    text = markdown.read_text()
+    assert "runs of SGD with options, non-conformant" in text and "step 1" in text
     assert "momentum=0.9,weight_decay=0.01 ✗" in proc.stdout.splitlines()[-1]
     replay = next(line.split("replay: ", 1)[1] for line in proc.stdout.splitlines()
                   if "replay: neuronspec replay" in line)
@@ -66,16 +75,25 @@ MISBEHAVING = {"crash": "RuntimeError: the optimiser lost its state",
 
 
 def test_a_run_that_misbehaves_fails_the_step_it_belongs_to():
-    """Each subject in its own supervised process, all in one check: each failure is that
-    subject's, at step 2, with the words of what it did."""
-    proc = neuronspec("check", *(f"tests/faults/runs.py:{s}" for s in MISBEHAVING), "--dtype",
-                      "float32", "--options", "momentum=0.5", "--examples", "5", "--sweep", "0",
-                      "--runs", "1", "--steps", "3", "--timeout", "1")
-    assert proc.returncode == 1, proc.stdout[-2000:]
-    fails = [line for line in proc.stdout.splitlines() if line.lstrip().startswith("FAIL")]
-    for subject, words in MISBEHAVING.items():
-        (line,) = [f for f in fails if f"runs:{subject} " in f]
-        assert "step 2" in line and words in line, line
+    """Each subject in its own supervised process (protocol version 2): each failure is that
+    subject's, at step 2, with the words of what it did; the check goes on after it."""
+    from neuronspec.implementations import supervised
+    from neuronspec.runs.sgd import check_runs
+
+    impls = {s: supervised(f"tests/faults/runs.py:{s}", 1.0, wait=False, runs=True)
+             for s in MISBEHAVING}
+    try:
+        for subject, impl in impls.items():
+            impl.wait_ready()
+            (result,) = check_runs(impl, ["float32"], [parse_spec("momentum=0.5")], runs=1,
+                                   steps=3)
+            assert result.verdict == "non-conformant" and result.failures, subject
+            failure = result.failures[0]
+            assert failure["step"] == 2 and MISBEHAVING[subject] in failure["why"], failure
+            assert failure["replay"].startswith("neuronspec replay")
+    finally:
+        for impl in impls.values():
+            impl.close()
 
 
 def test_runs_of_an_implementation_without_them_are_not_checked():
@@ -91,9 +109,12 @@ def test_runs_of_an_implementation_without_them_are_not_checked():
     (("--options", "nesterov"), "Nesterov momentum requires a momentum"),
     (("--run", "--convention", "keras"), "only the torch convention is checked yet"),
 ])
-def test_bad_run_options_are_usage_errors(args, words):
-    proc = neuronspec("check", "numpy", "--dtype", "float32", *args)
-    assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1
+def test_bad_run_options_are_usage_errors(args, words, capsys):
+    from neuronspec.cli import main
+
+    assert main(["check", "numpy", "--dtype", "float32", *args]) == 2  # (before any process)
+    err = capsys.readouterr().err
+    assert words in err and len(err.splitlines()) == 1
 
 
 def test_replay_of_a_run_judges_every_step():
@@ -126,19 +147,3 @@ def test_the_pytest_plugin_checks_runs(tmp_path):
     bad = pytest_run(str(ROOT / "tests/mutants/sgd_nesterov_old_buffer.py") + ":step")
     assert bad.returncode == 1 and "step 1: w_new outside its bound" in bad.stdout
     assert "neuronspec replay" in bad.stdout and "1 failed" in bad.stdout
-
-
-def test_a_failing_run_shows_in_junit_and_markdown(tmp_path):
-    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
-    proc = neuronspec("check", "tests/faults/runs.py:crash", "--dtype", "float32", "--options",
-                      "momentum=0.5", "--examples", "5", "--sweep", "0", "--runs", "1",
-                      "--steps", "3", "--junit", str(junit), "--markdown", str(markdown))
-    assert proc.returncode == 1
-    import xml.etree.ElementTree as ET
-
-    suite = next(s for s in ET.parse(junit).getroot() if s.get("name") == "runs:crash runs")
-    assert suite.get("tests") == "9" and suite.get("failures") == "1"
-    (failed,) = [c for c in suite if c.find("failure") is not None]
-    assert failed.get("name") == "step" and "RuntimeError" in failed.find("failure").text
-    text = markdown.read_text()
-    assert "runs of SGD with options, non-conformant" in text and "step 2" in text
