@@ -386,7 +386,7 @@ def test_the_plain_step_of_the_other_torch_paths_is_conformant(name):
     from neuronspec.implementations.load import load
     from neuronspec.runs.check import check
 
-    report = check([load(name)], examples=20, sweep=500, seed=3)
+    report = check([load(name)], examples=10, sweep=0, seed=3)
     assert report["verdict"] == "conformant", [
         (f, r["failures"]) for i in report["implementations"] for f, r in i["formats"].items()]
 
