@@ -197,6 +197,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="replay a run of SGD with these options (with --init and --data)")
     rp.add_argument("--init", default=None, metavar="W0,B0", help="a run's initial parameters")
     rp.add_argument("--data", default=None, metavar="X,T,LR;...", help="a run's steps")
+    rp.add_argument("--from-state", default=None, metavar="W,B,BUF_W,BUF_B",
+                    help="one step of a run from this state (buffers 'none' for no buffer), "
+                         "with --options and --case=x,t,lr, through the implementation's "
+                         "step_from")
     rp.add_argument("--model", type=_model(), default="ieee")
     rp.add_argument("--level", choices=LEVELS, default="exact", help=LEVEL_HELP)
     rp.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
@@ -585,6 +589,8 @@ def _replay(args, argv) -> int:
     from .runs.replay import replay
 
     fmt = get_format(args.dtype)
+    if args.from_state is not None:
+        return _replay_from_state(args, fmt)
     if args.options is not None or args.init is not None or args.data is not None:
         return _replay_run(args, fmt)
     if args.case is None:
@@ -687,6 +693,67 @@ def _replay_run(args, fmt) -> int:
         print(f"FAIL: step {k}, {j.quantity}: {j.why}")
         return 1
     if error is not None and not error.overflow:
+        return 1
+    return 0
+
+
+def _replay_from_state(args, fmt) -> int:
+    """``neuronspec replay IMPL --dtype F --options SPEC --from-state=w,b,buf_w,buf_b
+    --case=x,t,lr``: one step of a run from a given state, through ``step_from`` (R3)."""
+    from reference.optim import State
+    from reference.optim_judge import judge_sgd_step
+    from reference.optim_rounded import sgd_legal
+
+    from .cases.options import parse_spec, reference_options
+    from .implementations import supervised
+    from .implementations.process import ProcessImplementation
+
+    if args.case is None:
+        raise UsageError("a step from a state needs --case=x,t,lr")
+    try:
+        options = parse_spec(args.options or "").for_format(fmt)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    parts = [p.strip() for p in args.from_state.split(",")]
+    if len(parts) != 4:
+        raise UsageError(f"--from-state needs 4 values w,b,buf_w,buf_b, got {len(parts)}")
+    w, b = _values(",".join(parts[:2]), ("w", "b"), fmt, "--from-state")
+    bufs = [None if p.lower() == "none" else _values(p, (name,), fmt, "--from-state")[0]
+            for p, name in zip(parts[2:], ("buf_w", "buf_b"))]
+    x, t, lr = _values(args.case, ("x", "t", "lr"), fmt, "--case")
+    if bool(args.cmd) == bool(args.impl):
+        raise UsageError("give either IMPL or --cmd COMMAND")
+    impl = (ProcessImplementation(args.cmd, timeout=args.timeout, runs=True) if args.cmd
+            else supervised(args.impl, args.timeout, runs=True))
+    state = {"w": w, "b": b, "buf_w": bufs[0], "buf_b": bufs[1]}
+    try:
+        out = impl.step_from_state(fmt.name, state, x, t, lr, options)
+    except NotImplementedError as exc:
+        print(f"{impl.name} does not support this step: {exc}")
+        return 2
+    except NeuronspecError as exc:
+        print(f"FAIL: {exc}")
+        return 1
+    finally:
+        impl.close()
+    reference = reference_options(options)
+    start = State(w, b, *bufs)
+    try:
+        legal = sgd_legal(fmt, start, x, t, lr, reference, get_model(args.model))
+        step = judge_sgd_step(fmt, start, x, t, lr, reference, out, get_model(args.model),
+                              legal=legal)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{impl.name}, {fmt.name}, options {args.options or '(none)'}: one step from w={w!r}, "
+          f"b={b!r}, buf_w={bufs[0]!r}, buf_b={bufs[1]!r} with x={x!r}, t={t!r}, lr={lr!r}")
+    for q, j in step.items():
+        names = legal.explain(q, j.observed).variants if q in legal.values else ()
+        mark = "ok" if j.ok else ("FAIL" if j.violation else "outside the domain")
+        print(f"  {q:6} {j.observed!r:>26}  exact {float(j.exact)!r:>26}  err/bound "
+              f"{j.ratio:.3g}  {mark}" + (" = " + ", ".join(names[:2]) if names else ""))
+    bad = next((j for j in step.values() if j.violation), None)
+    if bad is not None:
+        print(f"FAIL: {bad.quantity}: {bad.why}")
         return 1
     return 0
 

@@ -147,3 +147,17 @@ def test_the_pytest_plugin_checks_runs(tmp_path):
     bad = pytest_run(str(ROOT / "tests/mutants/sgd_nesterov_old_buffer.py") + ":step")
     assert bad.returncode == 1 and "step 1: w_new outside its bound" in bad.stdout
     assert "neuronspec replay" in bad.stdout and "1 failed" in bad.stdout
+
+
+def test_a_failing_later_step_replays_as_one_step_from_its_state():
+    """Where the implementation offers step_from, a failure at step k > 1 replays as that one
+    step from the state reported at k - 1 (spec/protocol.md R7), and the replay fails too."""
+    proc = neuronspec("check", "tests/mutants/sgd_tau_for_one_minus_tau.py:step", "--dtype",
+                      "float32", "--options", "momentum=0.9,dampening=0.25", *QUICK)
+    assert proc.returncode == 1 and "step 2: w_new outside its bound" in proc.stdout
+    replay = next(line.split("replay: ", 1)[1] for line in proc.stdout.splitlines()
+                  if "replay: neuronspec replay" in line)
+    assert "--from-state=" in replay and "--init" not in replay
+    args = replay.split()[2:]  # (no shell quoting needed: hex values and a plain SPEC)
+    again = neuronspec("replay", *args)
+    assert again.returncode == 1 and "FAIL: w_new: outside its bound" in again.stdout

@@ -34,7 +34,7 @@ from ..cases.sampling import random_values
 from ..errors import ImplementationError, ProcessGaveUp
 
 __all__ = ["RunResult", "check_runs", "collect_run", "draw_runs", "format_runs",
-           "run_replay_command", "QUANTITIES"]
+           "run_replay_command", "from_state_replay_command", "QUANTITIES"]
 
 #: The quantities tallied, in report order.
 QUANTITIES = STEP_QUANTITIES
@@ -126,6 +126,32 @@ def run_replay_command(impl: Any, fmt: Format, options: str, w0: float, b0: floa
     if model.name != "ieee":
         cmd += f" --model {shlex.quote(model.name)}"
     return cmd
+
+
+def from_state_replay_command(impl: Any, fmt: Format, options: str, state: State,
+                              step: tuple[float, float, float], model: Model) -> str:
+    """The command that replays one step from a state through ``step_from`` (R3, R7)."""
+    spec = impl if isinstance(impl, str) else impl.spec or impl.name
+    target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
+    values = [state.w, state.b, state.buf_w, state.buf_b]
+    cmd = (f"neuronspec replay {target} --dtype {fmt.name} "
+           f"--options={shlex.quote(options or 'momentum=0')} --from-state="
+           + ",".join("none" if v is None else float_hex(float(v)) for v in values)
+           + " --case=" + ",".join(float_hex(v) for v in step))
+    if model.name != "ieee":
+        cmd += f" --model {shlex.quote(model.name)}"
+    return cmd
+
+
+def _offers_step_from(impl, fmt: Format, state: State, step: tuple, options: dict) -> bool:
+    """Whether the implementation answers a step from ``state`` (the failing one): then a
+    failure's replay command is that one step (R7)."""
+    try:
+        impl.step_from_state(fmt.name, {"w": state.w, "b": state.b, "buf_w": state.buf_w,
+                                        "buf_b": state.buf_b}, *step, options)
+    except (NotImplementedError, ImplementationError, ProcessGaveUp):
+        return False
+    return True
 
 
 def collect_run(impl, fmt: str, w0, b0, data, options
@@ -270,6 +296,11 @@ def _fail(result: RunResult, impl, fmt: Format, model: Model, w0, b0, data, k: i
               if 0 < k <= len(data) else None,
               "replay": run_replay_command(impl, fmt, result.spec, w0, b0, data[:max(k, 1)],
                                            model)}
+    if k > 1 and k <= len(data) and _offers_step_from(impl, fmt, state, data[k - 1],
+                                                       result.options):
+        record["replayRun"] = record["replay"]
+        record["replay"] = from_state_replay_command(impl, fmt, result.spec, state,
+                                                     data[k - 1], model)
     if j is not None:
         record.update(observed=float_hex(j.observed) if math.isfinite(j.observed)
                       else str(j.observed), exact=f"{as_float(j.exact):.17g}",
