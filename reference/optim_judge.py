@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .bounds import OutOfDomain
 from .formats import Format, get_format, to_fraction
@@ -76,12 +76,17 @@ class RunVerdict:
     """A run judged step by step: per step, the judgements of its quantities (and, where asked,
     the exact level's explanation of each value); ``stopped``: why judging stopped before the
     last step ('' when every step was judged); ``distance``: per judged step, |reported -
-    exact trajectory| of w_new and b_new (neuron.md 8.5, a figure, not a verdict)."""
+    exact trajectory| of w_new and b_new (neuron.md 8.5, a figure, not a verdict), and
+    ``distance_bound`` its propagated bound where 8.5 gives one."""
 
     steps: list[dict[str, Judgement]] = field(default_factory=list)
     explained: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
     stopped: str = ""
     distance: list[dict[str, Fraction]] = field(default_factory=list)
+    #: per judged step, the propagated bound of the distance (neuron.md 8.5), where it holds:
+    #: no momentum, minimising, 0 <= lr_k*(x_k^2 + 1 + wd) <= 2 and every step so far within
+    #: its bounds; None elsewhere
+    distance_bound: list[Optional[Fraction]] = field(default_factory=list)
 
     def first_failure(self) -> "tuple[int, Judgement] | None":
         """(step number, from 1; the first failing judgement of it), or None."""
@@ -109,6 +114,7 @@ def judge_run(fmt: "Format | str", w0: float, b0: float,
     verdict = RunVerdict()
     state = State(w0, b0)
     trajectory = exact_trajectory(w0, b0, data, options)
+    propagated: "Fraction | None" = Fraction(0) if _contracting_options(options) else None
     for k, ((x, t, lr), out) in enumerate(zip(data, reported)):
         legal = sgd_legal(fmt, state, x, t, lr, options, model) if exact_level else None
         step = judge_sgd_step(fmt, state, x, t, lr, options, out, model, legal=legal)
@@ -124,10 +130,34 @@ def judge_run(fmt: "Format | str", w0: float, b0: float,
             return verdict
         verdict.distance.append({q: abs(to_fraction(float(new[q])) - trajectory[k][q])
                                  for q in ("w_new", "b_new")})
+        propagated = _propagate(propagated, step, x, lr, options)
+        verdict.distance_bound.append(propagated)
         state = State(float(new["w_new"]), float(new["b_new"]),
                       None if new["buf_w"] is None else float(new["buf_w"]),
                       None if new["buf_b"] is None else float(new["buf_b"]))
     return verdict
+
+
+def _contracting_options(options: Options) -> bool:
+    """Options under which neuron.md 8.5 proves the distance bound (no momentum, minimising)."""
+    return not options.buffered and not options.maximize
+
+
+def _propagate(bound: "Fraction | None", step: Mapping[str, Judgement], x: float, lr: float,
+               options: Options) -> "Fraction | None":
+    """The propagated bound after one more step (neuron.md 8.5): the sum of the steps'
+    bounds of w_new and b_new, while every map A_k has norm <= 1 (0 <= lr_k*(x_k^2 + 1 + wd)
+    <= 2) and every step passed at the bounded level; None once either fails."""
+    if bound is None or not all(j.ok for j in step.values()):
+        return None
+    rate = to_fraction(float(lr))
+    spread = rate * (to_fraction(float(x)) ** 2 + 1 + to_fraction(float(options.weight_decay)))
+    if rate < 0 or spread > 2:
+        return None
+    terms = [step[q].bound for q in ("w_new", "b_new")]
+    if not all(isinstance(t, Fraction) for t in terms):
+        return None
+    return bound + sum(terms)
 
 
 def _unusable(fmt: Format, new: Mapping[str, Any], step: Mapping[str, Judgement]) -> str:

@@ -223,3 +223,33 @@ def test_soundness_campaign(fmt):
     judged, worst = _judge_sample(fmt, n, 2026 + len(fmt))
     print(f"\n{fmt}: {n} cases, {judged} values of legal evaluations judged, 0 violations; "
           + ", ".join(f"{q} {r:.4f}" for q, r in sorted(worst.items())))
+
+
+def test_the_distance_stays_within_its_propagated_bound():
+    """neuron.md 8.5: without momentum, minimising, with lr*(x^2 + 1 + wd) <= 2, a run whose
+    every step passed is within the sum of its steps' bounds of the exact trajectory; the
+    bound is a meaningful figure (the distance reaches a good part of it), and it is not
+    given where 8.5 gives none."""
+    f = get_format("float32")
+    rng = random.Random(17)
+    worst, bounded = 0.0, 0
+    for options in (Options(), Options(weight_decay=0.0625), Options(momentum=0.5)):
+        for _ in range(12):
+            w0, b0 = _value(rng, f, -2, 2), _value(rng, f, -2, 2)
+            data = [(_value(rng, f, -1, 1), _value(rng, f, -2, 2), abs(_value(rng, f, -4, -2)))
+                    for _ in range(8)]
+            state, steps = State(w0, b0), []
+            for x, t, lr in data:  # the canonical evaluation, step by step
+                out = _step_outputs(f, state, x, t, lr, options)
+                steps.append(out)
+                state = State(out["w_new"], out["b_new"], out["buf_w"], out["buf_b"])
+            verdict = judge_run(f, w0, b0, data, options, steps)
+            assert verdict.ok
+            for distance, bound in zip(verdict.distance, verdict.distance_bound):
+                if options.buffered:
+                    assert bound is None
+                elif bound is not None:
+                    bounded += 1
+                    assert max(distance.values()) <= bound
+                    worst = max(worst, float(max(distance.values()) / bound))
+    assert bounded > 100 and worst > 0.1, (bounded, worst)

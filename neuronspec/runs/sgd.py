@@ -70,6 +70,10 @@ class RunResult:
     #: no value yet), so which fusion and constants the implementation's form uses
     consistent: "set | None" = None
     distance: float = 0.0  # largest |w^ - w*| or |b^ - b*| at the last judged step, in ulps
+    #: the largest distance / its propagated bound (neuron.md 8.5) over the steps that have
+    #: one, and how many steps have one
+    distance_over_bound: float = 0.0
+    distance_bounded: int = 0
 
     @property
     def verdict(self) -> str:
@@ -85,6 +89,8 @@ class RunResult:
                 "declined": self.declined, "unsupported": self.unsupported or None,
                 "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
                 "runStateless": self.stateless, "worstDistanceUlps": self.distance,
+                "distanceBounded": self.distance_bounded,
+                "worstDistanceOverBound": self.distance_over_bound,
                 "evaluations": sorted(self.consistent or (), key=lambda n: (len(n), n)),
                 "quantities": {q: {"values": f.values, "failed": f.failed,
                                    "explained": f.explained, "worstErrorOverBound": f.worst}
@@ -240,6 +246,12 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
             if not allowed:
                 _fail(result, impl, fmt, model, w0, b0, data, k, "-", str(error),
                       _state_before(w0, b0, reported, k))
+        for distance, bound in zip(verdict.distance, verdict.distance_bound):
+            if bound is not None:
+                result.distance_bounded += 1
+                far = max(distance.values())
+                ratio = float(far / bound) if bound else (0.0 if far == 0 else math.inf)
+                result.distance_over_bound = max(result.distance_over_bound, ratio)
         if verdict.distance:
             last = verdict.distance[-1]
             ulp = max(fmt.ulp(float(reported[len(verdict.distance) - 1][q]))
@@ -336,7 +348,12 @@ def format_runs(results: Sequence[dict], name: str) -> list[str]:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
             lines.append(f"  {r['format']} {r['options']}: every value is that of the "
                          f"evaluation {names[0]}{more}")
-        elif r["stepsJudged"] and not names and not r["failures"]:
+        if r["distanceBounded"]:
+            lines.append(f"  {r['format']} {r['options']}: distance from the exact trajectory "
+                         f"at most {r['worstDistanceOverBound']:.3g} of its propagated bound "
+                         f"(spec/neuron.md 8.5) over the {r['distanceBounded']} steps that have "
+                         f"one")
+        if r["stepsJudged"] and not names and not r["failures"] and r["verdict"] == "conformant":
             lines.append(f"  {r['format']} {r['options']}: no one legal evaluation gives "
                          f"every value (each is some evaluation's, or within its bound)")
     for r in results:
