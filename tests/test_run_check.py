@@ -36,6 +36,7 @@ def test_a_conformant_run_check_writes_its_runs(tmp_path):
     assert len(entry["results"]) == len(DEFAULT_SETS)
     for r in entry["results"]:
         assert r["verdict"] == "conformant" and r["stepsJudged"] == 6 and r["runStateless"]
+        assert r["stepsFromStates"] == 2 and r["stepFromNotChecked"] is None
         assert all(q["explained"] == q["values"] > 0 for q in r["quantities"].values()
                    if q["values"])
     assert f"runs: {len(DEFAULT_SETS)} of {len(DEFAULT_SETS)} option sets" in \
@@ -161,3 +162,35 @@ def test_a_failing_later_step_replays_as_one_step_from_its_state():
     args = replay.split()[2:]  # (no shell quoting needed: hex values and a plain SPEC)
     again = neuronspec("replay", *args)
     assert again.returncode == 1 and "FAIL: w_new: outside its bound" in again.stdout
+
+
+def test_steps_from_states_of_an_implementation_without_step_from_are_not_checked():
+    """R3: the property step-from is said not checked (never a pass); the verdict on runs
+    rests on the runs."""
+    from neuronspec.implementations import supervised
+    from neuronspec.runs.sgd import check_runs
+
+    impl = supervised("tests/faults/runs.py:only_runs", runs=True)
+    try:
+        (result,) = check_runs(impl, ["float32"], [parse_spec("momentum=0.5")], runs=2, steps=2)
+    finally:
+        impl.close()
+    d = result.as_dict()
+    assert d["verdict"] == "conformant" and d["stepsFromStates"] == 0
+    assert d["stepFromNotChecked"] == "offers no step_from"
+
+
+def test_a_step_from_that_forgets_its_state_fails_the_property_step_from():
+    from neuronspec.implementations import supervised
+    from neuronspec.runs.sgd import check_runs
+
+    impl = supervised("tests/faults/runs.py:forgets", runs=True)
+    try:
+        (result,) = check_runs(impl, ["float32"], [parse_spec("momentum=0.5")], runs=5, steps=2)
+    finally:
+        impl.close()
+    d = result.as_dict()
+    assert d["failedRuns"] == 0 and d["failedStepsFromStates"] > 0
+    assert d["verdict"] == "non-conformant"
+    failure = d["failures"][0]
+    assert failure["why"].startswith("step-from: ") and "--from-state=" in failure["replay"]

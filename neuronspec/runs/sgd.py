@@ -74,10 +74,14 @@ class RunResult:
     #: one, and how many steps have one
     distance_over_bound: float = 0.0
     distance_bounded: int = 0
+    #: property step-from (R3): steps from drawn states judged, or why none was
+    from_states: int = 0
+    from_state_unchecked: str = ""
+    failed_from_states: int = 0
 
     @property
     def verdict(self) -> str:
-        if self.failed_runs or self.stateless is False:
+        if self.failed_runs or self.failed_from_states or self.stateless is False:
             return "non-conformant"
         return "not checked" if self.unsupported or not self.steps else "conformant"
 
@@ -89,6 +93,9 @@ class RunResult:
                 "declined": self.declined, "unsupported": self.unsupported or None,
                 "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
                 "runStateless": self.stateless, "worstDistanceUlps": self.distance,
+                "stepsFromStates": self.from_states,
+                "failedStepsFromStates": self.failed_from_states,
+                "stepFromNotChecked": self.from_state_unchecked or None,
                 "distanceBounded": self.distance_bounded,
                 "worstDistanceOverBound": self.distance_over_bound,
                 "evaluations": sorted(self.consistent or (), key=lambda n: (len(n), n)),
@@ -191,12 +198,13 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
             options = option_set.for_format(fmt)
             result = RunResult(fmt.name, option_set.spec(), options)
             results.append(result)
-            _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index))
+            _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index),
+                       (seed, index))
     return results
 
 
 def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult,
-               drawn: list) -> None:
+               drawn: list, seed: tuple[int, int] = (0, 0)) -> None:
     reference = reference_options(options)
     first_bits = None
     for r, (w0, b0, data) in enumerate(drawn):
@@ -268,6 +276,74 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
             _fail(result, impl, fmt, model, w0, b0, data, 1, "-",
                   "run-stateless: the same run, repeated after the others, gave other values",
                   State(w0, b0))
+    if result.runs:
+        _check_from_states(impl, fmt, model, options, reference, result, len(drawn), seed)
+
+
+def draw_states(fmt: Format, seed: tuple[int, int], count: int, buffered: bool
+                ) -> list[tuple[State, tuple[float, float, float]]]:
+    """``count`` seeded (state, (x, t, lr)) for the property step-from (R3): moderate
+    parameters and data; with momentum, buffers that no short run reaches as well: signed
+    zeros, subnormals, a first step (no buffer), large ones."""
+    rng = np.random.default_rng([*seed, count, 3])
+    span = min(8, fmt.emax // 4)
+    out = []
+    for i in range(count):
+        w, b, x, t = _values(fmt, rng, 4, -span, span)
+        lr = abs(_values(fmt, rng, 1, -8, -2)[0])
+        bufs: list = [None, None]
+        if buffered:
+            kind = i % 5
+            if kind == 0:
+                bufs = [0.0, -0.0]
+            elif kind == 1:
+                bufs = _values(fmt, rng, 2, fmt.emin - fmt.p + 1, fmt.emin - 1)
+            elif kind == 2:
+                bufs = [None, None]
+            else:
+                bufs = _values(fmt, rng, 2, -span, span)
+        out.append((State(w, b, *bufs), (x, t, lr)))
+    return out
+
+
+def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference,
+                       result: RunResult, count: int, seed: tuple[int, int]) -> None:
+    """The property step-from: steps from drawn states through ``step_from``, each judged
+    against the exact step from that state; an implementation without it is said not checked
+    (never a pass)."""
+    from reference.optim_judge import judge_sgd_step
+    from reference.optim_rounded import sgd_legal
+
+    for state, step in draw_states(fmt, seed, count, reference.buffered):
+        given = {"w": state.w, "b": state.b, "buf_w": state.buf_w, "buf_b": state.buf_b}
+        try:
+            out = impl.step_from_state(fmt.name, given, *step, options)
+        except NotImplementedError as exc:
+            result.from_state_unchecked = str(exc) or "declined"
+            return
+        except ImplementationError as exc:
+            _fail(result, impl, fmt, model, state.w, state.b, [step], 1, "-",
+                  f"step-from: {exc}", state, replay=from_state_replay_command(
+                      impl, fmt, result.spec, state, step, model))
+            continue
+        legal = sgd_legal(fmt, state, *step, reference, model)
+        verdict = judge_sgd_step(fmt, state, *step, reference, out, model, legal=legal)
+        result.from_states += 1
+        for q, j in verdict.items():
+            f = result.quantities.get(q)
+            if f is None or not (j.ok or j.violation):
+                continue
+            f.values += 1
+            f.failed += j.violation
+            f.explained += bool(legal.explain(q, j.observed).variants) if q in legal.values \
+                else 0
+            if math.isfinite(j.ratio):
+                f.worst = max(f.worst, j.ratio)
+        bad = next((j for j in verdict.values() if j.violation), None)
+        if bad is not None:
+            _fail(result, impl, fmt, model, state.w, state.b, [step], 1, bad.quantity,
+                  "step-from: " + _judgement_words(bad), state, bad,
+                  replay=from_state_replay_command(impl, fmt, result.spec, state, step, model))
 
 
 def _outside(fmt, model, reference, w0, b0, data, reported, k) -> bool:
@@ -296,8 +372,13 @@ def _judgement_words(j) -> str:
 
 
 def _fail(result: RunResult, impl, fmt: Format, model: Model, w0, b0, data, k: int, q: str,
-          why: str, state: State, j: Optional[Any] = None) -> None:
-    result.failed_runs += 1
+          why: str, state: State, j: Optional[Any] = None, replay: str = "") -> None:
+    """Count a failure (of a run, or with ``replay``, of a step from a drawn state) and keep
+    its record (the first few)."""
+    if replay:
+        result.failed_from_states += 1
+    else:
+        result.failed_runs += 1
     if len(result.failures) >= KEEP:
         return
     record = {"step": k, "quantity": q, "why": why,
@@ -308,8 +389,10 @@ def _fail(result: RunResult, impl, fmt: Format, model: Model, w0, b0, data, k: i
               if 0 < k <= len(data) else None,
               "replay": run_replay_command(impl, fmt, result.spec, w0, b0, data[:max(k, 1)],
                                            model)}
-    if k > 1 and k <= len(data) and _offers_step_from(impl, fmt, state, data[k - 1],
-                                                       result.options):
+    if replay:  # (a step from a drawn state: that one step)
+        record["replay"] = replay
+    elif k > 1 and k <= len(data) and _offers_step_from(impl, fmt, state, data[k - 1],
+                                                         result.options):
         record["replayRun"] = record["replay"]
         record["replay"] = from_state_replay_command(impl, fmt, result.spec, state,
                                                      data[k - 1], model)
@@ -348,6 +431,9 @@ def format_runs(results: Sequence[dict], name: str) -> list[str]:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
             lines.append(f"  {r['format']} {r['options']}: every value is that of the "
                          f"evaluation {names[0]}{more}")
+        if r["stepFromNotChecked"]:
+            lines.append(f"  {r['format']} {r['options']}: steps from drawn states not checked: "
+                         f"{r['stepFromNotChecked']}")
         if r["distanceBounded"]:
             lines.append(f"  {r['format']} {r['options']}: distance from the exact trajectory "
                          f"at most {r['worstDistanceOverBound']:.3g} of its propagated bound "

@@ -38,6 +38,8 @@ def _overflow(out):
 
 crash = hang = leave = garbage = short = overflow = numpy_scalar.step
 plain = numpy_scalar.step  # (a correct step and no plain_run: runs are not offered)
+only_runs = numpy_scalar.step  # correct runs, and no only_runs_from
+only_runs_run = numpy_scalar.step_run
 crash_run = _after_one(_raise)
 hang_run = _after_one(_hang)
 leave_run = _after_one(_exit)
@@ -47,3 +49,13 @@ overflow_run = _after_one(_overflow)
 
 def short_run(w0, b0, data, options, dtype):
     return list(_correct(w0, b0, data, options, dtype))[:1]
+
+
+# correct runs, and a step_from that forgets the buffers it is given (a from-state form that
+# never sets the optimiser's momentum_buffer): only the property step-from sees it
+forgets = numpy_scalar.step
+forgets_run = numpy_scalar.step_run
+
+
+def forgets_from(state, x, t, lr, options, dtype):
+    return numpy_scalar.step_from(dict(state, buf_w=None, buf_b=None), x, t, lr, options, dtype)
