@@ -161,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--convention", default="torch",
                     help="the declared convention of the runs (only torch is checked yet)")
     ck.add_argument("--buffer-format", default=None, metavar="FORMAT",
-                    help="the declared buffer format (only the parameter format is checked yet)")
+                    help="the declared format of the momentum buffers (default: the parameter "
+                         "format), e.g. float32 buffers with float16 parameters")
     ck.add_argument("--json", metavar="FILE", help="write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     ck.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML (a test "
@@ -422,11 +423,15 @@ def _run_options(args) -> list:
     if args.convention != "torch":
         raise UsageError(f"--convention {args.convention}: only the torch convention is checked "
                          f"yet (keras and optax are specified in spec/neuron.md 8.6)")
-    if args.buffer_format is not None:
-        raise UsageError("--buffer-format: only a buffer kept in the parameter format is checked "
-                         "yet; leave the option out")
+    if args.buffer_format is not None and args.buffer_format not in FORMATS:
+        raise UsageError(f"--buffer-format: unknown format {args.buffer_format!r}; choose one of "
+                         f"{', '.join(FORMATS)}")
     try:
-        return [parse_spec(spec) for spec in args.options]
+        sets = [parse_spec(spec) for spec in args.options]
+        for option_set in sets:  # (a momentum the buffer format does not hold, ...)
+            for fmt in args.dtype or list(FORMATS):
+                option_set.for_format(fmt, args.buffer_format)
+        return sets
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -443,7 +448,8 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
     entries, verdicts = [], [report["verdict"]]
     for impl in impls:
         results = check_runs(impl, formats, option_sets, runs=args.runs, steps=args.steps,
-                             seed=args.seed, model=args.model, progress=progress)
+                             seed=args.seed, model=args.model, progress=progress,
+                             buffer_format=args.buffer_format)
         for r in results:
             if r.unsupported and r.unsupported.startswith("offers no step_run"):
                 r.unsupported = "offers no step_run (spec/protocol.md R2)"
@@ -455,6 +461,7 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
     report["verdict"] = overall(verdicts)
     report["conformant"] = report["verdict"] == CONFORMANT
     report["settings"]["runs"] = {"runs": args.runs, "steps": args.steps,
+                                  "bufferFormat": args.buffer_format,
                                   "options": [s.spec() for s in option_sets] if option_sets
                                   else "default"}
     if os.environ.get(VALIDATE):  # (as check() validates its own part)

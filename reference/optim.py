@@ -58,6 +58,9 @@ class Options:
     nesterov: bool = False
     weight_decay: Binary = 0.0
     maximize: bool = False
+    #: the format the buffer is kept and computed in (None: the parameter format); the exact
+    #: step does not depend on it, the bounds and the legal evaluations do (section 8.3)
+    buffer_format: Optional[str] = None
 
     def __post_init__(self) -> None:
         for name in ("momentum", "dampening", "weight_decay"):

@@ -26,7 +26,8 @@ from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC
                     parameter_nodes, resolve_alias, plan)
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
-__all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES"]
+__all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES",
+           "BUFFER_NODES", "buffer_format", "holds"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -53,23 +54,27 @@ def check_run_model(model: "Model | str", fmt: Format) -> Model:
     return model
 
 
-def constant_roundings(fmt: Format) -> tuple[Format, ...]:
+def constant_roundings(fmt: Format, buffer: "Format | None" = None) -> tuple[Format, ...]:
     """The roundings a binary64 constant (``1 - tau``) may go through on its way to a kernel
-    of ``fmt``, in order (spec/neuron.md 8.3): binary64 (Python), float32 (torch's scalar
-    conversion for float16/bfloat16), the format."""
+    of ``fmt`` (and of the buffer format, whose kernel multiplies by it), in order
+    (spec/neuron.md 8.3): binary64 (Python), float32 (torch's scalar conversion for
+    float16/bfloat16), the format, the buffer format."""
+    formats = [fmt] + ([buffer] if buffer is not None else [])
     chain = [FLOAT64]
-    if fmt.p < FLOAT32.p:
+    if min(f.p for f in formats) < FLOAT32.p:
         chain.append(FLOAT32)
-    if fmt not in chain:
-        chain.append(fmt)
+    for f in formats:
+        if f not in chain:
+            chain.append(f)
     return tuple(chain)
 
 
-def rounded_constants(fmt: Format, value: Fraction) -> list[Fraction]:
+def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = None
+                      ) -> list[Fraction]:
     """Every value ``value`` may have after a nonempty subsequence of
     :func:`constant_roundings`, in order (distinct, the exact value excluded unless one
     rounding leaves it so)."""
-    chain = constant_roundings(fmt)
+    chain = constant_roundings(fmt, buffer)
     out: list[Fraction] = []
     for mask in range(1, 1 << len(chain)):
         v = value
@@ -84,6 +89,21 @@ def rounded_constants(fmt: Format, value: Fraction) -> list[Fraction]:
     return out
 
 
+#: The nodes computed and kept in the buffer format (section 8.3).
+BUFFER_NODES = ("mb", "cg", "nb")
+
+
+def buffer_format(fmt: Format, options: Options) -> Format:
+    """The format of the buffer: declared, or the parameter format."""
+    return get_format(options.buffer_format) if options.buffer_format else fmt
+
+
+def holds(wide: Format, narrow: Format) -> bool:
+    """Whether every value of ``narrow`` is a value of ``wide`` (a conversion is exact)."""
+    return wide.p >= narrow.p and wide.emax >= narrow.emax and \
+        wide.emin - wide.p <= narrow.emin - narrow.p
+
+
 def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options) -> None:
     for name, value in (("w", state.w), ("b", state.b), ("x", x), ("t", t), ("lr", lr),
                         ("momentum", options.momentum), ("weight_decay", options.weight_decay),
@@ -92,7 +112,7 @@ def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options) -> None
     for theta in PARAMETERS:
         buf = state.buffer(theta)
         if buf is not None:
-            fmt.check(float(buf), f"buf_{theta}")
+            buffer_format(fmt, options).check(float(buf), f"buf_{theta}")
 
 
 def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
@@ -108,8 +128,13 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     c_exact = dyadic(1) - dyadic(options.dampening)
-    e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(fmt, c_exact.as_fraction())),
-              default=Dyadic(0))
+    B = buffer_format(fmt, options)
+    if options.buffered and B.round(to_fraction(float(options.momentum))) != float(
+            options.momentum):
+        raise ValueError(f"momentum = {float(options.momentum)!r} is not a {B.name} value: a "
+                         f"momentum the buffer format rounds is not covered yet")
+    e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(
+        fmt, c_exact.as_fraction(), B if B != fmt else None)), default=Dyadic(0))
     out: dict[str, Any] = {}
     for theta in PARAMETERS:
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, way)
@@ -135,6 +160,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...)."""
     A, ops = chain.A, ScalarOps
+    B = buffer_format(fmt, options)
     exact = parameter_nodes(theta, values, state, values["lr"], options, DYADIC)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
@@ -153,20 +179,26 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
         for a in args:
             flag = ops.either(flag, chain.flags[a])
         described = _Described(_KINDS.get(node.op, ""), _text(node, theta))
-        if node.op in ("sign", "copy"):  # exact: the operand's error, and its flag
+        # the buffer's nodes round to the buffer format: its terms, its overflow threshold
+        chain.fmt = here = B if node.name in BUFFER_NODES else fmt
+        if node.op == "sign" or (node.op == "copy" and holds(B, fmt)):
+            # exact (a negation, a copy into a format holding the operand): its error, its flag
             chain.errors[name], chain.flags[name] = chain.errors[args[0]], flag
-        elif node.name == "cg" and exact["c"] == 1 and e_c == 0:  # c*gd = gd, exactly
-            chain.errors[name], chain.flags[name] = chain.errors[args[1]], flag
+        elif node.op == "copy":  # the first-step copy into a narrower buffer: a rounding
+            chain.node(name, chain.errors[args[0]], flag, node=_Described("mul", described.text))
+        elif node.name == "cg" and exact["c"] == 1 and e_c == 0 and holds(B, fmt):
+            chain.errors[name], chain.flags[name] = chain.errors[args[1]], flag  # c*gd = gd
         elif node.op == "mul" and all(chain.errors[a] == 0 for a in args):
             # both operands exact: the largest error of the admitted roundings, exactly
-            error, overflow = rounding_spread(A, fmt, model, exact[node.name])
-            reason = ops.flag(overflow, lambda: f"{described.text} overflows {fmt.name}")
+            error, overflow = rounding_spread(A, here, model, exact[node.name])
+            reason = ops.flag(overflow, lambda: f"{described.text} overflows {here.name}")
             chain.node(name, A.zero, ops.either(flag, reason), rounding=error, node=described)
         elif node.op == "mul":
             chain.node(name, chain.product_error(*args), flag, node=described)
         else:  # a sum: the operands' errors add (negation is exact)
             chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag,
                        node=described)
+        chain.fmt = fmt
     for name, target in alias.items():
         names.setdefault(name, names[resolve_alias(target, alias)])
     return names

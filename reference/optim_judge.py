@@ -17,7 +17,7 @@ from .judge import VIOLATION, Judgement, judge
 from .legal import Legal
 from .model import Model
 from .optim import Options, State, exact_sgd_step, exact_trajectory
-from .optim_bounds import RUN_QUANTITIES, check_run_model, sgd_bounds
+from .optim_bounds import RUN_QUANTITIES, buffer_format, check_run_model, sgd_bounds
 from .optim_rounded import sgd_legal
 
 __all__ = ["judge_sgd_step", "judge_run", "RunVerdict", "NO_BUFFER", "BUFFER_MISSING",
@@ -41,6 +41,7 @@ def judge_sgd_step(fmt: "Format | str", state: State, x: float, t: float, lr: fl
     ``legal``, ``bounds`` and ``exact`` may be passed in where the caller has them."""
     fmt = get_format(fmt)
     model = check_run_model(model, fmt)
+    B = buffer_format(fmt, options)  # (the buffers are values of the buffer format)
     if bounds is None:
         bounds = sgd_bounds(fmt, state, x, t, lr, options, model)
     if exact is None:
@@ -67,7 +68,8 @@ def judge_sgd_step(fmt: "Format | str", state: State, x: float, t: float, lr: fl
     for q in RUN_QUANTITIES:
         if q in out or (q == "dL_dy" and q not in outputs) or outputs.get(q) is None:
             continue
-        out[q] = judge(fmt, q, float(outputs[q]), exact[q], bounds[q], legal)
+        out[q] = judge(B if q.startswith("buf_") else fmt, q, float(outputs[q]), exact[q],
+                       bounds[q], legal)
     return out
 
 
@@ -123,7 +125,7 @@ def judge_run(fmt: "Format | str", w0: float, b0: float,
             verdict.explained.append({q: legal.explain(q, j.observed).variants
                                       for q, j in step.items() if q in legal.values})
         new = {q: out.get(q) for q in ("w_new", "b_new", "buf_w", "buf_b")}
-        why = _unusable(fmt, new, step)
+        why = _unusable(fmt, buffer_format(fmt, options), new, step)
         if why:
             if k + 1 < len(data):
                 verdict.stopped = f"after step {k + 1}: {why}"
@@ -160,13 +162,14 @@ def _propagate(bound: "Fraction | None", step: Mapping[str, Judgement], x: float
     return bound + sum(terms)
 
 
-def _unusable(fmt: Format, new: Mapping[str, Any], step: Mapping[str, Judgement]) -> str:
+def _unusable(fmt: Format, buffer: Format, new: Mapping[str, Any],
+              step: Mapping[str, Judgement]) -> str:
     """Why the state a step reported cannot start the next step ('' if it can)."""
-    values = [float(v) for v in new.values() if v is not None]
-    if not all(math.isfinite(v) for v in values):
+    values = {q: float(v) for q, v in new.items() if v is not None}
+    if not all(math.isfinite(v) for v in values.values()):
         return NOT_FINITE_STATE
-    if not all(fmt.contains(v) for v in values):
-        return "the reported state is not a value of the format"
+    if not all((buffer if q.startswith("buf_") else fmt).contains(v) for q, v in values.items()):
+        return "the reported state is not a value of its format"
     if any(j.why in (NO_BUFFER, BUFFER_MISSING) for j in step.values()):
         return "the reported buffers do not match the options"
     return ""

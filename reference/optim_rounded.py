@@ -27,7 +27,8 @@ from .formats import Format, get_format, to_fraction
 from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
-from .optim_bounds import RUN_QUANTITIES, check_run_model, rounded_constants
+from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, check_run_model, holds,
+                           rounded_constants)
 from .rounded import work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma, fl_mul
 
 __all__ = ["sgd_evaluations", "sgd_legal"]
@@ -61,12 +62,19 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     # (and with their c, which a first step does not use either)
     named_c = options.buffered and c_exact != 1
     uses_c = named_c and not first
-    constants = [float(c) for c in rounded_constants(fmt, c_exact)] if named_c else [1.0]
+    B = buffer_format(fmt, options)
+    constants = [float(c) for c in rounded_constants(fmt, c_exact, B if B != fmt else None)] \
+        if named_c else [1.0]
     out: dict[str, dict[str, Optional[float]]] = {}
     seen: dict[tuple, str] = {}
+    B = buffer_format(fmt, options)
     for v in variants:
         base = plain[v.name]
         ops, _, store = work_arithmetic(fmt, v.work, False)
+        # the buffer's nodes in the buffer format, in the same kind of work where the model
+        # admits it there
+        ops_b, _, store_b = work_arithmetic(B, v.work if model.wide(B) else "format", False)
+        buffer = (ops_b, store_b, holds(B, fmt))
         key = (v.work,) + tuple(_bits(base[q]) for q in ("y", "loss", "dL_dw", "dL_db"))
         for choice in itertools.product(*(_CHOICES[g] for g in groups), constants):
             fused = dict(zip(groups, choice[:-1]))
@@ -84,7 +92,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
                                                                         "dL_db", "dL_dy")}
             for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
                 new, buf = _parameter(ops, store, theta, base[grad], state, float(lr), options,
-                                      fused, c, first)
+                                      fused, c, first, buffer)
                 values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
             out[name] = values
     return out
@@ -95,8 +103,11 @@ def _bits(v: float) -> tuple:
 
 
 def _parameter(ops, store, theta: str, G: float, state: State, lr: float, options: Options,
-               fused: Mapping[str, Any], c: float, first: bool) -> tuple[float, Optional[float]]:
-    """(theta_new, the stored buffer) of one parameter in one evaluation."""
+               fused: Mapping[str, Any], c: float, first: bool, buffer: tuple
+               ) -> tuple[float, Optional[float]]:
+    """(theta_new, the stored buffer) of one parameter in one evaluation; ``buffer``: (what
+    rounds the buffer's nodes, what stores the buffer, whether a copy into it is exact)."""
+    ops_b, store_b, copies = buffer
     keep, alias = plan(options, first)
     wd, mu = float(options.weight_decay), float(options.momentum)
     values: dict[str, Any] = {"theta": float(getattr(state, theta)), "G": G, "lr": lr,
@@ -107,8 +118,8 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
         name = node.name
         if name == "gs":
             values[name] = -a[0] if options.maximize else a[0]
-        elif name == "nb" and node.op == "copy":
-            values[name] = a[0]
+        elif name == "nb" and node.op == "copy":  # into the buffer: rounded if narrower
+            values[name] = a[0] if copies else fl_mul(ops_b, a[0], 1.0)
         elif name == "gd":
             values[name] = fl_fma(ops, wd, values["theta"], a[0]) if fused.get("decay") \
                 else fl_add(ops, a[0], a[1])
@@ -116,11 +127,11 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
             how = fused.get("momentum")
             gd = values[resolve_alias("gd", alias)]
             if how == "c":
-                values[name] = fl_fma(ops, c, gd, values["mb"])
+                values[name] = fl_fma(ops_b, c, gd, values["mb"])
             elif how == "mu":
-                values[name] = fl_fma(ops, mu, values["buf"], values["cg"])
+                values[name] = fl_fma(ops_b, mu, values["buf"], values["cg"])
             else:
-                values[name] = fl_add(ops, a[0], a[1])
+                values[name] = fl_add(ops_b, a[0], a[1])
         elif name == "dn":
             gd = values[resolve_alias("gd", alias)]
             values[name] = fl_fma(ops, mu, values["nb"], gd) if fused.get("nesterov") \
@@ -132,10 +143,10 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
         elif node.op == "mul":
             if name in ("mb", "cg", "nm", "lq", "dq") and _fused_away(name, fused, names):
                 continue  # its sum is fused with it: never rounded alone
-            values[name] = fl_mul(ops, a[0], a[1])
+            values[name] = fl_mul(ops_b if name in BUFFER_NODES else ops, a[0], a[1])
         else:
             raise AssertionError(f"no evaluation for {node}")
-    buf = store(values["nb"]) if options.buffered else None
+    buf = store_b(values["nb"]) if options.buffered else None
     return store(values["theta_new"]), buf
 
 

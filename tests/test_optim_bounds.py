@@ -253,3 +253,45 @@ def test_the_distance_stays_within_its_propagated_bound():
                     assert max(distance.values()) <= bound
                     worst = max(worst, float(max(distance.values()) / bound))
     assert bounded > 100 and worst > 0.1, (bounded, worst)
+
+
+@pytest.mark.parametrize("params,buffer", [("float32", "bfloat16"), ("float16", "float32"),
+                                            ("float64", "float32"), ("float32", "float16")])
+def test_a_declared_buffer_format_is_bounded_and_judged_in_it(params, buffer):
+    """spec/neuron.md 8.3: the buffer's nodes (mu*buf, c*gd, their sum, a first-step copy into
+    a narrower buffer) round to the buffer format; every legal evaluation is within the bounds,
+    and the buffers are judged as values of the buffer format.  Undeclared, the same narrower
+    buffer is the named bug (8.7)."""
+    f, b = get_format(params), get_format(buffer)
+    rng = random.Random(len(params) * 7 + len(buffer))
+    judged = 0
+    for i in range(40):
+        options = Options(momentum=rng.choice((0.5, 0.875, 1.5)), dampening=rng.choice(
+            (0.0, 0.125)), weight_decay=rng.choice((0.0, 0.0625)), maximize=i % 4 == 0,
+            buffer_format=buffer)
+        state, x, t, lr = _case(rng, f, options, ("moderate", "cancel")[i % 2])
+        if state.buf_w is not None:
+            state = State(state.w, state.b, b.round(Fraction(state.buf_w)),
+                          b.round(Fraction(state.buf_b)))
+        bounds = sgd_bounds(f, state, x, t, lr, options)
+        exact = dict(exact_sgd_step(state, x, t, lr, options))
+        exact["dL_dy"] = exact["dL_db"]
+        legal = sgd_legal(f, state, x, t, lr, options)
+        for q, values in legal.values.items():
+            for value, names in values.values():
+                j = judge(b if q.startswith("buf_") else f, q, value, exact[q], bounds[q], legal)
+                assert not j.violation, (q, names[:2], j, options, state, x, t, lr)
+                judged += 1
+    assert judged > 300
+
+
+def test_an_undeclared_narrower_buffer_fails():
+    f = get_format("float32")
+    state, x, t, lr = State(0.7, -0.3), 1.1, 0.4, 0.03
+    state = State(f.round(Fraction(0.7)), f.round(Fraction(-0.3)))
+    x, t, lr = (f.round(Fraction(v)) for v in (1.1, 0.4, 0.03))
+    declared = Options(momentum=0.5, buffer_format="bfloat16")
+    out = _step_outputs(f, state, x, t, lr, declared)
+    assert all(j.ok for j in judge_sgd_step(f, state, x, t, lr, declared, out).values())
+    undeclared = judge_sgd_step(f, state, x, t, lr, Options(momentum=0.5), out)
+    assert undeclared["buf_w"].violation and undeclared["buf_b"].violation

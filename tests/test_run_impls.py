@@ -410,3 +410,22 @@ def test_the_fingerprint_tells_the_torch_forms_apart():
     assert "momentum-fused-c" in first["torch_sgd"] and "update-fused" in first["torch_sgd"]
     assert "momentum-fused-mu" in first["torch_sgd_fused"]
     assert first["numpy"].startswith("canonical+c=") and "fused" not in first["numpy"]
+
+
+def test_a_declared_buffer_format_is_checked_and_torch_declines_it():
+    """numpy runs float16 parameters with float32 buffers (mixed precision, declared) and is
+    judged in them; torch.optim.SGD keeps the buffer in the parameter format and declines."""
+    from neuronspec.cases.options import parse_spec
+    from neuronspec.implementations.load import load
+    from neuronspec.runs.sgd import check_runs
+
+    sets = [parse_spec("momentum=0.875,dampening=0.125"), parse_spec("momentum=0.5,nesterov")]
+    for fmt, buffer in (("float16", "float32"), ("float32", "float16")):
+        for result in check_runs(load("numpy"), [fmt], sets, runs=3, steps=4,
+                                 buffer_format=buffer):
+            assert result.verdict == "conformant", result.failures
+            assert all(f.explained == f.values for f in result.quantities.values())
+    pytest.importorskip("torch")
+    (result,) = check_runs(load("torch_sgd"), ["float16"], sets[:1], runs=1, steps=2,
+                           buffer_format="float32")
+    assert result.verdict == "not checked" and "parameter format" in result.unsupported

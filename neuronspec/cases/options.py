@@ -52,6 +52,12 @@ class OptionSet:
         out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,
                    buffer_format=buffer_format or fmt.name)
         reference_options(out)  # (the domain: torch's own checks)
+        if buffer_format and buffer_format != fmt.name and out["momentum"] != 0:
+            held = get_format(buffer_format).round(Fraction(out["momentum"]))
+            if held != out["momentum"]:
+                raise ValueError(f"momentum = {out['momentum']!r} in {fmt.name} is not a "
+                                 f"{buffer_format} value: a momentum the buffer format rounds is "
+                                 f"not covered yet (choose one both formats hold, e.g. 0.875)")
         return out
 
     def spec(self) -> str:
@@ -86,7 +92,8 @@ def reference_options(options: "dict[str, Any]") -> Options:
                          f"torch (spec/neuron.md 8.6)")
     return Options(momentum=options["momentum"], dampening=options["dampening"],
                    nesterov=options["nesterov"], weight_decay=options["weight_decay"],
-                   maximize=options["maximize"])
+                   maximize=options["maximize"],
+                   buffer_format=options.get("buffer_format"))
 
 
 def parse_spec(spec: str) -> OptionSet:

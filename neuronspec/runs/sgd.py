@@ -185,7 +185,8 @@ def _bits(steps: list) -> list:
 
 def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] | None" = None,
                *, runs: int = 6, steps: int = 8, seed: int = 0, model: "Model | str" = "ieee",
-               progress: "Callable[[str], None] | None" = None) -> list[RunResult]:
+               progress: "Callable[[str], None] | None" = None,
+               buffer_format: "str | None" = None) -> list[RunResult]:
     """Run and judge ``runs`` runs of ``steps`` steps per format and option set (default:
     ``cases.options.DEFAULT_SETS``) on ``impl`` (an Implementation or a supervised process)."""
     results = []
@@ -195,7 +196,7 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
         for index, option_set in enumerate(option_sets or DEFAULT_SETS):
             if progress:
                 progress(f"{impl.name} {fmt.name} runs {option_set.spec() or '(no options)'}")
-            options = option_set.for_format(fmt)
+            options = option_set.for_format(fmt, buffer_format)
             result = RunResult(fmt.name, option_set.spec(), options)
             results.append(result)
             _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index),
@@ -280,13 +281,14 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
         _check_from_states(impl, fmt, model, options, reference, result, len(drawn), seed)
 
 
-def draw_states(fmt: Format, seed: tuple[int, int], count: int, buffered: bool
-                ) -> list[tuple[State, tuple[float, float, float]]]:
+def draw_states(fmt: Format, seed: tuple[int, int], count: int, buffered: bool,
+                buffer: "Format | None" = None) -> list[tuple[State, tuple[float, float, float]]]:
     """``count`` seeded (state, (x, t, lr)) for the property step-from (R3): moderate
     parameters and data; with momentum, buffers that no short run reaches as well: signed
     zeros, subnormals, a first step (no buffer), large ones."""
     rng = np.random.default_rng([*seed, count, 3])
     span = min(8, fmt.emax // 4)
+    B = buffer or fmt  # (the buffers are values of the buffer format)
     out = []
     for i in range(count):
         w, b, x, t = _values(fmt, rng, 4, -span, span)
@@ -297,11 +299,11 @@ def draw_states(fmt: Format, seed: tuple[int, int], count: int, buffered: bool
             if kind == 0:
                 bufs = [0.0, -0.0]
             elif kind == 1:
-                bufs = _values(fmt, rng, 2, fmt.emin - fmt.p + 1, fmt.emin - 1)
+                bufs = _values(B, rng, 2, B.emin - B.p + 1, B.emin - 1)
             elif kind == 2:
                 bufs = [None, None]
             else:
-                bufs = _values(fmt, rng, 2, -span, span)
+                bufs = _values(B, rng, 2, -span, span)
         out.append((State(w, b, *bufs), (x, t, lr)))
     return out
 
@@ -314,7 +316,8 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
     from reference.optim_judge import judge_sgd_step
     from reference.optim_rounded import sgd_legal
 
-    for state, step in draw_states(fmt, seed, count, reference.buffered):
+    for state, step in draw_states(fmt, seed, count, reference.buffered,
+                                   get_format(options["buffer_format"])):
         given = {"w": state.w, "b": state.b, "buf_w": state.buf_w, "buf_b": state.buf_b}
         try:
             out = impl.step_from_state(fmt.name, given, *step, options)

@@ -88,9 +88,9 @@ def _run_settings(options, dtype):
         raise NotImplementedError(f"this is torch's algorithm (convention 'torch'), not the "
                                   f"{convention!r} convention")
     buffer_format = options.get("buffer_format") or dtype
-    if buffer_format != dtype:
-        raise NotImplementedError(f"the buffer is kept in the parameter format ({dtype}), not "
-                                  f"in {buffer_format}")
+    if buffer_format != dtype and not (buffer_format in _MIXED and dtype in _MIXED):
+        raise NotImplementedError(f"a {buffer_format} buffer with {dtype} parameters is not "
+                                  f"implemented here (float16 and float32, either way, are)")
     mu = float(options.get("momentum", 0.0))
     tau = float(options.get("dampening", 0.0))
     wd = float(options.get("weight_decay", 0.0))
@@ -101,10 +101,22 @@ def _run_settings(options, dtype):
         raise ValueError(f"Invalid weight_decay value: {wd}")
     if nesterov and (mu <= 0 or tau != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    bt = _DTYPES[buffer_format]
     with np.errstate(all="ignore"):
         return dt, {"mu": mu, "wd": wd, "nesterov": nesterov,
                     "maximize": bool(options.get("maximize", False)),
-                    "mu_f": dt(mu), "wd_f": dt(wd), "c_f": dt(1.0 - tau)}
+                    "mu_f": dt(mu), "wd_f": dt(wd), "c_f": dt(1.0 - tau),
+                    "bt": bt, "mu_b": bt(mu), "c_b": bt(1.0 - tau)}
+
+
+#: Formats whose products are exact in binary64: a buffer in one with parameters in the other
+#: computes each mixed product in binary64 and rounds it once to its format.
+_MIXED = ("float16", "float32")
+
+
+def _times(to, a, b):
+    """a*b rounded once to ``to`` (the product is exact in binary64 for these formats)."""
+    return to(np.float64(a) * np.float64(b))
 
 
 def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
@@ -123,12 +135,24 @@ def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
             g = -G if h["maximize"] else G           # grad = -grads[i] under maximize
             if h["wd"] != 0:
                 g = g + h["wd_f"] * theta            # grad.add(param, alpha=weight_decay)
-            if h["mu"] != 0:
+            bt = h["bt"]
+            if h["mu"] != 0 and bt is dt:
                 if buf is None:
                     buf = g                          # buf = grad.clone(): no dampening
                 else:                                # buf.mul_(mu).add_(grad, alpha=1 - tau)
                     buf = h["mu_f"] * buf + h["c_f"] * g
                 g = g + h["mu_f"] * buf if h["nesterov"] else buf
+            elif h["mu"] != 0:  # the buffer in its own format: its nodes round to it
+                if buf is None:
+                    buf = bt(g)
+                else:
+                    buf = h["mu_b"] * buf + _times(bt, h["c_b"], g)
+                if h["nesterov"]:
+                    g = g + _times(dt, h["mu_f"], buf)
+                else:
+                    out[f"{name}_new"] = theta - _times(dt, lr, buf)
+                    out[f"buf_{name}"] = buf
+                    continue
             else:
                 buf = None
             out[f"{name}_new"] = theta - lr * g      # param.add_(grad, alpha=-lr)
@@ -144,7 +168,7 @@ def step_from(state, x, t, lr, options, dtype="float32"):
         raise ValueError("both parameters have a buffer, or neither")
     if bufs[0] is not None and h["mu"] == 0:
         raise ValueError("a buffer is given but momentum is 0")
-    bufs = [None if v is None else dt(v) for v in bufs]
+    bufs = [None if v is None else h["bt"](v) for v in bufs]
     return _sgd_step(dt, h, dt(state["w"]), dt(state["b"]), *bufs, x, t, lr)
 
 
