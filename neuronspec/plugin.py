@@ -54,6 +54,7 @@ class SuiteSettings:
     option_sets: Optional[list] = None
     runs: int = 6
     steps: int = 8
+    buffer_format: Optional[str] = None  # the declared buffer format of the runs
 
 
 _ACTIVE: Optional[SuiteSettings] = None
@@ -120,6 +121,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="N", help="runs per format and option set (default 6)")
     group.addoption("--neuronspec-steps", dest="neuronspec_steps", type=int, default=8,
                     metavar="K", help="steps per run (default 8)")
+    group.addoption("--neuronspec-buffer-format", dest="neuronspec_buffer_format",
+                    default=None, metavar="FORMAT", help="the declared format of the runs' "
+                    "momentum buffers (default: the parameter format)")
     group.addoption("--neuronspec-profile", dest="neuronspec_profile", default=None,
                     choices=list(PROFILES), help="hypothesis profile (default: NEURONSPEC_PROFILE, "
                     "else ci when CI is set, else dev)")
@@ -170,6 +174,17 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
         except ValueError as exc:
             raise pytest.UsageError(str(exc).replace("--options", "--neuronspec-options")) \
                 from None
+        settings.buffer_format = config.getoption("neuronspec_buffer_format")
+        if settings.buffer_format is not None and settings.buffer_format not in FORMATS:
+            raise pytest.UsageError(f"--neuronspec-buffer-format: unknown format "
+                                    f"{settings.buffer_format!r}; choose from "
+                                    f"{', '.join(FORMATS)}")
+        try:
+            for option_set in settings.option_sets:
+                for fmt in formats:
+                    option_set.for_format(fmt, settings.buffer_format)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--neuronspec-options: {exc}") from None
         settings.runs = config.getoption("neuronspec_runs")
         settings.steps = config.getoption("neuronspec_steps")
         if settings.runs < 1 or settings.steps < 1:
