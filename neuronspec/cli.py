@@ -217,8 +217,13 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--torch-cases", type=_nonnegative, default=None,
                     help="cases for the torch implementations (default: all for float32, a "
                     "tenth for the other formats)")
-    sd.add_argument("--output", default="spec/data/soundness.json",
-                    help="JSON record to merge the results into (per format)")
+    sd.add_argument("--output", default=None,
+                    help="JSON record to merge the results into (per format; default "
+                         "spec/data/soundness.json, or spec/data/run_soundness.json with --runs)")
+    sd.add_argument("--runs", action="store_true",
+                    help="the bounds of a step of a run of SGD with options (spec/tolerances.md "
+                         "2.8) instead: --cases steps per format and option set, every legal "
+                         "evaluation judged")
     sd.add_argument("--append", action="store_true",
                     help="add this run's cases to the recorded ones (use another --seed)")
     sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
@@ -769,6 +774,9 @@ def _soundness(args, argv) -> int:
     from .artefacts import records
     from .runs.soundness import record, soundness_report
 
+    if args.runs:
+        return _soundness_runs(args)
+    args.output = args.output or "spec/data/soundness.json"
     records.prepare("soundness", Path(args.output))
     torch_cases = {name: (min(args.torch_cases, args.cases) if args.torch_cases is not None
                           else args.cases if name == "float32" else args.cases // 10)
@@ -786,6 +794,30 @@ def _soundness(args, argv) -> int:
     bad = sum(st["violations"] for f in report["formats"].values()
               for qs in f["subjects"].values() for st in qs.values())
     print(f"neuronspec soundness: {bad} violations; results in {args.output}")
+    return 1 if bad else 0
+
+
+def _soundness_runs(args) -> int:
+    """``neuronspec soundness --runs``: the run bounds per format and option set."""
+    from .artefacts import records
+    from .runs import run_soundness
+
+    if args.append or args.torch_cases is not None:
+        raise UsageError("--append and --torch-cases apply to the one-step measurement, not to "
+                         "--runs")
+    output = Path(args.output or "spec/data/run_soundness.json")
+    records.prepare("run_soundness", output)
+    report = run_soundness.soundness_runs_report(args.dtype, args.cases, args.seed,
+                                                 args.workers, args.scheduler)
+    run_soundness.record(report, output)
+    bad = sum(r["violations"] for sets in report["formats"].values() for r in sets.values())
+    for name, sets in report["formats"].items():
+        for spec, r in sets.items():
+            if r["first"]:
+                print(f"VIOLATION {name} {spec}: {r['first']}")
+    print(f"neuronspec soundness --runs: {bad} violations in "
+          f"{sum(r['values'] for sets in report['formats'].values() for r in sets.values()):,} "
+          f"values of legal evaluations ({report['seconds']} s); results in {output}")
     return 1 if bad else 0
 
 

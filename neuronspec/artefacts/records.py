@@ -1,7 +1,7 @@
 """The measurement records of ``spec/data``: loaded, validated, merged and written in one place.
 
 A record is a JSON file named after its kind (``soundness.json``, ``sweeps.json``,
-``crosscheck.json``, ``cuda.json``) with ``"recordVersion": 1``, defined by
+``crosscheck.json``, ``cuda.json``, ``run_soundness.json``) with ``"recordVersion": 1``, defined by
 ``spec/schemas/records.schema.json``.  Updates hold a lock on the file and replace it atomically,
 so concurrent ``--record`` runs neither lose entries nor leave a half-written file; a record
 that does not match its schema is refused with one line (the data is not touched).
@@ -26,7 +26,7 @@ __all__ = ["KINDS", "RECORD_VERSION", "DEFAULT_DIR", "path_of", "load", "validat
            "prepare", "update", "machine", "cpu_name", "OCTAVE_BINS", "octave_bin"]
 
 RECORD_VERSION = 1
-KINDS = ("soundness", "sweeps", "crosscheck", "cuda")
+KINDS = ("soundness", "sweeps", "crosscheck", "cuda", "run_soundness")
 #: Where the records live in a checkout (commands take another folder as an option).
 DEFAULT_DIR = Path("spec/data")
 
@@ -74,7 +74,8 @@ def load(kind: str, path: "Path | str | None" = None, *, required: bool = True) 
 
 _COMMANDS = {"soundness": "`neuronspec soundness`", "sweeps": "`neuronspec sweep ... --record`",
              "crosscheck": "`neuronspec crosscheck --record`",
-             "cuda": "`benchmarks/gpu_sweep.py` on a GPU machine"}
+             "cuda": "`benchmarks/gpu_sweep.py` on a GPU machine",
+             "run_soundness": "`neuronspec soundness --runs`"}
 
 
 def _dump(content: dict) -> str:

@@ -31,7 +31,7 @@ from .peers import MUTANTS, PEER_TOLERANCES
 
 REGIMES = {name: ALL_REGIMES[name] for name in CAMPAIGN_REGIMES}
 
-__all__ = ["render", "load_records", "DEFAULT_OUTPUT", "TABLES_COMMAND"]
+__all__ = ["render", "load_records", "run_soundness_context", "DEFAULT_OUTPUT", "TABLES_COMMAND"]
 
 DEFAULT_OUTPUT = Path("spec/tolerances.md")
 TABLES_COMMAND = "neuronspec tables"
@@ -49,7 +49,8 @@ EXAMPLE_FORMAT = "float32"
 
 
 def load_records(directory: Path) -> dict:
-    """The records behind the document: soundness (required), sweeps, crosscheck, cuda."""
+    """The records behind the document: soundness (required), sweeps, crosscheck, cuda,
+    run_soundness."""
     return {kind: records.load(kind, records.path_of(kind, directory),
                                required=kind == "soundness") for kind in records.KINDS}
 
@@ -104,7 +105,31 @@ def _context(recs: dict) -> dict:
         "crosscheck": _crosscheck(recs.get("crosscheck")),
         "sweeps": _sweeps((recs.get("sweeps") or {}).get("runs", {})),
         "cuda": _cuda(recs.get("cuda")),
+        "run_soundness": run_soundness_context(recs.get("run_soundness")),
     }
+
+
+def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
+    """The run bounds per format and option set (``neuronspec soundness --runs``)."""
+    if not rec:
+        return None
+    from ..cases.options import DEFAULT_SETS
+
+    order = {s.spec() or "(none)": i for i, s in enumerate(DEFAULT_SETS)}
+    rows = []
+    for name in FORMATS:
+        sets = rec["formats"].get(name) or {}
+        for spec in sorted(sets, key=lambda k: (order.get(k, len(order)), k)):
+            r, buffered = sets[spec], spec.startswith("momentum")
+            worst = r["worst"]
+            rows.append({"format": name, "options": spec, "cases": f"{r['cases']:,}",
+                         "distinct": f"{r['values']:,}", "violations": r["violations"],
+                         **{q: _ratio(worst.get(q, 0.0)) if buffered or q.endswith("_new")
+                            else "-" for q in ("w_new", "b_new", "buf_w", "buf_b")}})
+    commands = sorted({run["command"] for run in rec["runs"].values()})
+    return {"rows": rows, "commands": commands,
+            "violations": sum(r["violations"] for sets in rec["formats"].values()
+                              for r in sets.values())}
 
 
 def _format_params(f: Format) -> dict:

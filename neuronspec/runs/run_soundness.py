@@ -1,0 +1,150 @@
+"""``neuronspec soundness --runs``: the bounds of a step of a run (spec/tolerances.md 2.8)
+measured per format and option set, on every legal evaluation (``reference.optim_rounded``).
+
+Each case is one step of a run of the option set from a drawn state: moderate values, t close to
+w*x + b (cancellation), or values at the bottom of the format; a first step (no buffer) or a
+later one (buffers drawn too).  Every distinct value a legal evaluation gives is judged against
+its bound: a violation is a bound that is not sound.  The record (``spec/data/
+run_soundness.json``) keeps, per format and option set, the steps, the values judged, the
+violations and the worst error/bound per quantity; ``spec/tolerances.md`` 2.8 renders it.
+Chunks run through the campaign engine (local workers or a Dask scheduler).
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+from reference.formats import Format, get_format
+from reference.judge import judge
+from reference.optim import State, exact_sgd_step
+from reference.optim_bounds import RUN_QUANTITIES, sgd_bounds
+from reference.optim_rounded import sgd_legal
+
+from ..artefacts import records
+from ..cases.options import DEFAULT_SETS, reference_options
+from ..cases.sampling import random_values
+from .campaign import completed, run_chunks
+
+__all__ = ["REGIMES", "draw_step", "run_chunk", "soundness_runs_report", "record",
+           "COMMAND"]
+
+COMMAND = "neuronspec soundness --runs"
+#: How a case's values are drawn.
+REGIMES = ("moderate", "cancel", "tiny")
+CHUNK = 500
+
+
+def _values(fmt: Format, rng: np.random.Generator, n: int, lo: int, hi: int) -> list[float]:
+    return [float(v) for v in random_values(fmt, rng, n, emin=lo, emax=hi, special=0.0)]
+
+
+def draw_step(fmt: Format, options: dict, rng: np.random.Generator, regime: str
+              ) -> tuple[State, tuple[float, float, float]]:
+    """One step of a run to measure: (state, (x, t, lr)); buffers where the options keep them,
+    on a later step (three steps in four)."""
+    buffered = options["momentum"] != 0
+    later = buffered and rng.random() < 0.75
+    if regime == "tiny":
+        lo, hi = fmt.emin - 2, fmt.emin + 4
+        w, b, t = _values(fmt, rng, 3, lo, hi)
+        x = _values(fmt, rng, 1, -2, 2)[0]
+        lr = abs(_values(fmt, rng, 1, -4, 0)[0])
+    else:
+        span = min(8, fmt.emax // 4)
+        w, b, x, t = _values(fmt, rng, 4, -span, span)
+        lr = abs(_values(fmt, rng, 1, -10, -1)[0])
+        if regime == "cancel":  # t next to fl(fl(w*x) + b): r is tiny
+            y = fmt.round(Fraction(fmt.round(Fraction(w) * Fraction(x))) + Fraction(b))
+            t = y if rng.random() < 0.5 else float(np.nextafter(y, np.inf))
+            t = fmt.round(Fraction(t))
+    bufs: list = [None, None]
+    if later:
+        B = get_format(options["buffer_format"])
+        lo = B.emin - 2 if regime == "tiny" else -8
+        bufs = _values(B, rng, 2, lo, lo + 12)
+    return State(w, b, *bufs), (x, t, lr)
+
+
+def run_chunk(spec: dict) -> dict:
+    """One chunk: ``cases`` steps of one format and option set (by index in DEFAULT_SETS)."""
+    fmt = get_format(spec["format"])
+    option_set = DEFAULT_SETS[spec["set"]]
+    options = option_set.for_format(fmt)
+    reference = reference_options(options)
+    rng = np.random.default_rng([spec["seed"], spec["set"], spec["chunk"], 22])
+    worst = {q: 0.0 for q in RUN_QUANTITIES}
+    values = violations = outside = 0
+    first: "str | None" = None
+    for i in range(spec["cases"]):
+        state, (x, t, lr) = draw_step(fmt, options, rng, REGIMES[i % len(REGIMES)])
+        bounds = sgd_bounds(fmt, state, x, t, lr, reference)
+        exact = dict(exact_sgd_step(state, x, t, lr, reference))
+        exact["dL_dy"] = exact["dL_db"]
+        legal = sgd_legal(fmt, state, x, t, lr, reference)
+        for q, found in legal.values.items():
+            for value, names in found.values():
+                j = judge(fmt, q, value, exact[q], bounds[q], legal)
+                values += 1
+                if j.violation:
+                    violations += 1
+                    if first is None:
+                        first = (f"{q} of {names[0]} from {state} with x={x!r}, t={t!r}, "
+                                 f"lr={lr!r}: {j.why}")
+                elif j.ok:
+                    worst[q] = max(worst[q], j.ratio)
+                else:
+                    outside += 1
+    return {"cases": spec["cases"], "values": values, "violations": violations,
+            "outside": outside, "worst": worst, "first": first}
+
+
+def _specs(formats: list[str], cases: int, seed: int) -> Iterator[dict]:
+    for name in formats:
+        for index in range(len(DEFAULT_SETS)):
+            for chunk, start in enumerate(range(0, cases, CHUNK)):
+                yield {"format": name, "set": index, "seed": seed, "chunk": chunk,
+                       "cases": min(CHUNK, cases - start)}
+
+
+def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: int = 1,
+                          scheduler: "str | None" = None, progress=None) -> dict:
+    """``cases`` steps per format and option set of ``DEFAULT_SETS``, merged per pair."""
+    started = time.perf_counter()
+    merged: dict[str, dict[str, dict]] = {}
+    specs = list(_specs(formats, cases, seed))
+    parts = completed(run_chunks(run_chunk, specs, workers=workers,
+                                 in_process=workers <= 1, scheduler=scheduler))
+    for k, (spec, part) in enumerate(zip(specs, parts)):
+        key = DEFAULT_SETS[spec["set"]].spec() or "(none)"
+        into = merged.setdefault(spec["format"], {}).setdefault(key, {
+            "cases": 0, "values": 0, "violations": 0, "outside": 0,
+            "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None})
+        for field in ("cases", "values", "violations", "outside"):
+            into[field] += part[field]
+        into["worst"] = {q: max(into["worst"][q], part["worst"][q]) for q in RUN_QUANTITIES}
+        into["first"] = into["first"] or part["first"]
+        if progress:
+            progress(k + 1, len(specs))
+    command = f"{COMMAND} --dtype {','.join(formats)} --cases {cases} --seed {seed}"
+    return {"formats": merged, "command": command, "seed": seed,
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": records.machine()}
+
+
+def record(report: dict, path: Any) -> None:
+    """Write the report into its record, per format (a format measured again replaces its
+    entry)."""
+    def change(old: dict) -> dict:
+        formats = dict(old.get("formats", {}))
+        runs = dict(old.get("runs", {}))
+        for name, sets in report["formats"].items():
+            formats[name] = sets
+            runs[name] = {"command": report["command"], "seconds": report["seconds"],
+                          "machine": report["machine"]}
+        return {"formats": formats, "runs": runs}
+
+    records.update("run_soundness", path, change)

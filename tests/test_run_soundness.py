@@ -1,0 +1,39 @@
+"""``neuronspec soundness --runs``: the run bounds measured per format and option set, recorded
+in spec/data/run_soundness.json and rendered in spec/tolerances.md 2.8."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from neuronspec.artefacts import records, tables
+from neuronspec.cases.options import DEFAULT_SETS
+from neuronspec.runs import run_soundness
+
+
+def test_a_small_measurement_is_sound_recorded_and_rendered(tmp_path):
+    report = run_soundness.soundness_runs_report(["float32"], 12, seed=5)
+    sets = report["formats"]["float32"]
+    assert len(sets) == len(DEFAULT_SETS)
+    assert all(r["violations"] == 0 and r["values"] > 50 for r in sets.values())
+    assert max(r["worst"]["w_new"] for r in sets.values()) > 0.3  # (tight, not vacuous)
+    path = tmp_path / "run_soundness.json"
+    run_soundness.record(report, path)
+    recorded = records.load("run_soundness", path)
+    assert recorded["runs"]["float32"]["command"].startswith("neuronspec soundness --runs")
+    context = tables.run_soundness_context(recorded)
+    assert len(context["rows"]) == len(DEFAULT_SETS) and context["violations"] == 0
+
+
+def test_an_unsound_bound_is_caught(monkeypatch):
+    """The measurement can fail: bounds a quarter of the true ones are violated, and the first
+    violation is named."""
+    true_bounds = run_soundness.sgd_bounds
+
+    def quarter(*args, **kwargs):
+        return {q: b / 4 if isinstance(b, Fraction) else b
+                for q, b in true_bounds(*args, **kwargs).items()}
+
+    monkeypatch.setattr(run_soundness, "sgd_bounds", quarter)
+    part = run_soundness.run_chunk({"format": "float16", "set": 1, "seed": 0, "chunk": 0,
+                                    "cases": 12})
+    assert part["violations"] > 0 and "outside its bound" in part["first"]
