@@ -454,7 +454,7 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
     for impl in impls:
         results = check_runs(impl, formats, option_sets, runs=args.runs, steps=args.steps,
                              seed=args.seed, model=args.model, progress=progress,
-                             buffer_format=args.buffer_format)
+                             buffer_format=args.buffer_format, level=args.level)
         for r in results:
             if r.unsupported and r.unsupported.startswith("offers no step_run"):
                 r.unsupported = "offers no step_run (spec/protocol.md R2)"

@@ -77,7 +77,7 @@ def test_runs(runner, run_format: str, option_set) -> None:
     settings = active()
     (result,) = check_runs(runner, [run_format], [option_set], runs=settings.runs,
                            steps=settings.steps, model=settings.model,
-                           buffer_format=settings.buffer_format)
+                           buffer_format=settings.buffer_format, level=settings.level)
     if result.unsupported:
         pytest.skip(f"{runner.name} does not support {run_format} runs with "
                     f"{option_set.spec() or 'no options'}: {result.unsupported}")

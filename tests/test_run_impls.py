@@ -429,3 +429,21 @@ def test_a_declared_buffer_format_is_checked_and_torch_declines_it():
     (result,) = check_runs(load("torch_sgd"), ["float16"], sets[:1], runs=1, steps=2,
                            buffer_format="float32")
     assert result.verdict == "not checked" and "parameter format" in result.unsupported
+
+
+def test_the_level_decides_a_run_verdict():
+    """As in the one-step check: at the exact level a value no legal evaluation gives fails
+    (named, with its step); at the bounded level the same runs pass.  torch's fused kernel in
+    float16 gives such values (spec/neuron.md 8.8)."""
+    pytest.importorskip("torch")
+    from neuronspec.implementations.load import load
+    from neuronspec.runs.sgd import check_runs
+
+    impl = load("torch_sgd_fused")
+    exact = check_runs(impl, ["float16"], runs=3, steps=4, level="exact")
+    assert any(r.verdict == "non-conformant" and r.unexplained for r in exact)
+    assert all(r.failed_runs == 0 for r in exact)
+    assert any("no legal evaluation gives this value" in f["why"]
+               for r in exact for f in r.failures)
+    bounded = check_runs(impl, ["float16"], runs=3, steps=4, level="bounded")
+    assert all(r.verdict == "conformant" for r in bounded)

@@ -74,6 +74,8 @@ class RunResult:
     #: one, and how many steps have one
     distance_over_bound: float = 0.0
     distance_bounded: int = 0
+    level: str = "exact"  # which level decides the verdict (both are reported)
+    unexplained: int = 0  # values within their bounds that no legal evaluation gives
     #: property step-from (R3): steps from drawn states judged, or why none was
     from_states: int = 0
     from_state_unchecked: str = ""
@@ -81,7 +83,8 @@ class RunResult:
 
     @property
     def verdict(self) -> str:
-        if self.failed_runs or self.failed_from_states or self.stateless is False:
+        if self.failed_runs or self.failed_from_states or self.stateless is False or (
+                self.level == "exact" and self.unexplained):
             return "non-conformant"
         return "not checked" if self.unsupported or not self.steps else "conformant"
 
@@ -93,6 +96,7 @@ class RunResult:
                 "declined": self.declined, "unsupported": self.unsupported or None,
                 "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
                 "runStateless": self.stateless, "worstDistanceUlps": self.distance,
+                "level": self.level, "unexplained": self.unexplained,
                 "stepsFromStates": self.from_states,
                 "failedStepsFromStates": self.failed_from_states,
                 "stepFromNotChecked": self.from_state_unchecked or None,
@@ -186,9 +190,11 @@ def _bits(steps: list) -> list:
 def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] | None" = None,
                *, runs: int = 6, steps: int = 8, seed: int = 0, model: "Model | str" = "ieee",
                progress: "Callable[[str], None] | None" = None,
-               buffer_format: "str | None" = None) -> list[RunResult]:
+               buffer_format: "str | None" = None, level: str = "exact") -> list[RunResult]:
     """Run and judge ``runs`` runs of ``steps`` steps per format and option set (default:
-    ``cases.options.DEFAULT_SETS``) on ``impl`` (an Implementation or a supervised process)."""
+    ``cases.options.DEFAULT_SETS``) on ``impl`` (an Implementation or a supervised process).
+    ``level``: exact (a value no legal evaluation gives fails, as in the one-step check) or
+    bounded (within the bounds)."""
     results = []
     for fmt_name in formats:
         fmt = get_format(fmt_name)
@@ -197,7 +203,7 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
             if progress:
                 progress(f"{impl.name} {fmt.name} runs {option_set.spec() or '(no options)'}")
             options = option_set.for_format(fmt, buffer_format)
-            result = RunResult(fmt.name, option_set.spec(), options)
+            result = RunResult(fmt.name, option_set.spec(), options, level=level)
             results.append(result)
             _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index),
                        (seed, index))
@@ -208,6 +214,7 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                drawn: list, seed: tuple[int, int] = (0, 0)) -> None:
     reference = reference_options(options)
     first_bits = None
+    unexplained_seen: list = []  # (the first unexplained value is recorded as a failure)
     for r, (w0, b0, data) in enumerate(drawn):
         try:
             reported, error = collect_run(impl, fmt.name, w0, b0, data, options)
@@ -237,6 +244,16 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                 f.values += 1
                 f.failed += j.violation
                 f.explained += bool(explained.get(q))
+                if j.ok and not explained.get(q):
+                    result.unexplained += 1
+                    if result.level == "exact" and not unexplained_seen:
+                        unexplained_seen.append((len(unexplained_seen), q, j))
+                        _fail(result, impl, fmt, model, w0, b0, data,
+                              1 + verdict.steps.index(step), q, f"{q} = {float_hex(j.observed)}:"
+                              " no legal evaluation gives this value (exact level; within its "
+                              "bound)", _state_before(w0, b0, reported,
+                                                      1 + verdict.steps.index(step)), j,
+                              counted=False)
                 names = set(explained.get(q) or ())
                 result.consistent = names if result.consistent is None else \
                     result.consistent & names
@@ -338,8 +355,16 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
                 continue
             f.values += 1
             f.failed += j.violation
-            f.explained += bool(legal.explain(q, j.observed).variants) if q in legal.values \
-                else 0
+            known = bool(legal.explain(q, j.observed).variants) if q in legal.values else True
+            f.explained += known
+            result.unexplained += j.ok and not known
+            if j.ok and not known and result.level == "exact" and not any(
+                    "no legal evaluation" in r["why"] for r in result.failures):
+                _fail(result, impl, fmt, model, state.w, state.b, [step], 1, q,
+                      f"step-from: {q} = {float_hex(j.observed)}: no legal evaluation gives this "
+                      "value (exact level; within its bound)", state, j, counted=False,
+                      replay=from_state_replay_command(impl, fmt, result.spec, state, step,
+                                                       model))
             if math.isfinite(j.ratio):
                 f.worst = max(f.worst, j.ratio)
         bad = next((j for j in verdict.values() if j.violation), None)
@@ -375,10 +400,13 @@ def _judgement_words(j) -> str:
 
 
 def _fail(result: RunResult, impl, fmt: Format, model: Model, w0, b0, data, k: int, q: str,
-          why: str, state: State, j: Optional[Any] = None, replay: str = "") -> None:
-    """Count a failure (of a run, or with ``replay``, of a step from a drawn state) and keep
-    its record (the first few)."""
-    if replay:
+          why: str, state: State, j: Optional[Any] = None, replay: str = "",
+          counted: bool = True) -> None:
+    """Count a failure (of a run, or with ``replay``, of a step from a drawn state; not
+    ``counted``: an unexplained value, counted apart) and keep its record (the first few)."""
+    if not counted:
+        pass
+    elif replay:
         result.failed_from_states += 1
     else:
         result.failed_runs += 1
