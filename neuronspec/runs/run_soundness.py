@@ -21,7 +21,7 @@ import numpy as np
 from reference.formats import Format, get_format
 from reference.judge import judge
 from reference.optim import State, exact_sgd_step
-from reference.optim_bounds import RUN_QUANTITIES, sgd_bounds
+from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
@@ -29,8 +29,8 @@ from ..cases.options import DEFAULT_SETS, reference_options
 from ..cases.sampling import random_values
 from .campaign import completed, run_chunks
 
-__all__ = ["REGIMES", "draw_step", "run_chunk", "soundness_runs_report", "record",
-           "COMMAND"]
+__all__ = ["REGIMES", "draw_step", "judge_legal_values", "run_chunk", "soundness_runs_report",
+           "record", "COMMAND"]
 
 COMMAND = "neuronspec soundness --runs"
 #: How a case's values are drawn.
@@ -69,6 +69,36 @@ def draw_step(fmt: Format, options: dict, rng: np.random.Generator, regime: str
     return State(w, b, *bufs), (x, t, lr)
 
 
+def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
+                       options: Any, worst: dict) -> tuple[int, int, int, "str | None"]:
+    """Every distinct value a legal evaluation of one step gives, judged against its bound
+    (the buffers as values of the buffer format); ``worst`` (quantity -> error/bound) grows.
+    Returns (values judged, violations, values outside the bounded domain, the first
+    violation in words or None)."""
+    bounds = sgd_bounds(fmt, state, x, t, lr, options)
+    exact = dict(exact_sgd_step(state, x, t, lr, options))
+    exact["dL_dy"] = exact["dL_db"]
+    legal = sgd_legal(fmt, state, x, t, lr, options)
+    buffer = buffer_format(fmt, options)
+    values = violations = outside = 0
+    first = None
+    for q, found in legal.values.items():
+        for value, names in found.values():
+            j = judge(buffer if q.startswith("buf_") else fmt, q, value, exact[q], bounds[q],
+                      legal)
+            values += 1
+            if j.violation:
+                violations += 1
+                if first is None:
+                    first = (f"{q} of {names[0]} from {state} with x={x!r}, t={t!r}, "
+                             f"lr={lr!r}: {j.why}")
+            elif j.ok:
+                worst[q] = max(worst.get(q, 0.0), j.ratio)
+            else:
+                outside += 1
+    return values, violations, outside, first
+
+
 def run_chunk(spec: dict) -> dict:
     """One chunk: ``cases`` steps of one format and option set (by index in DEFAULT_SETS)."""
     fmt = get_format(spec["format"])
@@ -81,23 +111,9 @@ def run_chunk(spec: dict) -> dict:
     first: "str | None" = None
     for i in range(spec["cases"]):
         state, (x, t, lr) = draw_step(fmt, options, rng, REGIMES[i % len(REGIMES)])
-        bounds = sgd_bounds(fmt, state, x, t, lr, reference)
-        exact = dict(exact_sgd_step(state, x, t, lr, reference))
-        exact["dL_dy"] = exact["dL_db"]
-        legal = sgd_legal(fmt, state, x, t, lr, reference)
-        for q, found in legal.values.items():
-            for value, names in found.values():
-                j = judge(fmt, q, value, exact[q], bounds[q], legal)
-                values += 1
-                if j.violation:
-                    violations += 1
-                    if first is None:
-                        first = (f"{q} of {names[0]} from {state} with x={x!r}, t={t!r}, "
-                                 f"lr={lr!r}: {j.why}")
-                elif j.ok:
-                    worst[q] = max(worst[q], j.ratio)
-                else:
-                    outside += 1
+        n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, reference, worst)
+        values, violations, outside = values + n, violations + bad, outside + out
+        first = first or why
     return {"cases": spec["cases"], "values": values, "violations": violations,
             "outside": outside, "worst": worst, "first": first}
 
