@@ -594,7 +594,7 @@ def _sgd_vectors(args, directory: "Path | None") -> int:
 
 
 def _replay(args, argv) -> int:
-    from reference.formats import get_format, parse_exact
+    from reference.formats import get_format
 
     from .implementations import supervised
     from .implementations.process import ProcessImplementation
@@ -607,18 +607,7 @@ def _replay(args, argv) -> int:
         return _replay_run(args, fmt)
     if args.case is None:
         raise UsageError("give --case w,b,x,t,lr (or --options, --init and --data for a run)")
-    parts = [p.strip() for p in args.case.split(",")]
-    if len(parts) != 5:
-        raise UsageError(f"--case needs {len(INPUTS)} values {','.join(INPUTS)}, got {len(parts)}")
-    case = []
-    for name, text in zip(INPUTS, parts):
-        try:  # exact first (an absurd exponent is refused here), then to the format
-            value = fmt.round(parse_exact(text))
-        except (ValueError, ZeroDivisionError) as exc:
-            raise UsageError(f"--case: {name}: {exc}") from None
-        if not math.isfinite(value):
-            raise UsageError(f"--case: {name} = {text!r} is not a finite {fmt.name} value")
-        case.append(-0.0 if value == 0 and text.lstrip().startswith("-") else value)
+    case = _values(args.case, INPUTS, fmt, "--case")
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout) if args.cmd
@@ -632,7 +621,8 @@ def _replay(args, argv) -> int:
 
 
 def _values(text: str, names: tuple, fmt, what: str) -> list[float]:
-    """Comma-separated literals rounded to ``fmt`` (a usage error naming ``what``)."""
+    """Comma-separated literals, each exact first (an absurd exponent is refused there), then
+    rounded to ``fmt``; a usage error naming ``what`` and the value."""
     from reference.formats import parse_exact
 
     parts = [p.strip() for p in text.split(",")]

@@ -81,18 +81,21 @@ class Implementation:
         values = {}
         for key in _returned(out):
             value = out[key]
-            if type(value) is float:  # the common case, at once
-                values[key] = value
-                continue
-            try:
-                if _is_complex(value):
-                    raise TypeError("a complex number is not a value of a binary format")
-                values[key] = float(value)
-            except Exception as exc:
-                raise ImplementationError(
-                    f"{self.name} returned {key} = {repr(value)[:80]}, which is not a real "
-                    f"number ({type(exc).__name__}: {exc})") from None
+            # (a float, the common case, at once)
+            values[key] = value if type(value) is float else self._real(key, value)
         return values
+
+    def _real(self, key: str, value: Any, step: int = 0) -> float:
+        """A returned value as a float, or ImplementationError naming it (and its step)."""
+        try:
+            if _is_complex(value):
+                raise TypeError("a complex number is not a value of a binary format")
+            return float(value)
+        except Exception as exc:
+            at = f" at step {step}" if step else ""
+            raise ImplementationError(
+                f"{self.name} returned {key} = {repr(value)[:80]}{at}, which is not a real "
+                f"number ({type(exc).__name__}: {exc})", step=step) from None
 
     def run(self, fmt: str, w0: float, b0: float, data: Sequence[tuple[float, float, float]],
             options: Mapping[str, Any]) -> Iterator[dict[str, "float | None"]]:
@@ -153,17 +156,8 @@ class Implementation:
         values: dict[str, "float | None"] = {}
         for key in STEP_QUANTITIES + tuple(q for q in OPTIONAL if q in out):
             value = out[key]
-            if value is None and key.startswith("buf_"):
-                values[key] = None
-                continue
-            try:
-                if _is_complex(value):
-                    raise TypeError("a complex number is not a value of a binary format")
-                values[key] = float(value)
-            except Exception as exc:
-                raise ImplementationError(
-                    f"{self.name} returned {key} = {repr(value)[:80]} at step {k}, which is "
-                    f"not a real number ({type(exc).__name__}: {exc})", step=k) from None
+            no_buffer = value is None and key.startswith("buf_")
+            values[key] = None if no_buffer else self._real(key, value, k)
         return values
 
     def _copies(self, cases: Mapping[str, Any], n: int) -> list:

@@ -443,23 +443,7 @@ class ProcessImplementation:
         oldest request without one (a dropped request's line is thrown away)."""
         while req.line is None:
             head = next(r for r in self._pending if r.line is None)
-            if self._stuck:
-                raise self._fail(self._stuck)
-            try:
-                line = self._readline(self.timeout)
-            except ImplementationError as exc:
-                raise self._fail(str(exc)) from None
-            except TimeoutError:
-                raise self._fail(f"{self.name} timed out after {self.timeout:g} s (no response "
-                                 f"to request {head.rid})") from None
-            if line is None:
-                try:  # the output closed: an exit, or a process that closed it and goes on
-                    how = exit_words(self._proc.wait(timeout=min(self.timeout, 2.0)))
-                except subprocess.TimeoutExpired:
-                    how = "closed its standard output and kept running"
-                tail = self._stderr_tail()
-                raise self._fail(f"{self.name} {how} on request {head.rid}"
-                                 + (f": {tail}" if tail else ""))
+            line = self._awaited(f"request {head.rid}")
             head.line = line
             if head.dropped:
                 self._pending.remove(head)
@@ -526,6 +510,27 @@ class ProcessImplementation:
         if self._proc is None or self._proc.poll() is not None:
             self._restart()
 
+    def _awaited(self, what: str) -> bytes:
+        """The next line, awaited at most the timeout; a failure naming ``what`` was awaited
+        where none comes (a hang, an exit, an output closed while the process runs on)."""
+        if self._stuck:
+            raise self._fail(self._stuck)
+        try:
+            line = self._readline(self.timeout)
+        except ImplementationError as exc:
+            raise self._fail(str(exc)) from None
+        except TimeoutError:
+            raise self._fail(f"{self.name} timed out after {self.timeout:g} s (no response "
+                             f"to {what})") from None
+        if line is None:
+            try:  # the output closed: an exit, or a process that closed it and goes on
+                how = exit_words(self._proc.wait(timeout=min(self.timeout, 2.0)))
+            except subprocess.TimeoutExpired:
+                how = "closed its standard output and kept running"
+            tail = self._stderr_tail()
+            raise self._fail(f"{self.name} {how} on {what}" + (f": {tail}" if tail else ""))
+        return line
+
     def _drain_run(self) -> None:
         """Read the lines of a run whose caller stopped reading before its last step."""
         if self._open_run is not None:
@@ -538,23 +543,7 @@ class ProcessImplementation:
     def _line(self, rid: str, k: int) -> dict:
         """The next line, which must answer ``rid`` (step ``k`` of a run; 0: one line)."""
         what = f"request {rid}" + (f" step {k}" if k else "")
-        if self._stuck:
-            raise self._fail(self._stuck)
-        try:
-            raw = self._readline(self.timeout)
-        except ImplementationError as exc:
-            raise self._fail(str(exc)) from None
-        except TimeoutError:
-            raise self._fail(f"{self.name} timed out after {self.timeout:g} s (no response "
-                             f"to {what})") from None
-        if raw is None:
-            try:
-                how = exit_words(self._proc.wait(timeout=min(self.timeout, 2.0)))
-            except subprocess.TimeoutExpired:
-                how = "closed its standard output and kept running"
-            tail = self._stderr_tail()
-            raise self._fail(f"{self.name} {how} on {what}" + (f": {tail}" if tail else ""))
-        msg = self._message(raw, rid)
+        msg = self._message(self._awaited(what), rid)
         if k and "unsupported" not in msg and msg.get("step") != k:
             raise self._fail(f"{self.name} answered {what} with step "
                              f"{str(msg.get('step'))[:20]!r}")
