@@ -474,42 +474,57 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
 
 
 def _vectors(args, argv) -> int:
+    """``neuronspec vectors ACTION``: the one-step vectors, or with ``--sgd`` (or a results
+    file that says ``"vectors": "sgd"``) the run vectors (spec/protocol.md R6)."""
     from .runs import sgd_vectors as S
     from .runs import vectors as V
 
     directory = Path(args.dir) if args.dir else None
-    if args.sgd or (args.action == "verify" and args.target
-                    and S.results_kind(Path(args.target)) == "sgd"):
-        return _sgd_vectors(args, directory)
+    sgd = args.sgd or bool(args.action == "verify" and args.target
+                           and S.results_kind(Path(args.target)) == "sgd")
+    M, flag = (S, " --sgd") if sgd else (V, "")
     if args.action == "write":
-        for path in V.write(directory):
+        for path in M.write(directory):
             print(f"neuronspec vectors: wrote {path}")
         return 0
     if args.action == "check":
-        stale = V.stale(directory)
+        stale = M.stale(directory)
         if stale:
-            return _stale(", ".join(stale), "neuronspec vectors write")
-        print("neuronspec vectors: up to date")
+            return _stale(", ".join(stale), S.GENERATED_BY if sgd else "neuronspec vectors write")
+        print(f"neuronspec vectors: {'the run vectors are ' if sgd else ''}up to date")
         return 0
     if not args.target:
         raise UsageError(f"give {'an implementation' if args.action == 'run' else 'a results file'}"
-                         f": neuronspec vectors {args.action} TARGET")
-    vectors = V.load(directory)
+                         f": neuronspec vectors {args.action} TARGET{flag}")
+    vectors = M.load(directory)
     if args.action == "run":
         from .implementations import supervised
 
         _writable(args.output)
-        impl = supervised(args.target, args.timeout)
+        impl = supervised(args.target, args.timeout, runs=sgd)  # (runs: protocol version 2)
         try:
-            results = V.run_implementation(impl, vectors, list(vectors))
+            results = M.run_implementation(impl, vectors, list(vectors))
         finally:
             impl.close()
-        text = json.dumps({"implementation": impl.name, "results": results}, indent=1) + "\n"
+        if sgd and results and all(r.get("unsupported", "").startswith("offers no step_")
+                                   for r in results):
+            raise UsageError(f"{impl.name} offers neither step_run nor step_from "
+                             "(spec/protocol.md R2, R3): nothing to run on the run vectors")
+        head = {"vectors": "sgd"} if sgd else {}
+        text = json.dumps({**head, "implementation": impl.name, "results": results},
+                          indent=1) + "\n"
         if args.output:
             _write(args.output, text)
         else:
             sys.stdout.write(text)
         return 0
+    return (_verify_sgd_vectors if sgd else _verify_vectors)(args, vectors)
+
+
+def _verify_vectors(args, vectors) -> int:
+    """``neuronspec vectors verify RESULTS``: the one-step vectors' verdict."""
+    from .runs import vectors as V
+
     summary = V.verify(V.load_results(Path(args.target)), vectors, args.level)
     for f in summary["failures"][:20]:
         print(f"FAIL {f['format']} tcId {f['tcId']}: {f['reason']}")
@@ -530,44 +545,11 @@ def _vectors(args, argv) -> int:
     return status
 
 
-def _sgd_vectors(args, directory: "Path | None") -> int:
-    """``neuronspec vectors ACTION --sgd``: the run vectors (spec/protocol.md R6)."""
-    from .implementations import supervised
+def _verify_sgd_vectors(args, vectors) -> int:
+    """``neuronspec vectors verify RESULTS --sgd``: the run vectors' verdict."""
     from .runs import sgd_vectors as S
     from .runs import vectors as V
 
-    if args.action == "write":
-        for path in S.write(directory):
-            print(f"neuronspec vectors: wrote {path}")
-        return 0
-    if args.action == "check":
-        stale = S.stale(directory)
-        if stale:
-            return _stale(", ".join(stale), S.GENERATED_BY)
-        print("neuronspec vectors: the run vectors are up to date")
-        return 0
-    if not args.target:
-        raise UsageError(f"give {'an implementation' if args.action == 'run' else 'a results file'}"
-                         f": neuronspec vectors {args.action} TARGET --sgd")
-    vectors = S.load(directory)
-    if args.action == "run":
-        _writable(args.output)
-        impl = supervised(args.target, args.timeout, runs=True)  # (protocol version 2, R5)
-        try:
-            results = S.run_implementation(impl, vectors, list(vectors))
-        finally:
-            impl.close()
-        if all("unsupported" in r for r in results) and results and all(
-                r["unsupported"].startswith("offers no step_") for r in results):
-            raise UsageError(f"{impl.name} offers neither step_run nor step_from "
-                             "(spec/protocol.md R2, R3): nothing to run on the run vectors")
-        text = json.dumps({"vectors": "sgd", "implementation": impl.name, "results": results},
-                          indent=1) + "\n"
-        if args.output:
-            _write(args.output, text)
-        else:
-            sys.stdout.write(text)
-        return 0
     summary = S.verify(V.load_results(Path(args.target)), vectors, args.level)
     for f in summary["failures"][:20]:
         print(f"FAIL {f['name']}: {f['reason']}" + (f" [{f['comment']}]" if f.get("comment")

@@ -476,6 +476,11 @@ class ProcessImplementation:
         """The values of a response, or why there are none."""
         if "unsupported" in msg:
             raise NotImplementedError(str(msg["unsupported"])[:200])
+        return self._values_of(msg, rid, REQUIRED)
+
+    def _values_of(self, msg: dict, rid: str, required: tuple) -> "dict[str, float | None]":
+        """The values of a response with the keys ``required`` (a run's buffers may be null:
+        no buffer), or why there are none."""
         if "failure" in msg:  # never allowed (an exception, an output that is no number)
             raise ImplementationError(f"{self.name} failed: {str(msg['failure'])[:300]}")
         if "error" in msg:  # like an overflow exception: allowed outside the domain
@@ -484,11 +489,12 @@ class ProcessImplementation:
         outputs = msg.get("outputs")
         if not isinstance(outputs, dict):
             raise ImplementationError(f"{self.name} answered {rid} without an 'outputs' object")
-        missing = [k for k in REQUIRED if k not in outputs]
+        missing = [k for k in required if k not in outputs]
         if missing:
             raise ImplementationError(f"{self.name} answered {rid} without {', '.join(missing)}")
-        keys = REQUIRED + tuple(k for k in OPTIONAL if k in outputs)
-        return {k: _number(outputs[k], k) for k in keys}
+        keys = required + tuple(k for k in OPTIONAL if k in outputs)
+        return {k: None if outputs[k] is None and k.startswith("buf_") else
+                _number(outputs[k], k) for k in keys}
 
     # --- runs of SGD with options (protocol version 2) ------------------------------------
     def _encode(self, v: float) -> dict:
@@ -549,22 +555,6 @@ class ProcessImplementation:
                              f"{str(msg.get('step'))[:20]!r}")
         return msg
 
-    def _run_outputs(self, msg: dict, rid: str) -> "dict[str, float | None]":
-        if "failure" in msg:
-            raise ImplementationError(f"{self.name} failed: {str(msg['failure'])[:300]}")
-        if "error" in msg:
-            raise ImplementationError(f"{self.name} reported an error: "
-                                      f"{str(msg['error'])[:300]}", overflow=True)
-        outputs = msg.get("outputs")
-        if not isinstance(outputs, dict):
-            raise ImplementationError(f"{self.name} answered {rid} without an 'outputs' object")
-        missing = [k for k in STEP_QUANTITIES if k not in outputs]
-        if missing:
-            raise ImplementationError(f"{self.name} answered {rid} without {', '.join(missing)}")
-        keys = STEP_QUANTITIES + tuple(k for k in OPTIONAL if k in outputs)
-        return {k: None if outputs[k] is None and k.startswith("buf_") else
-                _number(outputs[k], k) for k in keys}
-
     def run(self, fmt: str, w0: float, b0: float, data: Sequence[tuple], options: dict
             ) -> "Iterator[dict[str, float | None]]":
         """A run over protocol version 2 (R5), step by step as the lines arrive: as
@@ -586,7 +576,7 @@ class ProcessImplementation:
                     if k == 1:
                         raise NotImplementedError(str(msg["unsupported"])[:200])
                     raise self._fail(f"{self.name} declined request {rid} at step {k}")
-                outputs = self._run_outputs(msg, rid)
+                outputs = self._values_of(msg, rid, STEP_QUANTITIES)
             except ImplementationError as exc:
                 exc.step = k
                 raise
@@ -609,7 +599,7 @@ class ProcessImplementation:
         if "unsupported" in msg:
             raise NotImplementedError(str(msg["unsupported"])[:200])
         self._failed_starts = 0
-        return self._run_outputs(msg, rid)
+        return self._values_of(msg, rid, STEP_QUANTITIES)
 
     def version(self) -> str:
         return self._version
