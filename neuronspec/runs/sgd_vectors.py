@@ -29,8 +29,6 @@ file's values, any other step by ``reference.optim_judge.judge_run`` from the re
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.metadata
 import json
 import math
 import random
@@ -39,7 +37,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from reference.batch.kernel import cache_dir
 from reference.bounds import IEEE, OutOfDomain
 from reference.formats import (BFLOAT16, FORMATS, Format, as_float, exact_decimal, exact_hex,
                                float_hex, parse_exact, parse_hex, to_fraction)
@@ -53,8 +50,9 @@ from reference.optim_rounded import sgd_legal
 
 from .. import __version__, data
 from ..cases.options import DEFAULT_SETS, OPTION_KEYS, OptionSet, reference_options
-from ..errors import DataError, ImplementationError, UsageError
-from .vectors import bounded_words, dump_vectors, hex_order, observed_value
+from ..errors import DataError, ImplementationError
+from .vectors import (bounded_words, hex_order, observed_value, read_vector_file, stale_files,
+                      write_files)
 
 __all__ = ["flags", "generate", "write", "stale", "load", "run_implementation", "verify",
            "results_kind", "default_directory", "GENERATED_BY", "Vector", "name_of"]
@@ -560,29 +558,13 @@ def generate(fmt_name: str) -> dict:
 
 def write(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Write the run-vector files (default: the shipped ones, ``spec/vectors/sgd``)."""
-    directory = Path(str(directory or default_directory()))
-    paths = []
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in formats:
-            path = directory / f"{name}.json"
-            path.write_text(dump_vectors(generate(name)), encoding="utf-8")
-            paths.append(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write the run vectors into {directory} "
-                         f"({exc.strerror or exc}); choose a writable --dir") from None
-    return paths
+    return write_files(Path(str(directory or default_directory())), formats, generate,
+                       "the run vectors")
 
 
 def stale(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[str]:
     """Files that differ from what ``write`` would produce."""
-    directory = directory or default_directory()
-    out = []
-    for name in formats:
-        path = directory / f"{name}.json"
-        if not path.is_file() or path.read_text(encoding="utf-8") != dump_vectors(generate(name)):
-            out.append(str(path))
-    return out
+    return stale_files(directory or default_directory(), formats, generate)
 
 
 # ---- loading -----------------------------------------------------------------------------------
@@ -603,24 +585,13 @@ class Vector:
 def load(directory: Any = None) -> dict[str, dict[int, Vector]]:
     """format -> {tcId -> Vector} for every run-vector file in ``directory`` (default: the
     shipped ones), in file order, each checked against the run vectors' schema."""
-    import jsonschema
-
     directory = directory or default_directory()
     out = {}
     for name in FORMATS:
         path = directory / f"{name}.json"
         if not path.is_file():
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-            content = json.loads(text)
-            _match_schema(content, text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path} is not a run-vector file ({exc}); regenerate it with "
-                            f"`{GENERATED_BY}`") from None
-        except jsonschema.ValidationError as exc:
-            raise DataError(f"{path} does not match the run vectors' schema: {exc.message} (at "
-                            f"{'/'.join(map(str, exc.absolute_path))})") from None
+        content = read_vector_file(path, "vectors/sgd/schema.json", "run-vector", GENERATED_BY)
         tests: dict[int, Vector] = {}
         for group in content["testGroups"]:
             for t in group["tests"]:
@@ -633,24 +604,6 @@ def load(directory: Any = None) -> dict[str, dict[int, Vector]]:
         raise DataError(f"no run-vector files in {directory}; run `{GENERATED_BY}` or pass "
                         "--dir with a folder that holds them")
     return out
-
-
-def _match_schema(content: dict, text: str) -> None:
-    """As ``vectors._match_schema``: validated once for these bytes, this schema and this
-    jsonschema (a marker in the cache directory)."""
-    key = hashlib.sha256()
-    for part in (text, (default_directory() / "schema.json").read_text(encoding="utf-8"),
-                 importlib.metadata.version("jsonschema")):
-        key.update(part.encode("utf-8") + b"\0")
-    marker = cache_dir() / "validated" / f"sgd-vectors-{key.hexdigest()}"
-    if marker.is_file():
-        return
-    data.validate(content, "vectors/sgd/schema.json")
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass
 
 
 def _read_value(fmt: Format, entry: Mapping, what: str) -> float:

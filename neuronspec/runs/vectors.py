@@ -19,7 +19,7 @@ import json
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from ..errors import DataError, ImplementationError, UsageError
 
 __all__ = ["flags", "generate", "write", "load", "verify", "verified", "stale",
            "run_implementation", "vector_case", "load_results", "bounded_words",
-           "dump_vectors", "hex_order", "observed_value"]
+           "dump_vectors", "hex_order", "observed_value", "write_files", "stale_files",
+           "read_vector_file", "match_schema"]
 
 RANDOM_SEED = 20261126
 RANDOM_PER_REGIME = 40
@@ -202,52 +203,72 @@ def dump_vectors(content: dict) -> str:
 
 def write(directory: "Path | None" = None, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Write the vector files (default: the shipped ones, ``spec/vectors`` in a checkout)."""
-    directory = Path(str(directory or data.vectors()))
+    return write_files(Path(str(directory or data.vectors())), formats, generate, "the vectors")
+
+
+def write_files(directory: Path, formats: Iterable[str], make: Callable[[str], dict],
+                what: str) -> list[Path]:
+    """Write ``make(format)`` as ``<format>.json`` into ``directory`` for each format (the
+    one-step vectors, the run vectors); a usage error where the folder is not writable."""
     paths = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for name in formats:
             path = directory / f"{name}.json"
-            path.write_text(dump_vectors(generate(name)), encoding="utf-8")
+            path.write_text(dump_vectors(make(name)), encoding="utf-8")
             paths.append(path)
     except OSError as exc:
-        raise UsageError(f"cannot write the vectors into {directory} ({exc.strerror or exc}); "
+        raise UsageError(f"cannot write {what} into {directory} ({exc.strerror or exc}); "
                          "choose a writable --dir") from None
     return paths
 
 
 def stale(directory: Any = None, formats: Iterable[str] = FORMATS) -> list[str]:
     """Files that differ from what ``write`` would produce."""
-    directory = directory or data.vectors()
+    return stale_files(directory or data.vectors(), formats, generate)
+
+
+def stale_files(directory: Path, formats: Iterable[str], make: Callable[[str], dict]
+                ) -> list[str]:
+    """The files ``<format>.json`` in ``directory`` that differ from ``make(format)``."""
     out = []
     for name in formats:
         path = directory / f"{name}.json"
-        if not path.is_file() or path.read_text(encoding="utf-8") != dump_vectors(generate(name)):
+        if not path.is_file() or path.read_text(encoding="utf-8") != dump_vectors(make(name)):
             out.append(str(path))
     return out
+
+
+def read_vector_file(path: Path, schema: str, kind: str, regenerate: str) -> dict:
+    """A vector file's content, checked against its schema (``schema``: its path under the
+    shipped data, e.g. ``vectors/schema.json``); a one-line DataError naming ``kind`` and the
+    command that regenerates it otherwise."""
+    import jsonschema
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        content = json.loads(text)
+        match_schema(content, text, schema)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a {kind} file ({exc}); regenerate it with "
+                        f"`{regenerate}`") from None
+    except jsonschema.ValidationError as exc:
+        raise DataError(f"{path} does not match the {kind}s' schema: {exc.message} (at "
+                        f"{'/'.join(map(str, exc.absolute_path))})") from None
+    return content
 
 
 def load(directory: Any = None) -> dict[str, dict]:
     """format -> {tcId -> test} for every vector file in ``directory`` (default: the shipped
     vectors), each checked against the vectors' schema."""
-    import jsonschema
-
     directory = directory or data.vectors()
     out = {}
     for name in FORMATS:
         path = directory / f"{name}.json"
         if not path.is_file():
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-            content = json.loads(text)
-            _match_schema(content, text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path} is not a vector file ({exc}); regenerate it with "
-                            "`neuronspec vectors write`") from None
-        except jsonschema.ValidationError as exc:
-            raise DataError(f"{path} does not match the vectors' schema: {exc.message} (at "
-                            f"{'/'.join(map(str, exc.absolute_path))})") from None
+        content = read_vector_file(path, "vectors/schema.json", "vector",
+                                   "neuronspec vectors write")
         tests = {}
         for t in (t for g in content["testGroups"] for t in g["tests"]):
             _check_test(FORMATS[name], t, path)
@@ -259,20 +280,21 @@ def load(directory: Any = None) -> dict[str, dict]:
     return out
 
 
-def _match_schema(content: dict, text: str) -> None:
+def match_schema(content: dict, text: str, schema: str = "vectors/schema.json") -> None:
     """Raises jsonschema's ValidationError unless the vector file ``content`` (read from
-    ``text``) matches the vectors' schema.  Where these very bytes matched this schema under
-    this jsonschema before, a marker in the cache directory (``validated/`` of
-    ``reference.batch.kernel.cache_dir``, named by the hash of all three) says so: validating
-    the shipped vectors took 0.8 s of every command that loads them, the same answer each time."""
+    ``text``) matches ``schema`` (a path under the shipped data).  Where these very bytes
+    matched this schema under this jsonschema before, a marker in the cache directory
+    (``validated/`` of ``reference.batch.kernel.cache_dir``, named by the hash of all three)
+    says so: validating the shipped vectors took 0.8 s of every command that loads them, the
+    same answer each time."""
     key = hashlib.sha256()
-    for part in (text, (data.vectors() / "schema.json").read_text(encoding="utf-8"),
+    for part in (text, data.root().joinpath(*schema.split("/")).read_text(encoding="utf-8"),
                  importlib.metadata.version("jsonschema")):
         key.update(part.encode("utf-8") + b"\0")
     marker = cache_dir() / "validated" / f"vectors-{key.hexdigest()}"
     if marker.is_file():
         return
-    data.validate(content, "vectors/schema.json")
+    data.validate(content, schema)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
