@@ -194,3 +194,13 @@ def test_a_step_from_that_forgets_its_state_fails_the_property_step_from():
     assert d["verdict"] == "non-conformant"
     failure = d["failures"][0]
     assert failure["why"].startswith("step-from: ") and "--from-state=" in failure["replay"]
+
+
+def test_a_program_that_never_runs_fails_the_runs_without_a_traceback():
+    """A --cmd program that exits on every request: the one-step phase gives up on it, and the
+    run phase reports it failing too (exit 1), with no traceback and nothing left running."""
+    proc = neuronspec("check", "--cmd", f"{sys.executable} -c 'import sys; sys.exit(3)'",
+                      "--dtype", "float32", "--options", "momentum=0.5", "--examples", "5",
+                      "--sweep", "0", "--runs", "1", "--steps", "2", timeout=120)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "restarts in a row" in proc.stdout and "runs:" in proc.stdout.splitlines()[-1]

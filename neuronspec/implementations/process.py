@@ -507,12 +507,20 @@ class ProcessImplementation:
 
     def _fresh(self) -> None:
         """No request of another kind in flight (a run's lines follow its request), and a
-        process that runs."""
-        for req in list(self._pending):
-            if req.line is None:
-                self._response(req)
+        process that runs.  The lines of requests no caller claimed (prefetched cases, a run
+        whose caller stopped reading) are read and dropped while the process runs; a process
+        that ended (or gave them no answer) is restarted instead."""
+        alive = self._proc is not None and self._proc.poll() is None
+        try:
+            if alive:
+                for req in list(self._pending):
+                    if req.line is None:
+                        self._response(req)
+                self._drain_run()
+        except ImplementationError:  # (it failed on a request nobody awaits: restarted)
+            pass
         self._pending.clear()
-        self._drain_run()
+        self._open_run = None
         if self._proc is None or self._proc.poll() is not None:
             self._restart()
 

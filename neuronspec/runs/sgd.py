@@ -205,8 +205,14 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
             options = option_set.for_format(fmt, buffer_format)
             result = RunResult(fmt.name, option_set.spec(), options, level=level)
             results.append(result)
-            _check_set(impl, fmt, m, options, result, draw_runs(fmt, seed, runs, steps, index),
-                       (seed, index))
+            try:
+                _check_set(impl, fmt, m, options, result,
+                           draw_runs(fmt, seed, runs, steps, index), (seed, index))
+            except ProcessGaveUp as exc:  # it fails every call: a failure, and the end
+                result.failed_runs += 1
+                result.failures.append({"step": 1, "quantity": "-", "why": str(exc),
+                                        "state": {}, "inputs": None, "replay": ""})
+                return results
     return results
 
 
@@ -477,12 +483,14 @@ def format_runs(results: Sequence[dict], name: str) -> list[str]:
         for f in r["failures"]:
             lines.append(f"  FAIL {r['format']} {r['options']}: step {f['step']}: {f['why']}")
             state = ", ".join(f"{k}={v}" for k, v in f["state"].items())
-            lines.append(f"       from the reported state {state}")
+            if state:
+                lines.append(f"       from the reported state {state}")
             if f.get("inputs"):
                 lines.append("       with " + ", ".join(f"{k}={v}" for k, v in
                                                        f["inputs"].items()))
             if "observed" in f:
                 lines.append(f"       observed {f['observed']}, exact {f['exact']}, bound "
                              f"{f['bound']}")
-            lines.append(f"       replay: {f['replay']}")
+            if f["replay"]:
+                lines.append(f"       replay: {f['replay']}")
     return lines
