@@ -17,17 +17,22 @@ from reference.formats import Format, as_float, exact_decimal, float_hex
 from reference.exact import exact_scales, scale_ulp
 from reference.step import INPUTS, NODE_OF
 
-__all__ = ["Finding", "PropertyViolation", "replay_command"]
+__all__ = ["Finding", "PropertyViolation", "replay_command", "replay_words"]
 
 
 def replay_command(impl: Any, fmt: Format, case: tuple, model: Model = IEEE) -> str:
     """The command that replays ``case`` on ``impl`` alone (``impl.spec``: how it was named;
     or that name itself), quoted for a POSIX shell; ``--case=`` so that a negative first
     input is not an option."""
+    return replay_words(impl, fmt, "--case=" + ",".join(float_hex(v) for v in case), model)
+
+
+def replay_words(impl: Any, fmt: Format, what: str, model: Model = IEEE) -> str:
+    """``neuronspec replay IMPL --dtype F WHAT`` for ``impl`` alone (quoted for a POSIX shell;
+    ``--model`` where the model is not ieee): every replay command is written here."""
     spec = impl if isinstance(impl, str) else impl.spec or impl.name
     target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
-    cmd = f"neuronspec replay {target} --dtype {fmt.name} --case=" + ",".join(
-        float_hex(v) for v in case)
+    cmd = f"neuronspec replay {target} --dtype {fmt.name} {what}"
     if model != IEEE:
         cmd += f" --model {shlex.quote(model.name)}"
     return cmd

@@ -13,7 +13,6 @@ Chunks run through the campaign engine (local workers or a Dask scheduler).
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from typing import Any, Iterator
 
 import numpy as np
@@ -26,47 +25,14 @@ from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
 from ..cases.options import DEFAULT_SETS, reference_options
-from ..cases.sampling import random_values
+from ..cases.runs import STEP_REGIMES, draw_step
 from .campaign import completed, run_chunks
 
-__all__ = ["REGIMES", "draw_step", "judge_legal_values", "run_chunk", "soundness_runs_report",
+__all__ = ["judge_legal_values", "run_chunk", "soundness_runs_report",
            "record", "COMMAND"]
 
 COMMAND = "neuronspec soundness --runs"
-#: How a case's values are drawn.
-REGIMES = ("moderate", "cancel", "tiny")
 CHUNK = 500
-
-
-def _values(fmt: Format, rng: np.random.Generator, n: int, lo: int, hi: int) -> list[float]:
-    return [float(v) for v in random_values(fmt, rng, n, emin=lo, emax=hi, special=0.0)]
-
-
-def draw_step(fmt: Format, options: dict, rng: np.random.Generator, regime: str
-              ) -> tuple[State, tuple[float, float, float]]:
-    """One step of a run to measure: (state, (x, t, lr)); buffers where the options keep them,
-    on a later step (three steps in four)."""
-    buffered = options["momentum"] != 0
-    later = buffered and rng.random() < 0.75
-    if regime == "tiny":
-        lo, hi = fmt.emin - 2, fmt.emin + 4
-        w, b, t = _values(fmt, rng, 3, lo, hi)
-        x = _values(fmt, rng, 1, -2, 2)[0]
-        lr = abs(_values(fmt, rng, 1, -4, 0)[0])
-    else:
-        span = min(8, fmt.emax // 4)
-        w, b, x, t = _values(fmt, rng, 4, -span, span)
-        lr = abs(_values(fmt, rng, 1, -10, -1)[0])
-        if regime == "cancel":  # t next to fl(fl(w*x) + b): r is tiny
-            y = fmt.round(Fraction(fmt.round(Fraction(w) * Fraction(x))) + Fraction(b))
-            t = y if rng.random() < 0.5 else float(np.nextafter(y, np.inf))
-            t = fmt.round(Fraction(t))
-    bufs: list = [None, None]
-    if later:
-        B = get_format(options["buffer_format"])
-        lo = B.emin - 2 if regime == "tiny" else -8
-        bufs = _values(B, rng, 2, lo, lo + 12)
-    return State(w, b, *bufs), (x, t, lr)
 
 
 def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
@@ -110,7 +76,7 @@ def run_chunk(spec: dict) -> dict:
     values = violations = outside = 0
     first: "str | None" = None
     for i in range(spec["cases"]):
-        state, (x, t, lr) = draw_step(fmt, options, rng, REGIMES[i % len(REGIMES)])
+        state, (x, t, lr) = draw_step(fmt, options, rng, STEP_REGIMES[i % len(STEP_REGIMES)])
         n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, reference, worst)
         values, violations, outside = values + n, violations + bad, outside + out
         first = first or why

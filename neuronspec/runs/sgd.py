@@ -16,10 +16,8 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 
 from reference.bounds import OutOfDomain
 from reference.formats import Format, as_float, float_hex, get_format
@@ -30,10 +28,11 @@ from reference.optim_bounds import check_run_model
 from reference.optim_judge import judge_run
 
 from ..cases.options import DEFAULT_SETS, OptionSet, reference_options
-from ..cases.sampling import random_values
+from ..cases.runs import draw_runs, draw_states
 from ..errors import ImplementationError, ProcessGaveUp
+from ..findings import replay_words
 
-__all__ = ["RunResult", "check_runs", "collect_run", "draw_runs", "format_runs",
+__all__ = ["RunResult", "check_runs", "collect_run", "format_runs",
            "run_replay_command", "from_state_replay_command", "QUANTITIES"]
 
 #: The quantities tallied, in report order.
@@ -59,7 +58,6 @@ class RunResult:
     options: dict
     runs: int = 0
     steps: int = 0  # steps judged
-    declined: int = 0  # runs the implementation declined (negative or subnormal lr)
     unsupported: str = ""  # why the option set is not supported ('' if it is)
     stopped: int = 0  # runs whose judging stopped early (a state not finite)
     failures: list = field(default_factory=list)
@@ -93,7 +91,7 @@ class RunResult:
                 "values": {k: (float_hex(v) if isinstance(v, float) else v)
                            for k, v in self.options.items()},
                 "verdict": self.verdict, "runs": self.runs, "stepsJudged": self.steps,
-                "declined": self.declined, "unsupported": self.unsupported or None,
+                "unsupported": self.unsupported or None,
                 "stoppedEarly": self.stopped, "failedRuns": self.failed_runs,
                 "runStateless": self.stateless, "worstDistanceUlps": self.distance,
                 "level": self.level, "unexplained": self.unexplained,
@@ -109,55 +107,22 @@ class RunResult:
                 "failures": self.failures}
 
 
-def _values(fmt: Format, rng: np.random.Generator, n: int, lo: int, hi: int) -> list[float]:
-    return [float(v) for v in random_values(fmt, rng, n, emin=lo, emax=hi, special=0.0)]
-
-
-def draw_runs(fmt: Format, seed: int, count: int, steps: int, index: int
-              ) -> list[tuple[float, float, list[tuple[float, float, float]]]]:
-    """``count`` seeded runs (w0, b0, data) of ``steps`` steps: moderate values, with t close
-    to w*x + b in every other run (cancellation in y - t, where the rounding shows most)."""
-    rng = np.random.default_rng([seed, index, 15])
-    span = min(8, fmt.emax // 4)
-    runs = []
-    for r in range(count):
-        w0, b0 = _values(fmt, rng, 2, -span, span)
-        xs = _values(fmt, rng, steps, -span // 2, span // 2)
-        ts = _values(fmt, rng, steps, -span, span)
-        lrs = [abs(v) for v in _values(fmt, rng, steps, -8, -2)]
-        if r % 2:  # t near w0*x + b0: the first step cancels
-            ts[0] = float(fmt.round(Fraction(w0) * Fraction(xs[0]) + Fraction(b0)))
-        runs.append((w0, b0, list(zip(xs, ts, lrs))))
-    return runs
-
-
 def run_replay_command(impl: Any, fmt: Format, options: str, w0: float, b0: float,
                        data: Sequence[tuple[float, float, float]], model: Model) -> str:
     """The command that replays one run on ``impl`` alone (spec/protocol.md R7)."""
-    spec = impl if isinstance(impl, str) else impl.spec or impl.name
-    target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
-    cmd = (f"neuronspec replay {target} --dtype {fmt.name} "
-           f"--options={shlex.quote(options or 'momentum=0')} "
-           f"--init={float_hex(w0)},{float_hex(b0)} --data="
-           + shlex.quote(";".join(",".join(float_hex(v) for v in d) for d in data)))
-    if model.name != "ieee":
-        cmd += f" --model {shlex.quote(model.name)}"
-    return cmd
+    return replay_words(impl, fmt, f"--options={shlex.quote(options or 'momentum=0')} "
+                        f"--init={float_hex(w0)},{float_hex(b0)} --data=" + shlex.quote(
+                            ";".join(",".join(float_hex(v) for v in d) for d in data)), model)
 
 
 def from_state_replay_command(impl: Any, fmt: Format, options: str, state: State,
                               step: tuple[float, float, float], model: Model) -> str:
     """The command that replays one step from a state through ``step_from`` (R3, R7)."""
-    spec = impl if isinstance(impl, str) else impl.spec or impl.name
-    target = spec if spec.startswith("--cmd ") else shlex.quote(spec)
     values = [state.w, state.b, state.buf_w, state.buf_b]
-    cmd = (f"neuronspec replay {target} --dtype {fmt.name} "
-           f"--options={shlex.quote(options or 'momentum=0')} --from-state="
-           + ",".join("none" if v is None else float_hex(float(v)) for v in values)
-           + " --case=" + ",".join(float_hex(v) for v in step))
-    if model.name != "ieee":
-        cmd += f" --model {shlex.quote(model.name)}"
-    return cmd
+    return replay_words(impl, fmt, f"--options={shlex.quote(options or 'momentum=0')} "
+                        "--from-state=" + ",".join("none" if v is None else float_hex(float(v))
+                                                   for v in values)
+                        + " --case=" + ",".join(float_hex(v) for v in step), model)
 
 
 def _offers_step_from(impl, fmt: Format, state: State, step: tuple, options: dict) -> bool:
@@ -220,7 +185,6 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                drawn: list, seed: tuple[int, int] = (0, 0)) -> None:
     reference = reference_options(options)
     first_bits = None
-    unexplained_seen: list = []  # (the first unexplained value is recorded as a failure)
     for r, (w0, b0, data) in enumerate(drawn):
         try:
             reported, error = collect_run(impl, fmt.name, w0, b0, data, options)
@@ -231,8 +195,6 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
             _fail(result, impl, fmt, model, w0, b0, data, 1, "-", "declined an option set it "
                   f"accepted before: {exc}", State(w0, b0))
             continue
-        except ProcessGaveUp:
-            raise
         result.runs += 1
         if r == 0:
             first_bits = _bits(reported)
@@ -240,31 +202,15 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
                             exact_level=True)
         result.steps += len(verdict.steps)
         result.stopped += bool(verdict.stopped)
-        for step, explained in zip(verdict.steps, verdict.explained):
+        for k, (step, explained) in enumerate(zip(verdict.steps, verdict.explained), 1):
             for q, j in step.items():
-                if q not in result.quantities:
-                    continue
-                f = result.quantities[q]
-                if not (j.ok or j.violation):
-                    continue  # outside the bounded domain: not judged by a bound
-                f.values += 1
-                f.failed += j.violation
-                f.explained += bool(explained.get(q))
-                if j.ok and not explained.get(q):
-                    result.unexplained += 1
-                    if result.level == "exact" and not unexplained_seen:
-                        unexplained_seen.append((len(unexplained_seen), q, j))
-                        _fail(result, impl, fmt, model, w0, b0, data,
-                              1 + verdict.steps.index(step), q, f"{q} = {float_hex(j.observed)}:"
-                              " no legal evaluation gives this value (exact level; within its "
-                              "bound)", _state_before(w0, b0, reported,
-                                                      1 + verdict.steps.index(step)), j,
-                              counted=False)
-                names = set(explained.get(q) or ())
-                result.consistent = names if result.consistent is None else \
-                    result.consistent & names
-                if math.isfinite(j.ratio):  # (failing values count too, as in the report)
-                    f.worst = max(f.worst, j.ratio)
+                names = explained.get(q) or ()
+                if _tally(result, q, j, names):
+                    _fail(result, impl, fmt, model, w0, b0, data, k, q, _unexplained_words(j),
+                          _state_before(w0, b0, reported, k), j, counted=False)
+                if q in result.quantities and (j.ok or j.violation):
+                    result.consistent = set(names) if result.consistent is None else \
+                        result.consistent & set(names)
         failure = verdict.first_failure()
         if failure is not None:
             k, j = failure
@@ -304,33 +250,6 @@ def _check_set(impl, fmt: Format, model: Model, options: dict, result: RunResult
         _check_from_states(impl, fmt, model, options, reference, result, len(drawn), seed)
 
 
-def draw_states(fmt: Format, seed: tuple[int, int], count: int, buffered: bool,
-                buffer: "Format | None" = None) -> list[tuple[State, tuple[float, float, float]]]:
-    """``count`` seeded (state, (x, t, lr)) for the property step-from (R3): moderate
-    parameters and data; with momentum, buffers that no short run reaches as well: signed
-    zeros, subnormals, a first step (no buffer), large ones."""
-    rng = np.random.default_rng([*seed, count, 3])
-    span = min(8, fmt.emax // 4)
-    B = buffer or fmt  # (the buffers are values of the buffer format)
-    out = []
-    for i in range(count):
-        w, b, x, t = _values(fmt, rng, 4, -span, span)
-        lr = abs(_values(fmt, rng, 1, -8, -2)[0])
-        bufs: list = [None, None]
-        if buffered:
-            kind = i % 5
-            if kind == 0:
-                bufs = [0.0, -0.0]
-            elif kind == 1:
-                bufs = _values(B, rng, 2, B.emin - B.p + 1, B.emin - 1)
-            elif kind == 2:
-                bufs = [None, None]
-            else:
-                bufs = _values(B, rng, 2, -span, span)
-        out.append((State(w, b, *bufs), (x, t, lr)))
-    return out
-
-
 def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference,
                        result: RunResult, count: int, seed: tuple[int, int]) -> None:
     """The property step-from: steps from drawn states through ``step_from``, each judged
@@ -339,8 +258,7 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
     from reference.optim_judge import judge_sgd_step
     from reference.optim_rounded import sgd_legal
 
-    for state, step in draw_states(fmt, seed, count, reference.buffered,
-                                   get_format(options["buffer_format"])):
+    for state, step in draw_states(fmt, seed, count, options):
         given = {"w": state.w, "b": state.b, "buf_w": state.buf_w, "buf_b": state.buf_b}
         try:
             out = impl.step_from_state(fmt.name, given, *step, options)
@@ -356,28 +274,39 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
         verdict = judge_sgd_step(fmt, state, *step, reference, out, model, legal=legal)
         result.from_states += 1
         for q, j in verdict.items():
-            f = result.quantities.get(q)
-            if f is None or not (j.ok or j.violation):
-                continue
-            f.values += 1
-            f.failed += j.violation
-            known = bool(legal.explain(q, j.observed).variants) if q in legal.values else True
-            f.explained += known
-            result.unexplained += j.ok and not known
-            if j.ok and not known and result.level == "exact" and not any(
-                    "no legal evaluation" in r["why"] for r in result.failures):
+            names = legal.explain(q, j.observed).variants if q in legal.values else ()
+            if _tally(result, q, j, names):
                 _fail(result, impl, fmt, model, state.w, state.b, [step], 1, q,
-                      f"step-from: {q} = {float_hex(j.observed)}: no legal evaluation gives this "
-                      "value (exact level; within its bound)", state, j, counted=False,
+                      "step-from: " + _unexplained_words(j), state, j, counted=False,
                       replay=from_state_replay_command(impl, fmt, result.spec, state, step,
                                                        model))
-            if math.isfinite(j.ratio):
-                f.worst = max(f.worst, j.ratio)
         bad = next((j for j in verdict.values() if j.violation), None)
         if bad is not None:
             _fail(result, impl, fmt, model, state.w, state.b, [step], 1, bad.quantity,
                   "step-from: " + _judgement_words(bad), state, bad,
                   replay=from_state_replay_command(impl, fmt, result.spec, state, step, model))
+
+
+def _tally(result: RunResult, q: str, j, names: Sequence[str]) -> bool:
+    """Count one judged value (``names``: the legal evaluations giving it); True where it is
+    the first value within its bound that none gives, at the exact level: to be recorded."""
+    f = result.quantities.get(q)
+    if f is None or not (j.ok or j.violation):
+        return False  # (outside the bounded domain: not judged by a bound)
+    f.values += 1
+    f.failed += j.violation
+    f.explained += bool(names)
+    if math.isfinite(j.ratio):  # (failing values count too, as in the one-step report)
+        f.worst = max(f.worst, j.ratio)
+    if j.ok and not names:
+        result.unexplained += 1
+        return result.level == "exact" and result.unexplained == 1
+    return False
+
+
+def _unexplained_words(j) -> str:
+    return (f"{j.quantity} = {float_hex(j.observed)}: no legal evaluation gives this value "
+            "(exact level; within its bound)")
 
 
 def _outside(fmt, model, reference, w0, b0, data, reported, k) -> bool:

@@ -1,0 +1,87 @@
+"""The cases of runs of SGD with options (spec/neuron.md 8): seeded runs for the run check,
+and seeded single steps from a drawn state for the soundness measurement and the property
+step-from.  Values are values of their formats (``sampling.random_values``)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from reference.formats import Format, get_format
+from reference.optim import State
+
+from .sampling import random_values
+
+__all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states"]
+
+#: How the values of a drawn step are drawn: moderate, t next to w*x + b (cancellation in
+#: y - t), or at the bottom of the format.
+STEP_REGIMES = ("moderate", "cancel", "tiny")
+
+
+def _values(fmt: Format, rng: np.random.Generator, n: int, lo: int, hi: int) -> list[float]:
+    return [float(v) for v in random_values(fmt, rng, n, emin=lo, emax=hi, special=0.0)]
+
+
+def draw_runs(fmt: Format, seed: int, count: int, steps: int, index: int
+              ) -> list[tuple[float, float, list[tuple[float, float, float]]]]:
+    """``count`` seeded runs (w0, b0, data) of ``steps`` steps: moderate values, with t close
+    to w*x + b in every other run (cancellation in y - t, where the rounding shows most)."""
+    rng = np.random.default_rng([seed, index, 15])
+    span = min(8, fmt.emax // 4)
+    runs = []
+    for r in range(count):
+        w0, b0 = _values(fmt, rng, 2, -span, span)
+        xs = _values(fmt, rng, steps, -span // 2, span // 2)
+        ts = _values(fmt, rng, steps, -span, span)
+        lrs = [abs(v) for v in _values(fmt, rng, steps, -8, -2)]
+        if r % 2:  # t near w0*x + b0: the first step cancels
+            ts[0] = float(fmt.round(Fraction(w0) * Fraction(xs[0]) + Fraction(b0)))
+        runs.append((w0, b0, list(zip(xs, ts, lrs))))
+    return runs
+
+
+def draw_step(fmt: Format, options: dict, rng: np.random.Generator, regime: str
+              ) -> tuple[State, tuple[float, float, float]]:
+    """One step of a run to measure: (state, (x, t, lr)); buffers where the options keep them,
+    on a later step (three steps in four)."""
+    buffered = options["momentum"] != 0
+    later = buffered and rng.random() < 0.75
+    if regime == "tiny":
+        lo, hi = fmt.emin - 2, fmt.emin + 4
+        w, b, t = _values(fmt, rng, 3, lo, hi)
+        x = _values(fmt, rng, 1, -2, 2)[0]
+        lr = abs(_values(fmt, rng, 1, -4, 0)[0])
+    else:
+        span = min(8, fmt.emax // 4)
+        w, b, x, t = _values(fmt, rng, 4, -span, span)
+        lr = abs(_values(fmt, rng, 1, -10, -1)[0])
+        if regime == "cancel":  # t next to fl(fl(w*x) + b): r is tiny
+            y = fmt.round(Fraction(fmt.round(Fraction(w) * Fraction(x))) + Fraction(b))
+            t = y if rng.random() < 0.5 else float(np.nextafter(y, np.inf))
+            t = fmt.round(Fraction(t))
+    bufs: list = [None, None]
+    if later:
+        B = get_format(options["buffer_format"])
+        lo = B.emin - 2 if regime == "tiny" else -8
+        bufs = _values(B, rng, 2, lo, lo + 12)
+    return State(w, b, *bufs), (x, t, lr)
+
+
+def draw_states(fmt: Format, seed: tuple[int, int], count: int, options: dict
+                ) -> list[tuple[State, tuple[float, float, float]]]:
+    """``count`` seeded (state, (x, t, lr)) for the property step-from (R3): steps of
+    :func:`draw_step`, and with momentum buffers that no short run reaches: signed zeros,
+    subnormals of the buffer format, and no buffer (a first step)."""
+    rng = np.random.default_rng([*seed, count, 3])
+    B = get_format(options["buffer_format"])
+    out = []
+    for i in range(count):
+        state, step = draw_step(fmt, options, rng, STEP_REGIMES[i % len(STEP_REGIMES)])
+        if options["momentum"] != 0 and i % 4 < 3:
+            bufs = ([0.0, -0.0], _values(B, rng, 2, B.emin - B.p + 1, B.emin - 1),
+                    [None, None])[i % 4]
+            state = State(state.w, state.b, *bufs)
+        out.append((state, step))
+    return out
