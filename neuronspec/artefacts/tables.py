@@ -127,7 +127,12 @@ def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
                          **{q: _ratio(worst.get(q, 0.0)) if buffered or q.endswith("_new")
                             else "-" for q in ("w_new", "b_new", "buf_w", "buf_b")}})
     commands = sorted({run["command"] for run in rec["runs"].values()})
-    return {"rows": rows, "commands": commands,
+    # (the formats of one command share its time: counted once per command)
+    seconds = sum({run["command"]: run.get("seconds", 0.0)
+                   for run in rec["runs"].values()}.values())
+    steps = sum(r["cases"] for sets in rec["formats"].values() for r in sets.values())
+    return {"rows": rows, "commands": commands, "seconds": f"{seconds:.0f}",
+            "steps": f"{steps:,}",
             "violations": sum(r["violations"] for sets in rec["formats"].values()
                               for r in sets.values())}
 
