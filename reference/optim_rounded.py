@@ -112,7 +112,6 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
     wd, mu = float(options.weight_decay), float(options.momentum)
     values: dict[str, Any] = {"theta": float(getattr(state, theta)), "G": G, "lr": lr,
                               "wd": wd, "mu": mu, "c": c, "buf": state.buffer(theta)}
-    names = {n.name for n in keep}
     for node in keep:
         a = [values.get(resolve_alias(x, alias)) for x in node.args]  # (None: fused away)
         name = node.name
@@ -141,7 +140,7 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
             values[name] = fl_fma(ops, -lr, dn, a[0]) if fused.get("update") \
                 else fl_add(ops, a[0], -a[1])
         elif node.op == "mul":
-            if name in ("mb", "cg", "nm", "lq", "dq") and _fused_away(name, fused, names):
+            if _fused_away(name, fused):
                 continue  # its sum is fused with it: never rounded alone
             values[name] = fl_mul(ops_b if name in BUFFER_NODES else ops, a[0], a[1])
         else:
@@ -150,11 +149,11 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
     return store(values["theta_new"]), buf
 
 
-def _fused_away(name: str, fused: Mapping[str, Any], names: set) -> bool:
+def _fused_away(name: str, fused: Mapping[str, Any]) -> bool:
     """Whether product ``name`` is computed only inside a fused sum."""
     return {"dq": fused.get("decay") is True, "nm": fused.get("nesterov") is True,
             "lq": fused.get("update") is True, "cg": fused.get("momentum") == "c",
-            "mb": fused.get("momentum") == "mu"}[name]
+            "mb": fused.get("momentum") == "mu"}.get(name, False)
 
 
 def sgd_legal(fmt: "Format | str", state: State, x: float, t: float, lr: float,
