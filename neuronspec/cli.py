@@ -27,6 +27,7 @@ from . import __version__
 from .errors import Interrupted, NeuronspecError, UsageError
 from .implementations.process import DEFAULT_TIMEOUT
 from .runs.campaign import CHUNK_TIMEOUT
+from .runs.tally import RATIOS_EVERY
 
 __all__ = ["main"]
 
@@ -244,6 +245,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--chunk", type=_positive, default=None, help="cases per chunk")
     sw.add_argument("--first-chunk", type=_nonnegative, default=0,
                     help="start at this chunk (a failed chunk's replay command sets it)")
+    sw.add_argument("--ratios-every", metavar="K", type=_positive, default=RATIOS_EVERY,
+                    help=f"float64: compute the error/bound of every K-th case (and of every "
+                    f"case the exact level leaves); the exact level decides the others' "
+                    f"values, within their bounds by the soundness theorem (default "
+                    f"{RATIOS_EVERY}; 1: every case, the bound chain on each)")
     sw.add_argument("--timeout", type=_seconds, default=CHUNK_TIMEOUT,
                     help=f"seconds a chunk may take before it counts as hung (default "
                     f"{CHUNK_TIMEOUT:g})")
@@ -827,7 +833,8 @@ def _sweep(args, argv) -> int:
     try:
         result = sweep(args.impl, args.dtype, cases, args.seed, args.workers, args.model,
                        args.scalar, chunk, progress, args.timeout, args.first_chunk,
-                       scheduler=args.scheduler, started=started, source=source)
+                       scheduler=args.scheduler, started=started, source=source,
+                       ratios_every=args.ratios_every)
     finally:
         if progress is not None:
             print(file=sys.stderr)

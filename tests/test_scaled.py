@@ -126,9 +126,12 @@ def test_a_float64_sweep_runs_without_extended_precision(no_extended):
     from neuronspec.implementations import load
     from neuronspec.runs.sweep import run_chunk
 
-    result = run_chunk(load("numpy"), "float64", seed=1, index=0, n=900)
-    assert result.path == "numpy" and result.violations == 0 and result.unexplained == 0
-    assert sum(t.checked for t in result.quantities.values()) > 5000
+    for every in (1, 64):  # the scaled chain on every case, or on those it decides
+        result = run_chunk(load("numpy"), "float64", seed=1, index=0, n=900,
+                           ratios_every=every)
+        assert result.violations == 0 and result.unexplained == 0
+        assert (result.path == "numpy") == (every == 1)
+        assert sum(t.checked for t in result.quantities.values()) > 5000
 
 
 def test_an_unexplained_overflow_is_judged_without_extended_precision(no_extended):

@@ -14,7 +14,7 @@ from reference.formats import FLOAT32
 from neuronspec.errors import ImplementationError
 from neuronspec.implementations import load
 from neuronspec.cases.chunks import chunk_cases
-from neuronspec.runs.sweep import Sweeper, run_chunk, sweep
+from neuronspec.runs.sweep import Sweeper, SweepResult, run_chunk, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "tests" / "mutants"
@@ -39,7 +39,7 @@ def test_chunks_are_reproducible_and_distinct():
 @pytest.mark.parametrize("spec,fmt", [("numpy", "float32"), ("numpy", "float16"),
                                       ("numpy", "float64")])
 def test_bundled_numpy_sweeps_clean(spec, fmt):
-    result = sweep(spec, fmt, 30_000, seed=1)
+    result = sweep(spec, fmt, 30_000, seed=1, ratios_every=1)  # (float64: every ratio)
     assert result.violations == 0, result.first_violations
     assert result.cases == 30_000
     for q, t in result.quantities.items():
@@ -158,3 +158,47 @@ def test_garbage_from_a_batch_callable_is_a_named_failure(tmp_path, body, needle
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert needle in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
     assert "chunk 0 (100 cases)" in proc.stdout and "--first-chunk 0" in proc.stdout
+
+
+def _half_update_float64(tmp_path):
+    """A float64 batch implementation that rounds lr*dL_dw to float32 before the update."""
+    impl = tmp_path / "half_update64.py"
+    impl.write_text(
+        "import numpy as np\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step, step_batch as _ok\n"
+        "def step_batch(w, b, x, t, lr, dtype):\n"
+        "    out = _ok(w, b, x, t, lr, dtype)\n"
+        "    with np.errstate(all='ignore'):\n"
+        "        q = (lr * out['dL_dw']).astype(np.float32).astype(np.float64)\n"
+        "        out['w_new'] = np.asarray(w, np.float64) - q\n"
+        "    return out\n")
+    return f"{impl}:step"
+
+
+@pytest.mark.parametrize("spec", ["numpy", "wrong"])
+def test_float64_explained_path_gives_the_full_paths_verdict(spec, tmp_path):
+    """float64 sweeps run the bound chain on a sample and on what the exact level leaves: the
+    counts, verdicts and reasons are those of the chain on every case; only the error/bound
+    statistics come from fewer values (never a larger maximum)."""
+    impl = load(_half_update_float64(tmp_path) if spec == "wrong" else spec)
+    fast = run_chunk(impl, "float64", 9, 0, 20_000, ratios_every=64, why=True)
+    full = run_chunk(impl, "float64", 9, 0, 20_000, ratios_every=1, why=True)
+    assert fast.path.startswith("exact level") and full.path == "numpy"
+    assert (fast.violations, fast.unexplained) == (full.violations, full.unexplained)
+    if spec == "wrong":
+        assert fast.quantities["w_new"].violations > 1000
+        assert [v["case"] for v in fast.first_violations] == \
+            [v["case"] for v in full.first_violations]
+    for q, tf in fast.quantities.items():
+        tl = full.quantities[q]
+        assert (tf.checked, tf.out_of_domain, tf.violations, tf.unexplained,
+                tf.out_of_domain_why, tf.by_variant) == \
+            (tl.checked, tl.out_of_domain, tl.violations, tl.unexplained,
+             tl.out_of_domain_why, tl.by_variant), q
+        assert tl.measured is None and 20_000 // 64 // 2 < tf.measured < tf.checked, q
+        assert tf.max_ratio <= tl.max_ratio, q
+    merged = SweepResult("numpy", "float64", "ieee", 9)
+    merged.merge(full)
+    merged.merge(fast)  # a measured tally merged with an unsampled one counts both
+    t = merged.quantities["y"]
+    assert t.measured == full.quantities["y"].checked + fast.quantities["y"].measured

@@ -336,7 +336,9 @@ def _sweeps(runs: dict) -> list:
         cells = []
         for q in REQUIRED:
             t = r["quantities"].get(q)
-            cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g})" if t else "-")
+            measured = "" if not t or t.get("measured") is None else \
+                f"; {t['measured']:.3g} measured"
+            cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g}{measured})" if t else "-")
         space = r.get("exhaustive")
         out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
                     "exhaustive": space and {

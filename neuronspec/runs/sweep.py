@@ -26,6 +26,7 @@ from reference.batch.chain import check_model
 from reference.batch.judgement import NONNEGATIVE
 from reference.batch.explain_kernel import explain_compiled
 from reference.batch.legal import zero_signs_batch
+from reference.batch.domain import UNDECIDED, domain_screen
 from reference.batch.verdict import may_overflow, overflow_origins
 from reference.bounds import DOMAIN_SECTION, get_model, overflow_words
 from reference.formats import Format, float_hex, get_format
@@ -40,10 +41,10 @@ from ..findings import replay_command
 from ..implementations import load
 from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
-from .tally import KEEP, QuantityTally
+from .tally import KEEP, RATIOS_EVERY, QuantityTally
 
 __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "planned_cases", "render", "record",
-           "CHUNK", "keep_freed_memory"]
+           "CHUNK", "RATIOS_EVERY", "keep_freed_memory"]
 
 CHUNK = 1 << 18  # ~40 MB of arrays per chunk; large enough that per-chunk costs vanish
 #: Chunks per Dask task at most (a task costs a few milliseconds of scheduling).
@@ -197,11 +198,14 @@ def _regime_at(slices, i: int) -> str:
 
 def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: str = "ieee",
               scalar: bool = False, engine: str = "auto",
-              source: "Exhaustive | None" = None, why: bool = False) -> SweepResult:
+              source: "Exhaustive | None" = None, why: bool = False,
+              ratios_every: int = RATIOS_EVERY) -> SweepResult:
     """Chunk ``index`` (n cases) of a sweep: statistics only.  ``source``: the cases of an
     exhaustive sweep (else the seeded campaign's); ``why``: count the values outside the
     bounded domain per reason (the first node that may overflow; it costs the bound chain
-    once more on those cases)."""
+    once more on those cases); ``ratios_every``: float64's error/bound is computed for every
+    K-th case and the cases the exact level or the domain screen leaves (1: every case;
+    :func:`_tally_explained`)."""
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
@@ -222,33 +226,36 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     if raised.any():  # allowed only where some quantity is outside the bounded domain
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
     names = tuple(q for q in ROWS if q in outputs)
+    explained = _explain(fmt, model, cols, names, outputs, raised, engine)
+    t3 = time.perf_counter()
     screened = None
     if engine != "numpy" and fmt.p < 53 and not raised.any():  # (binary64 work)
         screened = _screen(fmt, model, cols, outputs, names)
     if screened is not None:
         result.path = "compiled"
         ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened)
+    elif fmt.p == 53 and ratios_every > 1:
+        result.path = f"exact level (the bound chain on 1 case in {ratios_every})"
+        ood = _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised,
+                               failed, explained, ratios_every, engine, why)
+        why = False  # (said there)
     else:
         result.path = "numpy"
         ood = _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised, failed)
     if why:
         _out_of_domain_why(result, fmt, model, cols, ood)
-    t3 = time.perf_counter()
-    _exact_level(result, impl, fmt, model, cols, slices, outputs, raised, engine)
     t4 = time.perf_counter()
-    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t4 - t2,
-                      "exact_level": t4 - t3}
+    _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explained)
+    t5 = time.perf_counter()
+    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t5 - t2,
+                      "exact_level": (t3 - t2) + (t5 - t4)}
     return result
 
 
-def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised,
-                 engine: str = "auto") -> None:
-    """The exact level: each value an admitted evaluation gives bit for bit (tallied per
-    evaluation), or not (tallied, the first ones with the nearest legal value).  Where IEEE 754
-    fixes more than a magnitude, an unexplained value fails the bounded level too: a non-finite
-    value where an admitted evaluation may overflow (none gives this one), and a zero within
-    its bound whose sign no admitted evaluation gives (where one gives a zero)."""
-    names = tuple(q for q in ROWS if q in outputs)
+def _explain(fmt, model, cols, names, outputs, raised, engine: str = "auto"):
+    """Which admitted evaluation gives each value bit for bit (``legal.Explained``; -1:
+    none, and for the cases the implementation raised on or declined), with ``others``
+    listing the cases where some value is not the first evaluation's."""
     block = getattr(outputs, "block", None)
     if block is None or tuple(outputs) != names:
         block = np.stack([np.asarray(outputs[q], dtype=np.float64) for q in names])
@@ -262,12 +269,22 @@ def _exact_level(result, impl, fmt, model, cols, slices, outputs, raised,
         explained.which, explained.others = which_all, None
     else:
         explained = explain_compiled(fmt, cols, names, block, model, engine)
+    if explained.others is None:
+        explained.others = np.flatnonzero(valid & (explained.which != 0).any(axis=0))
+    explained.block, explained.valid = block, valid
+    return explained
+
+
+def _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explained) -> None:
+    """The exact level: each value an admitted evaluation gives bit for bit (tallied per
+    evaluation), or not (tallied, the first ones with the nearest legal value).  Where IEEE 754
+    fixes more than a magnitude, an unexplained value fails the bounded level too: a non-finite
+    value where an admitted evaluation may overflow (none gives this one), and a zero within
+    its bound whose sign no admitted evaluation gives (where one gives a zero)."""
+    block, others = explained.block, explained.others
     # only the cases where some value is not the first evaluation's are looked at one by one
-    others = explained.others
-    if others is None:
-        others = np.flatnonzero(valid & (explained.which != 0).any(axis=0))
     which = explained.which[:, others]
-    first = int(np.count_nonzero(valid)) - len(others)  # every value the first evaluation's
+    first = int(np.count_nonzero(explained.valid)) - len(others)  # all the first's
     for j, q in enumerate(names):
         t = result.tally(q)
         row = which[j]
@@ -396,6 +413,61 @@ def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
         for i in np.flatnonzero(bad)[:KEEP]:
             _record_violation(result, impl, fmt, model, cols, slices, q, int(i), outputs[q][i],
                               float(verdict.ratio[q][i]), WHY[int(status[i])])
+    return out_of_domain
+
+
+def _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised, failed,
+                     explained, every: int, engine: str, why: bool) -> "dict[str, np.ndarray]":
+    """float64 without the bound chain on every case.  A value an admitted evaluation gives
+    bit for bit is within its bound: that is the soundness theorem of spec/tolerances.md 2.5
+    (measured: ``neuronspec soundness``), and a finite one is within it even where another
+    evaluation may overflow.  So the chain runs only on the cases that need it -- those with a
+    value no admitted evaluation gives, those the implementation raised on or failed, those
+    with a non-finite value where the magnitude screen (``reference.batch.domain``) says no
+    admitted evaluation overflows (or, to say ``why``, does not say which does) -- and on every
+    ``every``-th case, for the error/bound statistics (``measured``).  Of the other values, a
+    finite one counts as checked, and a non-finite one as outside the bounded domain: an
+    admitted evaluation giving it overflows, so the chain flags it (the same theorem).  Returns the masks of the
+    values outside the bounded domain."""
+    n = len(raised)
+    block = explained.block
+    origin = domain_screen(fmt, cols, engine)
+    finite = np.isfinite(block)
+    wrong = explained.others[(explained.which[:, explained.others] < 0).any(axis=0)]
+    judged = np.zeros(n, dtype=bool)
+    judged[::every] = True
+    judged[wrong] = True
+    judged |= raised
+    for j, q in enumerate(names):  # a non-finite value the screen says cannot overflow; or,
+        # to say why, one whose overflow it does not place
+        judged |= ~finite[j] & ((origin[q] < 0) if why else (origin[q] == -1))
+    idx = np.flatnonzero(judged)
+    sub_cols = {k: np.ascontiguousarray(np.asarray(cols[k])[idx]) for k in INPUTS}
+    sub_outputs = {q: np.asarray(outputs[q])[idx] for q in names}
+    ends = np.searchsorted(idx, [b for _, _, b in slices])
+    starts = np.concatenate([[0], ends[:-1]])
+    sub_slices = [(r, int(a), int(b)) for (r, _, _), a, b in zip(slices, starts, ends)]
+    sub_failed = np.searchsorted(idx, sorted(failed)).tolist()
+    before = {q: result.tally(q).checked for q in names}
+    ood_sub = _tally_all(result, impl, fmt, model, sub_cols, sub_outputs, names, sub_slices,
+                         raised[idx], sub_failed)
+    if why:
+        _out_of_domain_why(result, fmt, model, sub_cols, ood_sub)
+    rest = ~judged
+    out_of_domain = {}
+    for q in names:
+        t = result.tally(q)
+        t.measured = (t.measured or 0) + t.checked - before[q]  # _tally_all's, each measured
+        outside = rest & ~finite[names.index(q)]
+        t.checked += int(np.count_nonzero(rest)) - int(np.count_nonzero(outside))
+        t.out_of_domain += int(np.count_nonzero(outside))
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = ood_sub[q]
+        out_of_domain[q] = mask | outside
+        if why and outside.any():
+            counts = np.bincount(origin[q][outside].astype(np.int64), minlength=len(NODES))
+            for k in np.flatnonzero(counts).tolist():
+                t.outside_because(overflow_words(k), int(counts[k]))
     return out_of_domain
 
 
@@ -557,12 +629,12 @@ def _supports(task: tuple) -> str:
 
 
 def _work(task: tuple) -> SweepResult:
-    fmt, seed, index, n, model, scalar, name, source, why = task
+    fmt, seed, index, n, model, scalar, name, source, why, every = task
     if "error" in _WORKER:
         raise _loaded()
     try:
         return run_chunk(_WORKER["impl"], fmt, seed, index, n, model, scalar, source=source,
-                         why=why)
+                         why=why, ratios_every=every)
     except (ImplementationError, NotImplementedError) as exc:
         return _failed_chunk(task, str(exc) or type(exc).__name__)
 
@@ -581,7 +653,7 @@ def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: s
 def _failed_chunk(task: tuple, why: str) -> SweepResult:
     """A chunk the implementation failed on as a whole (its batch raised or returned garbage,
     or its worker died or hung): every case of it counts as failed."""
-    fmt, seed, index, n, model, scalar, spec, source, _ = task
+    fmt, seed, index, n, model, scalar, spec, source, _, every = task
     result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1, failed=n)
     result.first_violations.append({
         "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
@@ -590,7 +662,8 @@ def _failed_chunk(task: tuple, why: str) -> SweepResult:
                   + (source.options() if source is not None else f"--seed {seed}")
                   + f" --cases {n} --chunk {n} --first-chunk {index}"
                   + (" --scalar" if scalar else "") + (f" --model {model}" if model != "ieee"
-                                                      else "")})
+                                                      else "")
+                  + (f" --ratios-every {every}" if every != RATIOS_EVERY else "")})
     return result
 
 
@@ -653,11 +726,12 @@ class Sweeper:
             scalar: bool = False, chunk: int = CHUNK,
             progress: Optional[Callable[[SweepResult, float], None]] = None,
             first_chunk: int = 0, source: "Exhaustive | None" = None,
-            why: bool = False) -> SweepResult:
+            why: bool = False, ratios_every: int = RATIOS_EVERY) -> SweepResult:
         """Sweep ``cases`` cases of ``fmt``: ``scalar``: call the step callable per case even
         if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one);
         ``source``: an exhaustive sweep's cases (``cases`` None: all of them from
-        ``first_chunk`` on); ``why``: say why values are outside the bounded domain."""
+        ``first_chunk`` on); ``why``: say why values are outside the bounded domain;
+        ``ratios_every``: float64's error/bound for every K-th case (``run_chunk``)."""
         # the first run's start-up includes starting the workers; a later one's is its own
         since, self.began = self.began, None
         since = since if since is not None else time.perf_counter()
@@ -685,7 +759,7 @@ class Sweeper:
             total.exhaustive = source.describe()
         cases = planned_cases(cases, source, first_chunk, chunk)
         tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
-                  model, scalar, self.spec, source, why)
+                  model, scalar, self.spec, source, why, ratios_every)
                  for index in range(first_chunk, first_chunk + -(-cases // chunk)))
         start = time.perf_counter()
         total.startup = start - since
@@ -730,14 +804,16 @@ def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, wo
           timeout: float = CHUNK_TIMEOUT, first_chunk: int = 0,
           scheduler: "str | None" = None,
           started: Optional[Callable[["Sweeper"], None]] = None,
-          source: "Exhaustive | None" = None) -> SweepResult:
+          source: "Exhaustive | None" = None,
+          ratios_every: int = RATIOS_EVERY) -> SweepResult:
     """Sweep ``cases`` cases of ``fmt`` through implementation ``spec`` in supervised worker
     processes (one thread each): nothing the implementation does can end or stall the sweep.
     ``scalar``: call the step callable per case even if a batch one exists; ``timeout``:
     seconds a chunk may take; ``first_chunk``: start at that chunk (to replay a failed one);
     ``scheduler``: a Dask scheduler's address (else ``$NEURONSPEC_SCHEDULER``, else an embedded
     cluster of ``workers``); ``started(sweeper)`` is called once its workers are up;
-    ``source``: the cases of an exhaustive sweep (``cases`` None: all of them)."""
+    ``source``: the cases of an exhaustive sweep (``cases`` None: all of them);
+    ``ratios_every``: float64's error/bound for every K-th case (``run_chunk``)."""
     fmt = get_format(fmt)
     warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
             not scalar and planned_cases(cases, source, first_chunk, chunk) >= COMPILE_PAYS)
@@ -745,7 +821,8 @@ def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, wo
                  scheduler=scheduler) as sweeper:
         if started is not None:
             started(sweeper)
-        return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk, source)
+        return sweeper.run(fmt, cases, seed, scalar, chunk, progress, first_chunk, source,
+                           ratios_every=ratios_every)
 
 
 def record(result: SweepResult, command: str, path) -> None:
@@ -810,6 +887,14 @@ def render(result: SweepResult, command: str = "") -> str:
             lines.append("    explained by: " + ", ".join(
                 f"{name} {count:,}" for name, count in top[:4])
                 + (f" (+{len(top) - 4} more)" if len(top) > 4 else ""))
+    measured = [t.measured for t in result.quantities.values() if t.measured is not None]
+    if measured:
+        checked = max(t.checked for t in result.quantities.values())
+        lines.append(f"  max err/bound: measured on {min(measured):,} to {max(measured):,} values "
+                     f"per quantity (of up to {checked:,} checked); every other value is an "
+                     "admitted")
+        lines.append("    evaluation's bit for bit, within its bound by the soundness theorem "
+                     "(--ratios-every 1: measure each)")
     if any(t.out_of_domain for t in result.quantities.values()):
         lines.append("  outside: values outside the bounded domain, where an admitted evaluation "
                      "overflows")

@@ -6,10 +6,13 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
-__all__ = ["QuantityTally", "KEEP"]
+__all__ = ["QuantityTally", "KEEP", "RATIOS_EVERY"]
 
 #: First violations kept per quantity (each with what reproduces it).
 KEEP = 5
+#: float64 sweeps compute the error/bound of every RATIOS_EVERY-th case (and of every case the
+#: exact level leaves); the exact level decides the other values (``sweep._tally_explained``).
+RATIOS_EVERY = 256
 
 
 @dataclass
@@ -19,6 +22,9 @@ class QuantityTally:
     case that gave it, the largest per regime and the first violations; at the exact level, the values explained (per admitted evaluation) and not."""
 
     checked: int = 0
+    #: of the checked values, those whose error/bound was computed (None: every one); float64
+    #: sweeps measure a sample and let the exact level decide the rest
+    measured: Optional[int] = None
     out_of_domain: int = 0
     violations: int = 0
     resolved: int = 0
@@ -70,6 +76,9 @@ class QuantityTally:
             self.first_violations.append(record())
 
     def merge(self, other: "QuantityTally") -> None:
+        if self.measured is not None or other.measured is not None:
+            self.measured = (self.checked if self.measured is None else self.measured) + (
+                other.checked if other.measured is None else other.measured)
         self.checked += other.checked
         self.out_of_domain += other.out_of_domain
         self.violations += other.violations
