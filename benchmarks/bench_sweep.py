@@ -3,7 +3,7 @@ levels, the command line, the scalar paths, and memory against N.
 
     python benchmarks/bench_sweep.py [--cases 2e7] [--cli-cases 1e7] [--big 1e8]
                                      [--impl torch_autograd] [--formats float16,...,float64]
-                                     [--float64-cases 2e6] [--dtype float32] [--examples 300]
+                                     [--float64-cases N] [--dtype float32] [--examples 300]
                                      [--repeat 3] [--json F]
 
 One core: every figure comes from one process with one thread (torch.set_num_threads(1),
@@ -47,8 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-#: Verified cases per second per core that the batch sweep is held to.
-TARGET = 2e7
+#: Verified cases per second per core that the batch sweep is held to, per format (issue 13).
+TARGET = {"float64": 5e6}
+#: ... and for the others.
+TARGET_NARROW = 2e7
 
 
 def _count(text: str) -> int:
@@ -230,11 +232,12 @@ def format_figures(impl: str, dtype: str, cases: int, cli_cases: int, repeat: in
               f"{out['cli_over_batch']:.2f} of the batch sweep's (target 0.8 to 1.2: "
               f"{'met' if 0.8 <= out['cli_over_batch'] <= 1.2 else 'NOT met'}); start-up "
               f"{cli['startup']:.1f} s, whole process {cli['process_seconds']:.1f} s")
-    budget = 1e9 / TARGET
-    print(f"    target >= {TARGET:,.0f} verified cases/s/core ({budget:.0f} ns a case): "
-          f"{'met' if b['rate'] >= TARGET else 'NOT met'}; the implementation alone takes "
+    target = TARGET.get(dtype, TARGET_NARROW)
+    budget = 1e9 / target
+    print(f"    target >= {target:,.0f} verified cases/s/core ({budget:.0f} ns a case): "
+          f"{'met' if b['rate'] >= target else 'NOT met'}; the implementation alone takes "
           f"{alone['ns_per_case']:.0f} ns, verification alone "
-          f"{'meets' if out['verification_rate'] >= TARGET else 'does not meet'} it")
+          f"{'meets' if out['verification_rate'] >= target else 'does not meet'} it")
     return out
 
 
@@ -248,9 +251,8 @@ def main() -> None:
     parser.add_argument("--cases", type=_count, default=20_000_000)
     parser.add_argument("--cli-cases", type=_count, default=10_000_000,
                         help="cases of the command-line run (0: skip)")
-    parser.add_argument("--float64-cases", type=_count, default=2_000_000,
-                        help="at most this many cases of float64, run once (its reference "
-                             "runs in numpy's extended precision)")
+    parser.add_argument("--float64-cases", type=_count, default=None,
+                        help="at most this many cases of float64 (default --cases)")
     parser.add_argument("--scalar-cases", type=_count, default=20_000)
     parser.add_argument("--examples", type=int, default=300)
     parser.add_argument("--big", type=_count, default=100_000_000,
@@ -267,10 +269,9 @@ def main() -> None:
           f"{cpu_name()}, Python {platform.python_version()}")
     figures: dict = {"formats": {}}
     for dtype in args.formats.split(","):
-        cap = args.float64_cases if dtype == "float64" else args.cases
+        cap = args.float64_cases if dtype == "float64" and args.float64_cases else args.cases
         figures["formats"][dtype] = format_figures(args.impl, dtype, min(args.cases, cap),
-                                                   min(args.cli_cases, cap),
-                                                   1 if dtype == "float64" else args.repeat)
+                                                   min(args.cli_cases, cap), args.repeat)
     b = figures["formats"].get(args.dtype, {}).get("batch") or \
         batch_rate(args.impl, args.dtype, args.cases)
     figures["scalar_sweep"] = s = batch_rate(args.impl, args.dtype, args.scalar_cases,
