@@ -40,6 +40,7 @@ from ..model import WIDER, Model, get_model
 from ..rounded import Variant, admitted
 from ..step import INPUTS, NODE_OF, NODES, product_operand
 from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
+from .kernel import fma_arrays
 
 __all__ = ["Explained", "explain_batch", "evaluate_arrays", "evaluate_step", "VariantArithmetic",
            "zero_signs_batch", "same_bits", "HAVE_X87"]
@@ -277,9 +278,15 @@ def _next(fmt: Format, v, up, ops=ArrayOps):
 
 
 def _fma_exact(a, b, c, precision: int):
-    """fl(a*b + c) in the precision of the operands' type (binary64, or x87 longdouble), by
-    Boldo and Melquiond's emulation (TwoProduct, TwoSum, a sum rounded to odd, one rounding to
-    nearest); and the cases where it is not guaranteed (an underflow or overflow inside)."""
+    """fl(a*b + c) in the precision of the operands' type (binary64, or x87 longdouble), and
+    the cases where it is not guaranteed: binary64's compiled fma where numba is installed
+    (every case guaranteed), else Boldo and Melquiond's emulation (TwoProduct, TwoSum, a sum
+    rounded to odd, one rounding to nearest), not guaranteed where an underflow or overflow
+    happens inside."""
+    if precision == 53:  # binary64: the processor's (or the C library's) exact fma
+        z = fma_arrays(a, b, c)
+        if z is not None:
+            return z.reshape(np.broadcast(a, b, c).shape), np.zeros(z.shape, dtype=bool)
     dt = a.dtype.type
     tiny, huge = _SAFE[precision]
     splitter = dt(2.0) ** ((precision + 1) // 2) + 1
