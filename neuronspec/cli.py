@@ -439,7 +439,7 @@ def _run_options(args) -> list:
                          f"{', '.join(FORMATS)}")
     try:
         sets = [parse_spec(spec) for spec in args.options]
-        for option_set in sets:  # (a momentum the buffer format does not hold, ...)
+        for option_set in sets:  # (a value a format overflows, outside torch's domain, ...)
             for fmt in args.dtype or list(FORMATS):
                 option_set.for_format(fmt, args.buffer_format)
         return sets

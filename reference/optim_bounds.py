@@ -27,7 +27,7 @@ from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES",
-           "BUFFER_NODES", "buffer_format", "holds"]
+           "BUFFER_NODES", "buffer_format", "buffer_momenta", "holds"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -93,6 +93,20 @@ def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = No
 BUFFER_NODES = ("mb", "cg", "nb")
 
 
+def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
+    """The values of the momentum a product ``mu*buf`` in the buffer format may use: as given,
+    and rounded to the buffer format where that format does not hold it (an implementation
+    converts it to the buffer's type); empty without momentum."""
+    if not options.buffered:
+        return []
+    mu = to_fraction(float(options.momentum))
+    rounded = buffer_format(fmt, options).round(mu)
+    if not math.isfinite(rounded):
+        raise ValueError(f"momentum = {float(mu)!r} overflows the buffer format "
+                         f"{buffer_format(fmt, options).name}")
+    return [mu] + ([to_fraction(rounded)] if to_fraction(rounded) != mu else [])
+
+
 def buffer_format(fmt: Format, options: Options) -> Format:
     """The format of the buffer: declared, or the parameter format."""
     return get_format(options.buffer_format) if options.buffer_format else fmt
@@ -129,15 +143,15 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     c_exact = dyadic(1) - dyadic(options.dampening)
     B = buffer_format(fmt, options)
-    if options.buffered and B.round(to_fraction(float(options.momentum))) != float(
-            options.momentum):
-        raise ValueError(f"momentum = {float(options.momentum)!r} is not a {B.name} value: a "
-                         f"momentum the buffer format rounds is not covered yet")
+    # a momentum the buffer format does not hold: mu*buf may use it rounded there (8.3)
+    e_mu = max((abs(dyadic(v) - dyadic(options.momentum))
+                for v in buffer_momenta(fmt, options)), default=Dyadic(0))
     e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(
         fmt, c_exact.as_fraction(), B if B != fmt else None)), default=Dyadic(0))
     out: dict[str, Any] = {}
     for theta in PARAMETERS:
-        top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, way)
+        top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
+                               way)
         out[f"{theta}_new"] = _bound(chain, A, top["theta_new"], way)
         out[f"buf_{theta}"] = _bound(chain, A, top["nb"], way) if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
@@ -156,15 +170,18 @@ def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
 
 def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
                      values: Mapping[str, Dyadic], options: Options, e_c: Dyadic,
-                     way: dict) -> dict[str, str]:
+                     e_mu: Dyadic, way: dict) -> dict[str, str]:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
-    (suffixed with the parameter: ``gd_w``, ...)."""
+    (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
+    ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format)."""
     A, ops = chain.A, ScalarOps
     B = buffer_format(fmt, options)
     exact = parameter_nodes(theta, values, state, values["lr"], options, DYADIC)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
-    for operand, error in (("wd", A.zero), ("mu", A.zero), ("c", e_c), ("buf", A.zero)):
+    exact = dict(exact, mu_buffer=exact["mu"])
+    for operand, error in (("wd", A.zero), ("mu", A.zero), ("mu_buffer", e_mu), ("c", e_c),
+                           ("buf", A.zero)):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"
             chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, None
@@ -172,7 +189,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     keep, alias = plan(options, first=state.buffer(theta) is None)
     for node in keep:
         name = names[node.name] = f"{node.name}_{theta}"
-        args = [names[resolve_alias(a, alias)] for a in node.args]
+        args = [names["mu_buffer" if node.name == "mb" and a == "mu" else resolve_alias(a, alias)]
+                for a in node.args]
         chain.values[name] = exact[node.name]
         way[name] = tuple(dict.fromkeys(n for a in args for n in way[a])) + (name,)
         flag = None

@@ -8,6 +8,8 @@ forward, square, gradient and work) that gives the gradients, followed by the op
   for ``momentum`` either product may be the fused one;
 - the value of ``c = 1 - tau``: one of ``optim_bounds.rounded_constants`` (torch's is the
   last: through binary64, float32 and the format);
+- the momentum of ``mu*buf`` in a buffer format that does not hold it: as given, or rounded
+  to the buffer format (``optim_bounds.buffer_momenta``);
 - the work of the plain evaluation: the format, each operation through the wider format, or
   kept in the wider format and rounded when stored (the buffer is stored; the direction may use
   the unrounded one, as torch's fused CPU kernel does).
@@ -27,8 +29,8 @@ from .formats import Format, get_format, to_fraction
 from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
-from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, check_run_model, holds,
-                           rounded_constants)
+from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
+                           check_run_model, holds, rounded_constants)
 from .rounded import work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma, fl_mul
 
 __all__ = ["sgd_evaluations", "sgd_legal"]
@@ -65,6 +67,10 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     B = buffer_format(fmt, options)
     constants = [float(c) for c in rounded_constants(fmt, c_exact, B if B != fmt else None)] \
         if named_c else [1.0]
+    # the momentum of mu*buf in the buffer format: as given, or rounded there (named where
+    # the two differ; a first step has no such product)
+    momenta = [float(m) for m in buffer_momenta(fmt, options)] or [0.0]
+    named_mu = len(momenta) > 1
     out: dict[str, dict[str, Optional[float]]] = {}
     seen: dict[tuple, str] = {}
     B = buffer_format(fmt, options)
@@ -76,14 +82,15 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         ops_b, _, store_b = work_arithmetic(B, v.work if model.wide(B) else "format", False)
         buffer = (ops_b, store_b, holds(B, fmt))
         key = (v.work,) + tuple(_bits(base[q]) for q in ("y", "loss", "dL_dw", "dL_db"))
-        for choice in itertools.product(*(_CHOICES[g] for g in groups), constants):
-            fused = dict(zip(groups, choice[:-1]))
-            c = choice[-1]
+        for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta):
+            fused = dict(zip(groups, choice[:-2]))
+            c, mu_buffer = choice[-2:]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
                                        for g, f in fused.items() if f]
-                            + ([f"c={c.hex()}"] if named_c else []))
+                            + ([f"c={c.hex()}"] if named_c else [])
+                            + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else []))
             dup = key + tuple(sorted(((g, f) for g, f in fused.items() if g in used), key=str)) \
-                + ((c,) if uses_c else ())
+                + ((c,) if uses_c else ()) + ((mu_buffer,) if named_mu and not first else ())
             if dup in seen:  # the same gradients and choices as an earlier evaluation
                 out[name] = out[seen[dup]]
                 continue
@@ -92,7 +99,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
                                                                         "dL_db", "dL_dy")}
             for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
                 new, buf = _parameter(ops, store, theta, base[grad], state, float(lr), options,
-                                      fused, c, first, buffer)
+                                      fused, c, mu_buffer, first, buffer)
                 values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
             out[name] = values
     return out
@@ -103,10 +110,11 @@ def _bits(v: float) -> tuple:
 
 
 def _parameter(ops, store, theta: str, G: float, state: State, lr: float, options: Options,
-               fused: Mapping[str, Any], c: float, first: bool, buffer: tuple
-               ) -> tuple[float, Optional[float]]:
-    """(theta_new, the stored buffer) of one parameter in one evaluation; ``buffer``: (what
-    rounds the buffer's nodes, what stores the buffer, whether a copy into it is exact)."""
+               fused: Mapping[str, Any], c: float, mu_buffer: float, first: bool,
+               buffer: tuple) -> tuple[float, Optional[float]]:
+    """(theta_new, the stored buffer) of one parameter in one evaluation; ``mu_buffer``: the
+    momentum of ``mu*buf``; ``buffer``: (what rounds the buffer's nodes, what stores the
+    buffer, whether a copy into it is exact)."""
     ops_b, store_b, copies = buffer
     keep, alias = plan(options, first)
     wd, mu = float(options.weight_decay), float(options.momentum)
@@ -128,7 +136,7 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
             if how == "c":
                 values[name] = fl_fma(ops_b, c, gd, values["mb"])
             elif how == "mu":
-                values[name] = fl_fma(ops_b, mu, values["buf"], values["cg"])
+                values[name] = fl_fma(ops_b, mu_buffer, values["buf"], values["cg"])
             else:
                 values[name] = fl_add(ops_b, a[0], a[1])
         elif name == "dn":
@@ -142,6 +150,8 @@ def _parameter(ops, store, theta: str, G: float, state: State, lr: float, option
         elif node.op == "mul":
             if _fused_away(name, fused):
                 continue  # its sum is fused with it: never rounded alone
+            if name == "mb":
+                a[0] = mu_buffer
             values[name] = fl_mul(ops_b if name in BUFFER_NODES else ops, a[0], a[1])
         else:
             raise AssertionError(f"no evaluation for {node}")

@@ -282,3 +282,39 @@ def test_an_undeclared_narrower_buffer_fails():
     assert all(j.ok for j in judge_sgd_step(f, state, x, t, lr, declared, out).values())
     undeclared = judge_sgd_step(f, state, x, t, lr, Options(momentum=0.5), out)
     assert undeclared["buf_w"].violation and undeclared["buf_b"].violation
+
+
+@pytest.mark.parametrize("params,buffer", [("float32", "bfloat16"), ("float32", "float16"),
+                                            ("float64", "float32")])
+def test_a_momentum_the_buffer_format_rounds_is_bounded(params, buffer, monkeypatch):
+    """spec/neuron.md 8.3: mu*buf in a buffer format that does not hold mu may use mu rounded
+    there (numpy's float16 buffer does); its error enters the chain as E_mu (tolerances.md
+    2.8).  Every legal evaluation is within the bounds, and without that term some are not."""
+    from reference import optim_bounds
+    from reference.optim_bounds import buffer_momenta
+
+    f, b = get_format(params), get_format(buffer)
+    rng = random.Random(len(params) * 11 + len(buffer))
+    cases = []
+    for i in range(30):
+        mu = f.round(Fraction(rng.choice(("0.9", "0.99", "0.7"))))
+        nesterov = i % 3 == 0
+        options = Options(momentum=mu, dampening=0.0 if nesterov else rng.choice((0.0, 0.125)),
+                          nesterov=nesterov, weight_decay=rng.choice((0.0, 0.0625)),
+                          buffer_format=buffer)
+        assert len(buffer_momenta(f, options)) == 2  # b does not hold mu
+        state, x, t, lr = _case(rng, f, options, ("moderate", "cancel")[i % 2])
+        if state.buf_w is None:
+            state = State(state.w, state.b, 0.75, -1.25)  # a later step: mu*buf is evaluated
+        state = State(state.w, state.b, b.round(Fraction(state.buf_w)),
+                      b.round(Fraction(state.buf_b)))
+        cases.append((state, x, t, lr, options))
+    judged = 0
+    for state, x, t, lr, options in cases:
+        values, violations, _, first = judge_legal_values(f, state, x, t, lr, options, {})
+        assert violations == 0, first
+        judged += values
+    assert judged > 300
+    # the term is needed: bounds that take mu as exact reject some legal value
+    monkeypatch.setattr(optim_bounds, "buffer_momenta", lambda fmt, options: [])
+    assert sum(judge_legal_values(f, *case, {})[1] for case in cases) > 0

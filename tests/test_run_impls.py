@@ -419,12 +419,16 @@ def test_a_declared_buffer_format_is_checked_and_torch_declines_it():
     from neuronspec.implementations.load import load
     from neuronspec.runs.sgd import check_runs
 
-    sets = [parse_spec("momentum=0.875,dampening=0.125"), parse_spec("momentum=0.5,nesterov")]
+    sets = [parse_spec("momentum=0.875,dampening=0.125"), parse_spec("momentum=0.5,nesterov"),
+            parse_spec("momentum=0.9,nesterov")]  # (0.9: float16 rounds it in mu*buf)
     for fmt, buffer in (("float16", "float32"), ("float32", "float16")):
         for result in check_runs(load("numpy"), [fmt], sets, runs=3, steps=4,
                                  buffer_format=buffer):
             assert result.verdict == "conformant", result.failures
             assert all(f.explained == f.values for f in result.quantities.values())
+            if buffer == "float16" and result.spec.startswith("momentum=0.9"):
+                assert result.consistent and all("mu_buffer=" in name  # fl16(mu)
+                                                 for name in result.consistent)
     pytest.importorskip("torch")
     (result,) = check_runs(load("torch_sgd"), ["float16"], sets[:1], runs=1, steps=2,
                            buffer_format="float32")

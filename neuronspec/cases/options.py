@@ -52,12 +52,6 @@ class OptionSet:
         out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,
                    buffer_format=buffer_format or fmt.name)
         reference_options(out)  # (the domain: torch's own checks)
-        if buffer_format and buffer_format != fmt.name and out["momentum"] != 0:
-            held = get_format(buffer_format).round(Fraction(out["momentum"]))
-            if held != out["momentum"]:
-                raise ValueError(f"momentum = {out['momentum']!r} in {fmt.name} is not a "
-                                 f"{buffer_format} value: a momentum the buffer format rounds is "
-                                 f"not covered yet (choose one both formats hold, e.g. 0.875)")
         return out
 
     def spec(self) -> str:
