@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping
 
-from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, ScalarOps, bound_chain,
+from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, bound_chain,
                      rounding_spread)
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
@@ -26,8 +26,9 @@ from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC
                     parameter_nodes, resolve_alias, plan)
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
-__all__ = ["sgd_bounds", "constant_roundings", "check_run_model", "RUN_QUANTITIES",
-           "BUFFER_NODES", "buffer_format", "buffer_momenta", "holds"]
+__all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
+           "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
+           "holds"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -139,8 +140,15 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     _check_inputs(fmt, state, x, t, lr, options)
     A = DYADIC_ARITHMETIC
     values = dyadic_nodes(state.w, state.b, x, t, lr)
-    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
-    way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
+    e_c, e_mu = constant_errors(fmt, options)
+    chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC)
+    return {q: None if name is None else _bound(chain, A, name, way)
+            for q, name in names.items()}
+
+
+def constant_errors(fmt: Format, options: Options) -> tuple[Dyadic, Dyadic]:
+    """(E_c, E_mu): the largest error of ``c = 1 - tau`` over its admitted roundings, and of
+    the momentum ``mu*buf`` uses in the buffer format (exactly)."""
     c_exact = dyadic(1) - dyadic(options.dampening)
     B = buffer_format(fmt, options)
     # a momentum the buffer format does not hold: mu*buf may use it rounded there (8.3)
@@ -148,16 +156,29 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
                 for v in buffer_momenta(fmt, options)), default=Dyadic(0))
     e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(
         fmt, c_exact.as_fraction(), B if B != fmt else None)), default=Dyadic(0))
-    out: dict[str, Any] = {}
+    return e_c, e_mu
+
+
+def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], state: State,
+              options: Options, e_c: Any, e_mu: Any, exact_arith: Any
+              ) -> tuple[Chain, dict, dict[str, "str | None"]]:
+    """The bound chain of a step of a run in arithmetic ``A`` (exact Dyadics for one step, or
+    pairs on arrays of steps: ``reference.batch.optim_chain``): the plain step's chain, then
+    each parameter's optimiser nodes, their exact values in ``exact_arith``.  Returns the chain,
+    the nodes on the way to each node, and per quantity of :data:`RUN_QUANTITIES` the chain's
+    name of its node (None for a buffer the options do not keep)."""
+    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
+    names: dict[str, "str | None"] = {}
     for theta in PARAMETERS:
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
-                               way)
-        out[f"{theta}_new"] = _bound(chain, A, top["theta_new"], way)
-        out[f"buf_{theta}"] = _bound(chain, A, top["nb"], way) if options.buffered else None
+                               way, exact_arith)
+        names[f"{theta}_new"] = top["theta_new"]
+        names[f"buf_{theta}"] = top["nb"] if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
         if q not in UPDATED:
-            out[q] = _bound(chain, A, NODE_OF[q], way)
-    return {q: out[q] for q in RUN_QUANTITIES}
+            names[q] = NODE_OF[q]
+    return chain, way, {q: names[q] for q in RUN_QUANTITIES}
 
 
 def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
@@ -169,14 +190,15 @@ def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
 
 
 def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
-                     values: Mapping[str, Dyadic], options: Options, e_c: Dyadic,
-                     e_mu: Dyadic, way: dict) -> dict[str, str]:
+                     values: Mapping[str, Any], options: Options, e_c: Any, e_mu: Any,
+                     way: dict, exact_arith: Any = DYADIC) -> dict[str, str]:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
     ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format)."""
-    A, ops = chain.A, ScalarOps
+    A = chain.A
+    ops = A.ops
     B = buffer_format(fmt, options)
-    exact = parameter_nodes(theta, values, state, values["lr"], options, DYADIC)
+    exact = parameter_nodes(theta, values, state, values["lr"], options, exact_arith)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     exact = dict(exact, mu_buffer=exact["mu"])
@@ -184,7 +206,10 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
                            ("buf", A.zero)):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"
-            chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, None
+            chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, \
+                ops.false
+            A.begin(name)
+            A.end(name, [])
             way[name] = ()
     keep, alias = plan(options, first=state.buffer(theta) is None)
     for node in keep:
@@ -193,33 +218,60 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
                 for a in node.args]
         chain.values[name] = exact[node.name]
         way[name] = tuple(dict.fromkeys(n for a in args for n in way[a])) + (name,)
-        flag = None
+        flag = ops.false
         for a in args:
             flag = ops.either(flag, chain.flags[a])
         described = _Described(_KINDS.get(node.op, ""), _text(node, theta))
         # the buffer's nodes round to the buffer format: its terms, its overflow threshold
         chain.fmt = here = B if node.name in BUFFER_NODES else fmt
+        A.begin(name)
         if node.op == "sign" or (node.op == "copy" and holds(B, fmt)):
             # exact (a negation, a copy into a format holding the operand): its error, its flag
             chain.errors[name], chain.flags[name] = chain.errors[args[0]], flag
         elif node.op == "copy":  # the first-step copy into a narrower buffer: a rounding
             chain.node(name, chain.errors[args[0]], flag, node=_Described("mul", described.text))
-        elif node.name == "cg" and exact["c"] == 1 and e_c == 0 and holds(B, fmt):
+        elif node.name == "cg" and _is_one(exact["c"]) and _is_zero(e_c) and holds(B, fmt):
             chain.errors[name], chain.flags[name] = chain.errors[args[1]], flag  # c*gd = gd
-        elif node.op == "mul" and all(chain.errors[a] == 0 for a in args):
-            # both operands exact: the largest error of the admitted roundings, exactly
-            error, overflow = rounding_spread(A, here, model, exact[node.name])
-            reason = ops.flag(overflow, lambda: f"{described.text} overflows {here.name}")
-            chain.node(name, A.zero, ops.either(flag, reason), rounding=error, node=described)
         elif node.op == "mul":
-            chain.node(name, chain.product_error(*args), flag, node=described)
+            _product(chain, name, args, flag, here, model, exact[node.name], described)
         else:  # a sum: the operands' errors add (negation is exact)
             chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag,
                        node=described)
+        A.end(name, args)
         chain.fmt = fmt
     for name, target in alias.items():
         names.setdefault(name, names[resolve_alias(target, alias)])
     return names
+
+
+def _is_one(v: Any) -> bool:
+    return not hasattr(v, "hi") and v == 1  # (a pair is never taken for 1)
+
+
+def _is_zero(v: Any) -> bool:
+    return not hasattr(v, "shape") and v == 0
+
+
+def _product(chain: Chain, name: str, args: list, flag: Any, here: Format, model: Model,
+             value: Any, described: "_Described") -> None:
+    """A product node: where both operands are exact, the largest error of the admitted
+    roundings of the exact product, exactly (rounding_spread); elsewhere the propagation
+    lemma.  On arrays of steps each step takes its own (``bounds._first_product``'s way)."""
+    A, ops = chain.A, chain.A.ops
+    exact = ops.logical_and(chain.errors[args[0]] == 0, chain.errors[args[1]] == 0)
+    general = None
+    if not ops.is_true(exact):
+        chain.node(name, chain.product_error(*args), flag, node=described)
+        general = chain.errors[name], chain.flags[name], chain.parts[name]
+        if ops.is_true(ops.logical_not(exact)):  # (no step exact)
+            return
+    error, overflow = rounding_spread(A, here, model, value)
+    reason = ops.flag(overflow, lambda: f"{described.text} overflows {here.name}")
+    chain.node(name, A.zero, ops.either(flag, reason), rounding=error, node=described)
+    if general is not None:  # some steps exact, others not
+        chain.errors[name] = ops.select(exact, chain.errors[name], general[0])
+        chain.flags[name] = ops.pick(exact, chain.flags[name], general[1])
+        chain.parts[name] = general[2]
 
 
 def _text(node, theta: str) -> str:
