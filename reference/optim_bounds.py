@@ -237,7 +237,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
         else:  # a sum: the operands' errors add (negation is exact)
             chain.node(name, A.add(chain.errors[args[0]], chain.errors[args[1]]), flag,
                        node=described)
-        A.end(name, args)
+        A.end(name, [a for a in args if a not in INPUTS])  # (as bound_chain: nodes only)
         chain.fmt = fmt
     for name, target in alias.items():
         names.setdefault(name, names[resolve_alias(target, alias)])
@@ -249,7 +249,7 @@ def _is_one(v: Any) -> bool:
 
 
 def _is_zero(v: Any) -> bool:
-    return not hasattr(v, "shape") and v == 0
+    return getattr(v, "shape", ()) == () and v == 0  # (a constant, not an array of steps)
 
 
 def _product(chain: Chain, name: str, args: list, flag: Any, here: Format, model: Model,

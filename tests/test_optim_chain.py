@@ -38,10 +38,11 @@ def _columns(steps) -> dict:
     return cols
 
 
-CASES = [(fmt, spec, None) for fmt in ("float16", "bfloat16", "float32")
+CASES = [(fmt, spec, None) for fmt in ("float16", "bfloat16", "float32", "float64")
          for spec in DEFAULT_SETS] + [("float32", DEFAULT_SETS[-1], "float16"),
                                       ("float16", DEFAULT_SETS[-1], "float32"),
-                                      ("float32", DEFAULT_SETS[-1], "bfloat16")]
+                                      ("float32", DEFAULT_SETS[-1], "bfloat16"),
+                                      ("float64", DEFAULT_SETS[-1], "float32")]
 
 
 @pytest.mark.parametrize("fmt,option_set,buffer", CASES,
@@ -65,18 +66,20 @@ def test_batch_bounds_are_the_scalar_ones(fmt, option_set, buffer):
                     continue
                 assert bool(got.out_of_domain[i]) == isinstance(bound, OutOfDomain), (q, i)
                 pair = got.pair
-                hi, lo, delta = (Fraction(float(a[i])) for a in (pair.hi, pair.lo, pair.delta))
+                hi, lo, delta = (_exact(a[i]) for a in (pair.hi, pair.lo, pair.delta))
                 assert abs(hi + lo - exact[q]) <= delta, (q, i)
                 if isinstance(bound, OutOfDomain):
                     continue
-                assert Fraction(float(got.low[i])) <= bound <= Fraction(float(got.high[i])), \
+                assert _exact(got.low[i]) <= bound <= _exact(got.high[i]), \
                     (q, i, float(bound), float(got.low[i]), float(got.high[i]))
-                assert bound <= Fraction(float(got.bound[i])), (q, i)
+                assert bound <= _exact(got.bound[i]), (q, i)
                 checked += 1
     assert checked > 150
 
 
-def test_float64_runs_are_the_scalar_paths():
-    with pytest.raises(ValueError, match="scalar path"):
-        batch_sgd_bounds("float64", {k: np.ones(2) for k in ("w", "b", "x", "t", "lr")},
-                         reference_options(DEFAULT_SETS[0].for_format("float64")))
+def _exact(v) -> Fraction:
+    """A float64 or x87 long double value, exactly."""
+    if isinstance(v, np.longdouble) and not isinstance(v, np.float64):
+        m, e = np.frexp(v)
+        return Fraction(int(np.ldexp(m, 64))) * Fraction(2) ** (int(e) - 64)
+    return Fraction(float(v))

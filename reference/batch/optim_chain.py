@@ -4,15 +4,15 @@ written once -- run in the batch pair arithmetic (``chain.PairArithmetic``), wit
 optimiser's exact values from ``optim.parameter_nodes`` in :func:`pair_exact` (pairs with a
 rigorous bound on what they leave out, as ``chain.exact_pairs`` gives the plain step's).
 
-Formats whose work is binary64 (float16, bfloat16, float32) are covered; float64's runs stay
-on the scalar path.  ``tests/test_optim_chain.py`` holds every bound within the batch interval
+Every format is covered: binary64 pairs for float16, bfloat16 and float32, x87 extended pairs
+for float64 (``arith.work_for``: where numpy has no x87 long double, float64's steps stay on
+the scalar path).  ``tests/test_optim_chain.py`` holds every bound within the batch interval
 of the scalar one (``optim_bounds.sgd_bounds``), every overflow flag equal, and every pair
 within its delta of the exact step (``optim.exact_sgd_step``).
 """
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from typing import Any, Mapping, NamedTuple
 
@@ -23,7 +23,7 @@ from ..model import Model, get_model
 from ..optim import Options, State, _Exact
 from ..optim_bounds import buffer_format, check_run_model, constant_errors, run_chain
 from ..step import INPUTS
-from .arith import BINARY64, Pair, Work, pair_add, pair_mul, two_prod, two_sum, work_for
+from .arith import Pair, Work, pair_add, pair_mul, two_prod, two_sum, work_for
 from .chain import arithmetic_for, check_model, exact_pairs
 
 __all__ = ["RunBound", "pair_exact", "batch_sgd_bounds", "SPREAD"]
@@ -63,7 +63,7 @@ def pair_exact(work: Work) -> _Exact:
             return v.astype(work.dtype, copy=False)
         if isinstance(v, Fraction) and Fraction(float(v)) != v:
             raise ValueError(f"{what} = {v} is not a binary value")
-        return float(v)
+        return work.dtype(v) if work.dtype is not np.float64 else float(v)
 
     def mul(a: Any, b: Any) -> Any:
         if not _is_pair(a) and not _is_pair(b):
@@ -108,16 +108,25 @@ def pair_exact(work: Work) -> _Exact:
 
 def _plain(hi: Any, lo: Any) -> Any:
     """An exact TwoSum/TwoProduct result: the value itself where nothing is left over."""
-    if isinstance(hi, float) and lo == 0:
+    if np.ndim(hi) == 0 and lo == 0:  # (a constant: a float, or an x87 scalar)
         return hi
     return Pair(hi, lo, 0.0)
 
 
-def _up(d: Any) -> float:
-    """A Dyadic's exact value rounded up to binary64 (a bound term enters the chain)."""
+def _up(d: Any, A: Any) -> Any:
+    """A Dyadic's exact value rounded up to the chain's work type (a bound term enters it)."""
     f = d.as_fraction()
-    x = float(f)
-    return x if Fraction(x) >= f else math.nextafter(x, math.inf)
+    dt = getattr(A, "dt", np.float64)
+    x = dt(f.numerator) / dt(f.denominator) if f else dt(0)
+    while _fraction(x) < f:  # (long double conversions of Fractions are not exact)
+        x = np.nextafter(x, dt(np.inf))
+    return x if dt is not np.float64 else float(x)
+
+
+def _fraction(x: Any) -> Fraction:
+    """A binary64 or x87 extended value, exactly."""
+    m, e = np.frexp(x)
+    return Fraction(int(np.ldexp(m, 64))) * Fraction(2) ** (int(e) - 64)
 
 
 def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Options,
@@ -128,13 +137,10 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
     keep."""
     fmt = get_format(fmt)
     model = check_model(check_run_model(get_model(model), fmt), fmt)
-    work = work_for(fmt)
-    if work is not BINARY64:
-        raise ValueError(f"steps of runs in {fmt.name} are bounded by the scalar path "
-                         f"(reference.optim_bounds); the batch path covers float16, bfloat16 "
-                         f"and float32")
-    inputs = {k: np.asarray(cols[k], dtype=np.float64) for k in INPUTS}
-    bufs = [None if cols.get(k) is None else np.asarray(cols[k], dtype=np.float64)
+    work = work_for(fmt)  # (float64: x87 extended pairs, else a RuntimeError naming why)
+    dt = work.dtype
+    inputs = {k: np.asarray(cols[k], dtype=dt) for k in INPUTS}
+    bufs = [None if cols.get(k) is None else np.asarray(cols[k], dtype=dt)
             for k in ("buf_w", "buf_b")]
     state = State(inputs["w"], inputs["b"], *bufs)
     A = arithmetic_for(fmt, work)
@@ -142,8 +148,8 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
     shape = inputs["w"].shape
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         values = exact_pairs(work, inputs)
-        chain, _, names = run_chain(A, fmt, model, values, state, options, _up(e_c), _up(e_mu),
-                                    pair_exact(work))
+        chain, _, names = run_chain(A, fmt, model, values, state, options, _up(e_c, A),
+                                    _up(e_mu, A), pair_exact(work))
         out: dict[str, "RunBound | None"] = {}
         B = buffer_format(fmt, options)
         for q, name in names.items():
@@ -152,10 +158,11 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
                 continue
             v = chain.values[name]
             pair = v if _is_pair(v) else Pair(v, 0.0, 0.0)
-            pair = Pair(*(np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
+            pair = Pair(*(np.broadcast_to(np.asarray(a, dtype=dt), shape)
                           for a in (pair.hi, pair.lo, pair.delta)))
             bound = A.finish(chain.errors[name], name)
-            low, high = bound * (1 - SPREAD), bound
+            low, high = A.interval(bound, name) if dt is not np.float64 else (bound, bound)
+            low, high = np.minimum(low, bound * (1 - SPREAD)), np.maximum(high, bound)
             full = [np.broadcast_to(np.asarray(a), shape) for a in
                     (bound, chain.flags[name], low, high)]
             out[q] = RunBound(pair, full[0], full[1].astype(bool), full[2], full[3],
