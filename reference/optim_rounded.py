@@ -17,12 +17,19 @@ forward, square, gradient and work) that gives the gradients, followed by the op
 Each is computed exactly and rounded as IEEE 754 says (``rounded.fl_*``).  Their results are
 the step's legal values: the exact level of a run's verdict, and what the bounded level needs
 where IEEE 754 fixes more than a magnitude (an overflow's result, the sign of a zero).
+
+The evaluations and their names are listed once (:func:`run_evaluations`), and the optimiser's
+nodes are evaluated once (:func:`parameter_evaluation`), against an arithmetic: here
+:class:`RoundedWork` (``rounded.fl_*`` on Python values), in ``reference.batch.optim_legal``
+the same operations on numpy arrays of steps.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .formats import Format, get_format, to_fraction
@@ -31,9 +38,12 @@ from .model import Model
 from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
                            check_run_model, holds, rounded_constants)
-from .rounded import work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma, fl_mul
+from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
+                      fl_mul)
 
-__all__ = ["sgd_evaluations", "sgd_legal"]
+__all__ = ["sgd_evaluations", "sgd_legal", "RunEvaluation", "RunEvaluations",
+           "run_evaluations", "buffer_work", "parameter_evaluation", "RoundedWork",
+           "rounded_work"]
 
 #: The fusion choices of each group: False (two roundings) or what is fused.
 _CHOICES = {"decay": (False, True), "momentum": (False, "c", "mu"), "nesterov": (False, True),
@@ -46,24 +56,49 @@ def _groups(options: Options, first: bool) -> list[str]:
     return [g for g in _CHOICES if any(n.fusion == g and n.op in ("add", "sub") for n in keep)]
 
 
-def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: float,
-                    options: Options, model: "Model | str" = "ieee"
-                    ) -> dict[str, dict[str, Optional[float]]]:
-    """Every legal evaluation of one step of a run from ``state``, by name: its values of
-    :data:`optim_bounds.RUN_QUANTITIES` (a buffer None where the options keep none)."""
+@dataclass(frozen=True)
+class RunEvaluation:
+    """One legal evaluation of a step of a run: its name, the plain step's evaluation that
+    gives the gradients, and the optimiser's choices (``fused``: per fusion group, False or
+    what is fused; ``c``: the value of 1 - dampening; ``mu_buffer``: the momentum of
+    ``mu*buf``)."""
+
+    name: str
+    variant: Variant
+    fused: Mapping[str, Any]
+    c: float
+    mu_buffer: float
+
+
+@dataclass(frozen=True)
+class RunEvaluations:
+    """The legal evaluations of every step of a run with given options, in order (their names
+    do not depend on the step: each is named with the groups and constants of every step)."""
+
+    fmt: Format
+    buffer: Format  # the buffer format
+    variants: tuple[Variant, ...]  # the plain step's evaluations (the update: the optimiser's)
+    evaluations: tuple[RunEvaluation, ...]
+    named_c: bool  # whether the names carry c (a constant with more than one value)
+    named_mu: bool  # whether they carry the momentum of mu*buf
+
+
+def run_evaluations(fmt: "Format | str", options: Options, model: "Model | str" = "ieee"
+                    ) -> RunEvaluations:
+    """Every legal evaluation of a step of a run with ``options``, named and in order."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
-    w, b = float(state.w), float(state.b)
+    return _run_evaluations(fmt, options, check_run_model(model, fmt))
+
+
+@functools.lru_cache(maxsize=64)
+def _run_evaluations(fmt: Format, options: Options, model: Model) -> RunEvaluations:
     variants = [v for v in admitted(fmt, model) if not v.update_fused]  # (the update: below)
-    plain = evaluate_variants(fmt, w, b, float(x), float(t), float(lr), variants)
-    first = state.buf_w is None
     # every step's evaluations are named with the groups of every step of the run (a first step
     # has no momentum sum), so that one evaluation can be followed over a run
-    groups, used = _groups(options, False), set(_groups(options, first))
+    groups = _groups(options, False)
     c_exact = 1 - to_fraction(float(options.dampening))
     # (and with their c, which a first step does not use either)
     named_c = options.buffered and c_exact != 1
-    uses_c = named_c and not first
     B = buffer_format(fmt, options)
     constants = [float(c) for c in rounded_constants(fmt, c_exact, B if B != fmt else None)] \
         if named_c else [1.0]
@@ -71,17 +106,8 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     # the two differ; a first step has no such product)
     momenta = [float(m) for m in buffer_momenta(fmt, options)] or [0.0]
     named_mu = len(momenta) > 1
-    out: dict[str, dict[str, Optional[float]]] = {}
-    seen: dict[tuple, str] = {}
-    B = buffer_format(fmt, options)
+    out = []
     for v in variants:
-        base = plain[v.name]
-        ops, _, store = work_arithmetic(fmt, v.work, False)
-        # the buffer's nodes in the buffer format, in the same kind of work where the model
-        # admits it there
-        ops_b, _, store_b = work_arithmetic(B, v.work if model.wide(B) else "format", False)
-        buffer = (ops_b, store_b, holds(B, fmt))
-        key = (v.work,) + tuple(_bits(base[q]) for q in ("y", "loss", "dL_dw", "dL_db"))
         for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta):
             fused = dict(zip(groups, choice[:-2]))
             c, mu_buffer = choice[-2:]
@@ -89,19 +115,56 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
                                        for g, f in fused.items() if f]
                             + ([f"c={c.hex()}"] if named_c else [])
                             + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else []))
-            dup = key + tuple(sorted(((g, f) for g, f in fused.items() if g in used), key=str)) \
-                + ((c,) if uses_c else ()) + ((mu_buffer,) if named_mu and not first else ())
-            if dup in seen:  # the same gradients and choices as an earlier evaluation
-                out[name] = out[seen[dup]]
-                continue
-            seen[dup] = name
-            values: dict[str, Optional[float]] = {q: base[q] for q in ("y", "loss", "dL_dw",
-                                                                        "dL_db", "dL_dy")}
-            for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
-                new, buf = _parameter(ops, store, theta, base[grad], state, float(lr), options,
-                                      fused, c, mu_buffer, first, buffer)
-                values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
-            out[name] = values
+            out.append(RunEvaluation(name, v, fused, c, mu_buffer))
+    return RunEvaluations(fmt, B, tuple(variants), tuple(out), named_c, named_mu)
+
+
+def buffer_work(model: Model, buffer: Format, work: str) -> str:
+    """The work of the buffer's nodes in an evaluation of work ``work``: the same kind of work
+    where the model admits it in the buffer format, else the buffer format's own."""
+    return work if model.wide(buffer) else "format"
+
+
+def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: float,
+                    options: Options, model: "Model | str" = "ieee"
+                    ) -> dict[str, dict[str, Optional[float]]]:
+    """Every legal evaluation of one step of a run from ``state``, by name: its values of
+    :data:`optim_bounds.RUN_QUANTITIES` (a buffer None where the options keep none)."""
+    fmt = get_format(fmt)
+    model = check_run_model(model, fmt)
+    run = _run_evaluations(fmt, options, model)
+    w, b = float(state.w), float(state.b)
+    plain = evaluate_variants(fmt, w, b, float(x), float(t), float(lr), run.variants)
+    first = state.buf_w is None
+    used = set(_groups(options, first))
+    uses_c = run.named_c and not first
+    B, copies = run.buffer, holds(run.buffer, fmt)
+    keys = {v.name: (v.work,) + tuple(_bits(plain[v.name][q])
+                                      for q in ("y", "loss", "dL_dw", "dL_db"))
+            for v in run.variants}
+    out: dict[str, dict[str, Optional[float]]] = {}
+    seen: dict[tuple, str] = {}
+    for e in run.evaluations:
+        v = e.variant
+        dup = keys[v.name] + tuple(sorted(((g, f) for g, f in e.fused.items() if g in used),
+                                          key=str)) \
+            + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ())
+        if dup in seen:  # the same gradients and choices as an earlier evaluation
+            out[e.name] = out[seen[dup]]
+            continue
+        seen[dup] = e.name
+        base = plain[v.name]
+        values: dict[str, Optional[float]] = {q: base[q] for q in ("y", "loss", "dL_dw",
+                                                                    "dL_db", "dL_dy")}
+        # the buffer's nodes in the buffer format, in the same kind of work where the model
+        # admits it there
+        A, Ab = rounded_work(fmt, v.work), rounded_work(B, buffer_work(model, B, v.work))
+        for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
+            new, buf = parameter_evaluation(A, Ab, float(getattr(state, theta)), base[grad],
+                                            state.buffer(theta), float(lr), options, e.fused,
+                                            e.c, e.mu_buffer, first, copies)
+            values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
+        out[e.name] = values
     return out
 
 
@@ -109,54 +172,89 @@ def _bits(v: float) -> tuple:
     return (v, math.copysign(1.0, v)) if v == v else ("nan",)
 
 
-def _parameter(ops, store, theta: str, G: float, state: State, lr: float, options: Options,
-               fused: Mapping[str, Any], c: float, mu_buffer: float, first: bool,
-               buffer: tuple) -> tuple[float, Optional[float]]:
-    """(theta_new, the stored buffer) of one parameter in one evaluation; ``mu_buffer``: the
-    momentum of ``mu*buf``; ``buffer``: (what rounds the buffer's nodes, what stores the
-    buffer, whether a copy into it is exact)."""
-    ops_b, store_b, copies = buffer
+class RoundedWork:
+    """The optimiser's operations on Python values in one kind of work
+    (``rounded.work_arithmetic``): each computed exactly and rounded as IEEE 754 says."""
+
+    def __init__(self, fmt: Format, work: str) -> None:
+        self.ops, _, self._store = work_arithmetic(fmt, work, False)
+
+    def mul(self, a, b):
+        return fl_mul(self.ops, a, b)
+
+    def add(self, a, b):
+        return fl_add(self.ops, a, b)
+
+    def fma(self, a, b, c):
+        return fl_fma(self.ops, a, b, c)
+
+    @staticmethod
+    def neg(a):
+        return -a
+
+    def store(self, value):
+        return self._store(value)
+
+
+@functools.lru_cache(maxsize=None)
+def rounded_work(fmt: Format, work: str) -> RoundedWork:
+    """The :class:`RoundedWork` of ``fmt`` and ``work``."""
+    return RoundedWork(fmt, work)
+
+
+def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
+                         fused: Mapping[str, Any], c, mu_buffer, first: bool,
+                         copies: bool) -> tuple[Any, Any]:
+    """(theta_new, the stored buffer or None) of one parameter in one evaluation, from its
+    value ``theta``, gradient ``G``, buffer ``buf`` (None on a first step) and ``lr``.
+
+    ``A``: the arithmetic of the parameter's nodes, ``Ab``: of the buffer's nodes
+    (``optim_bounds.BUFFER_NODES``); each has ``mul``, ``add`` and ``fma`` (one rounding of
+    a*b, a+b, a*b+c), ``neg`` (exact) and ``store`` (a result as stored): :class:`RoundedWork`
+    on Python values, or the same on arrays of steps (``batch.optim_legal``).  ``fused``, ``c``,
+    ``mu_buffer``: the evaluation's choices (:class:`RunEvaluation`); ``copies``: whether a
+    copy into the buffer is exact."""
     keep, alias = plan(options, first)
     wd, mu = float(options.weight_decay), float(options.momentum)
-    values: dict[str, Any] = {"theta": float(getattr(state, theta)), "G": G, "lr": lr,
-                              "wd": wd, "mu": mu, "c": c, "buf": state.buffer(theta)}
+    values: dict[str, Any] = {"theta": theta, "G": G, "lr": lr, "wd": wd, "mu": mu, "c": c,
+                              "buf": buf}
     for node in keep:
         a = [values.get(resolve_alias(x, alias)) for x in node.args]  # (None: fused away)
         name = node.name
         if name == "gs":
-            values[name] = -a[0] if options.maximize else a[0]
+            values[name] = A.neg(a[0]) if options.maximize else a[0]
         elif name == "nb" and node.op == "copy":  # into the buffer: rounded if narrower
-            values[name] = a[0] if copies else fl_mul(ops_b, a[0], 1.0)
+            values[name] = a[0] if copies else Ab.mul(a[0], 1.0)
         elif name == "gd":
-            values[name] = fl_fma(ops, wd, values["theta"], a[0]) if fused.get("decay") \
-                else fl_add(ops, a[0], a[1])
+            values[name] = A.fma(wd, values["theta"], a[0]) if fused.get("decay") \
+                else A.add(a[0], a[1])
         elif name == "nb":  # mb + cg, either product fused
             how = fused.get("momentum")
             gd = values[resolve_alias("gd", alias)]
             if how == "c":
-                values[name] = fl_fma(ops_b, c, gd, values["mb"])
+                values[name] = Ab.fma(c, gd, values["mb"])
             elif how == "mu":
-                values[name] = fl_fma(ops_b, mu_buffer, values["buf"], values["cg"])
+                values[name] = Ab.fma(mu_buffer, values["buf"], values["cg"])
             else:
-                values[name] = fl_add(ops_b, a[0], a[1])
+                values[name] = Ab.add(a[0], a[1])
         elif name == "dn":
             gd = values[resolve_alias("gd", alias)]
-            values[name] = fl_fma(ops, mu, values["nb"], gd) if fused.get("nesterov") \
-                else fl_add(ops, a[0], a[1])
+            values[name] = A.fma(mu, values["nb"], gd) if fused.get("nesterov") \
+                else A.add(a[0], a[1])
         elif name == "theta_new":
             dn = values[resolve_alias("dn", alias)]
-            values[name] = fl_fma(ops, -lr, dn, a[0]) if fused.get("update") \
-                else fl_add(ops, a[0], -a[1])
+            values[name] = A.fma(A.neg(lr), dn, a[0]) if fused.get("update") \
+                else A.add(a[0], A.neg(a[1]))
         elif node.op == "mul":
             if _fused_away(name, fused):
                 continue  # its sum is fused with it: never rounded alone
             if name == "mb":
                 a[0] = mu_buffer
-            values[name] = fl_mul(ops_b if name in BUFFER_NODES else ops, a[0], a[1])
+            values[name] = (Ab if name in BUFFER_NODES else A).mul(a[0], a[1])
         else:
             raise AssertionError(f"no evaluation for {node}")
-    buf = store_b(values["nb"]) if options.buffered else None
-    return store(values["theta_new"]), buf
+    stored = Ab.store(values["nb"]) if options.buffered else None
+    return A.store(values["theta_new"]), stored
 
 
 def _fused_away(name: str, fused: Mapping[str, Any]) -> bool:

@@ -125,7 +125,7 @@ def test_batch_legal_values_equal_the_scalar_ones(name):
 def test_batch_legal_values_with_a_binary64_learning_rate(name):
     """An lr that is not a value of the format (``+lr-binary64``): products with it are not
     exact in binary64, so the arrays round a TwoProduct pair once (the case the rounding of the
-    product to binary64 first got wrong) and leave a fused update to the scalar path."""
+    product to binary64 first got wrong), and a fused update's three terms once."""
     fmt = FORMATS[name]
     model = get_model("ieee+wide+lr-binary64")
     rng = np.random.default_rng(7)

@@ -7,6 +7,10 @@ arrays, each IEEE operation done exactly where it must be:
 - a product of two values of at most 26 bits is exact in binary64, a sum of two of them is
   exact as a TwoSum pair; the pair is then rounded once to the target format (``round_to``,
   whose ties are broken by the pair's low part), or twice for work in a wider format;
+- with an operand of more than 26 bits (a binary64 lr, a constant rounded to binary64) a
+  product is a TwoProduct pair, rounded once; a fused multiply-add, a TwoProduct and TwoSums
+  giving the sum as z + rest with the rest far below an ulp of z, rounded once with the rest
+  breaking z's ties;
 - binary64 operands are rounded by the hardware (numpy's operations are IEEE 754 binary64
   operations, correctly rounded), x87 extended ones by ``np.longdouble`` where that is the
   x87 format;
@@ -14,8 +18,8 @@ arrays, each IEEE operation done exactly where it must be:
   (a TwoProduct, a TwoSum, a sum rounded to odd, then one rounding to nearest), exact where
   nothing underflows or overflows.
 
-Where exactness cannot be guaranteed (extreme exponents in a binary64 fused operation, x87
-work on a platform without it), the case is *undecided* and ``reference.legal`` decides it: the
+Where exactness cannot be guaranteed (extreme exponents in a binary64 fused operation or
+TwoProduct, x87 work on a platform without it), the case is *undecided* and ``reference.legal`` decides it: the
 verdict is always the scalar one.  Variants are tried in ``admitted`` order on the cases not yet
 explained, so an implementation that follows one evaluation costs one evaluation per case.
 
@@ -84,7 +88,10 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _rnd(fmt: Format, hi, lo=None, ops=ArrayOps):
-    """hi (+ lo, an exact TwoSum pair) rounded to a format of at most binary64 precision."""
+    """hi (+ lo, an exact TwoSum or TwoProduct pair: hi is its binary64 rounding) rounded to a
+    format of at most binary64 precision."""
+    if fmt.p >= BINARY64.precision:  # binary64 itself: hi (``round_to`` keeps 52 bits there)
+        return hi
     with np.errstate(invalid="ignore", over="ignore"):
         return round_to(fmt, hi, lo, BINARY64, ops)
 
@@ -186,9 +193,28 @@ class VariantArithmetic:
                 self.native = dt
             return value.astype(dt), bad
         with np.errstate(all="ignore"):
-            if self.narrow and self.wide_lr:  # three terms: reference.legal decides
-                return a * b + c, np.ones(np.shape(a * b + c), dtype=bool)
-            if self.narrow:  # the product is exact in binary64: a TwoSum pair, rounded once
+            if self.narrow and self.wide_lr and self.first.p < BINARY64.precision:
+                # an operand of more than 26 bits: a*b + c = hi + lo + c (a TwoProduct) =
+                # z + ze + m_lo (TwoSums), |m_lo| below 2**-50 ulps of z; rounded to a format
+                # of at most 51 bits, z rounds as the sum unless it is a midpoint, where the
+                # sign of ze + m_lo (that of the sum minus z, exactly) breaks the tie
+                hi, lo = two_prod(a, b, BINARY64.splitter)
+                s1, e1 = two_sum(hi, c)
+                m, m_lo = two_sum(e1, lo)
+                z, ze = two_sum(s1, m)
+                whole = (m == 0) | ~np.isfinite(s1)  # (a zero keeps its sign; inf, nan)
+                z = np.where(whole, s1, z)
+                rest = np.where(whole, 0.0, ze + m_lo)
+                # a product below 2**-900 (its TwoProduct inexact) only breaks a tie of c, or
+                # is a zero of its sign where c is zero
+                tiny, huge = _SAFE[53]
+                small = (np.abs(hi) < tiny) & (a != 0) & (b != 0)
+                z = np.where(small, np.where(c == 0, hi, c), z)
+                rest = np.where(small & (c != 0), np.sign(a) * np.sign(b), rest)
+                bad = (np.abs(hi) > huge) | (small & (c != 0) & (np.abs(c) < 2.0**-800))
+                return self._finish(_rnd(self.first, z, rest, self.ops)), bad & np.isfinite(hi)
+            if self.narrow and not self.wide_lr:
+                # the product is exact in binary64: a TwoSum pair, rounded once
                 s, e = two_sum(a * b, c)
                 return self._finish(_rnd(self.first, s, e, self.ops)), self.ops.false
             if self.x87:
@@ -249,8 +275,15 @@ class VariantArithmetic:
         precision = 64 if x.dtype == LD else 53
         tiny, huge = _SAFE[precision]
         splitter = x.dtype.type(2.0) ** ((precision + 1) // 2) + 1
+        y = v.astype(x.dtype)
+        if precision == 53:  # a tiny r scaled by 2**900 (and v by 2**1800), exactly: r*r may
+            # underflow, (2**900*r)**2 does not
+            k = np.where(np.abs(x) < 2.0**-450, 2.0**900, 1.0)
+            x, y = x * k, y * k * k
         hi, lo = two_prod(x, x, splitter)
-        d = hi - v.astype(x.dtype)  # exact: v is within an ulp of hi, or zero
+        # exact: y is within an ulp of hi, or at most twice it where r*r underflowed (Sterbenz),
+        # or zero
+        d = hi - y
         sign = np.sign(d + lo).astype(np.int8)  # r*r - v = d + lo: its rounding keeps the sign
         bad = ((np.abs(hi) < tiny) & (x != 0)) | (np.abs(x) > huge)
         return np.where(bad, np.int8(2), sign)
