@@ -261,6 +261,16 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", default=None,
                     help="with --exhaustive: the named grid of the other inputs "
                     "(default, small)")
+    sw.add_argument("--run", action="store_true",
+                    help="sweep steps of runs of SGD with options instead (spec/neuron.md 8): "
+                         "each step from a drawn state, through the implementation's "
+                         "step_from_batch (spec/protocol.md R4)")
+    sw.add_argument("--options", action="append", default=[], metavar="SPEC",
+                    help="with --run: an option set, e.g. momentum=0.9,nesterov (repeatable: "
+                         "one sweep each; implies --run; default: every set of "
+                         "cases.options.DEFAULT_SETS)")
+    sw.add_argument("--buffer-format", default=None, metavar="FORMAT",
+                    help="with --run: the declared format of the momentum buffers")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -814,6 +824,11 @@ def _sweep(args, argv) -> int:
             raise UsageError("--exhaustive runs the batch callable: drop --scalar")
     elif args.fix is not None or args.grid is not None:
         raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
+    if args.run or args.options or args.buffer_format:
+        if source is not None or args.scalar:
+            raise UsageError("--run sweeps steps from drawn states through step_from_batch: "
+                             "drop --exhaustive and --scalar")
+        return _sweep_runs(args, argv)
     chunk = args.chunk or CHUNK
     cases = args.cases if args.cases is not None or source is not None else 1_000_000
     expected = planned_cases(cases, source, args.first_chunk, chunk)
@@ -853,6 +868,48 @@ def _sweep(args, argv) -> int:
     if result.interrupted:
         return _signal_status(result.interrupted)
     return 1 if result.failures(args.level) or result.stopped else 0
+
+
+def _sweep_runs(args, argv) -> int:
+    """``neuronspec sweep IMPL --run``: per option set, a sweep of steps of runs."""
+    import argparse
+
+    from .artefacts import jsontext
+    from .cases.options import DEFAULT_SETS
+    from .runs.sweep import Sweeper, record, render, run_steps
+
+    shim = argparse.Namespace(convention="torch", buffer_format=args.buffer_format,
+                              options=args.options, dtype=[args.dtype])
+    sets = _run_options(shim) or list(DEFAULT_SETS)
+    cases = args.cases if args.cases is not None else 1_000_000
+    command = _command_line(argv)
+    results, status = [], 0
+    with Sweeper(args.impl, args.model, args.workers, timeout=args.timeout,
+                 scheduler=args.scheduler) as sweeper:
+        _announce("sweep")(sweeper)
+        if not sweeper.about().get("from_batch"):
+            raise UsageError(f"{args.impl} offers no step_from_batch (spec/protocol.md R4): a "
+                             f"sweep of steps of runs needs it; `neuronspec check --run` checks "
+                             f"its runs")
+        for option_set in sets:
+            options = option_set.for_format(args.dtype, args.buffer_format)
+            result = run_steps(sweeper, args.dtype, cases, args.seed, options,
+                               option_set.spec(), args.chunk or 0, args.first_chunk)
+            print(render(result, command))
+            results.append(result)
+            if args.record and not (result.stopped or result.interrupted) \
+                    and args.first_chunk == 0:
+                record(result, command, Path(args.record))
+            if result.interrupted:
+                return _signal_status(result.interrupted)
+            if result.failures(args.level) or result.stopped:
+                status = 1
+    if args.json:
+        _write(args.json, jsontext.dumps([dict(r.as_dict(), command=command) for r in results],
+                                         indent=1) + "\n")
+    if args.record:
+        print(f"recorded in {args.record}")
+    return status
 
 
 def _announce(command: str):

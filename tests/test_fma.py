@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reference.batch.kernel import fma_arrays
-from reference.batch.legal import _fma_exact
+from reference.batch.legal import fma_exact
 from reference.formats import FLOAT64
 from reference.rounded import Rounder, fl_fma
 
@@ -50,7 +50,7 @@ def test_the_exact_level_decides_every_binary64_fma():
     """Where the emulation leaves cases undecided (an underflow or overflow inside), the
     compiled fma decides them: the exact level sends none to the scalar path."""
     a, b, c = _triples(5_000, 12)
-    z, undecided = _fma_exact(a, b, c, 53)
+    z, undecided = fma_exact(a, b, c, 53)
     assert not undecided.any()
     assert np.array_equal(z.view(np.uint64), fma_arrays(a, b, c).view(np.uint64))
 
@@ -61,7 +61,7 @@ def test_without_numba_the_emulation_gives_the_same_values_where_it_decides(monk
     a, b, c = _triples(20_000, 13)
     monkeypatch.setattr(legal, "fma_arrays", lambda *args: None)
     with np.errstate(all="ignore"):  # (as its callers run it: overflows inside are flagged)
-        z, undecided = legal._fma_exact(a, b, c, 53)
+        z, undecided = legal.fma_exact(a, b, c, 53)
     assert 0 < undecided.mean() < 0.5
     want = fma_arrays(a, b, c)
     assert np.array_equal(z[~undecided].view(np.uint64), want[~undecided].view(np.uint64))

@@ -37,3 +37,36 @@ def test_an_unsound_bound_is_caught(monkeypatch):
     part = run_soundness.run_chunk({"format": "float16", "set": 1, "seed": 0, "chunk": 0,
                                     "cases": 12})
     assert part["violations"] > 0 and "outside its bound" in part["first"]
+
+
+def test_the_batch_path_gives_the_scalar_paths_figures():
+    """The batch path (bounds, legal evaluations and judgement on arrays, the values at their
+    bound judged against the exact one) judges the same steps as the scalar path, with the same
+    counts and the same worst error/bound, in every format and option set."""
+    batch = run_soundness.soundness_runs_report(["float16", "float64"], 90, seed=3)
+    scalar = run_soundness.soundness_runs_report(["float16", "float64"], 90, seed=3,
+                                                 batch=False)
+    for fmt, sets in scalar["formats"].items():
+        for key, s in sets.items():
+            b = batch["formats"][fmt][key]
+            assert {k: b[k] for k in ("cases", "values", "violations", "outside")} == \
+                {k: s[k] for k in ("cases", "values", "violations", "outside")}, (fmt, key)
+            assert all(abs(b["worst"][q] - s["worst"][q]) < 1e-9 for q in s["worst"])
+            assert s["values"] > 300
+
+
+def test_an_unsound_batch_bound_is_caught(monkeypatch):
+    """The batch path can fail too: quartered batch bounds are violated."""
+    from reference.batch import optim_chain
+
+    true_bounds = optim_chain.batch_sgd_bounds
+
+    def quarter(*args, **kwargs):
+        return {q: None if b is None else b._replace(bound=b.bound / 4, low=b.low / 4,
+                                                     high=b.high / 4)
+                for q, b in true_bounds(*args, **kwargs).items()}
+
+    monkeypatch.setattr(optim_chain, "batch_sgd_bounds", quarter)
+    part = run_soundness.run_chunk({"format": "float32", "set": 1, "seed": 0,
+                                    "chunks": [(1, 60)]})
+    assert part["violations"] > 0 and "outside its bound" in part["first"]

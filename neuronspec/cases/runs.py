@@ -9,11 +9,13 @@ from fractions import Fraction
 import numpy as np
 
 from reference.formats import Format, get_format
-from reference.optim import State
+from reference.optim import BUFFERS, State
+from reference.step import INPUTS
 
+from .regimes import LR_BLOCK
 from .sampling import random_values
 
-__all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states"]
+__all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states", "draw_step_arrays"]
 
 #: How the values of a drawn step are drawn: moderate, t next to w*x + b (cancellation in
 #: y - t), or at the bottom of the format.
@@ -85,3 +87,56 @@ def draw_states(fmt: Format, seed: tuple[int, int], count: int, options: dict
             state = State(state.w, state.b, *bufs)
         out.append((state, step))
     return out
+
+
+def draw_step_arrays(fmt: Format, options: dict, seed: "int | tuple[int, ...]", index: int,
+                     n: int, later: "bool | None" = None
+                     ) -> tuple[dict[str, np.ndarray], bool, list[tuple[str, int, int]]]:
+    """Chunk ``index`` of a sweep of steps from drawn states: :func:`draw_step`'s
+    distribution on arrays (its regimes in equal parts, ``slices`` as (regime, start, stop);
+    one lr per block of ``LR_BLOCK`` steps, as the batch protocols take it),
+    first steps in the even chunks and later steps (buffers drawn too) in the odd ones where
+    the options keep buffers (``later``: all later steps or all first steps instead).
+    ``seed``: an int or a tuple of them.  Returns the columns w, b, x, t, lr, buf_w, buf_b
+    (buffers None on a first step), ``later`` and the slices."""
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), index, 31])
+    later = options["momentum"] != 0 and (index % 2 == 1 if later is None else later)
+    B = get_format(options["buffer_format"])
+    parts, slices, start = [], [], 0
+    for k, regime in enumerate(STEP_REGIMES):
+        m = n // len(STEP_REGIMES) + (1 if k < n % len(STEP_REGIMES) else 0)
+        if regime == "tiny":
+            lo, hi = fmt.emin - 2, fmt.emin + 4
+            w, b, t = (random_values(fmt, rng, m, emin=lo, emax=hi, special=0.0)
+                       for _ in range(3))
+            x = random_values(fmt, rng, m, emin=-2, emax=2, special=0.0)
+            lr = _blocks(np.abs(random_values(fmt, rng, -(-m // LR_BLOCK), emin=-4, emax=0,
+                                              special=0.0)), m)
+            blo = B.emin - 2
+        else:
+            span = min(8, fmt.emax // 4)
+            w, b, x, t = (random_values(fmt, rng, m, emin=-span, emax=span, special=0.0)
+                          for _ in range(4))
+            lr = _blocks(np.abs(random_values(fmt, rng, -(-m // LR_BLOCK), emin=-10, emax=-1,
+                                              special=0.0)), m)
+            blo = -8
+            if regime == "cancel":  # t next to fl(fl(w*x) + b): r is tiny
+                from reference.batch.arith import round_array
+
+                y = round_array(fmt, round_array(fmt, w * x) + b)
+                up = rng.random(m) < 0.5
+                t = np.where(up, round_array(fmt, np.nextafter(y, np.inf)), y)
+        bufs = [random_values(B, rng, m, emin=blo, emax=blo + 12, special=0.0)
+                for _ in range(2)] if later else [None, None]
+        parts.append((w, b, x, t, lr, *bufs))
+        slices.append((regime, start, start + m))
+        start += m
+    cols = {k: None if parts[0][i] is None else  # (float64: round_array works in x87)
+            np.concatenate([p[i] for p in parts]).astype(np.float64)
+            for i, k in enumerate(INPUTS + BUFFERS)}
+    return cols, later, slices
+
+
+def _blocks(rates: np.ndarray, m: int) -> np.ndarray:
+    """One learning rate per block of ``LR_BLOCK`` consecutive steps (spec/protocol.md R4)."""
+    return np.repeat(rates, LR_BLOCK)[:m]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from reference.optim import STEP_QUANTITIES
+from reference.optim import BUFFERS, PARAMETERS, STEP_QUANTITIES
 from reference.step import INPUTS, OPTIONAL, REQUIRED
 
 from ..errors import ImplementationError, LoadError
@@ -54,6 +54,7 @@ class Implementation:
     batch: "Callable[..., Mapping[str, Any]] | None" = None  # the batch protocol, if offered
     runner: "Callable[..., Any] | None" = None  # runs of SGD with options (``name_run``), if any
     from_state: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_from``, if offered
+    from_batch: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_from_batch`` (R4)
     # the batch callable's input arrays, reused from chunk to chunk (fresh ones cost page
     # faults and cache misses: ~10% of a sweep's time)
     _scratch: dict = field(default_factory=dict, compare=False, repr=False)
@@ -221,6 +222,51 @@ class Implementation:
                     f"{declined.shape}, expected a boolean array of shape ({n},)")
         return BatchOutputs(zip(keys, block), block=block, declined=declined)
 
+    def steps_from_batch(self, fmt: str, cols: Mapping[str, Any], options: Mapping[str, Any]
+                         ) -> dict[str, Any]:
+        """spec/protocol.md R4: ``n`` steps from ``n`` states through ``name_from_batch``
+        (copies of the arrays ``cols``: w, b, buf_w, buf_b (None: no buffer), x, t, lr):
+        float64 arrays per quantity of a step of a run (a buffer None for no buffer), or
+        NotImplementedError / ImplementationError (one line)."""
+        import numpy as np
+
+        if self.from_batch is None:
+            raise ImplementationError(f"{self.name} offers no step_from_batch")
+        n = len(cols["w"])
+        order = tuple(PARAMETERS) + BUFFERS + tuple(k for k in INPUTS if k not in PARAMETERS)
+        args = [None if cols[k] is None else np.array(cols[k], dtype=np.float64)
+                for k in order]  # (w, b, buf_w, buf_b, x, t, lr: R4's order)
+        try:
+            out = self.from_batch(*args, dict(options), fmt)
+        except NotImplementedError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ImplementationError(
+                f"{self.name} step_from_batch raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, Mapping):
+            raise ImplementationError(f"{self.name} step_from_batch returned "
+                                      f"{type(out).__name__}, not a mapping of arrays")
+        missing = [q for q in STEP_QUANTITIES if q not in out]
+        if missing:
+            raise ImplementationError(f"{self.name} step_from_batch returned no "
+                                      f"{', '.join(missing)}")
+        values: dict[str, Any] = {}
+        for key in STEP_QUANTITIES + tuple(q for q in OPTIONAL if q in out):
+            if out[key] is None and key.startswith("buf_"):
+                values[key] = None
+                continue
+            try:
+                arr = np.asarray(out[key])
+            except Exception as exc:
+                raise ImplementationError(f"{self.name} step_from_batch returned {key} that is "
+                                          f"not an array ({type(exc).__name__}: {exc})") from None
+            if arr.dtype.kind != "f" or arr.shape != (n,):
+                raise ImplementationError(
+                    f"{self.name} step_from_batch returned {key} of dtype {arr.dtype} and shape "
+                    f"{arr.shape}, expected real floating-point values of shape ({n},)")
+            values[key] = arr.astype(np.float64)
+        return values
+
     def version(self) -> str:
         """The implementation's package version, where one can be found (for a bundled one,
         the library it exercises)."""
@@ -270,10 +316,10 @@ def load(spec: str) -> Implementation:
 
 
 def _run_forms(module: Any, attr: str, spec: str) -> tuple:
-    """(``attr_run``, ``attr_from``) of the module, None where absent; a load error for one
-    that is present but not callable (spec/protocol.md R2)."""
+    """(``attr_run``, ``attr_from``, ``attr_from_batch``) of the module, None where absent; a
+    load error for one that is present but not callable (spec/protocol.md R2, R4)."""
     forms = []
-    for suffix in ("run", "from"):
+    for suffix in ("run", "from", "from_batch"):
         form = getattr(module, f"{attr}_{suffix}", None)
         if form is not None and not callable(form):
             raise LoadError(f"cannot load implementation {spec!r}: its {attr}_{suffix} is "

@@ -19,20 +19,24 @@ import numpy as np
 
 from reference.formats import Format, get_format
 from reference.judge import judge
-from reference.optim import State, exact_sgd_step
+from reference.optim import BUFFERS, State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
 from ..cases.options import DEFAULT_SETS, reference_options
-from ..cases.runs import STEP_REGIMES, draw_step
+from ..cases.runs import draw_step_arrays
 from .campaign import completed, run_chunks
 
 __all__ = ["judge_legal_values", "run_chunk", "soundness_runs_report",
            "record", "COMMAND"]
 
 COMMAND = "neuronspec soundness --runs"
+#: Steps per chunk (each chunk draws its steps from its own seed), and chunks per batch task.
 CHUNK = 500
+GROUP = 64
+#: The formats whose steps the batch path judges (float64 needs x87 long double: else scalar).
+BATCH_FORMATS = ("float16", "bfloat16", "float32", "float64")
 
 
 def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
@@ -65,18 +69,32 @@ def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
     return values, violations, outside, first
 
 
+def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> list:
+    """The steps of chunk ``chunk`` of a format and option set: ``cases`` steps of
+    ``cases.runs.draw_step_arrays`` from the chunk's own seed, later steps (with buffers) in
+    three chunks of four where the options keep buffers; as (state, (x, t, lr)) per step (the
+    batch path judges the same steps, chunk by chunk)."""
+    cols, _, _ = draw_step_arrays(fmt, options, (spec["seed"], spec["set"]), chunk, cases,
+                                  later=chunk % 4 != 0)
+    rows = {k: None if v is None else v.tolist() for k, v in cols.items()}
+    return [(State(rows["w"][i], rows["b"][i],
+                   *(None if rows[k] is None else rows[k][i] for k in BUFFERS)),
+             (rows["x"][i], rows["t"][i], rows["lr"][i])) for i in range(cases)]
+
+
 def run_chunk(spec: dict) -> dict:
-    """One chunk: ``cases`` steps of one format and option set (by index in DEFAULT_SETS)."""
+    """One chunk: ``cases`` steps of one format and option set (by index in DEFAULT_SETS),
+    each judged on the scalar path; a spec with ``chunks`` (several chunks' (index, cases))
+    goes through the batch path instead (:func:`run_batch`), judging the same steps."""
+    if "chunks" in spec:
+        return run_batch(spec)
     fmt = get_format(spec["format"])
-    option_set = DEFAULT_SETS[spec["set"]]
-    options = option_set.for_format(fmt)
+    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
     reference = reference_options(options)
-    rng = np.random.default_rng([spec["seed"], spec["set"], spec["chunk"], 22])
     worst = {q: 0.0 for q in RUN_QUANTITIES}
     values = violations = outside = 0
     first: "str | None" = None
-    for i in range(spec["cases"]):
-        state, (x, t, lr) = draw_step(fmt, options, rng, STEP_REGIMES[i % len(STEP_REGIMES)])
+    for state, (x, t, lr) in _draw(fmt, options, spec, spec["chunk"], spec["cases"]):
         n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, reference, worst)
         values, violations, outside = values + n, violations + bad, outside + out
         first = first or why
@@ -84,20 +102,130 @@ def run_chunk(spec: dict) -> dict:
             "outside": outside, "worst": worst, "first": first}
 
 
-def _specs(formats: list[str], cases: int, seed: int) -> Iterator[dict]:
+def run_batch(spec: dict) -> dict:
+    """Several chunks' steps judged on arrays: bounds from ``reference.batch.optim_chain``,
+    the legal evaluations from ``reference.batch.optim_legal``, each distinct value judged by
+    ``reference.batch.judgement``.  A value too close to its bound for the arrays is judged
+    against the step's exact bound, and a step with an evaluation the arrays cannot guarantee
+    on the scalar path.  The same figures as :func:`run_chunk` on each chunk."""
+    fmt = get_format(spec["format"])
+    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
+    reference = reference_options(options)
+    steps = [s for chunk, cases in spec["chunks"] for s in _draw(fmt, options, spec, chunk,
+                                                                  cases)]
+    tally = {"cases": len(steps), "values": 0, "violations": 0, "outside": 0,
+             "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
+    later = np.array([state.buf_w is not None for state, _ in steps])
+    for group in (np.flatnonzero(~later), np.flatnonzero(later)):
+        if len(group):
+            _judge_batch(fmt, [steps[i] for i in group], reference, tally)
+    return tally
+
+
+def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
+    """Every distinct value of every legal evaluation of ``steps`` (all first steps, or all
+    later ones) judged against its bound, into ``tally``."""
+    from reference.batch import ArrayOps, Pair, work_for
+    from reference.batch.judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK,
+                                           OUT_OF_DOMAIN, WRONG_ZERO, judge_values)
+    from reference.batch.optim_chain import batch_sgd_bounds
+    from reference.batch.optim_legal import sgd_evaluations_batch
+    from reference.judge import NONNEGATIVE
+
+    cols = {k: np.array([float(getattr(s, k)) for s, _ in steps]) for k in ("w", "b")}
+    for i, k in enumerate(("x", "t", "lr")):
+        cols[k] = np.array([float(step[i]) for _, step in steps])
+    for k in ("buf_w", "buf_b"):
+        cols[k] = None if getattr(steps[0][0], k) is None else \
+            np.array([float(getattr(s, k)) for s, _ in steps])
+    bounds = batch_sgd_bounds(fmt, cols, options)
+    evaluations, undecided = sgd_evaluations_batch(fmt, cols, options)
+    scalar = np.asarray(undecided, dtype=bool)  # steps the arrays cannot guarantee
+    work = work_for(fmt)
+    results = []
+    for q, rb in bounds.items():
+        if rb is None:
+            continue
+        block = np.stack([np.asarray(v[q], dtype=np.float64) for v in evaluations.values()])
+        bits = np.where(np.isnan(block), np.nan, block).view(np.uint64)
+        order = np.sort(bits, axis=0)  # distinct values per step: the first of each run
+        distinct = np.ones(block.shape, dtype=bool)
+        distinct[1:] = order[1:] != order[:-1]
+        rows, cols_ = np.nonzero(distinct)  # each distinct value once, with its step
+        values = order.view(np.float64)[rows, cols_]
+        at = lambda a: np.broadcast_to(a, (len(rb.bound),))[cols_]  # noqa: E731
+        with np.errstate(invalid="ignore", over="ignore"):
+            status, ratio = judge_values(  # (the values in the work type, as the pairs are)
+                ArrayOps, rb.fmt, work, values.astype(work.dtype),
+                Pair(at(rb.pair.hi), at(rb.pair.lo), at(rb.pair.delta)), at(rb.bound),
+                at(rb.out_of_domain), at(rb.low), at(rb.high), nonnegative=q in NONNEGATIVE)
+        status = np.array(np.broadcast_to(status, values.shape))
+        ratio = np.array(np.broadcast_to(ratio, values.shape), dtype=np.float64)
+        results.append((q, cols_, status, ratio, values))
+    # values too close to their bound for the arrays (legal values often attain it): each
+    # judged against the step's exact bound (reference.optim_bounds), as the scalar path does
+    exact: dict[int, tuple] = {}
+    for q, steps_of, status, ratio, values in results:
+        for e in np.flatnonzero((status == NEAR) & ~scalar[steps_of]).tolist():
+            j = int(steps_of[e])
+            if j not in exact:
+                state, (x, t, lr) = steps[j]
+                found = dict(exact_sgd_step(state, x, t, lr, options))
+                found["dL_dy"] = found["dL_db"]
+                exact[j] = found, sgd_bounds(fmt, state, x, t, lr, options)
+            found, bound = exact[j]
+            judged = judge(bounds[q].fmt, q, float(values[e]), found[q], bound[q])
+            status[e] = BEYOND if judged.violation else OK if judged.ok else OUT_OF_DOMAIN
+            ratio[e] = judged.ratio
+    for q, steps_of, status, ratio, _ in results:
+        judged = ~scalar[steps_of]
+        bad = judged & np.isin(status, (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO))
+        outside = judged & (status == OUT_OF_DOMAIN)
+        ok = judged & ~bad & ~outside
+        tally["values"] += int(judged.sum())
+        tally["violations"] += int(bad.sum())
+        tally["outside"] += int(outside.sum())
+        if ok.any():
+            tally["worst"][q] = max(tally["worst"][q], float(ratio[ok].max()))
+        if bad.any() and tally["first"] is None:
+            e = int(np.flatnonzero(bad)[0])
+            state, (x, t, lr) = steps[int(steps_of[e])]
+            tally["first"] = (f"{q} = {float(values[e])!r} from {state} with x={x!r}, "
+                              f"t={t!r}, lr={lr!r}: a legal value outside its bound (batch "
+                              f"status {int(status[e])})")
+    for j in np.flatnonzero(scalar).tolist():
+        state, (x, t, lr) = steps[j]
+        n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, options, tally["worst"])
+        tally["values"] += n
+        tally["violations"] += bad
+        tally["outside"] += out
+        tally["first"] = tally["first"] or why
+
+
+def _specs(formats: list[str], cases: int, seed: int, batch: bool) -> Iterator[dict]:
+    """The campaign's tasks: per format and option set, chunks of ``CHUNK`` steps; on the
+    batch path (``BATCH_FORMATS``), ``GROUP`` chunks a task."""
     for name in formats:
         for index in range(len(DEFAULT_SETS)):
-            for chunk, start in enumerate(range(0, cases, CHUNK)):
-                yield {"format": name, "set": index, "seed": seed, "chunk": chunk,
-                       "cases": min(CHUNK, cases - start)}
+            chunks = [(chunk, min(CHUNK, cases - start))
+                      for chunk, start in enumerate(range(0, cases, CHUNK))]
+            base = {"format": name, "set": index, "seed": seed}
+            if batch and name in BATCH_FORMATS:
+                for g in range(0, len(chunks), GROUP):
+                    yield dict(base, chunks=chunks[g:g + GROUP])
+            else:
+                for chunk, n in chunks:
+                    yield dict(base, chunk=chunk, cases=n)
 
 
 def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: int = 1,
-                          scheduler: "str | None" = None, progress=None) -> dict:
-    """``cases`` steps per format and option set of ``DEFAULT_SETS``, merged per pair."""
+                          scheduler: "str | None" = None, progress=None,
+                          batch: bool = True) -> dict:
+    """``cases`` steps per format and option set of ``DEFAULT_SETS``, merged per pair
+    (``batch``: float16, bfloat16 and float32 on the batch path; the same steps and figures)."""
     started = time.perf_counter()
     merged: dict[str, dict[str, dict]] = {}
-    specs = list(_specs(formats, cases, seed))
+    specs = list(_specs(formats, cases, seed, batch))
     parts = completed(run_chunks(run_chunk, specs, workers=workers,
                                  in_process=workers <= 1, scheduler=scheduler))
     for k, (spec, part) in enumerate(zip(specs, parts)):

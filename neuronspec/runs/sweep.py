@@ -26,7 +26,7 @@ from reference.batch.chain import check_model
 from reference.batch.judgement import NONNEGATIVE
 from reference.batch.explain_kernel import explain_compiled
 from reference.batch.legal import zero_signs_batch
-from reference.batch.domain import UNDECIDED, domain_screen
+from reference.batch.domain import domain_screen
 from reference.batch.verdict import may_overflow, overflow_origins
 from reference.bounds import DOMAIN_SECTION, get_model, overflow_words
 from reference.formats import Format, float_hex, get_format
@@ -87,6 +87,9 @@ class SweepResult:
     interrupted: str = ""  # the signal that stopped it
     exhaustive: Optional[dict] = None  # an exhaustive sweep's space (``Exhaustive.describe``)
     engine: str = ""  # what ran the chunks
+    #: a sweep of steps of runs (``run_sweep``): the option set's SPEC ("" for every option
+    #: off); None for a sweep of the plain step
+    options: Optional[str] = None
 
     def tally(self, q: str) -> QuantityTally:
         return self.quantities.setdefault(q, QuantityTally())
@@ -131,6 +134,8 @@ class SweepResult:
                "first_violations": self.first_violations, "seconds": self.seconds,
                "wall_seconds": self.wall, "startup_seconds": self.startup,
                "workers": self.workers, "path": self.path}
+        if self.options is not None:
+            out["options"] = self.options
         out.update({k: v for k, v in (("stopped", self.stopped),
                                       ("interrupted", self.interrupted),
                                       ("exhaustive", self.exhaustive)) if v})
@@ -608,7 +613,8 @@ def _describe(_: object) -> dict:
     if "error" in _WORKER:
         return {"error": _WORKER["error"]}
     impl = _WORKER["impl"]
-    return {"name": impl.name, "batch": impl.batch is not None}
+    return {"name": impl.name, "batch": impl.batch is not None,
+            "from_batch": getattr(impl, "from_batch", None) is not None}
 
 
 def _supports(task: tuple) -> str:
@@ -637,6 +643,32 @@ def _work(task: tuple) -> SweepResult:
                          why=why, ratios_every=every)
     except (ImplementationError, NotImplementedError) as exc:
         return _failed_chunk(task, str(exc) or type(exc).__name__)
+
+
+def _step_work(task: tuple) -> SweepResult:
+    """A chunk of a sweep of steps of runs (``run_sweep.run_step_chunk``)."""
+    fmt, seed, index, n, model, spec, options, options_spec = task
+    if "error" in _WORKER:
+        raise _loaded()
+    from .run_sweep import run_step_chunk
+
+    result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1,
+                         path="batch steps of runs", options=options_spec)
+    try:
+        run_step_chunk(result, _WORKER["impl"], fmt, options, options_spec, seed, index, n,
+                       model)
+    except (ImplementationError, NotImplementedError) as exc:
+        failed = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1,
+                             failed=n, options=options_spec)
+        failed.first_violations.append({
+            "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
+            "ratio": math.inf, "why": f"chunk {index} ({n:,} steps): "
+                                      f"{exc or type(exc).__name__}",
+            "replay": f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --run --options="
+                      f"{shlex.quote(options_spec or 'momentum=0')} --seed {seed} --cases {n} "
+                      f"--chunk {n} --first-chunk {index}"})
+        return failed
+    return result
 
 
 def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: str) -> None:
@@ -788,6 +820,48 @@ class Sweeper:
         return total
 
 
+def run_steps(sweeper: "Sweeper", fmt: "Format | str", cases: int, seed: int, options: dict,
+              options_spec: str, chunk: int = 0, first_chunk: int = 0,
+              progress: Optional[Callable[[SweepResult, float], None]] = None) -> SweepResult:
+    """A sweep of ``cases`` steps of runs with ``options`` (the R1 mapping of the format; its
+    SPEC ``options_spec``) from drawn states, through the implementation's
+    ``step_from_batch`` (spec/protocol.md R4), in the sweeper's workers."""
+    from .run_sweep import STEP_CHUNK
+
+    fmt = get_format(fmt)
+    chunk = chunk or STEP_CHUNK
+    total = SweepResult(sweeper.spec, fmt.name, get_model(sweeper.model).name, seed,
+                        workers=sweeper.workers, engine=sweeper.engine, options=options_spec)
+    total.impl = sweeper.about()["name"]
+    tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
+              sweeper.model, sweeper.spec, options, options_spec)
+             for index in range(first_chunk, first_chunk + -(-cases // chunk)))
+    start = time.perf_counter()
+    try:
+        for r in sweeper._map(_step_work, tasks, sweeper.timeout):
+            if isinstance(r, ChunkFailed):  # its worker died or hung: every step failed
+                _, _, index, n = r.task[:4]
+                failed = SweepResult(sweeper.spec, fmt.name, total.model, seed, cases=n,
+                                     chunks=1, failed=n, options=options_spec)
+                failed.first_violations.append({
+                    "quantity": "-", "regime": "-", "chunk": index, "case": [],
+                    "observed": math.nan, "ratio": math.inf,
+                    "why": f"chunk {index} ({n:,} steps): {r.why}",
+                    "replay": f"neuronspec sweep {shlex.quote(sweeper.spec)} --dtype {fmt} "
+                              f"--run --options={shlex.quote(options_spec or 'momentum=0')} "
+                              f"--seed {seed} --cases {n} --chunk {n} --first-chunk {index}"})
+                r = failed
+            total.merge(r)
+            if progress is not None:
+                progress(total, time.perf_counter() - start)
+    except WorkerDied as exc:
+        total.stopped = str(exc)
+    except Interrupted as exc:
+        total.interrupted = exc.signal_name
+    total.wall = time.perf_counter() - start
+    return total
+
+
 def planned_cases(cases: "int | None", source: "Exhaustive | None", first_chunk: int,
                   chunk: int) -> int:
     """The cases a sweep runs: ``cases``, but no more than an exhaustive ``source`` has left
@@ -846,6 +920,8 @@ def record(result: SweepResult, command: str, path) -> None:
     entry["wall_seconds"] = round(entry["wall_seconds"], 1)
     entry["startup_seconds"] = round(entry["startup_seconds"], 1)
     key = f"{result.impl}/{result.fmt}"
+    if result.options is not None:  # a sweep of steps of runs, per option set
+        key += f"/run:{result.options or 'plain'}"
     if result.exhaustive:  # beside the seeded sweep of the same implementation and format
         key += "/exhaustive-" + ",".join(result.exhaustive["exhaustive"])
     records.update("sweeps", path, lambda old: dict(old, runs={**old.get("runs", {}),
@@ -860,8 +936,10 @@ def render(result: SweepResult, command: str = "") -> str:
         e = result.exhaustive
         space = (f"exhaustive over ({', '.join(e['exhaustive'])}): {e['values']:,} values each, "
                  f"{len(e['points'])} point(s) of grid {e['grid']!r} for the other inputs")
+    what = "cases" if result.options is None else \
+        f"steps from drawn states of runs with {result.options or 'every option off'}"
     lines = [f"neuronspec sweep: {result.impl} in {result.fmt}, model {result.model}: "
-             f"{result.cases:,} cases, {space}"]
+             f"{result.cases:,} {what}, {space}"]
     if result.path:  # some chunk was judged
         lines.append(f"  {result.engine or f'{result.workers} worker(s)'}; "
                      f"{result.path} reference path,")
@@ -881,7 +959,8 @@ def render(result: SweepResult, command: str = "") -> str:
         lines.append(f"  {q:8} {t.checked:>13,} {t.out_of_domain:>11,} {t.violations:>10,} "
                      f"{t.unexplained:>11,} {t.max_ratio:>13.6f}  {worst.get('regime', '')}")
         if worst.get("case"):
-            lines.append(f"    worst (w,b,x,t,lr): {','.join(worst['case'])}")
+            inputs = "w,b,x,t,lr" if result.options is None else "w,b,buf_w,buf_b,x,t,lr"
+            lines.append(f"    worst ({inputs}): {','.join(worst['case'])}")
         if t.by_variant:
             top = sorted(t.by_variant.items(), key=lambda kv: -kv[1])
             lines.append("    explained by: " + ", ".join(

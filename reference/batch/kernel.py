@@ -544,7 +544,7 @@ def fma(a, b, c, out):
 
 def fma_arrays(a: Any, b: Any, c: Any) -> "Any | None":
     """``a*b + c`` rounded once to binary64, element by element (numpy arrays broadcast
-    together), compiled; None without numba (``legal._fma_exact`` emulates it then)."""
+    together), compiled; None without numba (``legal.fma_exact`` emulates it then)."""
     key = ("fma",)
     if key not in _LOADED:
         _LOADED[key] = None if importlib.util.find_spec("numba") is None else load_source(

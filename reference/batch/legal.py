@@ -47,7 +47,7 @@ from .arith import BINARY64, ArrayOps, round_to, two_prod, two_sum
 from .kernel import fma_arrays
 
 __all__ = ["Explained", "explain_batch", "evaluate_arrays", "evaluate_step", "VariantArithmetic",
-           "zero_signs_batch", "same_bits", "HAVE_X87"]
+           "zero_signs_batch", "same_bits", "fma_exact", "HAVE_X87"]
 
 #: Formats numpy computes in natively.
 NATIVE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -219,7 +219,7 @@ class VariantArithmetic:
                 return self._finish(_rnd(self.first, s, e, self.ops)), self.ops.false
             if self.x87:
                 a, b, c = self._ld(a), self._ld(b), self._ld(c)
-            z, undecided = _fma_exact(a, b, c, 64 if self.x87 else 53)
+            z, undecided = fma_exact(a, b, c, 64 if self.x87 else 53)
             return self._finish(z), undecided
 
     def square_off(self, r):
@@ -310,7 +310,7 @@ def _next(fmt: Format, v, up, ops=ArrayOps):
         return ops.select(abs(out) > fmt.largest_finite, ops.copysign(math.inf, out), out)
 
 
-def _fma_exact(a, b, c, precision: int):
+def fma_exact(a, b, c, precision: int):
     """fl(a*b + c) in the precision of the operands' type (binary64, or x87 longdouble), and
     the cases where it is not guaranteed: binary64's compiled fma where numba is installed
     (every case guaranteed), else Boldo and Melquiond's emulation (TwoProduct, TwoSum, a sum

@@ -8,7 +8,8 @@ rounded (about 0.07% of float32 cases differ from ``r*r`` by one ulp); arrays an
 ``step_batch`` is the same code on arrays of the format (one case per element); there ``**2``
 is numpy's ``square``, correctly rounded.
 
-``step_run`` and ``step_from`` (spec/protocol.md, "Runs") are torch's ``_single_tensor_sgd``
+``step_run`` and ``step_from`` (spec/protocol.md, "Runs"; ``step_run_batch`` and
+``step_from_batch``, R4, the same code on arrays) are torch's ``_single_tensor_sgd``
 (spec/neuron.md 8.2) written out in numpy scalars of the format, each operation rounded on its
 own (no fused multiply-add), after the plain step's forward and gradients above.  The constants
 ``momentum``, ``weight_decay`` and ``1 - dampening`` (subtracted in binary64) are converted once
@@ -177,6 +178,32 @@ def step_run(w0, b0, data, options, dtype="float32"):
     is computed (what is declined is declined here, before the first step)."""
     dt, h = _run_settings(options, dtype)
     return _steps(dt, h, dt(w0), dt(b0), [tuple(step) for step in data])
+
+
+def step_from_batch(w, b, buf_w, buf_b, x, t, lr, options, dtype="float32"):
+    """spec/protocol.md R4: ``n`` independent steps from ``n`` states, every argument an array
+    of shape (n,) (``buf_w``, ``buf_b`` None for every state: a first step, or no momentum);
+    the same code as :func:`step_from`, on arrays of the format."""
+    dt, h = _run_settings(options, dtype)
+    if (buf_w is None) != (buf_b is None):
+        raise ValueError("both parameters have a buffer, or neither")
+    if buf_w is not None and h["mu"] == 0:
+        raise ValueError("a buffer is given but momentum is 0")
+    bufs = [None if v is None else np.asarray(v, dtype=h["bt"]) for v in (buf_w, buf_b)]
+    w, b, x, t, lr = (np.asarray(v, dtype=dt) for v in (w, b, x, t, lr))
+    return _sgd_step(dt, h, w, b, *bufs, x, t, lr)
+
+
+def step_run_batch(w0, b0, x, t, lr, options, dtype="float32"):
+    """spec/protocol.md R4: ``n`` runs of ``K`` steps from (w0, b0) and no buffer (``x``,
+    ``t``, ``lr`` of shape (K, n), row k - 1 the data of step k): per quantity an array of
+    shape (K, n) (buffers None without momentum)."""
+    dt, h = _run_settings(options, dtype)
+    w, b = np.asarray(w0, dtype=dt), np.asarray(b0, dtype=dt)
+    x, t, lr = (np.asarray(v, dtype=dt) for v in (x, t, lr))
+    rows = list(_steps(dt, h, w, b, list(zip(x, t, lr))))
+    return {q: None if rows[0][q] is None else np.stack([r[q] for r in rows])
+            for q in rows[0]}
 
 
 def _steps(dt, h, w, b, data):

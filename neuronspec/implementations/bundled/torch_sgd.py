@@ -188,7 +188,8 @@ def _steps(optimizer, w, b, dt, data):
 
 
 def _forms(path):
-    """(step, step_run, step_from) of one code path of ``torch.optim.SGD``."""
+    """(step, step_run, step_from, step_from_batch) of one code path of
+    ``torch.optim.SGD``."""
 
     def step_run(w0, b0, data, options, dtype="float32"):
         """A run of ``len(data)`` steps from (w0, b0) and an empty optimiser state: one mapping
@@ -211,6 +212,55 @@ def _forms(path):
         (out,) = _steps(optimizer, w, b, dt, data)
         return out
 
+    def step_from_batch(w, b, buf_w, buf_b, x, t, lr, options, dtype="float32"):
+        """spec/protocol.md R4: ``n`` steps from ``n`` states (arrays; buffers None for none),
+        one ``torch.optim.SGD`` step per run of equal learning rates, each case an element of
+        the parameter tensors (autograd on the sum of the losses: elementwise gradients)."""
+        dt, hyper = _settings(options, dtype)
+        if path.get("fused"):
+            reason = _fused_refusal(dt)
+            if reason is not None:
+                raise NotImplementedError(f"torch.optim.SGD(fused=True) refuses {dtype} on "
+                                          f"CPU: {reason}")
+        if (buf_w is None) != (buf_b is None):
+            raise ValueError("both parameters have a buffer, or neither")
+        if buf_w is not None and hyper["momentum"] == 0:
+            raise ValueError("a buffer is given but momentum is 0")
+        lr = np.asarray(lr, dtype=np.float64)
+        if (lr < 0).any():
+            raise NotImplementedError("torch.optim.SGD refuses a negative learning rate")
+        w = _tensor(w, dt, "cpu").requires_grad_()
+        b = _tensor(b, dt, "cpu").requires_grad_()
+        x, t = _tensor(x, dt, "cpu"), _tensor(t, dt, "cpu")
+        y = w * x + b
+        y.retain_grad()
+        loss = 0.5 * (y - t) ** 2
+        loss.sum().backward()
+        w_new, b_new = w.detach().clone(), b.detach().clone()
+        bufs = [None if v is None else _tensor(v, dt, "cpu") for v in (buf_w, buf_b)]
+        new_bufs = [None, None]
+        if hyper["momentum"] != 0:
+            new_bufs = [torch.empty_like(w_new), torch.empty_like(b_new)]
+        bits = lr.view(np.uint64)  # runs of the same lr, bit for bit
+        starts = np.flatnonzero(np.r_[True, bits[1:] != bits[:-1]])
+        ends = np.r_[starts[1:], len(lr)]
+        for i, j in zip(starts.tolist(), ends.tolist()):
+            wi, bi = w_new[i:j].requires_grad_(), b_new[i:j].requires_grad_()
+            wi.grad, bi.grad = w.grad[i:j], b.grad[i:j]
+            optimizer = torch.optim.SGD([wi, bi], lr=float(lr[i]), **hyper, **path)
+            if bufs[0] is not None:
+                for p, buf in zip((wi, bi), bufs):
+                    optimizer.state[p]["momentum_buffer"] = buf[i:j].clone()
+            optimizer.step()
+            if new_bufs[0] is not None:
+                for k, p in enumerate((wi, bi)):
+                    new_bufs[k][i:j] = optimizer.state[p]["momentum_buffer"]
+        return {"y": _array(y), "dL_dy": _array(y.grad), "loss": _array(loss),
+                "dL_dw": _array(w.grad), "dL_db": _array(b.grad),
+                "w_new": _array(w_new), "b_new": _array(b_new),
+                "buf_w": None if new_bufs[0] is None else _array(new_bufs[0]),
+                "buf_b": None if new_bufs[1] is None else _array(new_bufs[1])}
+
     def step(w, b, x, t, lr, dtype="float32"):
         """The plain step: a run of one step with every option off (spec/protocol.md R1, R2)."""
         options = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
@@ -218,7 +268,7 @@ def _forms(path):
         (out,) = step_run(w, b, [(x, t, lr)], options, dtype)
         return {k: v for k, v in out.items() if k not in ("buf_w", "buf_b")}
 
-    return step, step_run, step_from
+    return step, step_run, step_from, step_from_batch
 
 
 # The for-loop path, _single_tensor_sgd (the CPU default; ``step`` above is its plain step with
@@ -226,6 +276,7 @@ def _forms(path):
 # torch_sgd_foreach (``_multi_tensor_sgd``, the CUDA default) and torch_sgd_fused
 # (``torch._fused_sgd_``; torch 2.13.0's CPU build accepts every format, and a build that
 # refuses one makes its runs decline it).
-_, step_run, step_from = _forms({"foreach": False})
-foreach_step, foreach_step_run, foreach_step_from = _forms({"foreach": True})
-fused_step, fused_step_run, fused_step_from = _forms({"fused": True})
+_, step_run, step_from, step_from_batch = _forms({"foreach": False})
+foreach_step, foreach_step_run, foreach_step_from, foreach_step_from_batch = \
+    _forms({"foreach": True})
+fused_step, fused_step_run, fused_step_from, fused_step_from_batch = _forms({"fused": True})

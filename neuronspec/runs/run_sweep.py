@@ -1,0 +1,175 @@
+"""``neuronspec sweep IMPL --run``: millions of steps of runs of SGD with options, each from a
+drawn state, through the implementation's ``step_from_batch`` (spec/protocol.md R4) and the
+batch reference.
+
+A step of a run is judged against the exact step from the state it starts from (spec/neuron.md
+8.4), so a sweep of steps from drawn states (``cases.runs.draw_step_arrays``: the regimes of the
+soundness measurement; first steps in even chunks, later steps with buffers in odd ones) checks
+every node of the optimiser the way a run does.  Each chunk goes through the implementation and
+through ``reference.batch``: exact values and bounds (``optim_chain``), the bounded verdict
+(``judgement``; values too close to their bound decided by ``reference.optim_judge``), and the
+exact level (``optim_legal``: is each value bit for bit one of the step's legal evaluations?).
+Only statistics leave a chunk (``sweep.SweepResult``), so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from reference.batch import ArrayOps
+from reference.batch.arith import work_for
+from reference.batch.judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK,
+                                       OUT_OF_DOMAIN, WRONG_ZERO, judge_values)
+from reference.batch.legal import same_bits
+from reference.batch.optim_chain import batch_sgd_bounds
+from reference.batch.optim_legal import sgd_evaluations_batch
+from reference.formats import float_hex, get_format
+from reference.judge import NONNEGATIVE
+from reference.model import get_model
+from reference.optim import State
+from reference.optim_judge import judge_sgd_step
+from reference.optim_rounded import sgd_evaluations
+
+from ..cases.options import reference_options
+from ..cases.runs import draw_step_arrays
+from .sgd import from_state_replay_command
+from .tally import KEEP
+
+__all__ = ["run_step_chunk", "STEP_CHUNK"]
+
+#: Steps per chunk (the reference's arrays for all legal evaluations: ~100 MB).
+STEP_CHUNK = 1 << 15
+#: Why a value failed, by batch status.
+WHY = {BEYOND: "outside its bound", NOT_FINITE: "not finite",
+       NOT_IN_FORMAT: "not a value of its format",
+       WRONG_ZERO: "a zero of the wrong sign (-0 where the value is never negative)"}
+_BAD = (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO)
+
+
+def _state(cols: dict, j: int) -> State:
+    return State(*(None if cols[k] is None else float(cols[k][j])
+                   for k in ("w", "b", "buf_w", "buf_b")))
+
+
+def _step(cols: dict, j: int) -> tuple[float, float, float]:
+    return tuple(float(cols[k][j]) for k in ("x", "t", "lr"))
+
+
+def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, seed: int,
+                   index: int, n: int, model: str = "ieee") -> None:
+    """Chunk ``index`` (n steps) of a sweep of steps from drawn states, tallied into
+    ``result`` (a ``sweep.SweepResult``); ``options``: the R1 mapping of the format, ``spec``
+    its SPEC (for replay commands)."""
+    fmt, model_ = get_format(fmt), get_model(model)
+    t0 = time.perf_counter()
+    cols, _, slices = draw_step_arrays(fmt, options, seed, index, n)
+    t1 = time.perf_counter()
+    out = impl.steps_from_batch(fmt.name, cols, options)
+    t2 = time.perf_counter()
+    reference = reference_options(options)
+    work = work_for(fmt)
+    with np.errstate(all="ignore"):
+        bounds = batch_sgd_bounds(fmt, cols, reference, model_)
+        t3 = time.perf_counter()
+        evaluations, undecided = sgd_evaluations_batch(fmt, cols, reference, model_)
+    names = list(evaluations)
+    regime_at = np.empty(n, dtype=object)
+    for regime, a, b in slices:
+        regime_at[a:b] = regime
+
+    def record(q: str, j: int, observed: float, ratio: float, why: str) -> dict:
+        state, step = _state(cols, j), _step(cols, j)
+        return {"quantity": q, "regime": regime_at[j],
+                "case": [float_hex(v) if v is not None else "none"
+                         for v in (state.w, state.b, state.buf_w, state.buf_b, *step)],
+                "observed": observed, "ratio": ratio, "why": why,
+                "replay": from_state_replay_command(impl, fmt, spec, state, step, model_)}
+
+    scalar_cache: dict[int, Any] = {}
+
+    def scalar_judgement(j: int) -> dict:
+        if j not in scalar_cache:
+            outputs = {q: None if v is None else float(v[j]) for q, v in out.items()}
+            scalar_cache[j] = judge_sgd_step(fmt, _state(cols, j), *_step(cols, j), reference,
+                                             outputs, model_)
+        return scalar_cache[j]
+
+    for q, rb in bounds.items():
+        c = out.get(q)
+        if c is None and not q.startswith("buf_"):  # (dL_dy is optional)
+            continue
+        t = result.tally(q)
+        if rb is None or c is None:  # a buffer where none is kept, or none where one is
+            if (rb is None) != (c is None):
+                t.violations += n
+                if len(result.first_violations) < KEEP:
+                    result.first_violations.append(record(
+                        q, 0, math.nan, math.inf, "a buffer where the options keep none"
+                        if rb is None else "no buffer where the options keep one"))
+            continue
+        with np.errstate(all="ignore"):
+            status, ratio = judge_values(ArrayOps, rb.fmt, work, c.astype(work.dtype),
+                                         rb.pair, rb.bound,
+                                         rb.out_of_domain, rb.low, rb.high,
+                                         nonnegative=q in NONNEGATIVE)
+        status = np.array(np.broadcast_to(status, (n,)), dtype=np.int8)
+        ratio = np.array(np.broadcast_to(ratio, (n,)), dtype=np.float64)
+        near = np.flatnonzero(status == NEAR).tolist()
+        for j in near:  # too close to the bound for the arrays: the scalar judge decides
+            judged = scalar_judgement(j)[q]
+            status[j] = BEYOND if judged.violation else OK
+            ratio[j] = judged.ratio
+        t.resolved += len(near)
+        # the exact level: the first legal evaluation giving each value, bit for bit
+        which = np.full(n, -1, dtype=np.int32)
+        for k, name in enumerate(names):
+            v = evaluations[name][q]
+            if v is None:
+                continue
+            hit = (which < 0) & same_bits(c, v) & ~undecided
+            which[hit] = k
+        for j in np.flatnonzero(undecided).tolist():  # (cases the arrays cannot guarantee)
+            found = sgd_evaluations(fmt, _state(cols, j), *_step(cols, j), reference, model_)
+            for k, name in enumerate(names):
+                v = found[name][q]
+                if v is not None and same_bits(np.array([c[j]]), np.array([v]))[0]:
+                    which[j] = k
+                    break
+        ood = status == OUT_OF_DOMAIN
+        # a non-finite value outside the domain that no legal evaluation gives: not an overflow
+        fake = ood & (which < 0)
+        status[fake] = NOT_FINITE
+        ood &= ~fake
+        bad = np.isin(status, _BAD)
+        t.checked += int(np.count_nonzero(~ood))
+        t.out_of_domain += int(np.count_nonzero(ood))
+        t.violations += int(np.count_nonzero(bad))
+        for j in np.flatnonzero(bad)[:KEEP].tolist():
+            if len(result.first_violations) < KEEP:
+                why = WHY[int(status[j])] if not fake[j] else \
+                    "a non-finite value where an admitted evaluation may overflow, but not " \
+                    "one it gives"
+                result.first_violations.append(record(q, j, float(c[j]), float(ratio[j]), why))
+        fine = ~ood & ~bad
+        for regime, a, b in slices:
+            part = np.where(fine[a:b], ratio[a:b], -1.0)
+            if b > a and part.max() >= 0:
+                j = a + int(np.argmax(part))
+                t.saw(float(ratio[j]), regime, lambda j=j: {
+                    "ratio": float(ratio[j]), "regime": regime,
+                    "case": record(q, j, 0.0, 0.0, "")["case"],
+                    "observed": float_hex(float(c[j]))})
+        counts = np.bincount(which[which >= 0], minlength=len(names))
+        t.explained_by({names[k]: int(m) for k, m in enumerate(counts) if m})
+        missing = np.flatnonzero(which < 0)
+        t.not_explained(len(missing), [
+            dict(record(q, j, float(c[j]), math.nan, "no legal evaluation gives this value"),
+                 observed=float_hex(float(c[j]))) for j in missing[:KEEP].tolist()])
+    t4 = time.perf_counter()
+    for k, v in {"cases": t1 - t0, "implementation": t2 - t1, "reference": t4 - t2,
+                 "exact_level": t4 - t3}.items():
+        result.seconds[k] = result.seconds.get(k, 0.0) + v

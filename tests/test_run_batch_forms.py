@@ -1,0 +1,72 @@
+"""spec/protocol.md R4's step_from_batch: the bundled implementations' batch forms give their
+one-step forms' values, the loader checks what they return, and the steps drawn for sweeps of
+runs are those of the soundness measurement's distribution, with one lr per block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuronspec.cases.options import DEFAULT_SETS
+from neuronspec.cases.regimes import LR_BLOCK
+from neuronspec.cases.runs import STEP_REGIMES, draw_step_arrays
+from neuronspec.errors import ImplementationError
+from neuronspec.implementations.load import load
+from reference.formats import get_format
+
+
+def _same(a, b) -> bool:
+    return a == b or (np.isnan(a) and np.isnan(b))
+
+
+@pytest.mark.parametrize("name,fmt", [("numpy", "float32"), ("numpy", "float16"),
+                                      ("torch_sgd", "float32"), ("torch_sgd_foreach", "float32")])
+def test_step_from_batch_is_step_from_on_each_element(name, fmt):
+    """(torch in float16 differs: its kernels on tensors of more than one element keep float32
+    work across operations, which on 0-dim tensors they round each time; both are legal
+    evaluations, as the sweep of steps of runs shows.)"""
+    if name.startswith("torch"):
+        pytest.importorskip("torch")
+    impl = load(name)
+    for index, option_set in ((0, DEFAULT_SETS[-1]), (1, DEFAULT_SETS[-1]),
+                              (1, DEFAULT_SETS[2])):
+        options = option_set.for_format(fmt)
+        cols, later, _ = draw_step_arrays(get_format(fmt), options, 3, index, 2 * LR_BLOCK + 5)
+        assert later == (index % 2 == 1 and options["momentum"] != 0)
+        out = impl.steps_from_batch(fmt, cols, options)
+        for j in range(0, len(cols["w"]), 41):
+            state = {k: None if cols[k] is None else float(cols[k][j])
+                     for k in ("w", "b", "buf_w", "buf_b")}
+            one = impl.step_from_state(fmt, state, *(float(cols[k][j]) for k in "xt"),
+                                       float(cols["lr"][j]), options)
+            for q, v in one.items():
+                assert (v is None) == (out[q] is None), q
+                assert v is None or _same(v, out[q][j]), (q, j, v, out[q][j])
+
+
+def test_the_drawn_steps_are_seeded_with_one_lr_per_block():
+    fmt = get_format("float32")
+    options = DEFAULT_SETS[-1].for_format(fmt)
+    a, _, slices = draw_step_arrays(fmt, options, 5, 3, 5000)
+    b, _, _ = draw_step_arrays(fmt, options, 5, 3, 5000)
+    c, _, _ = draw_step_arrays(fmt, options, 5, 4, 5000)
+    assert all(np.array_equal(a[k], b[k]) for k in ("w", "x", "lr", "buf_w"))
+    assert not np.array_equal(a["w"], c["w"]) and c["buf_w"] is None  # (an even chunk: first)
+    assert [r for r, _, _ in slices] == list(STEP_REGIMES)
+    for _, start, stop in slices:
+        lr = a["lr"][start:stop]
+        assert len(np.unique(lr[:LR_BLOCK])) == 1 and len(np.unique(lr)) > 1
+
+
+def test_a_step_from_batch_that_returns_garbage_fails_in_one_line(tmp_path):
+    impl = tmp_path / "garbage.py"
+    impl.write_text(
+        "import numpy as np\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step, step_from\n"
+        "def step_from_batch(w, b, buf_w, buf_b, x, t, lr, options, dtype):\n"
+        "    return {'y': np.zeros(3)}\n")
+    loaded = load(f"{impl}:step")
+    options = DEFAULT_SETS[0].for_format("float32")
+    cols, _, _ = draw_step_arrays(get_format("float32"), options, 1, 0, 10)
+    with pytest.raises(ImplementationError, match="returned no loss"):
+        loaded.steps_from_batch("float32", cols, options)
