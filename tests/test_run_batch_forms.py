@@ -70,3 +70,20 @@ def test_a_step_from_batch_that_returns_garbage_fails_in_one_line(tmp_path):
     cols, _, _ = draw_step_arrays(get_format("float32"), options, 1, 0, 10)
     with pytest.raises(ImplementationError, match="returned no loss"):
         loaded.steps_from_batch("float32", cols, options)
+
+
+def test_numpy_step_run_batch_is_its_runs():
+    """R4's step_run_batch of the bundled numpy: column j is the run step_run gives for it."""
+    from neuronspec.cases.runs import draw_runs
+    from neuronspec.implementations.bundled import numpy_scalar
+
+    fmt = get_format("float32")
+    options = DEFAULT_SETS[-1].for_format(fmt)
+    runs = draw_runs(fmt, 4, 6, 5, 0)
+    w0, b0 = (np.array([r[i] for r in runs]) for i in (0, 1))
+    x, t, lr = (np.array([[r[2][k][i] for r in runs] for k in range(5)]) for i in range(3))
+    out = numpy_scalar.step_run_batch(w0, b0, x, t, lr, options, "float32")
+    for j, (a, b, data) in enumerate(runs):
+        for k, one in enumerate(numpy_scalar.step_run(a, b, data, options, "float32")):
+            for q, v in one.items():
+                assert _same(float(v), float(out[q][k, j])), (q, k, j)

@@ -340,7 +340,9 @@ def _sweeps(runs: dict) -> list:
                 f"; {t['measured']:.3g} measured"
             cells.append(f"{t['max_ratio']:.6f} ({t['checked']:.3g}{measured})" if t else "-")
         space = r.get("exhaustive")
-        out.append({"impl": r["impl"], "format": r["format"], "cases": f"{r['cases']:,}",
+        impl = r["impl"] if "options" not in r else \
+            f"{r['impl']}, steps of runs with {r['options'] or 'every option off'}"
+        out.append({"impl": impl, "format": r["format"], "cases": f"{r['cases']:,}",
                     "exhaustive": space and {
                         "over": ", ".join(space["exhaustive"]), "count": f"{space['values']:,}",
                         "grid": space["grid"],
