@@ -183,19 +183,7 @@ class Implementation:
         if self.batch is None:
             raise ImplementationError(f"{self.name} offers no batch callable")
         n = len(cases["w"])
-        try:
-            out = self.batch(*self._copies(cases, n), fmt)
-        except NotImplementedError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise ImplementationError(
-                f"{self.name} batch raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(out, Mapping):
-            raise ImplementationError(f"{self.name} batch returned {type(out).__name__}, not a "
-                                      f"mapping of arrays {', '.join(REQUIRED)}")
-        missing = [k for k in REQUIRED if k not in out]
-        if missing:
-            raise ImplementationError(f"{self.name} batch returned no {', '.join(missing)}")
+        out = self._mapping("batch", REQUIRED, self.batch, *self._copies(cases, n), fmt)
         keys = _returned(out)
         block = np.empty((len(keys), n))  # one float64 row per quantity, for the batch reference
         for j, key in enumerate(keys):
@@ -222,6 +210,25 @@ class Implementation:
                     f"{declined.shape}, expected a boolean array of shape ({n},)")
         return BatchOutputs(zip(keys, block), block=block, declined=declined)
 
+    def _mapping(self, what: str, keys: tuple, form: Callable[..., Any], *args: Any
+                 ) -> Mapping[str, Any]:
+        """What a batch form returns, called on ``args``: a mapping with ``keys``, else one
+        line (NotImplementedError passes: a format or option set declined)."""
+        try:
+            out = form(*args)
+        except NotImplementedError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ImplementationError(
+                f"{self.name} {what} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, Mapping):
+            raise ImplementationError(f"{self.name} {what} returned {type(out).__name__}, not "
+                                      f"a mapping of arrays {', '.join(keys)}")
+        missing = [k for k in keys if k not in out]
+        if missing:
+            raise ImplementationError(f"{self.name} {what} returned no {', '.join(missing)}")
+        return out
+
     def steps_from_batch(self, fmt: str, cols: Mapping[str, Any], options: Mapping[str, Any]
                          ) -> dict[str, Any]:
         """spec/protocol.md R4: ``n`` steps from ``n`` states through ``name_from_batch``
@@ -236,20 +243,8 @@ class Implementation:
         order = tuple(PARAMETERS) + BUFFERS + tuple(k for k in INPUTS if k not in PARAMETERS)
         args = [None if cols[k] is None else np.array(cols[k], dtype=np.float64)
                 for k in order]  # (w, b, buf_w, buf_b, x, t, lr: R4's order)
-        try:
-            out = self.from_batch(*args, dict(options), fmt)
-        except NotImplementedError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise ImplementationError(
-                f"{self.name} step_from_batch raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(out, Mapping):
-            raise ImplementationError(f"{self.name} step_from_batch returned "
-                                      f"{type(out).__name__}, not a mapping of arrays")
-        missing = [q for q in STEP_QUANTITIES if q not in out]
-        if missing:
-            raise ImplementationError(f"{self.name} step_from_batch returned no "
-                                      f"{', '.join(missing)}")
+        out = self._mapping("step_from_batch", STEP_QUANTITIES, self.from_batch, *args,
+                            dict(options), fmt)
         values: dict[str, Any] = {}
         for key in STEP_QUANTITIES + tuple(q for q in OPTIONAL if q in out):
             if out[key] is None and key.startswith("buf_"):

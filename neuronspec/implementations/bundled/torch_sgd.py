@@ -149,15 +149,21 @@ def _fused_refusal(dt):
     return None
 
 
-def _optimizer(w0, b0, data, options, dtype, path):
-    """A fresh optimiser over fresh parameters for one run (nothing carries over), on the code
-    path ``path`` (foreach or fused)."""
+def _path_settings(options, dtype, path):
+    """``_settings`` on the code path ``path``: the fused one declines a format torch refuses."""
     dt, hyper = _settings(options, dtype)
     if path.get("fused"):
         reason = _fused_refusal(dt)
         if reason is not None:
             raise NotImplementedError(f"torch.optim.SGD(fused=True) refuses {dtype} on CPU: "
                                       f"{reason}")
+    return dt, hyper
+
+
+def _optimizer(w0, b0, data, options, dtype, path):
+    """A fresh optimiser over fresh parameters for one run (nothing carries over), on the code
+    path ``path`` (foreach or fused)."""
+    dt, hyper = _path_settings(options, dtype, path)
     data = [(float(x), float(t), float(lr)) for x, t, lr in data]
     if any(lr < 0 for _, _, lr in data):  # (-0.0 is accepted, as torch accepts it)
         raise NotImplementedError("torch.optim.SGD refuses a negative learning rate")
@@ -216,12 +222,7 @@ def _forms(path):
         """spec/protocol.md R4: ``n`` steps from ``n`` states (arrays; buffers None for none),
         one ``torch.optim.SGD`` step per run of equal learning rates, each case an element of
         the parameter tensors (autograd on the sum of the losses: elementwise gradients)."""
-        dt, hyper = _settings(options, dtype)
-        if path.get("fused"):
-            reason = _fused_refusal(dt)
-            if reason is not None:
-                raise NotImplementedError(f"torch.optim.SGD(fused=True) refuses {dtype} on "
-                                          f"CPU: {reason}")
+        dt, hyper = _path_settings(options, dtype, path)
         if (buf_w is None) != (buf_b is None):
             raise ValueError("both parameters have a buffer, or neither")
         if buf_w is not None and hyper["momentum"] == 0:
