@@ -73,6 +73,21 @@ def judge_sgd_step(fmt: "Format | str", state: State, x: float, t: float, lr: fl
     return out
 
 
+def judge_values_of_step(fmt: "Format | str", state: State, x: float, t: float, lr: float,
+                         options: Options, values: Mapping[str, list],
+                         model: "Model | str" = "ieee") -> dict[str, list[Judgement]]:
+    """Finite values of quantities of one step of a run (``values``: quantity -> values, any
+    number each) judged against the step's exact values and bounds: what a batch path asks
+    of a value too close to its bound for its arrays to decide."""
+    fmt = get_format(fmt)
+    B = buffer_format(fmt, options)
+    bounds = sgd_bounds(fmt, state, x, t, lr, options, model)
+    exact = dict(exact_sgd_step(state, x, t, lr, options))
+    exact["dL_dy"] = exact["dL_db"]
+    return {q: [judge(B if q.startswith("buf_") else fmt, q, float(v), exact[q], bounds[q])
+                for v in vs] for q, vs in values.items()}
+
+
 @dataclass
 class RunVerdict:
     """A run judged step by step: per step, the judgements of its quantities (and, where asked,

@@ -21,6 +21,7 @@ from reference.formats import Format, get_format
 from reference.judge import judge
 from reference.optim import BUFFERS, State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
+from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
@@ -164,19 +165,20 @@ def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
         results.append((q, cols_, status, ratio, values))
     # values too close to their bound for the arrays (legal values often attain it): each
     # judged against the step's exact bound (reference.optim_bounds), as the scalar path does
-    exact: dict[int, tuple] = {}
+    near: dict[int, dict[str, list]] = {}  # step -> quantity -> (entry, value)
     for q, steps_of, status, ratio, values in results:
         for e in np.flatnonzero((status == NEAR) & ~scalar[steps_of]).tolist():
-            j = int(steps_of[e])
-            if j not in exact:
-                state, (x, t, lr) = steps[j]
-                found = dict(exact_sgd_step(state, x, t, lr, options))
-                found["dL_dy"] = found["dL_db"]
-                exact[j] = found, sgd_bounds(fmt, state, x, t, lr, options)
-            found, bound = exact[j]
-            judged = judge(bounds[q].fmt, q, float(values[e]), found[q], bound[q])
-            status[e] = BEYOND if judged.violation else OK if judged.ok else OUT_OF_DOMAIN
-            ratio[e] = judged.ratio
+            near.setdefault(int(steps_of[e]), {}).setdefault(q, []).append((e, values[e]))
+    decided = {q: (status, ratio) for q, _, status, ratio, _ in results}
+    for j, per in near.items():
+        state, (x, t, lr) = steps[j]
+        judged = judge_values_of_step(fmt, state, x, t, lr, options,
+                                      {q: [v for _, v in entries] for q, entries in per.items()})
+        for q, entries in per.items():
+            status, ratio = decided[q]
+            for (e, _), one in zip(entries, judged[q]):
+                status[e] = BEYOND if one.violation else OK if one.ok else OUT_OF_DOMAIN
+                ratio[e] = one.ratio
     for q, steps_of, status, ratio, _ in results:
         judged = ~scalar[steps_of]
         bad = judged & np.isin(status, (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO))
