@@ -837,6 +837,8 @@ def run_steps(sweeper: "Sweeper", fmt: "Format | str", cases: int, seed: int, op
               sweeper.model, sweeper.spec, options, options_spec)
              for index in range(first_chunk, first_chunk + -(-cases // chunk)))
     start = time.perf_counter()
+    since, sweeper.began = sweeper.began, None  # (the first run's start-up: the workers')
+    total.startup = start - (since if since is not None else start)
     try:
         for r in sweeper._map(_step_work, tasks, sweeper.timeout):
             if isinstance(r, ChunkFailed):  # its worker died or hung: every step failed
@@ -943,7 +945,8 @@ def render(result: SweepResult, command: str = "") -> str:
     if result.path:  # some chunk was judged
         lines.append(f"  {result.engine or f'{result.workers} worker(s)'}; "
                      f"{result.path} reference path,")
-        lines.append(f"  {result.wall:.1f} s: {rate:,.0f} cases/s "
+        unit = "cases" if result.options is None else "steps"
+        lines.append(f"  {result.wall:.1f} s: {rate:,.0f} {unit}/s "
                      f"({rate / max(result.workers, 1):,.0f} per worker; start-up "
                      f"{result.startup:.1f} s before)")
     per = {k: v / result.cases * 1e9 for k, v in result.seconds.items()} \
