@@ -73,6 +73,10 @@ def test_a_wrong_step_fails_with_replay_commands(tmp_path):
         and "--from-state=" in replay
     proc = _cli(*replay.split()[1:])
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    chunk = later.first_violations[0]["replay_chunk"]  # the whole chunk, alone
+    assert "--first-chunk 1" in chunk
+    proc = _cli(*chunk.split()[1:])
+    assert proc.returncode == 1 and "w_new outside its bound" in proc.stdout, proc.stdout
 
 
 def test_the_command_line_sweeps_records_and_refuses(tmp_path):

@@ -17,6 +17,7 @@ Only statistics leave a chunk (``sweep.SweepResult``), so memory stays flat.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from typing import Any
 
@@ -50,6 +51,17 @@ WHY = {BEYOND: "outside its bound", NOT_FINITE: "not finite",
        NOT_IN_FORMAT: "not a value of its format",
        WRONG_ZERO: "a zero of the wrong sign (-0 where the value is never negative)"}
 _BAD = (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO)
+
+
+def chunk_replay_command(impl: Any, fmt: Any, spec: str, seed: int, index: int, n: int,
+                         model: Any) -> str:
+    """The command that sweeps chunk ``index`` of ``n`` steps again, alone."""
+    words = [f"neuronspec sweep {shlex.quote(getattr(impl, 'spec', '') or impl.name)}",
+             f"--dtype {fmt.name} --run --options={shlex.quote(spec or 'momentum=0')}",
+             f"--seed {seed} --cases {n} --chunk {n} --first-chunk {index}"]
+    if model.name != "ieee":
+        words.append(f"--model {model.name}")
+    return " ".join(words)
 
 
 def _state(cols: dict, j: int) -> State:
@@ -89,7 +101,9 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
                 "case": [float_hex(v) if v is not None else "none"
                          for v in (state.w, state.b, state.buf_w, state.buf_b, *step)],
                 "observed": observed, "ratio": ratio, "why": why,
-                "replay": from_state_replay_command(impl, fmt, spec, state, step, model_)}
+                "replay": from_state_replay_command(impl, fmt, spec, state, step, model_),
+                # the step among its chunk's (a defect may need the others: a vector kernel)
+                "replay_chunk": chunk_replay_command(impl, fmt, spec, seed, index, n, model_)}
 
     scalar_cache: dict[int, Any] = {}
     scalar_evaluations: dict[int, Any] = {}

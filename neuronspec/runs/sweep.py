@@ -1003,6 +1003,8 @@ def render(result: SweepResult, command: str = "") -> str:
             lines.append(f"  {v['quantity']} {v['why']} ({v['regime']}): observed "
                          f"{v['observed']!r}, error/bound {v['ratio']:.4g}")
         lines.append(f"    replay: {v['replay']}")
+        if v.get("replay_chunk"):
+            lines.append(f"    its chunk: {v['replay_chunk']}")
     if result.stopped:
         lines.append(f"  stopped early: {result.stopped}")
     if result.interrupted:
