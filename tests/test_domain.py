@@ -21,7 +21,7 @@ FLOAT64 = get_format("float64")
 @pytest.mark.parametrize("regime", sorted(REGIMES))
 def test_every_decided_origin_is_the_chains(regime, model):
     rng = np.random.default_rng(zlib.crc32(f"{regime} {model}".encode()))
-    cols = dict(zip(INPUTS, regime_arrays(FLOAT64, regime, rng, 1500)))
+    cols = dict(zip(INPUTS, regime_arrays(FLOAT64, regime, rng, 400)))
     screen = domain_screen(FLOAT64, cols)
     chain = overflow_origins(FLOAT64, cols, model)
     for q, origin in chain.items():

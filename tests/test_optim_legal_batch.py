@@ -70,7 +70,8 @@ def _steps(fmt, options: dict, count: int, seed: int) -> list:
             for i in range(count)]
 
 
-@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("name", [pytest.param(f, marks=pytest.mark.slow)
+                                  if f in ("bfloat16", "float64") else f for f in FORMATS])
 def test_every_default_option_set_is_the_scalar_evaluations(name):
     fmt = get_format(name)
     total = undecided = 0
