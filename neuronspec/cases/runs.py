@@ -15,7 +15,8 @@ from reference.step import INPUTS
 from .regimes import LR_BLOCK
 from .sampling import random_values
 
-__all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states", "draw_step_arrays"]
+__all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states", "draw_step_arrays",
+           "state_at", "step_at"]
 
 #: How the values of a drawn step are drawn: moderate, t next to w*x + b (cancellation in
 #: y - t), or at the bottom of the format.
@@ -140,3 +141,14 @@ def draw_step_arrays(fmt: Format, options: dict, seed: "int | tuple[int, ...]", 
 def _blocks(rates: np.ndarray, m: int) -> np.ndarray:
     """One learning rate per block of ``LR_BLOCK`` consecutive steps (spec/protocol.md R4)."""
     return np.repeat(rates, LR_BLOCK)[:m]
+
+
+def state_at(cols: dict, j: int) -> State:
+    """The state step ``j`` of :func:`draw_step_arrays`'s columns starts from."""
+    return State(*(None if cols[k] is None else float(cols[k][j])
+                   for k in ("w", "b") + BUFFERS))
+
+
+def step_at(cols: dict, j: int) -> tuple[float, float, float]:
+    """The data (x, t, lr) of step ``j`` of :func:`draw_step_arrays`'s columns."""
+    return tuple(float(cols[k][j]) for k in ("x", "t", "lr"))

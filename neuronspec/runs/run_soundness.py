@@ -19,14 +19,14 @@ import numpy as np
 
 from reference.formats import Format, get_format
 from reference.judge import judge
-from reference.optim import BUFFERS, State, exact_sgd_step
+from reference.optim import State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
 from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
 from ..cases.options import DEFAULT_SETS, reference_options
-from ..cases.runs import draw_step_arrays
+from ..cases.runs import draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
 __all__ = ["judge_legal_values", "run_chunk", "soundness_runs_report",
@@ -70,17 +70,14 @@ def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
     return values, violations, outside, first
 
 
-def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> list:
-    """The steps of chunk ``chunk`` of a format and option set: ``cases`` steps of
-    ``cases.runs.draw_step_arrays`` from the chunk's own seed, later steps (with buffers) in
-    three chunks of four where the options keep buffers; as (state, (x, t, lr)) per step (the
-    batch path judges the same steps, chunk by chunk)."""
+def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dict:
+    """The steps of chunk ``chunk`` of a format and option set, as columns: ``cases`` steps
+    of ``cases.runs.draw_step_arrays`` from the chunk's own seed, later steps (with buffers) in
+    three chunks of four where the options keep buffers (the batch path judges the same
+    steps, chunk by chunk)."""
     cols, _, _ = draw_step_arrays(fmt, options, (spec["seed"], spec["set"]), chunk, cases,
                                   later=chunk % 4 != 0)
-    rows = {k: None if v is None else v.tolist() for k, v in cols.items()}
-    return [(State(rows["w"][i], rows["b"][i],
-                   *(None if rows[k] is None else rows[k][i] for k in BUFFERS)),
-             (rows["x"][i], rows["t"][i], rows["lr"][i])) for i in range(cases)]
+    return cols
 
 
 def run_chunk(spec: dict) -> dict:
@@ -95,8 +92,10 @@ def run_chunk(spec: dict) -> dict:
     worst = {q: 0.0 for q in RUN_QUANTITIES}
     values = violations = outside = 0
     first: "str | None" = None
-    for state, (x, t, lr) in _draw(fmt, options, spec, spec["chunk"], spec["cases"]):
-        n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, reference, worst)
+    cols = _draw(fmt, options, spec, spec["chunk"], spec["cases"])
+    for j in range(spec["cases"]):
+        n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
+                                              reference, worst)
         values, violations, outside = values + n, violations + bad, outside + out
         first = first or why
     return {"cases": spec["cases"], "values": values, "violations": violations,
@@ -112,20 +111,21 @@ def run_batch(spec: dict) -> dict:
     fmt = get_format(spec["format"])
     options = DEFAULT_SETS[spec["set"]].for_format(fmt)
     reference = reference_options(options)
-    steps = [s for chunk, cases in spec["chunks"] for s in _draw(fmt, options, spec, chunk,
-                                                                  cases)]
-    tally = {"cases": len(steps), "values": 0, "violations": 0, "outside": 0,
-             "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
-    later = np.array([state.buf_w is not None for state, _ in steps])
-    for group in (np.flatnonzero(~later), np.flatnonzero(later)):
-        if len(group):
-            _judge_batch(fmt, [steps[i] for i in group], reference, tally)
+    tally = {"cases": sum(cases for _, cases in spec["chunks"]), "values": 0, "violations": 0,
+             "outside": 0, "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
+    parts = [_draw(fmt, options, spec, chunk, cases) for chunk, cases in spec["chunks"]]
+    for later in (False, True):  # first steps, then later ones (buffers for all or none)
+        group = [p for p in parts if (p["buf_w"] is not None) == later]
+        if group:
+            _judge_batch(fmt, {k: None if group[0][k] is None else
+                               np.concatenate([p[k] for p in group]) for k in group[0]},
+                         reference, tally)
     return tally
 
 
-def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
-    """Every distinct value of every legal evaluation of ``steps`` (all first steps, or all
-    later ones) judged against its bound, into ``tally``."""
+def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
+    """Every distinct value of every legal evaluation of the steps ``cols`` (all first steps,
+    or all later ones) judged against its bound, into ``tally``."""
     from reference.batch import ArrayOps, Pair, work_for
     from reference.batch.judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK,
                                            OUT_OF_DOMAIN, WRONG_ZERO, judge_values)
@@ -133,12 +133,6 @@ def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
     from reference.batch.optim_legal import sgd_evaluations_batch
     from reference.judge import NONNEGATIVE
 
-    cols = {k: np.array([float(getattr(s, k)) for s, _ in steps]) for k in ("w", "b")}
-    for i, k in enumerate(("x", "t", "lr")):
-        cols[k] = np.array([float(step[i]) for _, step in steps])
-    for k in ("buf_w", "buf_b"):
-        cols[k] = None if getattr(steps[0][0], k) is None else \
-            np.array([float(getattr(s, k)) for s, _ in steps])
     bounds = batch_sgd_bounds(fmt, cols, options)
     evaluations, undecided = sgd_evaluations_batch(fmt, cols, options)
     scalar = np.asarray(undecided, dtype=bool)  # steps the arrays cannot guarantee
@@ -171,8 +165,7 @@ def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
             near.setdefault(int(steps_of[e]), {}).setdefault(q, []).append((e, values[e]))
     decided = {q: (status, ratio) for q, _, status, ratio, _ in results}
     for j, per in near.items():
-        state, (x, t, lr) = steps[j]
-        judged = judge_values_of_step(fmt, state, x, t, lr, options,
+        judged = judge_values_of_step(fmt, state_at(cols, j), *step_at(cols, j), options,
                                       {q: [v for _, v in entries] for q, entries in per.items()})
         for q, entries in per.items():
             status, ratio = decided[q]
@@ -191,13 +184,14 @@ def _judge_batch(fmt: Format, steps: list, options: Any, tally: dict) -> None:
             tally["worst"][q] = max(tally["worst"][q], float(ratio[ok].max()))
         if bad.any() and tally["first"] is None:
             e = int(np.flatnonzero(bad)[0])
-            state, (x, t, lr) = steps[int(steps_of[e])]
+            j = int(steps_of[e])
+            state, (x, t, lr) = state_at(cols, j), step_at(cols, j)
             tally["first"] = (f"{q} = {float(values[e])!r} from {state} with x={x!r}, "
                               f"t={t!r}, lr={lr!r}: a legal value outside its bound (batch "
                               f"status {int(status[e])})")
     for j in np.flatnonzero(scalar).tolist():
-        state, (x, t, lr) = steps[j]
-        n, bad, out, why = judge_legal_values(fmt, state, x, t, lr, options, tally["worst"])
+        n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
+                                              options, tally["worst"])
         tally["values"] += n
         tally["violations"] += bad
         tally["outside"] += out

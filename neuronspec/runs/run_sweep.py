@@ -33,12 +33,11 @@ from reference.batch.optim_legal import sgd_evaluations_batch
 from reference.formats import float_hex, get_format
 from reference.judge import NONNEGATIVE
 from reference.model import get_model
-from reference.optim import State
 from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_evaluations
 
 from ..cases.options import reference_options
-from ..cases.runs import draw_step_arrays
+from ..cases.runs import draw_step_arrays, state_at, step_at
 from .sgd import from_state_replay_command
 from .tally import KEEP
 
@@ -53,24 +52,16 @@ WHY = {BEYOND: "outside its bound", NOT_FINITE: "not finite",
 _BAD = (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO)
 
 
-def chunk_replay_command(impl: Any, fmt: Any, spec: str, seed: int, index: int, n: int,
-                         model: Any) -> str:
-    """The command that sweeps chunk ``index`` of ``n`` steps again, alone."""
-    words = [f"neuronspec sweep {shlex.quote(getattr(impl, 'spec', '') or impl.name)}",
-             f"--dtype {fmt.name} --run --options={shlex.quote(spec or 'momentum=0')}",
-             f"--seed {seed} --cases {n} --chunk {n} --first-chunk {index}"]
-    if model.name != "ieee":
-        words.append(f"--model {model.name}")
+def chunk_replay_command(spec: str, fmt: str, options: str, seed: int, index: int, n: int,
+                         model: str = "ieee") -> str:
+    """The command that sweeps chunk ``index`` of ``n`` steps again, alone (``spec``: the
+    implementation as named; ``options``: the option set's SPEC)."""
+    words = [f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --run "
+             f"--options={shlex.quote(options or 'momentum=0')} --seed {seed} --cases {n} "
+             f"--chunk {n} --first-chunk {index}"]
+    if model != "ieee":
+        words.append(f"--model {model}")
     return " ".join(words)
-
-
-def _state(cols: dict, j: int) -> State:
-    return State(*(None if cols[k] is None else float(cols[k][j])
-                   for k in ("w", "b", "buf_w", "buf_b")))
-
-
-def _step(cols: dict, j: int) -> tuple[float, float, float]:
-    return tuple(float(cols[k][j]) for k in ("x", "t", "lr"))
 
 
 def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, seed: int,
@@ -96,14 +87,16 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
         regime_at[a:b] = regime
 
     def record(q: str, j: int, observed: float, ratio: float, why: str) -> dict:
-        state, step = _state(cols, j), _step(cols, j)
+        state, step = state_at(cols, j), step_at(cols, j)
         return {"quantity": q, "regime": regime_at[j],
                 "case": [float_hex(v) if v is not None else "none"
                          for v in (state.w, state.b, state.buf_w, state.buf_b, *step)],
                 "observed": observed, "ratio": ratio, "why": why,
                 "replay": from_state_replay_command(impl, fmt, spec, state, step, model_),
                 # the step among its chunk's (a defect may need the others: a vector kernel)
-                "replay_chunk": chunk_replay_command(impl, fmt, spec, seed, index, n, model_)}
+                "replay_chunk": chunk_replay_command(getattr(impl, "spec", "") or impl.name,
+                                                     fmt.name, spec, seed, index, n,
+                                                     model_.name)}
 
     scalar_cache: dict[int, Any] = {}
     scalar_evaluations: dict[int, Any] = {}
@@ -112,7 +105,7 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
         """The step's values against its exact bounds (a value too close to its bound)."""
         if j not in scalar_cache:
             scalar_cache[j] = judge_values_of_step(
-                fmt, _state(cols, j), *_step(cols, j), reference,
+                fmt, state_at(cols, j), *step_at(cols, j), reference,
                 {q: [float(v[j])] for q, v in out.items() if v is not None and q in bounds},
                 model_)
         return scalar_cache[j]
@@ -147,7 +140,7 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
             which[hit] = k
         for j in np.flatnonzero(undecided).tolist():  # (cases the arrays cannot guarantee)
             if j not in scalar_evaluations:
-                scalar_evaluations[j] = sgd_evaluations(fmt, _state(cols, j), *_step(cols, j),
+                scalar_evaluations[j] = sgd_evaluations(fmt, state_at(cols, j), *step_at(cols, j),
                                                         reference, model_)
             found = scalar_evaluations[j]
             for k, name in enumerate(names):

@@ -658,17 +658,24 @@ def _step_work(task: tuple) -> SweepResult:
         run_step_chunk(result, _WORKER["impl"], fmt, options, options_spec, seed, index, n,
                        model)
     except (ImplementationError, NotImplementedError) as exc:
-        failed = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1,
-                             failed=n, options=options_spec)
-        failed.first_violations.append({
-            "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
-            "ratio": math.inf, "why": f"chunk {index} ({n:,} steps): "
-                                      f"{exc or type(exc).__name__}",
-            "replay": f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --run --options="
-                      f"{shlex.quote(options_spec or 'momentum=0')} --seed {seed} --cases {n} "
-                      f"--chunk {n} --first-chunk {index}"})
-        return failed
+        return _failed_step_chunk(task, str(exc) or type(exc).__name__)
     return result
+
+
+def _failed_step_chunk(task: tuple, why: str) -> SweepResult:
+    """A chunk of a sweep of steps of runs the implementation failed as a whole (it raised or
+    returned garbage, its worker died or hung): every step of it counts as failed."""
+    from .run_sweep import chunk_replay_command
+
+    fmt, seed, index, n, model, spec, _, options_spec = task
+    model = get_model(model).name
+    failed = SweepResult(spec, fmt, model, seed, cases=n, chunks=1, failed=n,
+                         options=options_spec)
+    failed.first_violations.append({
+        "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
+        "ratio": math.inf, "why": f"chunk {index} ({n:,} steps): {why}",
+        "replay": chunk_replay_command(spec, fmt, options_spec, seed, index, n, model)})
+    return failed
 
 
 def _probe_failed(total: SweepResult, spec: str, fmt: Format, model: str, why: str) -> None:
@@ -842,17 +849,7 @@ def run_steps(sweeper: "Sweeper", fmt: "Format | str", cases: int, seed: int, op
     try:
         for r in sweeper._map(_step_work, tasks, sweeper.timeout):
             if isinstance(r, ChunkFailed):  # its worker died or hung: every step failed
-                _, _, index, n = r.task[:4]
-                failed = SweepResult(sweeper.spec, fmt.name, total.model, seed, cases=n,
-                                     chunks=1, failed=n, options=options_spec)
-                failed.first_violations.append({
-                    "quantity": "-", "regime": "-", "chunk": index, "case": [],
-                    "observed": math.nan, "ratio": math.inf,
-                    "why": f"chunk {index} ({n:,} steps): {r.why}",
-                    "replay": f"neuronspec sweep {shlex.quote(sweeper.spec)} --dtype {fmt} "
-                              f"--run --options={shlex.quote(options_spec or 'momentum=0')} "
-                              f"--seed {seed} --cases {n} --chunk {n} --first-chunk {index}"})
-                r = failed
+                r = _failed_step_chunk(r.task, r.why)
             total.merge(r)
             if progress is not None:
                 progress(total, time.perf_counter() - start)
