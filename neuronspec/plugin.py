@@ -31,10 +31,14 @@ __all__ = ["PROFILES", "SuiteSettings", "active", "hypothesis_profile", "registe
 
 #: hypothesis profiles, registered as ``neuronspec-<name>``.  dev: quick local runs; ci:
 #: derandomized (reproducible), enough examples that each regime is drawn about a dozen times
-#: per test (and hypothesis.target climbs toward the worst error/bound); thorough: a long search.
+#: per test (and hypothesis.target climbs toward the worst error/bound); ci-quick: ci's
+#: reproducibility with dev's examples, for a CI job whose thorough check runs elsewhere (this
+#: repository's self-test: ``make check`` checks the bundled implementations); thorough: a long
+#: search.
 PROFILES: dict[str, dict] = {
     "dev": {"max_examples": 50, "deadline": None},
     "ci": {"max_examples": 100, "deadline": None, "derandomize": True, "database": None},
+    "ci-quick": {"max_examples": 50, "deadline": None, "derandomize": True, "database": None},
     "thorough": {"max_examples": 10_000, "deadline": None},
 }
 

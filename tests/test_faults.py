@@ -181,8 +181,9 @@ def test_a_command_that_does_not_exist_is_a_usage_error():
 
 @pytest.mark.parametrize("subject, words", [
     ("segfault", "killed by SIGSEGV"),
-    ("os_exit", "exited with status 0"),
-    ("exit_zero", "raised SystemExit"),
+    # (the other two deaths are the check's too: test_check_survives_what_a_python_step_does)
+    pytest.param("os_exit", "exited with status 0", marks=pytest.mark.slow),
+    pytest.param("exit_zero", "raised SystemExit", marks=pytest.mark.slow),
 ])
 def test_a_sweep_survives_dying_workers_and_never_builds_its_task_list(subject, words):
     # 1e30 cases: a task list in memory would never fit; dying workers stop the sweep

@@ -285,6 +285,7 @@ def test_the_level_decides_the_exit_status():
     assert "unexplained" in bounded.stdout  # both levels reported
 
 
+@pytest.mark.slow  # (4 s: the next test finds the mutant with the sweep phase alone)
 def test_the_default_check_rejects_a_mutant_a_sweep_finds():
     """The default check end to end (vectors, 200 examples, a 100,000-case sweep phase) on the
     mutant its sweep phase needs the most cases for (the next test: 20,000 alone)."""
