@@ -149,6 +149,23 @@ def test_round_to_format_is_format_round(name):
         assert got.tolist() == [1.0 + 2.0**-52, 1.0, 1.0 + 4 * 2.0**-53]
 
 
+def test_round_to_the_work_format_itself_keeps_every_bit():
+    """Rounding to the work type's own format (float32's wide binary64 in binary64 pairs):
+    hi + lo rounded once, every bit kept (the grid trick of the narrower formats kept one bit
+    less: 1 + 2**-52 became 1, 1 + 3*2**-52 became 1 + 2**-50)."""
+    fmt, work = get_format("float64"), batch.BINARY64
+    rng = np.random.default_rng(5)
+    hi = sampling.fast_values(get_format("float64"), rng, 4000).astype(work.dtype)
+    hi = hi * (1 + work.dtype(2) ** (1 - work.precision))  # an odd last bit, mostly
+    assert batch.round_array(fmt, hi, None, work).tolist() == hi.tolist()
+    lo = hi * work.dtype(2) ** -(work.precision + 3)  # well inside half an ulp: hi stays
+    assert batch.round_array(fmt, hi, lo, work).tolist() == hi.tolist()
+    one = work.dtype(1)
+    odd = one + work.dtype(2) ** (1 - work.precision)
+    got = batch.round_array(fmt, np.array([odd, -odd, one]), None, work)
+    assert got.tolist() == [odd, -odd, one]
+
+
 @pytest.mark.parametrize("name", FORMATS)
 def test_fast_values_cover_the_format(name):
     fmt = get_format(name)

@@ -209,6 +209,12 @@ def round_to(fmt: Format, hi, lo, work: Work, ops: Any):
     """``hi + lo`` rounded to nearest-even in ``fmt`` (gradual underflow, overflow to inf),
     elementwise, as work-type values.  ``lo`` (None or 0.0: none) must be within half a work
     ulp of 0 relative to ``hi``: it only breaks ties of ``hi``."""
+    if fmt.p >= work.precision:
+        # the work type is the format (float32's wide format binary64 in binary64 pairs,
+        # float64's x87 in extended ones): its own rounding of hi + lo is the format's.  (The
+        # grid trick below needs a spare bit: here it kept p - 1 bits.)
+        c = hi if lo is None or _static_zero(lo) else hi + lo
+        return _signed_and_finite(fmt, hi, c, ops)
     quantum = ops.maximum(ops.pow2floor(abs(hi)), fmt.smallest_normal) * 2.0 ** (1 - fmt.p)
     # hi + big lies in a binade whose spacing is the quantum: the work type's own rounding to
     # nearest-even is the format's, and ``big`` is an even multiple of the quantum
@@ -219,7 +225,14 @@ def round_to(fmt: Format, hi, lo, work: Work, ops: Any):
         tie = ops.logical_and(ops.logical_and(abs(d) * 2 == quantum, lo != 0),
                               (lo > 0) == (d > 0))
         c = ops.select(tie, c + 2 * d, c)
-    c = ops.copysign(c, hi)  # a zero keeps its sign (an underflow too): rounding never flips it
+    return _signed_and_finite(fmt, hi, c, ops)
+
+
+def _signed_and_finite(fmt: Format, hi, c, ops: Any):
+    """``c``, the rounding of ``hi (+ lo)``, with the sign of ``hi`` (a zero keeps its sign, an
+    underflow too: rounding never flips it), infinite beyond the format's range, and ``hi``
+    itself where that is not finite."""
+    c = ops.copysign(c, hi)
     huge = ops.logical_not(abs(c) <= fmt.largest_finite)  # (also where ``big`` overflowed: nan)
     c = ops.select(huge, ops.copysign(math.inf, hi), c)
     return ops.select(ops.isfinite(hi), c, hi)

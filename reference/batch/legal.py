@@ -90,7 +90,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _rnd(fmt: Format, hi, lo=None, ops=ArrayOps):
     """hi (+ lo, an exact TwoSum or TwoProduct pair: hi is its binary64 rounding) rounded to a
     format of at most binary64 precision."""
-    if fmt.p >= BINARY64.precision:  # binary64 itself: hi (``round_to`` keeps 52 bits there)
+    if fmt.p >= BINARY64.precision:  # binary64 itself: hi (round_to's hi + lo, one add less)
         return hi
     with np.errstate(invalid="ignore", over="ignore"):
         return round_to(fmt, hi, lo, BINARY64, ops)
