@@ -348,7 +348,7 @@ def _sweeps(runs: dict) -> list:
                         "grid": space["grid"],
                         "points": ["; ".join(f"{k} = {v}" for k, v in p.items())
                                    for p in space["points"]]},
-                    "cells": cells, "violations": r["violations"],
+                    "cells": cells, "violations": f"{r['violations']:,}",
                     "unexplained": f"{r['unexplained']:,}" if "unexplained" in r else "-",
                     "rate": f"{r['cases_per_second']:,}" if r.get("cases_per_second") else "-",
                     "workers": r["workers"],
