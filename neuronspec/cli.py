@@ -271,6 +271,11 @@ def _parser() -> argparse.ArgumentParser:
                          "cases.options.DEFAULT_SETS)")
     sw.add_argument("--buffer-format", default=None, metavar="FORMAT",
                     help="with --run: the declared format of the momentum buffers")
+    sw.add_argument("--steps", type=_positive, default=None, metavar="K",
+                    help="with --run: sweep whole runs of K steps instead, through the "
+                         "implementation's step_run_batch (else its step_run, run by run), "
+                         "each step judged from the state it reported before (--cases counts "
+                         "steps)")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -824,7 +829,7 @@ def _sweep(args, argv) -> int:
             raise UsageError("--exhaustive runs the batch callable: drop --scalar")
     elif args.fix is not None or args.grid is not None:
         raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
-    if args.run or args.options or args.buffer_format:
+    if args.run or args.options or args.buffer_format or args.steps:
         if source is not None or args.scalar:
             raise UsageError("--run sweeps steps from drawn states through step_from_batch: "
                              "drop --exhaustive and --scalar")
@@ -887,23 +892,31 @@ def _sweep_runs(args, argv) -> int:
     with Sweeper(args.impl, args.model, args.workers, timeout=args.timeout,
                  scheduler=args.scheduler) as sweeper:
         _announce("sweep")(sweeper)
-        if not sweeper.about().get("from_batch"):
+        about = sweeper.about()
+        if args.steps and not (about.get("run_batch") or about.get("runs")):
+            raise UsageError(f"{args.impl} offers no step_run_batch and no step_run "
+                             f"(spec/protocol.md R2, R4): a sweep of whole runs needs one")
+        if not args.steps and not about.get("from_batch"):
             raise UsageError(f"{args.impl} offers no step_from_batch (spec/protocol.md R4): a "
                              f"sweep of steps of runs needs it; `neuronspec check --run` checks "
-                             f"its runs")
+                             f"its runs (or sweep whole runs: --steps K)")
         for option_set in sets:
             options = option_set.for_format(args.dtype, args.buffer_format)
             result = run_steps(sweeper, args.dtype, cases, args.seed, options,
-                               option_set.spec(), args.chunk or 0, args.first_chunk)
+                               option_set.spec(), args.chunk or 0, args.first_chunk,
+                               steps=args.steps or 0)
             print(render(result, command))
             results.append(result)
-            if args.record and not (result.stopped or result.interrupted) \
+            declined = sum(result.declined.values()) == result.cases
+            if args.record and not (result.stopped or result.interrupted or declined) \
                     and args.first_chunk == 0:
                 record(result, command, Path(args.record))
             if result.interrupted:
                 return _signal_status(result.interrupted)
             if result.failures(args.level) or result.stopped:
                 status = 1
+            elif declined and status == 0:  # nothing of this option set was checked
+                status = 2
     if args.json:
         _write(args.json, jsontext.dumps([dict(r.as_dict(), command=command) for r in results],
                                          indent=1) + "\n")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import pytest
 
 from neuronspec.cases.options import DEFAULT_SETS, parse_spec
 from neuronspec.implementations import load
-from neuronspec.runs.run_sweep import run_step_chunk
+from neuronspec.cases.runs import draw_run_arrays
+from neuronspec.runs.run_sweep import run_step_chunk, run_whole_chunk
 from neuronspec.runs.sweep import SweepResult
+from reference.formats import get_format
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +96,66 @@ def test_the_command_line_sweeps_records_and_refuses(tmp_path):
     assert "numpy/float32/run:momentum=0.5,nesterov" in recorded["runs"]
     proc = _cli("sweep", "torch_autograd", "--dtype", "float32", "--run", "--cases", "100")
     assert proc.returncode == 2 and "offers no step_from_batch" in proc.stderr
+    proc = _cli("sweep", "torch_autograd", "--dtype", "float32", "--run", "--steps", "4")
+    assert proc.returncode == 2 and "offers no step_run_batch and no step_run" in proc.stderr
+
+
+# ---- sweeps of whole runs (step_run_batch, else step_run run by run) ---------------------------
+
+def _runs(spec: str, fmt: str, options, n: int = 240, steps: int = 5, index: int = 0
+          ) -> SweepResult:
+    result = SweepResult(spec, fmt, "ieee", 1, cases=n * steps, chunks=1,
+                         options=options.spec(), run_steps=steps)
+    run_whole_chunk(result, load(spec), fmt, options.for_format(fmt), options.spec(), 1,
+                    index, n, steps)
+    return result
+
+
+@pytest.mark.parametrize("spec", ["numpy", pytest.param("torch_sgd", marks=pytest.mark.torch)])
+def test_whole_runs_are_judged_step_by_step_from_their_own_states(spec):
+    """Every step of every run judged (each from the state reported before it), explained at
+    the exact level, within its bound: step_run_batch and the run callable run by run agree."""
+    if spec == "torch_sgd":
+        pytest.importorskip("torch")
+    result = _runs(spec, "float32", DEFAULT_SETS[-1])
+    assert result.violations == 0 and result.unexplained == 0, result.first_violations
+    assert result.unjudged == 0
+    for q in ("w_new", "buf_w", "loss"):
+        t = result.quantities[q]
+        assert t.checked + t.out_of_domain == 240 * 5 and t.explained == 240 * 5, q
+    impl = load(spec)
+    one_by_one = dataclasses.replace(impl, run_batch_form=None)  # the fallback: step_run
+    w0, b0, data, _ = draw_run_arrays(get_format("float32"), 1, 0, 30, 5)
+    options = DEFAULT_SETS[-1].for_format("float32")
+    fast, slow = (i.runs_batch("float32", w0, b0, data, options) for i in (impl, one_by_one))
+    assert {q: v.tobytes() for q, v in fast.items()} == {q: v.tobytes() for q, v in slow.items()}
+
+
+def test_a_state_leaking_into_the_next_run_fails_its_first_step():
+    """What no sweep of steps from drawn states can see (each step from a fresh state): the
+    mutant's runs, run by run through its step_run, carry the buffers over; step 1 of a later
+    run fails, with its run and step named."""
+    spec = f"{ROOT / 'tests' / 'mutants' / 'sgd_state_leaks.py'}:step"
+    result = _runs(spec, "float32", parse_spec("momentum=0.875"), n=30, steps=3)
+    for q in ("w_new", "b_new", "buf_w", "buf_b"):  # at step 1 of every run but the first
+        assert result.quantities[q].violations == 29, q
+    assert result.quantities["y"].violations == 0
+    first = result.first_violations[0]
+    assert (first["quantity"], first["step"], first["run"]) == ("w_new", 1, 1)
+    assert "--steps 3" in first["replay_chunk"]
+
+
+def test_a_state_that_is_not_finite_ends_the_judging_of_its_run(tmp_path):
+    impl = tmp_path / "overflows.py"
+    impl.write_text(
+        "import numpy as np\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step_run_batch as _ok\n"
+        "def step_run_batch(w0, b0, x, t, lr, options, dtype):\n"
+        "    out = _ok(w0, b0, x, t, lr, options, dtype)\n"
+        "    out['w_new'][1, :10] = np.inf  # step 2 of the first ten runs\n"
+        "    return out\n")
+    result = _runs(f"{impl}:step", "float32", parse_spec("momentum=0.5"), n=60, steps=5)
+    assert result.unjudged == 10 * 3 and result.stopped_runs == 10
+    assert result.quantities["w_new"].violations == 10  # the infinite values, at their step
+    assert result.quantities["w_new"].checked == 60 * 5 - 30

@@ -342,6 +342,11 @@ def _sweeps(runs: dict) -> list:
         space = r.get("exhaustive")
         impl = r["impl"] if "options" not in r else \
             f"{r['impl']}, steps of runs with {r['options'] or 'every option off'}"
+        if r.get("run_steps"):
+            impl = (f"{r['impl']}, whole runs of {r['run_steps']} steps with "
+                    f"{r['options'] or 'every option off'}"
+                    + (f" ({r['unjudged']:,} steps after a non-finite state not judged)"
+                       if r.get("unjudged") else ""))
         out.append({"impl": impl, "format": r["format"], "cases": f"{r['cases']:,}",
                     "exhaustive": space and {
                         "over": ", ".join(space["exhaustive"]), "count": f"{space['values']:,}",

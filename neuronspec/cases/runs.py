@@ -16,7 +16,7 @@ from .regimes import LR_BLOCK
 from .sampling import random_values
 
 __all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states", "draw_step_arrays",
-           "state_at", "step_at"]
+           "draw_run_arrays", "state_at", "step_at"]
 
 #: How the values of a drawn step are drawn: moderate, t next to w*x + b (cancellation in
 #: y - t), or at the bottom of the format.
@@ -136,6 +136,53 @@ def draw_step_arrays(fmt: Format, options: dict, seed: "int | tuple[int, ...]", 
             np.concatenate([p[i] for p in parts]).astype(np.float64)
             for i, k in enumerate(INPUTS + BUFFERS)}
     return cols, later, slices
+
+
+def draw_run_arrays(fmt: Format, seed: "int | tuple[int, ...]", index: int, n: int,
+                    steps: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray],
+                                         list[tuple[str, int, int]]]:
+    """Chunk ``index`` of a sweep of whole runs: ``n`` runs of ``steps`` steps, in
+    :data:`STEP_REGIMES` in equal parts (``slices``: (regime, first run, last run + 1)) as
+    :func:`draw_step_arrays` draws a step: moderate values; the same with ``t_1`` next to
+    ``fl(fl(w0*x_1) + b0)`` (cancellation at step 1); or ``w0``, ``b0``, ``t`` at the bottom of
+    the format.  ``x`` and ``lr`` are narrower than a step's (as :func:`draw_runs` draws them):
+    ``lr*x**2`` mostly below 2, so that most runs converge rather than overflow.  Returns (w0, b0, data, slices), ``data`` x, t, lr of shape (steps, n), each
+    step's lr one value per block of ``LR_BLOCK`` runs (spec/protocol.md R4)."""
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), index, 47])
+    K = steps
+    parts, slices, start = [], [], 0
+    for k, regime in enumerate(STEP_REGIMES):
+        m = n // len(STEP_REGIMES) + (1 if k < n % len(STEP_REGIMES) else 0)
+        blocks = -(-m // LR_BLOCK)
+        if regime == "tiny":
+            lo, hi = fmt.emin - 2, fmt.emin + 4
+            w0, b0 = (random_values(fmt, rng, m, emin=lo, emax=hi, special=0.0)
+                      for _ in range(2))
+            t = random_values(fmt, rng, K * m, emin=lo, emax=hi, special=0.0).reshape(K, m)
+            x = random_values(fmt, rng, K * m, emin=-2, emax=0, special=0.0).reshape(K, m)
+            rates = random_values(fmt, rng, K * blocks, emin=-6, emax=-1, special=0.0)
+        else:
+            span = min(8, fmt.emax // 4)
+            w0, b0 = (random_values(fmt, rng, m, emin=-span, emax=span, special=0.0)
+                      for _ in range(2))
+            x = random_values(fmt, rng, K * m, emin=-(span // 2), emax=span // 2,
+                              special=0.0).reshape(K, m)
+            t = random_values(fmt, rng, K * m, emin=-span, emax=span, special=0.0).reshape(K, m)
+            rates = random_values(fmt, rng, K * blocks, emin=-10, emax=-2, special=0.0)
+            if regime == "cancel":  # t_1 next to fl(fl(w0*x_1) + b0): r is tiny at step 1
+                from reference.batch.arith import round_array
+
+                y = round_array(fmt, round_array(fmt, w0 * x[0]) + b0)
+                up = rng.random(m) < 0.5
+                t[0] = np.where(up, round_array(fmt, np.nextafter(y, np.inf)), y)
+        lr = np.repeat(np.abs(rates).reshape(K, blocks), LR_BLOCK, axis=1)[:, :m]
+        parts.append((w0, b0, x, t, lr))
+        slices.append((regime, start, start + m))
+        start += m
+    w0, b0 = (np.concatenate([p[i] for p in parts]).astype(np.float64) for i in range(2))
+    data = {key: np.concatenate([p[i] for p in parts], axis=1).astype(np.float64)
+            for i, key in enumerate(("x", "t", "lr"), 2)}
+    return w0, b0, data, slices
 
 
 def _blocks(rates: np.ndarray, m: int) -> np.ndarray:

@@ -55,6 +55,7 @@ class Implementation:
     runner: "Callable[..., Any] | None" = None  # runs of SGD with options (``name_run``), if any
     from_state: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_from``, if offered
     from_batch: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_from_batch`` (R4)
+    run_batch_form: "Callable[..., Mapping[str, Any]] | None" = None  # ``name_run_batch`` (R4)
     # the batch callable's input arrays, reused from chunk to chunk (fresh ones cost page
     # faults and cache misses: ~10% of a sweep's time)
     _scratch: dict = field(default_factory=dict, compare=False, repr=False)
@@ -245,6 +246,53 @@ class Implementation:
                 for k in order]  # (w, b, buf_w, buf_b, x, t, lr: R4's order)
         out = self._mapping("step_from_batch", STEP_QUANTITIES, self.from_batch, *args,
                             dict(options), fmt)
+        return self._arrays("step_from_batch", out, (n,))
+
+    def runs_batch(self, fmt: str, w0: Any, b0: Any, data: Mapping[str, Any],
+                   options: Mapping[str, Any]) -> dict[str, Any]:
+        """spec/protocol.md R4: ``n`` runs of ``K`` steps from (w0, b0) (arrays of shape (n,))
+        over ``data`` (x, t, lr: arrays of shape (K, n)) through ``name_run_batch`` (on copies),
+        or, without it, through ``name_run`` run by run: float64 arrays of shape (K, n) per
+        quantity of a step of a run (buffers None for none), or NotImplementedError /
+        ImplementationError (one line)."""
+        import numpy as np
+
+        K, n = np.shape(data["x"])
+        if self.run_batch_form is None:
+            return self._runs_one_by_one(fmt, w0, b0, data, options)
+        args = [np.array(v, dtype=np.float64) for v in (w0, b0, data["x"], data["t"],
+                                                         data["lr"])]
+        out = self._mapping("step_run_batch", STEP_QUANTITIES, self.run_batch_form, *args,
+                            dict(options), fmt)
+        return self._arrays("step_run_batch", out, (K, n))
+
+    def _runs_one_by_one(self, fmt: str, w0: Any, b0: Any, data: Mapping[str, Any],
+                         options: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`runs_batch` through the run callable, one run after the other."""
+        import numpy as np
+
+        if self.runner is None:
+            raise ImplementationError(f"{self.name} offers no step_run_batch and no step_run")
+        K, n = np.shape(data["x"])
+        values: dict[str, Any] = {}
+        for j in range(n):
+            steps = list(zip(*(np.asarray(data[k])[:, j].tolist() for k in ("x", "t", "lr"))))
+            for k, out in enumerate(self.run(fmt, float(w0[j]), float(b0[j]), steps, options)):
+                for q, v in out.items():
+                    if q not in values:
+                        values[q] = None if v is None else np.full((K, n), np.nan)
+                    if (v is None) != (values[q] is None):
+                        raise ImplementationError(f"{self.name} returned {q} = {v!r} at step "
+                                                  f"{k + 1} of run {j}, unlike the runs before")
+                    if v is not None:
+                        values[q][k, j] = v
+        return values
+
+    def _arrays(self, what: str, out: Mapping[str, Any], shape: tuple) -> dict[str, Any]:
+        """A batch form's mapping as float64 arrays of ``shape`` per quantity of a step of a
+        run (a buffer None for no buffer), or ImplementationError (one line)."""
+        import numpy as np
+
         values: dict[str, Any] = {}
         for key in STEP_QUANTITIES + tuple(q for q in OPTIONAL if q in out):
             if out[key] is None and key.startswith("buf_"):
@@ -253,13 +301,16 @@ class Implementation:
             try:
                 arr = np.asarray(out[key])
             except Exception as exc:
-                raise ImplementationError(f"{self.name} step_from_batch returned {key} that is "
-                                          f"not an array ({type(exc).__name__}: {exc})") from None
-            if arr.dtype.kind != "f" or arr.shape != (n,):
+                raise ImplementationError(f"{self.name} {what} returned {key} that is not an "
+                                          f"array ({type(exc).__name__}: {exc})") from None
+            if arr.dtype.kind != "f" or arr.shape != shape:
                 raise ImplementationError(
-                    f"{self.name} step_from_batch returned {key} of dtype {arr.dtype} and shape "
-                    f"{arr.shape}, expected real floating-point values of shape ({n},)")
+                    f"{self.name} {what} returned {key} of dtype {arr.dtype} and shape "
+                    f"{arr.shape}, expected real floating-point values of shape {shape}")
             values[key] = arr.astype(np.float64)
+        if (values["buf_w"] is None) != (values["buf_b"] is None):
+            raise ImplementationError(f"{self.name} {what} returned a buffer for one parameter "
+                                      "only: both have one, or neither")
         return values
 
     def version(self) -> str:
@@ -311,10 +362,11 @@ def load(spec: str) -> Implementation:
 
 
 def _run_forms(module: Any, attr: str, spec: str) -> tuple:
-    """(``attr_run``, ``attr_from``, ``attr_from_batch``) of the module, None where absent; a
-    load error for one that is present but not callable (spec/protocol.md R2, R4)."""
+    """(``attr_run``, ``attr_from``, ``attr_from_batch``, ``attr_run_batch``) of the module,
+    None where absent; a load error for one that is present but not callable
+    (spec/protocol.md R2, R4)."""
     forms = []
-    for suffix in ("run", "from", "from_batch"):
+    for suffix in ("run", "from", "from_batch", "run_batch"):
         form = getattr(module, f"{attr}_{suffix}", None)
         if form is not None and not callable(form):
             raise LoadError(f"cannot load implementation {spec!r}: its {attr}_{suffix} is "

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from reference.batch import ArrayOps
-from reference.batch.arith import work_for
+from reference.batch.arith import round_array, work_for
 from reference.batch.judgement import (BEYOND, NEAR, NOT_FINITE, NOT_IN_FORMAT, OK,
                                        OUT_OF_DOMAIN, WRONG_ZERO, judge_values)
 from reference.batch.legal import same_bits
@@ -34,14 +34,15 @@ from reference.formats import float_hex, get_format
 from reference.judge import NONNEGATIVE
 from reference.model import get_model
 from reference.optim_judge import judge_values_of_step
+from reference.optim import BUFFERS, STATE_QUANTITIES
 from reference.optim_rounded import sgd_evaluations
 
 from ..cases.options import reference_options
-from ..cases.runs import draw_step_arrays, state_at, step_at
+from ..cases.runs import draw_run_arrays, draw_step_arrays, state_at, step_at
 from .sgd import from_state_replay_command
 from .tally import KEEP
 
-__all__ = ["run_step_chunk", "STEP_CHUNK"]
+__all__ = ["run_step_chunk", "run_whole_chunk", "judge_steps", "STEP_CHUNK"]
 
 #: Steps per chunk (the reference's arrays for all legal evaluations: ~100 MB).
 STEP_CHUNK = 1 << 15
@@ -53,12 +54,14 @@ _BAD = (BEYOND, NOT_FINITE, NOT_IN_FORMAT, WRONG_ZERO)
 
 
 def chunk_replay_command(spec: str, fmt: str, options: str, seed: int, index: int, n: int,
-                         model: str = "ieee") -> str:
+                         model: str = "ieee", steps: int = 0) -> str:
     """The command that sweeps chunk ``index`` of ``n`` steps again, alone (``spec``: the
-    implementation as named; ``options``: the option set's SPEC)."""
+    implementation as named; ``options``: the option set's SPEC); of ``n`` whole runs of
+    ``steps`` steps where ``steps`` is given."""
+    size = n * steps if steps else n
     words = [f"neuronspec sweep {shlex.quote(spec)} --dtype {fmt} --run "
-             f"--options={shlex.quote(options or 'momentum=0')} --seed {seed} --cases {n} "
-             f"--chunk {n} --first-chunk {index}"]
+             f"--options={shlex.quote(options or 'momentum=0')} --seed {seed} --cases {size} "
+             f"--chunk {size} --first-chunk {index}" + (f" --steps {steps}" if steps else "")]
     if model != "ieee":
         words.append(f"--model {model}")
     return " ".join(words)
@@ -75,8 +78,95 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
     t1 = time.perf_counter()
     out = impl.steps_from_batch(fmt.name, cols, options)
     t2 = time.perf_counter()
+    chunk = chunk_replay_command(getattr(impl, "spec", "") or impl.name, fmt.name, spec, seed,
+                                 index, n, model_.name)
+    judge_steps(result, impl, fmt, model_, options, spec, cols, out, slices,
+                lambda j: {"replay_chunk": chunk})
+    _timed(result, {"cases": t1 - t0, "implementation": t2 - t1})
+
+
+def run_whole_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, seed: int,
+                    index: int, n: int, steps: int, model: str = "ieee") -> None:
+    """Chunk ``index`` of a sweep of whole runs (``n`` runs of ``steps`` steps, drawn by
+    ``cases.runs.draw_run_arrays``) through the implementation's ``step_run_batch`` (or its
+    run callable, run by run: spec/protocol.md R4), tallied into ``result``.  Each step is
+    judged from the state the implementation reported before it (spec/neuron.md 8.4): the
+    first steps from (w0, b0) and no buffer, the others from the reported ``w_new``, ``b_new``,
+    ``buf_w``, ``buf_b`` of the step before; a run is judged up to its first state that is not
+    finite or not a value of its format, and no further (``result.unjudged`` counts the steps
+    left)."""
+    fmt, model_ = get_format(fmt), get_model(model)
+    t0 = time.perf_counter()
+    w0, b0, data, slices = draw_run_arrays(fmt, seed, index, n, steps)
+    t1 = time.perf_counter()
+    out = impl.runs_batch(fmt.name, w0, b0, data, options)
+    t2 = time.perf_counter()
+    buffered = options["momentum"] != 0
+    alive = _judged_steps(fmt, get_format(options["buffer_format"]), out, buffered)
+    chunk = chunk_replay_command(getattr(impl, "spec", "") or impl.name, fmt.name, spec, seed,
+                                 index, n, model_.name, steps)
+    first = {"w": w0, "b": b0, "buf_w": None, "buf_b": None,
+             **{k: data[k][0] for k in ("x", "t", "lr")}}
+    judge_steps(result, impl, fmt, model_, options, spec, first,
+                {q: None if v is None else v[0] for q, v in out.items()}, slices,
+                lambda j: {"replay_chunk": chunk, "run": j, "step": 1})
+    # the later steps that are judged, regime by regime: (k, j) = step k + 1 of run j
+    at, later = [], []
+    for regime, a, b in slices:
+        k, j = np.nonzero(alive[1:, a:b])
+        at.append((k + 1, j + a))
+        later.append((regime, len(k)))
+    ks, js = (np.concatenate([p[i] for p in at]) for i in range(2))
+    if len(ks):
+        bufs = {q: out[q][ks - 1, js] if buffered and out[q] is not None else None
+                for q in BUFFERS}
+        cols = {"w": out["w_new"][ks - 1, js], "b": out["b_new"][ks - 1, js], **bufs,
+                **{k: data[k][ks, js] for k in ("x", "t", "lr")}}
+        bounds, start = [], 0
+        for regime, m in later:
+            bounds.append((regime, start, start + m))
+            start += m
+        judge_steps(result, impl, fmt, model_, options, spec, cols,
+                    {q: None if v is None else v[ks, js] for q, v in out.items()}, bounds,
+                    lambda i: {"replay_chunk": chunk, "run": int(js[i]), "step": int(ks[i]) + 1})
+    result.unjudged += int(alive.size - np.count_nonzero(alive))
+    result.stopped_runs += int(np.count_nonzero(~alive[-1]))
+    _timed(result, {"cases": t1 - t0, "implementation": t2 - t1})
+
+
+def _judged_steps(fmt: Any, buffer: Any, out: dict, buffered: bool) -> np.ndarray:
+    """(K, n): whether step k + 1 of run j is judged: every state the run reported before it
+    is finite and a value of its format (spec/neuron.md 8.4), and a buffer is reported where
+    the options keep one (without it no later step has a state to start from)."""
+    valid = np.ones(out["w_new"].shape, dtype=bool)
+    for q in STATE_QUANTITIES:
+        v = out[q]
+        if v is None:
+            valid &= not buffered  # (a buffer where none is kept: its step fails, not the rest)
+            continue
+        with np.errstate(all="ignore"):
+            valid &= np.isfinite(v) & same_bits(round_array(buffer if q in BUFFERS else fmt, v),
+                                                v)
+    alive = np.ones_like(valid)
+    alive[1:] = np.logical_and.accumulate(valid[:-1], axis=0)
+    return alive
+
+
+def _timed(result: Any, seconds: dict) -> None:
+    for k, v in seconds.items():
+        result.seconds[k] = result.seconds.get(k, 0.0) + v
+
+
+def judge_steps(result: Any, impl: Any, fmt: Any, model_: Any, options: dict, spec: str,
+                cols: dict, out: dict, slices: list, extra: Any) -> None:
+    """Judge ``n`` steps of runs, each from its state (``cols``: w, b, buf_w, buf_b, x, t,
+    lr), on what the implementation reported (``out``), at both levels, into ``result``;
+    ``slices``: (regime, start, stop); ``extra(j)``: what a failure record of step ``j`` adds
+    (its chunk's replay command, its run and step)."""
+    n = len(cols["w"])
     reference = reference_options(options)
     work = work_for(fmt)
+    t2 = time.perf_counter()
     with np.errstate(all="ignore"):
         bounds = batch_sgd_bounds(fmt, cols, reference, model_)
         t3 = time.perf_counter()
@@ -94,9 +184,7 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
                 "observed": observed, "ratio": ratio, "why": why,
                 "replay": from_state_replay_command(impl, fmt, spec, state, step, model_),
                 # the step among its chunk's (a defect may need the others: a vector kernel)
-                "replay_chunk": chunk_replay_command(getattr(impl, "spec", "") or impl.name,
-                                                     fmt.name, spec, seed, index, n,
-                                                     model_.name)}
+                **extra(j)}
 
     scalar_cache: dict[int, Any] = {}
     scalar_evaluations: dict[int, Any] = {}
@@ -190,6 +278,4 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
             dict(record(q, j, float(c[j]), math.nan, "no legal evaluation gives this value"),
                  observed=float_hex(float(c[j]))) for j in missing[:KEEP].tolist()])
     t4 = time.perf_counter()
-    for k, v in {"cases": t1 - t0, "implementation": t2 - t1, "reference": t4 - t2,
-                 "exact_level": t4 - t3}.items():
-        result.seconds[k] = result.seconds.get(k, 0.0) + v
+    _timed(result, {"reference": t4 - t2, "exact_level": t4 - t3})

@@ -90,6 +90,12 @@ class SweepResult:
     #: a sweep of steps of runs (``run_sweep``): the option set's SPEC ("" for every option
     #: off); None for a sweep of the plain step
     options: Optional[str] = None
+    #: a sweep of whole runs: their length K (0: steps from drawn states); the steps not judged
+    #: (after a state that is not finite or not a value of its format: spec/neuron.md 8.4),
+    #: and the runs whose judging stopped so before their last step
+    run_steps: int = 0
+    unjudged: int = 0
+    stopped_runs: int = 0
 
     def tally(self, q: str) -> QuantityTally:
         return self.quantities.setdefault(q, QuantityTally())
@@ -99,6 +105,8 @@ class SweepResult:
         self.chunks += other.chunks
         self.unchecked += other.unchecked
         self.failed += other.failed
+        self.unjudged += other.unjudged
+        self.stopped_runs += other.stopped_runs
         for why, k in other.declined.items():
             self.declined[why] = self.declined.get(why, 0) + k
         for q, t in other.quantities.items():
@@ -136,6 +144,9 @@ class SweepResult:
                "workers": self.workers, "path": self.path}
         if self.options is not None:
             out["options"] = self.options
+        if self.run_steps:
+            out.update(run_steps=self.run_steps, unjudged=self.unjudged,
+                       stopped_runs=self.stopped_runs)
         out.update({k: v for k, v in (("stopped", self.stopped),
                                       ("interrupted", self.interrupted),
                                       ("exhaustive", self.exhaustive)) if v})
@@ -614,7 +625,9 @@ def _describe(_: object) -> dict:
         return {"error": _WORKER["error"]}
     impl = _WORKER["impl"]
     return {"name": impl.name, "batch": impl.batch is not None,
-            "from_batch": getattr(impl, "from_batch", None) is not None}
+            "from_batch": getattr(impl, "from_batch", None) is not None,
+            "run_batch": getattr(impl, "run_batch_form", None) is not None,
+            "runs": getattr(impl, "runner", None) is not None}
 
 
 def _supports(task: tuple) -> str:
@@ -646,18 +659,28 @@ def _work(task: tuple) -> SweepResult:
 
 
 def _step_work(task: tuple) -> SweepResult:
-    """A chunk of a sweep of steps of runs (``run_sweep.run_step_chunk``)."""
-    fmt, seed, index, n, model, spec, options, options_spec = task
+    """A chunk of a sweep of steps of runs (``run_sweep.run_step_chunk``), or of whole runs of
+    ``steps`` steps (``run_sweep.run_whole_chunk``: ``n`` steps, ``n // steps`` runs)."""
+    fmt, seed, index, n, model, spec, options, options_spec, steps = task
     if "error" in _WORKER:
         raise _loaded()
-    from .run_sweep import run_step_chunk
+    from .run_sweep import run_step_chunk, run_whole_chunk
 
     result = SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1,
-                         path="batch steps of runs", options=options_spec)
+                         path="batch runs" if steps else "batch steps of runs",
+                         options=options_spec, run_steps=steps)
     try:
-        run_step_chunk(result, _WORKER["impl"], fmt, options, options_spec, seed, index, n,
-                       model)
-    except (ImplementationError, NotImplementedError) as exc:
+        if steps:
+            run_whole_chunk(result, _WORKER["impl"], fmt, options, options_spec, seed, index,
+                            n // steps, steps, model)
+        else:
+            run_step_chunk(result, _WORKER["impl"], fmt, options, options_spec, seed, index, n,
+                           model)
+    except NotImplementedError as exc:  # the option set or the format declined (R4): a skip
+        why = f"the implementation declines them: {exc or 'NotImplementedError'}"
+        return SweepResult(spec, fmt, get_model(model).name, seed, cases=n, chunks=1,
+                           declined={why: n}, options=options_spec, run_steps=steps)
+    except ImplementationError as exc:
         return _failed_step_chunk(task, str(exc) or type(exc).__name__)
     return result
 
@@ -667,14 +690,16 @@ def _failed_step_chunk(task: tuple, why: str) -> SweepResult:
     returned garbage, its worker died or hung): every step of it counts as failed."""
     from .run_sweep import chunk_replay_command
 
-    fmt, seed, index, n, model, spec, _, options_spec = task
+    fmt, seed, index, n, model, spec, _, options_spec, steps = task
     model = get_model(model).name
     failed = SweepResult(spec, fmt, model, seed, cases=n, chunks=1, failed=n,
-                         options=options_spec)
+                         options=options_spec, run_steps=steps)
+    size = f"{n // steps:,} runs of {steps} steps" if steps else f"{n:,} steps"
     failed.first_violations.append({
         "quantity": "-", "regime": "-", "chunk": index, "case": [], "observed": math.nan,
-        "ratio": math.inf, "why": f"chunk {index} ({n:,} steps): {why}",
-        "replay": chunk_replay_command(spec, fmt, options_spec, seed, index, n, model)})
+        "ratio": math.inf, "why": f"chunk {index} ({size}): {why}",
+        "replay": chunk_replay_command(spec, fmt, options_spec, seed, index,
+                                       n // steps if steps else n, model, steps)})
     return failed
 
 
@@ -829,19 +854,25 @@ class Sweeper:
 
 def run_steps(sweeper: "Sweeper", fmt: "Format | str", cases: int, seed: int, options: dict,
               options_spec: str, chunk: int = 0, first_chunk: int = 0,
-              progress: Optional[Callable[[SweepResult, float], None]] = None) -> SweepResult:
+              progress: Optional[Callable[[SweepResult, float], None]] = None,
+              steps: int = 0) -> SweepResult:
     """A sweep of ``cases`` steps of runs with ``options`` (the R1 mapping of the format; its
     SPEC ``options_spec``) from drawn states, through the implementation's
-    ``step_from_batch`` (spec/protocol.md R4), in the sweeper's workers."""
+    ``step_from_batch`` (spec/protocol.md R4), in the sweeper's workers; with ``steps``, of
+    whole runs of that many steps (``cases`` and ``chunk`` rounded up to whole runs), through
+    its ``step_run_batch`` (or its run callable)."""
     from .run_sweep import STEP_CHUNK
 
     fmt = get_format(fmt)
     chunk = chunk or STEP_CHUNK
+    if steps:
+        chunk, cases = (-(-v // steps) * steps for v in (chunk, cases))
     total = SweepResult(sweeper.spec, fmt.name, get_model(sweeper.model).name, seed,
-                        workers=sweeper.workers, engine=sweeper.engine, options=options_spec)
+                        workers=sweeper.workers, engine=sweeper.engine, options=options_spec,
+                        run_steps=steps)
     total.impl = sweeper.about()["name"]
     tasks = ((fmt.name, seed, index, min(chunk, cases - (index - first_chunk) * chunk),
-              sweeper.model, sweeper.spec, options, options_spec)
+              sweeper.model, sweeper.spec, options, options_spec, steps)
              for index in range(first_chunk, first_chunk + -(-cases // chunk)))
     start = time.perf_counter()
     since, sweeper.began = sweeper.began, None  # (the first run's start-up: the workers')
@@ -921,6 +952,8 @@ def record(result: SweepResult, command: str, path) -> None:
     key = f"{result.impl}/{result.fmt}"
     if result.options is not None:  # a sweep of steps of runs, per option set
         key += f"/run:{result.options or 'plain'}"
+    if result.run_steps:  # ... of whole runs
+        key += f"/runs-of-{result.run_steps}"
     if result.exhaustive:  # beside the seeded sweep of the same implementation and format
         key += "/exhaustive-" + ",".join(result.exhaustive["exhaustive"])
     records.update("sweeps", path, lambda old: dict(old, runs={**old.get("runs", {}),
@@ -937,6 +970,9 @@ def render(result: SweepResult, command: str = "") -> str:
                  f"{len(e['points'])} point(s) of grid {e['grid']!r} for the other inputs")
     what = "cases" if result.options is None else \
         f"steps from drawn states of runs with {result.options or 'every option off'}"
+    if result.run_steps:
+        what = (f"steps of {result.cases // result.run_steps:,} runs of {result.run_steps} steps "
+                f"with {result.options or 'every option off'}")
     lines = [f"neuronspec sweep: {result.impl} in {result.fmt}, model {result.model}: "
              f"{result.cases:,} {what}, {space}"]
     if result.path:  # some chunk was judged
@@ -985,10 +1021,15 @@ def render(result: SweepResult, command: str = "") -> str:
     if result.failed:
         lines.append(f"  {result.failed:,} cases failed outright: the implementation raised, "
                      "crashed, hung or returned garbage on them")
+    if result.unjudged:
+        lines.append(f"  {result.unjudged:,} steps not judged: {result.stopped_runs:,} runs "
+                     "reported a state that is not finite or not a value of its format, and a")
+        lines.append("    run is judged up to that step (spec/neuron.md 8.4)")
     for why, k in result.declined.items():
-        lines.append(f"  {k:,} cases declined (a reported skip, not checked): {why}")
-    lines.append(f"  violations (bounded level): {result.violations}; unexplained values "
-                 f"(exact level): {result.unexplained}")
+        lines.append(f"  {k:,} {'cases' if result.options is None else 'steps'} declined (a "
+                     f"reported skip, not checked): {why}")
+    lines.append(f"  violations (bounded level): {result.violations:,}; unexplained values "
+                 f"(exact level): {result.unexplained:,}")
     for q, t in result.quantities.items():
         for u in t.first_unexplained[:2]:
             lines.append(f"  {q} = {u['observed']} ({u['regime']}): {u['why']}")

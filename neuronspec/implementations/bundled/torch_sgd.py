@@ -262,6 +262,47 @@ def _forms(path):
                 "buf_w": None if new_bufs[0] is None else _array(new_bufs[0]),
                 "buf_b": None if new_bufs[1] is None else _array(new_bufs[1])}
 
+    def step_run_batch(w0, b0, x, t, lr, options, dtype="float32"):
+        """spec/protocol.md R4: ``n`` runs of ``K`` steps (``x``, ``t``, ``lr`` of shape
+        (K, n)), as a user trains a vector of parameters: one ``torch.optim.SGD`` over each
+        block of runs whose learning rates are equal at every step, each run an element of the
+        parameter tensors (autograd on the sum of the losses: elementwise gradients)."""
+        dt, hyper = _path_settings(options, dtype, path)
+        lr = np.asarray(lr, dtype=np.float64)
+        if (lr < 0).any():
+            raise NotImplementedError("torch.optim.SGD refuses a negative learning rate")
+        K, n = lr.shape
+        out = {}
+
+        def put(q, k, i, j, tensor):
+            out.setdefault(q, np.empty((K, n)))[k, i:j] = _array(tensor)
+        bits = lr.view(np.uint64)  # blocks of runs with the same lr at every step, bit for bit
+        starts = np.flatnonzero(np.r_[True, (bits[:, 1:] != bits[:, :-1]).any(axis=0)])
+        for i, j in zip(starts.tolist(), np.r_[starts[1:], n].tolist()):
+            w = _tensor(w0[i:j], dt, "cpu").requires_grad_()
+            b = _tensor(b0[i:j], dt, "cpu").requires_grad_()
+            optimizer = torch.optim.SGD([w, b], lr=float(lr[0, i]), **hyper, **path)
+            for k in range(K):
+                optimizer.param_groups[0]["lr"] = float(lr[k, i])
+                optimizer.zero_grad()
+                xk, tk = _tensor(x[k, i:j], dt, "cpu"), _tensor(t[k, i:j], dt, "cpu")
+                y = w * xk + b
+                y.retain_grad()
+                loss = 0.5 * (y - tk) ** 2
+                loss.sum().backward()
+                for q, v in (("y", y), ("dL_dy", y.grad), ("loss", loss), ("dL_dw", w.grad),
+                             ("dL_db", b.grad)):
+                    put(q, k, i, j, v)
+                optimizer.step()
+                for q, p in (("w_new", w), ("b_new", b)):
+                    put(q, k, i, j, p)
+                    buf = optimizer.state[p].get("momentum_buffer")
+                    if buf is not None:
+                        put(f"buf_{q[0]}", k, i, j, buf)
+        out.setdefault("buf_w", None)
+        out.setdefault("buf_b", None)
+        return out
+
     def step(w, b, x, t, lr, dtype="float32"):
         """The plain step: a run of one step with every option off (spec/protocol.md R1, R2)."""
         options = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
@@ -269,7 +310,7 @@ def _forms(path):
         (out,) = step_run(w, b, [(x, t, lr)], options, dtype)
         return {k: v for k, v in out.items() if k not in ("buf_w", "buf_b")}
 
-    return step, step_run, step_from, step_from_batch
+    return step, step_run, step_from, step_from_batch, step_run_batch
 
 
 # The for-loop path, _single_tensor_sgd (the CPU default; ``step`` above is its plain step with
@@ -277,7 +318,8 @@ def _forms(path):
 # torch_sgd_foreach (``_multi_tensor_sgd``, the CUDA default) and torch_sgd_fused
 # (``torch._fused_sgd_``; torch 2.13.0's CPU build accepts every format, and a build that
 # refuses one makes its runs decline it).
-_, step_run, step_from, step_from_batch = _forms({"foreach": False})
-foreach_step, foreach_step_run, foreach_step_from, foreach_step_from_batch = \
-    _forms({"foreach": True})
-fused_step, fused_step_run, fused_step_from, fused_step_from_batch = _forms({"fused": True})
+_, step_run, step_from, step_from_batch, step_run_batch = _forms({"foreach": False})
+(foreach_step, foreach_step_run, foreach_step_from, foreach_step_from_batch,
+ foreach_step_run_batch) = _forms({"foreach": True})
+fused_step, fused_step_run, fused_step_from, fused_step_from_batch, fused_step_run_batch = \
+    _forms({"fused": True})
