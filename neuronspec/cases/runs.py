@@ -146,8 +146,9 @@ def draw_run_arrays(fmt: Format, seed: "int | tuple[int, ...]", index: int, n: i
     :func:`draw_step_arrays` draws a step: moderate values; the same with ``t_1`` next to
     ``fl(fl(w0*x_1) + b0)`` (cancellation at step 1); or ``w0``, ``b0``, ``t`` at the bottom of
     the format.  ``x`` and ``lr`` are narrower than a step's (as :func:`draw_runs` draws them):
-    ``lr*x**2`` mostly below 2, so that most runs converge rather than overflow.  Returns (w0, b0, data, slices), ``data`` x, t, lr of shape (steps, n), each
-    step's lr one value per block of ``LR_BLOCK`` runs (spec/protocol.md R4)."""
+    ``lr*x**2`` mostly below 2, so that most runs converge rather than overflow.  Returns
+    (w0, b0, data, slices), ``data`` x, t, lr of shape (steps, n), each step's lr one value per
+    block of ``LR_BLOCK`` runs (spec/protocol.md R4)."""
     rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), index, 47])
     K = steps
     parts, slices, start = [], [], 0
