@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from reference.bounds import MODELS, get_model
 from reference.judge import LEVELS
 from reference.formats import FORMATS
+from reference.optim import CONVENTION_NAMES as CONVENTION_CHOICES
 from reference.step import INPUTS
 
 from . import __version__
@@ -225,6 +226,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="the bounds of a step of a run of SGD with options (spec/tolerances.md "
                          "2.8) instead: --cases steps per format and option set, every legal "
                          "evaluation judged")
+    sd.add_argument("--convention", default="torch", choices=CONVENTION_CHOICES,
+                    help="with --runs: the convention of the option sets (spec/neuron.md 8.6; "
+                         "default torch)")
+    sd.add_argument("--options", action="append", default=[], metavar="SPEC",
+                    help="with --runs: measure these option sets (repeatable; default: the "
+                         "convention's default sets)")
     sd.add_argument("--append", action="store_true",
                     help="add this run's cases to the recorded ones (use another --seed)")
     sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
@@ -793,10 +800,19 @@ def _soundness_runs(args) -> int:
     if args.append or args.torch_cases is not None:
         raise UsageError("--append and --torch-cases apply to the one-step measurement, not to "
                          "--runs")
+    from .cases.options import default_sets, parse_spec, with_convention
+
+    try:
+        sets = [with_convention(parse_spec(spec), args.convention) for spec in args.options]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not sets and args.convention != "torch":
+        sets = list(default_sets(args.convention))
     output = Path(args.output or "spec/data/run_soundness.json")
     records.prepare("run_soundness", output)
     report = run_soundness.soundness_runs_report(args.dtype, args.cases, args.seed,
-                                                 args.workers, args.scheduler)
+                                                 args.workers, args.scheduler,
+                                                 sets=sets or None, convention=args.convention)
     run_soundness.record(report, output)
     bad = sum(r["violations"] for sets in report["formats"].values() for r in sets.values())
     for name, sets in report["formats"].items():
