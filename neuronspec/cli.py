@@ -160,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--steps", type=_positive, default=8, help="steps per run (default 8)")
     ck.add_argument("--runs", type=_positive, default=6, metavar="N",
                     help="runs per format and option set (default 6)")
-    ck.add_argument("--convention", default="torch",
-                    help="the declared convention of the runs (only torch is checked yet)")
+    ck.add_argument("--convention", default=None, choices=CONVENTION_CHOICES,
+                    help="the declared convention of the runs (spec/neuron.md 8.6; default "
+                         "torch): keras reports its velocity, optax its trace (with the weight "
+                         "decay before it, or after it: optax-decay-after); implies --run")
     ck.add_argument("--buffer-format", default=None, metavar="FORMAT",
                     help="the declared format of the momentum buffers (default: the parameter "
                          "format), e.g. float32 buffers with float16 parameters")
@@ -444,19 +446,19 @@ def _check(args, argv) -> int:
 
 
 def _run_options(args) -> list:
-    """The option sets named by ``--options`` (a usage error for a bad SPEC or an unchecked
-    declaration)."""
-    from .cases.options import parse_spec
+    """The option sets named by ``--options``, under ``--convention`` (a usage error for a bad
+    SPEC, a set outside the convention's domain or an unchecked declaration); empty where none
+    is named and no convention declared (the default sets)."""
+    from .cases.options import declared_sets
 
-    if args.convention != "torch":
-        raise UsageError(f"--convention {args.convention}: only the torch convention is checked "
-                         f"yet (keras and optax are specified in spec/neuron.md 8.6)")
     if args.buffer_format is not None and args.buffer_format not in FORMATS:
         raise UsageError(f"--buffer-format: unknown format {args.buffer_format!r}; choose one of "
                          f"{', '.join(FORMATS)}")
+    if not args.options and args.convention is None:
+        return []
     try:
-        sets = [parse_spec(spec) for spec in args.options]
-        for option_set in sets:  # (a value a format overflows, outside torch's domain, ...)
+        sets = declared_sets(args.options, args.convention)
+        for option_set in sets:  # (a value a format overflows, outside the domain, ...)
             for fmt in args.dtype or list(FORMATS):
                 option_set.for_format(fmt, args.buffer_format)
         return sets
@@ -490,6 +492,7 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
     report["conformant"] = report["verdict"] == CONFORMANT
     report["settings"]["runs"] = {"runs": args.runs, "steps": args.steps,
                                   "bufferFormat": args.buffer_format,
+                                  "convention": args.convention or "torch",
                                   "options": [s.spec() for s in option_sets] if option_sets
                                   else "default"}
     if os.environ.get(VALIDATE):  # (as check() validates its own part)
@@ -894,7 +897,7 @@ def _sweep_runs(args, argv) -> int:
     from .cases.options import DEFAULT_SETS
     from .runs.sweep import Sweeper, record, render, run_steps
 
-    shim = argparse.Namespace(convention="torch", buffer_format=args.buffer_format,
+    shim = argparse.Namespace(convention=None, buffer_format=args.buffer_format,
                               options=args.options, dtype=[args.dtype])
     sets = _run_options(shim) or list(DEFAULT_SETS)
     cases = args.cases if args.cases is not None else 1_000_000

@@ -17,7 +17,7 @@ from reference.formats import Format, get_format, parse_exact
 from reference.optim import CONVENTION_NAMES, Options
 
 __all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS",
-           "default_sets", "with_convention"]
+           "default_sets", "with_convention", "declared_sets"]
 
 #: The conventions of spec/neuron.md 8.6.
 CONVENTIONS = CONVENTION_NAMES
@@ -52,6 +52,9 @@ class OptionSet:
             out[key] = value
         out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,
                    buffer_format=buffer_format or fmt.name)
+        if out["buffer_format"] != fmt.name and self.convention != "torch":
+            raise ValueError(f"a {out['buffer_format']} buffer with {fmt.name} parameters is "
+                             f"checked under the torch convention only, not {self.convention}")
         reference_options(out)  # (the domain: the convention's own checks)
         return out
 
@@ -187,3 +190,19 @@ def default_sets(convention: str = "torch") -> tuple[OptionSet, ...]:
     last = _set(momentum=1.0 if convention == "keras" else 1.5, weight_decay=0.25,
                 nesterov=True)
     return tuple(with_convention(s, convention) for s in _OTHER_SETS + (last,))
+
+
+def declared_sets(specs: "list[str]", convention: "str | None" = None) -> list[OptionSet]:
+    """The option sets ``--options SPEC ...`` names, under ``--convention`` where given (a SPEC
+    naming another convention is a ValueError), or the convention's default sets where none is
+    named; a ValueError names the problem."""
+    sets = []
+    for spec in specs:
+        option_set = parse_spec(spec)
+        if convention is not None:
+            if option_set.convention not in ("torch", convention):
+                raise ValueError(f"--options {spec}: names the convention "
+                                 f"{option_set.convention}, --convention says {convention}")
+            option_set = with_convention(option_set, convention)
+        sets.append(option_set)
+    return sets or list(default_sets(convention or "torch"))
