@@ -268,9 +268,9 @@ OPTAX_DECAY_AFTER_NODES: tuple[OptimNode, ...] = (
     OptimNode("dn", "add", ("G", "nm"), "g + decay * new_trace", "nesterov",
               ("mu", "nesterov"), ((True, "nm"),)),
     OptimNode("dq", "mul", ("wd", "theta"), "weight_decay * p", "decay", ("wd",)),
-    OptimNode("gd", "add", ("dn", "dq"), "u + weight_decay * p", "decay", ("wd",),
+    OptimNode("f", "add", ("dn", "dq"), "u + weight_decay * p", "decay", ("wd",),
               ((True, "dq"),)),
-    OptimNode("lq", "mul", ("lr", "gd"), "(-learning_rate) * u", "update"),
+    OptimNode("lq", "mul", ("lr", "f"), "(-learning_rate) * u", "update"),
     OptimNode("theta_new", "sub", ("theta", "lq"), "p + (-learning_rate) * u", "update",
               fuse=((True, "lq"),)),
 )
@@ -291,7 +291,7 @@ CONVENTIONS: dict[str, Convention] = {
     "optax-decay-after": Convention(
         "optax-decay-after", OPTAX_DECAY_AFTER_NODES,
         (Alias("dn", "nb", ("mu", "!nesterov")), Alias("dn", "G", ("!mu",)),
-         Alias("gd", "dn", ("!wd",))),
+         Alias("f", "dn", ("!wd",))),
         "nb", ("mb", "nb"), zero_state=True),
 }
 
