@@ -280,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
                          "cases.options.DEFAULT_SETS)")
     sw.add_argument("--buffer-format", default=None, metavar="FORMAT",
                     help="with --run: the declared format of the momentum buffers")
+    sw.add_argument("--convention", default=None, choices=CONVENTION_CHOICES,
+                    help="with --run: the declared convention (spec/neuron.md 8.6; default "
+                         "torch; implies --run)")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -843,7 +846,7 @@ def _sweep(args, argv) -> int:
             raise UsageError("--exhaustive runs the batch callable: drop --scalar")
     elif args.fix is not None or args.grid is not None:
         raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
-    if args.run or args.options or args.buffer_format:
+    if args.run or args.options or args.buffer_format or args.convention:
         if source is not None or args.scalar:
             raise UsageError("--run sweeps steps from drawn states through step_from_batch: "
                              "drop --exhaustive and --scalar")
@@ -897,7 +900,7 @@ def _sweep_runs(args, argv) -> int:
     from .cases.options import DEFAULT_SETS
     from .runs.sweep import Sweeper, record, render, run_steps
 
-    shim = argparse.Namespace(convention=None, buffer_format=args.buffer_format,
+    shim = argparse.Namespace(convention=args.convention, buffer_format=args.buffer_format,
                               options=args.options, dtype=[args.dtype])
     sets = _run_options(shim) or list(DEFAULT_SETS)
     cases = args.cases if args.cases is not None else 1_000_000
