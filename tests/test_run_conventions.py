@@ -90,3 +90,16 @@ def test_option_sets_under_a_convention():
     (s,) = declared_sets(["momentum=0.5,convention=optax-decay-after"])
     assert s.convention == "optax-decay-after"
     assert parse_spec(s.spec()) == s  # (the SPEC names its convention)
+
+
+def test_keras_on_torch_passes_where_its_operations_are_the_conventions(monkeypatch):
+    """Keras 3 itself (examples/keras_sgd.py; skipped without keras): momentum alone is the
+    convention's operations, judged at the exact level (its decay and Nesterov are other
+    operations on the torch backend: spec/neuron.md 8.8)."""
+    pytest.importorskip("torch")
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    pytest.importorskip("keras")
+    impl = load("examples/keras_sgd.py:step")
+    (result,) = check_runs(impl, ["float32"], [with_convention(parse_spec("momentum=0.875"),
+                                                               "keras")], **QUICK)
+    assert result.verdict == "conformant", result.failures
