@@ -313,3 +313,21 @@ def test_evaluations_are_named_by_their_own_operations():
     assert not any("update-fused" in n for n in names)  # (theta + v: no product to fuse)
     plain = [e.name for e in run_evaluations("float32", Options(convention="keras")).evaluations]
     assert any("update-fused" in n for n in plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("convention", OTHERS)
+def test_thousands_of_steps_per_format_are_within_their_bounds(convention):
+    """The batch campaign of ``neuronspec soundness --runs`` (every distinct legal value of
+    each step judged) on 2,000 steps per format of the convention's set with every option;
+    the recorded 10^6 per format and set are in spec/tolerances.md 2.8."""
+    from neuronspec.cases.options import default_sets
+    from neuronspec.runs import run_soundness
+
+    report = run_soundness.soundness_runs_report(list(FORMATS), 2000, seed=11,
+                                                 sets=[default_sets(convention)[-1]],
+                                                 convention=convention)
+    for fmt, sets in report["formats"].items():
+        (r,) = sets.values()
+        assert r["cases"] == 2000 and r["violations"] == 0, (fmt, r["first"])
+        assert min(r["worst"][q] for q in ("w_new", "b_new", "buf_w", "buf_b")) > 0.5, fmt
