@@ -17,7 +17,7 @@ from reference.formats import Format, get_format, parse_exact
 from reference.optim import CONVENTION_NAMES, Options
 
 __all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS",
-           "default_sets", "with_convention", "declared_sets"]
+           "default_sets", "with_convention", "declared_sets", "convention_of"]
 
 #: The conventions of spec/neuron.md 8.6.
 CONVENTIONS = CONVENTION_NAMES
@@ -206,3 +206,12 @@ def declared_sets(specs: "list[str]", convention: "str | None" = None) -> list[O
             option_set = with_convention(option_set, convention)
         sets.append(option_set)
     return sets or list(default_sets(convention or "torch"))
+
+
+def convention_of(spec: str) -> str:
+    """The convention a SPEC names (``convention=...``; torch where it names none)."""
+    for part in spec.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "convention":
+            return value
+    return "torch"

@@ -25,8 +25,8 @@ from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
-from ..cases.options import (DEFAULT_SETS, OptionSet, default_sets, parse_spec,
-                             reference_options)
+from ..cases.options import (DEFAULT_SETS, OptionSet, convention_of, default_sets,
+                             parse_spec, reference_options)
 from ..cases.runs import draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
@@ -264,14 +264,6 @@ def _bare(option_set: OptionSet) -> str:
     empty."""
     spec = ",".join(p for p in option_set.spec().split(",") if not p.startswith("convention="))
     return spec or "''"
-
-
-def convention_of(key: str) -> str:
-    """The convention of a recorded option set (its SPEC names any but torch)."""
-    for part in key.split(","):
-        if part.startswith("convention="):
-            return part.partition("=")[2]
-    return "torch"
 
 
 def record(report: dict, path: Any) -> None:
