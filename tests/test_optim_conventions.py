@@ -264,7 +264,7 @@ def test_a_quartered_bound_is_caught(monkeypatch):
         monkeypatch.setattr("neuronspec.runs.run_soundness.sgd_bounds",
                             lambda *a, **k: {q: b / 4 if isinstance(b, Fraction) else b
                                              for q, b in real(*a, **k).items()})
-        for i in range(30):
+        for i in range(12):
             options = Options(momentum=0.875, weight_decay=0.0625, nesterov=i % 2 == 1,
                               convention=convention)
             state, x, t, lr = _step(rng, f, options, "moderate")

@@ -96,9 +96,8 @@ def test_keras_on_torch_passes_where_its_operations_are_the_conventions(monkeypa
     """Keras 3 itself (examples/keras_sgd.py; skipped without keras): momentum alone is the
     convention's operations, judged at the exact level (its decay and Nesterov are other
     operations on the torch backend: spec/neuron.md 8.8)."""
-    pytest.importorskip("torch")
     monkeypatch.setenv("KERAS_BACKEND", "torch")
-    pytest.importorskip("keras")
+    pytest.importorskip("keras")  # (which imports torch: skipped without either)
     impl = load("examples/keras_sgd.py:step")
     (result,) = check_runs(impl, ["float32"], [with_convention(parse_spec("momentum=0.875"),
                                                                "keras")], **QUICK)
