@@ -10,8 +10,10 @@ own ``TorchParallelOptimizer._parallel_update_step``, not with the backend-agnos
 ``-lr*G`` and then ``mu*v`` to the variable in two rounded steps.  The exact values are the
 convention's; the rounded ones are not among its legal values, and after cancellation some
 exceed its bound (spec/neuron.md 8.8).  Without decay and Nesterov (momentum alone, or
-none) its operations are the convention's, and it passes at the exact level.  The forward and the gradients are the seed's formulas in torch tensors of the
-format (``r = w*x + b - t``, ``dL_dw = r*x``, ``loss = 0.5*r*r``); the update is a fresh
+none) its operations are the convention's, and it passes at the exact level.
+
+The forward and the gradients are the seed's formulas in torch tensors of the format
+(``r = w*x + b - t``, ``dL_dw = r*x``, ``loss = 0.5*r*r``); the update is a fresh
 ``keras.optimizers.SGD(learning_rate, momentum, nesterov, weight_decay)`` per run, stepped by
 ``apply_gradients`` on two one-element ``keras.Variable`` of the format.  The learning rate of
 each step is the optimiser's (a callable read at every step, as a schedule is).  The state
