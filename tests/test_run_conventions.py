@@ -102,3 +102,25 @@ def test_keras_on_torch_passes_where_its_operations_are_the_conventions(monkeypa
     (result,) = check_runs(impl, ["float32"], [with_convention(parse_spec("momentum=0.875"),
                                                                "keras")], **QUICK)
     assert result.verdict == "conformant", result.failures
+
+
+@pytest.mark.parametrize("convention", ["optax", "optax-decay-after"])
+def test_optax_itself_gives_legal_values_away_from_subnormals(convention):
+    """optax on JAX (examples/optax_sgd.py; skipped without optax): runs of moderate values are
+    legal values of its convention, bit for bit (XLA on CPU flushes subnormals: neuron.md
+    8.8)."""
+    pytest.importorskip("optax")
+    from neuronspec.cases.runs import draw_runs
+    from reference.formats import get_format
+
+    impl = load("examples/optax_sgd.py:step")
+    spec = with_convention(parse_spec("momentum=0.875,weight_decay=0.0625,nesterov"),
+                           convention)
+    for fmt in ("bfloat16", "float32"):
+        options = spec.for_format(fmt)
+        for w0, b0, data in draw_runs(get_format(fmt), 7, 3, 4, 0):
+            steps = list(impl.runner(w0, b0, data, dict(options), fmt))
+            verdict = judge_run(fmt, w0, b0, data, reference_options(options), steps,
+                                exact_level=True)
+            assert verdict.ok and all(names for step in verdict.explained
+                                      for names in step.values()), (fmt, w0, b0, data)
