@@ -22,6 +22,7 @@ judged against the exact step from the implementation's own reported state (sect
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -170,19 +171,9 @@ class Convention:
         """The nodes one step of a parameter evaluates, and the aliases of those left out (a
         node of an option that is off is its operand: torch's ``gd = gs`` without weight
         decay, ...).  ``first``: the parameter has no buffer yet (torch's first step)."""
-        flags = {"wd": float(options.weight_decay) != 0, "mu": options.buffered,
-                 "nesterov": options.nesterov, "first": first and not self.zero_state}
-
-        def holds(when: tuple[str, ...]) -> bool:
-            return all(flags[c[1:]] is False if c.startswith("!") else flags[c] for c in when)
-
-        keep = tuple(n for n in self.nodes if holds(n.when))
-        kept = {n.name for n in keep}
-        alias: dict[str, str] = {}
-        for a in self.aliases:
-            if a.name not in kept and a.name not in alias and holds(a.when):
-                alias[a.name] = a.target
-        return keep, alias
+        keep, alias = _plan(self, float(options.weight_decay) != 0, options.buffered,
+                            bool(options.nesterov), first and not self.zero_state)
+        return keep, dict(alias)
 
     def start(self, state: State, options: Options) -> State:
         """The state a step computes from: "no buffer" with momentum is the zero state ``+0``
@@ -190,6 +181,25 @@ class Convention:
         if self.zero_state and options.buffered and state.buf_w is None and state.buf_b is None:
             return State(state.w, state.b, 0.0, 0.0)
         return state
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(rules: Convention, wd: bool, mu: bool, nesterov: bool, first: bool
+          ) -> tuple[tuple[OptimNode, ...], dict[str, str]]:
+    """:meth:`Convention.plan` for the flags of a step (a step's nodes depend on nothing
+    else; remembered: the plan is asked for at every step of every parameter)."""
+    flags = {"wd": wd, "mu": mu, "nesterov": nesterov, "first": first}
+
+    def holds(when: tuple[str, ...]) -> bool:
+        return all(not flags[c[1:]] if c.startswith("!") else flags[c] for c in when)
+
+    keep = tuple(n for n in rules.nodes if holds(n.when))
+    kept = {n.name for n in keep}
+    alias: dict[str, str] = {}
+    for a in rules.aliases:
+        if a.name not in kept and a.name not in alias and holds(a.when):
+            alias[a.name] = a.target
+    return keep, alias
 
 
 #: torch 2.13.0's ``_single_tensor_sgd`` (section 8.3), in evaluation order.
