@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from reference.bounds import MODELS, get_model
 from reference.judge import LEVELS
 from reference.formats import FORMATS
+from reference.optim import CONVENTION_NAMES as CONVENTION_CHOICES
 from reference.step import INPUTS
 
 from . import __version__
@@ -159,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--steps", type=_positive, default=8, help="steps per run (default 8)")
     ck.add_argument("--runs", type=_positive, default=6, metavar="N",
                     help="runs per format and option set (default 6)")
-    ck.add_argument("--convention", default="torch",
-                    help="the declared convention of the runs (only torch is checked yet)")
+    ck.add_argument("--convention", default=None, choices=CONVENTION_CHOICES,
+                    help="the declared convention of the runs (spec/neuron.md 8.6; default "
+                         "torch): keras reports its velocity, optax its trace (with the weight "
+                         "decay before it, or after it: optax-decay-after); implies --run")
     ck.add_argument("--buffer-format", default=None, metavar="FORMAT",
                     help="the declared format of the momentum buffers (default: the parameter "
                          "format), e.g. float32 buffers with float16 parameters")
@@ -225,6 +228,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="the bounds of a step of a run of SGD with options (spec/tolerances.md "
                          "2.8) instead: --cases steps per format and option set, every legal "
                          "evaluation judged")
+    sd.add_argument("--convention", default="torch", choices=CONVENTION_CHOICES,
+                    help="with --runs: the convention of the option sets (spec/neuron.md 8.6; "
+                         "default torch)")
+    sd.add_argument("--options", action="append", default=[], metavar="SPEC",
+                    help="with --runs: measure these option sets (repeatable; default: the "
+                         "convention's default sets)")
     sd.add_argument("--append", action="store_true",
                     help="add this run's cases to the recorded ones (use another --seed)")
     sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
@@ -276,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
                          "implementation's step_run_batch (else its step_run, run by run), "
                          "each step judged from the state it reported before (--cases counts "
                          "steps)")
+    sw.add_argument("--convention", default=None, choices=CONVENTION_CHOICES,
+                    help="with --run: the declared convention (spec/neuron.md 8.6; default "
+                         "torch; implies --run)")
     sw.add_argument("--json", metavar="FILE", help="write the result as JSON")
     sw.add_argument("--record", metavar="FILE", nargs="?", const="spec/data/sweeps.json",
                     help="merge the result into FILE (default spec/data/sweeps.json), from "
@@ -442,19 +454,19 @@ def _check(args, argv) -> int:
 
 
 def _run_options(args) -> list:
-    """The option sets named by ``--options`` (a usage error for a bad SPEC or an unchecked
-    declaration)."""
-    from .cases.options import parse_spec
+    """The option sets named by ``--options``, under ``--convention`` (a usage error for a bad
+    SPEC, a set outside the convention's domain or an unchecked declaration); empty where none
+    is named and no convention declared (the default sets)."""
+    from .cases.options import declared_sets
 
-    if args.convention != "torch":
-        raise UsageError(f"--convention {args.convention}: only the torch convention is checked "
-                         f"yet (keras and optax are specified in spec/neuron.md 8.6)")
     if args.buffer_format is not None and args.buffer_format not in FORMATS:
         raise UsageError(f"--buffer-format: unknown format {args.buffer_format!r}; choose one of "
                          f"{', '.join(FORMATS)}")
+    if not args.options and args.convention is None:
+        return []
     try:
-        sets = [parse_spec(spec) for spec in args.options]
-        for option_set in sets:  # (a value a format overflows, outside torch's domain, ...)
+        sets = declared_sets(args.options, args.convention)
+        for option_set in sets:  # (a value a format overflows, outside the domain, ...)
             for fmt in args.dtype or list(FORMATS):
                 option_set.for_format(fmt, args.buffer_format)
         return sets
@@ -488,6 +500,7 @@ def _run_phase(report: dict, impls: list, args, option_sets, progress) -> None:
     report["conformant"] = report["verdict"] == CONFORMANT
     report["settings"]["runs"] = {"runs": args.runs, "steps": args.steps,
                                   "bufferFormat": args.buffer_format,
+                                  "convention": args.convention or "torch",
                                   "options": [s.spec() for s in option_sets] if option_sets
                                   else "default"}
     if os.environ.get(VALIDATE):  # (as check() validates its own part)
@@ -798,10 +811,19 @@ def _soundness_runs(args) -> int:
     if args.append or args.torch_cases is not None:
         raise UsageError("--append and --torch-cases apply to the one-step measurement, not to "
                          "--runs")
+    from .cases.options import default_sets, parse_spec, with_convention
+
+    try:
+        sets = [with_convention(parse_spec(spec), args.convention) for spec in args.options]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not sets and args.convention != "torch":
+        sets = list(default_sets(args.convention))
     output = Path(args.output or "spec/data/run_soundness.json")
     records.prepare("run_soundness", output)
     report = run_soundness.soundness_runs_report(args.dtype, args.cases, args.seed,
-                                                 args.workers, args.scheduler)
+                                                 args.workers, args.scheduler,
+                                                 sets=sets or None, convention=args.convention)
     run_soundness.record(report, output)
     bad = sum(r["violations"] for sets in report["formats"].values() for r in sets.values())
     for name, sets in report["formats"].items():
@@ -829,7 +851,7 @@ def _sweep(args, argv) -> int:
             raise UsageError("--exhaustive runs the batch callable: drop --scalar")
     elif args.fix is not None or args.grid is not None:
         raise UsageError("--fix and --grid go with --exhaustive A,B (e.g. --exhaustive w,x)")
-    if args.run or args.options or args.buffer_format or args.steps:
+    if args.run or args.options or args.buffer_format or args.steps or args.convention:
         if source is not None or args.scalar:
             raise UsageError("--run sweeps steps from drawn states through step_from_batch: "
                              "drop --exhaustive and --scalar")
@@ -883,7 +905,7 @@ def _sweep_runs(args, argv) -> int:
     from .cases.options import DEFAULT_SETS
     from .runs.sweep import Sweeper, record, render, run_steps
 
-    shim = argparse.Namespace(convention="torch", buffer_format=args.buffer_format,
+    shim = argparse.Namespace(convention=args.convention, buffer_format=args.buffer_format,
                               options=args.options, dtype=[args.dtype])
     sets = _run_options(shim) or list(DEFAULT_SETS)
     cases = args.cases if args.cases is not None else 1_000_000

@@ -121,6 +121,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--neuronspec-options", action="append", dest="neuronspec_options",
                     default=None, metavar="SPEC", help="an option set of the runs, e.g. "
                     "momentum=0.9,nesterov (repeatable; implies --neuronspec-run)")
+    group.addoption("--neuronspec-convention", dest="neuronspec_convention", default=None,
+                    metavar="C", help="the declared convention of the runs: torch (default), "
+                    "keras, optax or optax-decay-after (spec/neuron.md 8.6; implies "
+                    "--neuronspec-run)")
     group.addoption("--neuronspec-runs", dest="neuronspec_runs", type=int, default=6,
                     metavar="N", help="runs per format and option set (default 6)")
     group.addoption("--neuronspec-steps", dest="neuronspec_steps", type=int, default=8,
@@ -170,11 +174,12 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
                              profile=config.getoption("neuronspec_profile") or default_profile(),
                              level=config.getoption("neuronspec_level") or "exact")
     specs_of_runs = config.getoption("neuronspec_options") or []
-    if config.getoption("neuronspec_run") or specs_of_runs:
-        from .cases.options import DEFAULT_SETS, parse_spec
+    convention = config.getoption("neuronspec_convention")
+    if config.getoption("neuronspec_run") or specs_of_runs or convention:
+        from .cases.options import declared_sets
 
         try:
-            settings.option_sets = [parse_spec(s) for s in specs_of_runs] or list(DEFAULT_SETS)
+            settings.option_sets = declared_sets(specs_of_runs, convention)
         except ValueError as exc:
             raise pytest.UsageError(str(exc).replace("--options", "--neuronspec-options")) \
                 from None

@@ -22,8 +22,8 @@ from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, bound_chain,
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
 from .model import Model, get_model
-from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC,
-                    parameter_nodes, resolve_alias, plan)
+from .optim import (CONVENTIONS, PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC,
+                    parameter_nodes, resolve_alias)
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
@@ -90,8 +90,9 @@ def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = No
     return out
 
 
-#: The nodes computed and kept in the buffer format (section 8.3).
-BUFFER_NODES = ("mb", "cg", "nb")
+#: The nodes computed and kept in the buffer format under torch (section 8.3); each
+#: convention names its own (``optim.Convention.buffer_nodes``).
+BUFFER_NODES = CONVENTIONS["torch"].buffer_nodes
 
 
 def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
@@ -109,8 +110,14 @@ def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
 
 
 def buffer_format(fmt: Format, options: Options) -> Format:
-    """The format of the buffer: declared, or the parameter format."""
-    return get_format(options.buffer_format) if options.buffer_format else fmt
+    """The format of the buffer: declared, or the parameter format.  Only torch's buffer may
+    be declared in another format (keras's velocity is a variable of the parameter's dtype;
+    optax's ``accumulator_dtype`` casts the stored trace only, which is not modelled yet)."""
+    B = get_format(options.buffer_format) if options.buffer_format else fmt
+    if B != fmt and options.convention != "torch":
+        raise ValueError(f"a {B.name} buffer with {fmt.name} parameters is checked under the "
+                         f"torch convention only, not {options.convention}")
+    return B
 
 
 def holds(wide: Format, narrow: Format) -> bool:
@@ -174,7 +181,7 @@ def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], stat
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
                                way, exact_arith)
         names[f"{theta}_new"] = top["theta_new"]
-        names[f"buf_{theta}"] = top["nb"] if options.buffered else None
+        names[f"buf_{theta}"] = top[options.rules.state] if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
         if q not in UPDATED:
             names[q] = NODE_OF[q]
@@ -198,6 +205,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     A = chain.A
     ops = A.ops
     B = buffer_format(fmt, options)
+    rules = options.rules
+    state = rules.start(state, options)  # (keras, optax: no buffer is the zero state)
     exact = parameter_nodes(theta, values, state, values["lr"], options, exact_arith)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
@@ -211,10 +220,12 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
             A.begin(name)
             A.end(name, [])
             way[name] = ()
-    keep, alias = plan(options, first=state.buffer(theta) is None)
+    keep, alias = rules.plan(options, first=state.buffer(theta) is None)
     for node in keep:
+        buffered = node.name in rules.buffer_nodes
         name = names[node.name] = f"{node.name}_{theta}"
-        args = [names["mu_buffer" if node.name == "mb" and a == "mu" else resolve_alias(a, alias)]
+        # a product in the buffer format uses the momentum as that format's kernel may see it
+        args = [names["mu_buffer" if buffered and a == "mu" else resolve_alias(a, alias)]
                 for a in node.args]
         chain.values[name] = exact[node.name]
         way[name] = tuple(dict.fromkeys(n for a in args for n in way[a])) + (name,)
@@ -223,15 +234,17 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
             flag = ops.either(flag, chain.flags[a])
         described = _Described(_KINDS.get(node.op, ""), _text(node, theta))
         # the buffer's nodes round to the buffer format: its terms, its overflow threshold
-        chain.fmt = here = B if node.name in BUFFER_NODES else fmt
+        chain.fmt = here = B if buffered else fmt
         A.begin(name)
         if node.op == "sign" or (node.op == "copy" and holds(B, fmt)):
             # exact (a negation, a copy into a format holding the operand): its error, its flag
             chain.errors[name], chain.flags[name] = chain.errors[args[0]], flag
         elif node.op == "copy":  # the first-step copy into a narrower buffer: a rounding
             chain.node(name, chain.errors[args[0]], flag, node=_Described("mul", described.text))
-        elif node.name == "cg" and _is_one(exact["c"]) and _is_zero(e_c) and holds(B, fmt):
-            chain.errors[name], chain.flags[name] = chain.errors[args[1]], flag  # c*gd = gd
+        elif node.op == "mul" and "c" in node.args and _is_one(exact["c"]) and _is_zero(e_c) \
+                and holds(B, fmt):
+            other = args[1 - node.args.index("c")]  # c*x = x: a product by one
+            chain.errors[name], chain.flags[name] = chain.errors[other], flag
         elif node.op == "mul":
             _product(chain, name, args, flag, here, model, exact[node.name], described)
         else:  # a sum: the operands' errors add (negation is exact)
@@ -281,5 +294,5 @@ def _text(node, theta: str) -> str:
     args = [operands.get(a, f"{a}_{theta}") for a in node.args]
     symbol = {"mul": "*", "add": " + ", "sub": " - "}.get(node.op)
     if symbol is None:
-        return f"{node.name}_{theta} = {node.torch}"
+        return f"{node.name}_{theta} = {node.code}"
     return f"{node.name}_{theta} = {symbol.join(args)}"

@@ -36,7 +36,7 @@ from .formats import Format, get_format, to_fraction
 from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
-from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
+from .optim_bounds import (RUN_QUANTITIES, buffer_format, buffer_momenta,
                            check_run_model, holds, rounded_constants)
 from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
                       fl_mul)
@@ -45,15 +45,18 @@ __all__ = ["sgd_evaluations", "sgd_legal", "RunEvaluation", "RunEvaluations",
            "run_evaluations", "buffer_work", "parameter_evaluation", "RoundedWork",
            "rounded_work"]
 
-#: The fusion choices of each group: False (two roundings) or what is fused.
-_CHOICES = {"decay": (False, True), "momentum": (False, "c", "mu"), "nesterov": (False, True),
-            "update": (False, True)}
-
-
-def _groups(options: Options, first: bool) -> list[str]:
-    """The fusion groups a step evaluates (a group whose sum is not in the plan has none)."""
+def _groups(options: Options, first: bool) -> dict[str, tuple]:
+    """The fusion groups a step evaluates, in order, each with its choices: False (two
+    roundings), or the label of the product fused (True where the sum has one product operand;
+    torch's momentum sum: ``c``, ``mu``).  A group whose sum is not in the plan has none."""
     keep, _ = plan(options, first)
-    return [g for g in _CHOICES if any(n.fusion == g and n.op in ("add", "sub") for n in keep)]
+    out: dict[str, tuple] = {}
+    for node in keep:
+        if node.fuse:
+            if node.fusion in out:
+                raise AssertionError(f"two sums of fusion group {node.fusion} in one step")
+            out[node.fusion] = (False,) + tuple(label for label, _ in node.fuse)
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def _run_evaluations(fmt: Format, options: Options, model: Model) -> RunEvaluati
     named_mu = len(momenta) > 1
     out = []
     for v in variants:
-        for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta):
+        for choice in itertools.product(*groups.values(), constants, momenta):
             fused = dict(zip(groups, choice[:-2]))
             c, mu_buffer = choice[-2:]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
@@ -133,6 +136,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     fmt = get_format(fmt)
     model = check_run_model(model, fmt)
     run = _run_evaluations(fmt, options, model)
+    state = options.rules.start(state, options)  # (keras, optax: no buffer is the zero state)
     w, b = float(state.w), float(state.b)
     plain = evaluate_variants(fmt, w, b, float(x), float(t), float(lr), run.variants)
     first = state.buf_w is None
@@ -205,63 +209,61 @@ def rounded_work(fmt: Format, work: str) -> RoundedWork:
 def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
                          fused: Mapping[str, Any], c, mu_buffer, first: bool,
                          copies: bool) -> tuple[Any, Any]:
-    """(theta_new, the stored buffer or None) of one parameter in one evaluation, from its
-    value ``theta``, gradient ``G``, buffer ``buf`` (None on a first step) and ``lr``.
+    """(theta_new, the stored state or None) of one parameter in one evaluation, from its
+    value ``theta``, gradient ``G``, buffer ``buf`` (None on a first step) and ``lr``, by the
+    nodes of the declared convention (``optim.Convention``).
 
     ``A``: the arithmetic of the parameter's nodes, ``Ab``: of the buffer's nodes
-    (``optim_bounds.BUFFER_NODES``); each has ``mul``, ``add`` and ``fma`` (one rounding of
+    (``Convention.buffer_nodes``); each has ``mul``, ``add`` and ``fma`` (one rounding of
     a*b, a+b, a*b+c), ``neg`` (exact) and ``store`` (a result as stored): :class:`RoundedWork`
     on Python values, or the same on arrays of steps (``batch.optim_legal``).  ``fused``, ``c``,
     ``mu_buffer``: the evaluation's choices (:class:`RunEvaluation`); ``copies``: whether a
-    copy into the buffer is exact."""
-    keep, alias = plan(options, first)
+    copy into the buffer is exact.  A buffer None under a convention whose state starts at
+    zero (keras, optax) is that zero, ``+0``: the caller passes it."""
+    rules = options.rules
+    keep, alias = rules.plan(options, first)
     wd, mu = float(options.weight_decay), float(options.momentum)
     values: dict[str, Any] = {"theta": theta, "G": G, "lr": lr, "wd": wd, "mu": mu, "c": c,
                               "buf": buf}
+    products = {n.name: n for n in keep if n.op == "mul"}
+    # per product node, whether some consumer uses it rounded (else it is only fused)
+    chosen = {n.name: dict(n.fuse).get(fused.get(n.fusion)) for n in keep if n.fuse}
+    needed = {name: any(resolve_alias(a, alias) == name and chosen.get(n.name) != name
+                        for n in keep for a in n.args) for name in products}
+
+    def operands(node) -> list:
+        # a node in the buffer format uses the momentum as that format's kernel may see it
+        return [mu_buffer if x == "mu" and node.name in rules.buffer_nodes
+                else values.get(resolve_alias(x, alias)) for x in node.args]
+
     for node in keep:
-        a = [values.get(resolve_alias(x, alias)) for x in node.args]  # (None: fused away)
-        name = node.name
-        if name == "gs":
-            values[name] = A.neg(a[0]) if options.maximize else a[0]
-        elif name == "nb" and node.op == "copy":  # into the buffer: rounded if narrower
-            values[name] = a[0] if copies else Ab.mul(a[0], 1.0)
-        elif name == "gd":
-            values[name] = A.fma(wd, values["theta"], a[0]) if fused.get("decay") \
-                else A.add(a[0], a[1])
-        elif name == "nb":  # mb + cg, either product fused
-            how = fused.get("momentum")
-            gd = values[resolve_alias("gd", alias)]
-            if how == "c":
-                values[name] = Ab.fma(c, gd, values["mb"])
-            elif how == "mu":
-                values[name] = Ab.fma(mu_buffer, values["buf"], values["cg"])
-            else:
-                values[name] = Ab.add(a[0], a[1])
-        elif name == "dn":
-            gd = values[resolve_alias("gd", alias)]
-            values[name] = A.fma(mu, values["nb"], gd) if fused.get("nesterov") \
-                else A.add(a[0], a[1])
-        elif name == "theta_new":
-            dn = values[resolve_alias("dn", alias)]
-            values[name] = A.fma(A.neg(lr), dn, a[0]) if fused.get("update") \
-                else A.add(a[0], A.neg(a[1]))
+        W = Ab if node.name in rules.buffer_nodes else A
+        a = operands(node)
+        if node.op == "sign":
+            values[node.name] = A.neg(a[0]) if options.maximize else a[0]
+        elif node.op == "copy":  # into the buffer: rounded if narrower
+            values[node.name] = a[0] if copies else Ab.mul(a[0], 1.0)
         elif node.op == "mul":
-            if _fused_away(name, fused):
-                continue  # its sum is fused with it: never rounded alone
-            if name == "mb":
-                a[0] = mu_buffer
-            values[name] = (Ab if name in BUFFER_NODES else A).mul(a[0], a[1])
+            if needed[node.name]:  # (else its sum is fused with it: never rounded alone)
+                values[node.name] = W.mul(a[0], a[1])
+        elif chosen.get(node.name):  # a sum fused with its product operand: one rounding
+            product = chosen[node.name]
+            i = [resolve_alias(x, alias) for x in node.args].index(product)
+            p, q = operands(products[product])
+            other = a[1 - i]
+            if node.op == "sub" and i == 1:  # other - p*q
+                p = W.neg(p)
+            elif node.op == "sub":  # p*q - other
+                other = W.neg(other)
+            values[node.name] = W.fma(p, q, other)
+        elif node.op == "add":
+            values[node.name] = W.add(a[0], a[1])
+        elif node.op == "sub":
+            values[node.name] = W.add(a[0], W.neg(a[1]))
         else:
             raise AssertionError(f"no evaluation for {node}")
-    stored = Ab.store(values["nb"]) if options.buffered else None
+    stored = Ab.store(values[rules.state]) if options.buffered else None
     return A.store(values["theta_new"]), stored
-
-
-def _fused_away(name: str, fused: Mapping[str, Any]) -> bool:
-    """Whether product ``name`` is computed only inside a fused sum."""
-    return {"dq": fused.get("decay") is True, "nm": fused.get("nesterov") is True,
-            "lq": fused.get("update") is True, "cg": fused.get("momentum") == "c",
-            "mb": fused.get("momentum") == "mu"}.get(name, False)
 
 
 def sgd_legal(fmt: "Format | str", state: State, x: float, t: float, lr: float,

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from neuronspec.cases.options import DEFAULT_SETS, reference_options
+from neuronspec.cases.options import DEFAULT_SETS, default_sets, reference_options
 from neuronspec.cases.runs import STEP_REGIMES, draw_step
 from reference.batch.optim_chain import batch_sgd_bounds
 from reference.bounds import OutOfDomain
@@ -44,6 +44,14 @@ CASES = [(fmt, spec, None) if spec in (DEFAULT_SETS[0], DEFAULT_SETS[-1]) or fmt
                                       ("float16", DEFAULT_SETS[-1], "float32"),
                                       ("float32", DEFAULT_SETS[-1], "bfloat16"),
                                       ("float64", DEFAULT_SETS[-1], "float32")]
+
+
+#: The other conventions (spec/neuron.md 8.6): their last default set (every option of the
+#: convention), the zero state on first steps; float16 and float32 by default.
+CASES += [(fmt, default_sets(c)[-1], None) if fmt in ("float16", "float32")
+          else pytest.param(fmt, default_sets(c)[-1], None, marks=pytest.mark.slow)
+          for c in ("keras", "optax", "optax-decay-after")
+          for fmt in ("float16", "bfloat16", "float32", "float64")]
 
 
 def _id(case) -> str:

@@ -16,7 +16,7 @@ from reference.formats import get_format
 from reference.optim import Options, State
 from reference.optim_rounded import RoundedWork, run_evaluations, sgd_evaluations
 from reference.rounded import ALL_VARIANTS, evaluate, fl_fma, work_arithmetic
-from neuronspec.cases.options import DEFAULT_SETS, OptionSet, reference_options
+from neuronspec.cases.options import DEFAULT_SETS, OptionSet, default_sets, reference_options
 from neuronspec.cases.runs import STEP_REGIMES, draw_step
 
 FORMATS = ("float16", "bfloat16", "float32", "float64")
@@ -82,6 +82,22 @@ def test_every_default_option_set_is_the_scalar_evaluations(name):
         total, undecided = total + n, undecided + u
     assert total >= 500
     assert undecided <= 0.01 * total, f"{undecided} of {total} steps undecided"
+
+
+@pytest.mark.parametrize("name,convention", [
+    (f, c) if (f, c) in (("float16", "keras"), ("float32", "optax-decay-after"))
+    else pytest.param(f, c, marks=pytest.mark.slow)
+    for f in FORMATS for c in ("keras", "optax", "optax-decay-after")])
+def test_the_other_conventions_are_the_scalar_evaluations(name, convention):
+    """keras's and optax's own operations (spec/neuron.md 8.6) on arrays, first steps from
+    the zero state included: the scalar evaluations bit for bit."""
+    fmt = get_format(name)
+    total = undecided = 0
+    for k, option_set in enumerate(default_sets(convention)[-3:]):
+        options = option_set.for_format(fmt)
+        n, u = _check(fmt, _steps(fmt, options, 24, seed=40 + k), reference_options(options))
+        total, undecided = total + n, undecided + u
+    assert undecided <= 0.02 * total, f"{undecided} of {total} steps undecided"
 
 
 @pytest.mark.parametrize("params, buffer, option_set", [

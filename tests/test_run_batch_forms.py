@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuronspec.cases.options import DEFAULT_SETS
+from neuronspec.cases.options import DEFAULT_SETS, default_sets
 from neuronspec.cases.regimes import LR_BLOCK
 from neuronspec.cases.runs import STEP_REGIMES, draw_step_arrays
 from neuronspec.errors import ImplementationError
@@ -41,6 +41,25 @@ def test_step_from_batch_is_step_from_on_each_element(name, fmt):
                                        float(cols["lr"][j]), options)
             for q, v in one.items():
                 assert (v is None) == (out[q] is None), q
+                assert v is None or _same(v, out[q][j]), (q, j, v, out[q][j])
+
+
+@pytest.mark.parametrize("convention", ["keras", "optax", "optax-decay-after"])
+def test_numpys_batch_forms_of_the_conventions_are_its_one_step_forms(convention):
+    """numpy's keras and optax forms on arrays (first steps from the zero state, later ones
+    from drawn states): the values of step_from, element by element."""
+    impl = load("numpy")
+    for index in (0, 1):
+        options = default_sets(convention)[-1].for_format("float16")
+        cols, later, _ = draw_step_arrays(get_format("float16"), options, 3, index, 300)
+        assert later == (index == 1)
+        out = impl.steps_from_batch("float16", cols, options)
+        for j in range(0, 300, 7):
+            state = {k: None if cols[k] is None else float(cols[k][j])
+                     for k in ("w", "b", "buf_w", "buf_b")}
+            one = impl.step_from_state("float16", state, *(float(cols[k][j]) for k in "xt"),
+                                       float(cols["lr"][j]), options)
+            for q, v in one.items():
                 assert v is None or _same(v, out[q][j]), (q, j, v, out[q][j])
 
 

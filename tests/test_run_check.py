@@ -108,7 +108,8 @@ def test_runs_of_an_implementation_without_them_are_not_checked():
     (("--options", "momentum=x"), "momentum=x is not a decimal or hex number"),
     (("--options", "speed=2"), "unknown option 'speed'"),
     (("--options", "nesterov"), "Nesterov momentum requires a momentum"),
-    (("--run", "--convention", "keras"), "only the torch convention is checked yet"),
+    (("--run", "--convention", "keras", "--options", "momentum=0.5,dampening=0.5"),
+     "the keras convention has no dampening"),
 ])
 def test_bad_run_options_are_usage_errors(args, words, capsys):
     from neuronspec.cli import main

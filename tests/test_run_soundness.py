@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from neuronspec.artefacts import records, tables
-from neuronspec.cases.options import DEFAULT_SETS
+from neuronspec.cases.options import DEFAULT_SETS, parse_spec, with_convention
 from neuronspec.runs import run_soundness
 
 
@@ -24,6 +24,26 @@ def test_a_small_measurement_is_sound_recorded_and_rendered(tmp_path):
     assert recorded["runs"]["float32"]["command"].startswith("neuronspec soundness --runs")
     context = tables.run_soundness_context(recorded)
     assert len(context["rows"]) == len(DEFAULT_SETS) and context["violations"] == 0
+
+
+def test_a_convention_is_recorded_beside_torchs_sets(tmp_path):
+    """A measurement under another convention (spec/neuron.md 8.6) adds its sets to the
+    format's and keeps torch's; measured again, it replaces its own."""
+    path = tmp_path / "run_soundness.json"
+    run_soundness.record(run_soundness.soundness_runs_report(["float16"], 8, seed=5), path)
+    keras = [with_convention(parse_spec("momentum=0.75,weight_decay=0.125"), "keras")]
+    report = run_soundness.soundness_runs_report(["float16"], 8, seed=5, sets=keras,
+                                                 convention="keras")
+    assert report["command"].endswith("--convention keras --options "
+                                      "momentum=0.75,weight_decay=0.125")
+    for _ in range(2):
+        run_soundness.record(report, path)
+        recorded = records.load("run_soundness", path)
+        sets = recorded["formats"]["float16"]
+        assert len(sets) == len(DEFAULT_SETS) + 1 and sets[keras[0].spec()]["violations"] == 0
+        assert set(recorded["runs"]) == {"float16", "float16 keras"}
+    rows = tables.run_soundness_context(recorded)["rows"]
+    assert rows[-1]["options"] == "momentum=0.75,weight_decay=0.125,convention=keras"
 
 
 def test_an_unsound_bound_is_caught(monkeypatch):

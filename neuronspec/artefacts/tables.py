@@ -113,13 +113,15 @@ def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
     """The run bounds per format and option set (``neuronspec soundness --runs``)."""
     if not rec:
         return None
-    from ..cases.options import DEFAULT_SETS
+    from ..cases.options import CONVENTIONS, DEFAULT_SETS, convention_of
 
     order = {s.spec() or "(none)": i for i, s in enumerate(DEFAULT_SETS)}
     rows = []
     for name in FORMATS:
         sets = rec["formats"].get(name) or {}
-        for spec in sorted(sets, key=lambda k: (order.get(k, len(order)), k)):
+        # torch's sets in their order, then each other convention's (spec/neuron.md 8.6)
+        for spec in sorted(sets, key=lambda k: (CONVENTIONS.index(convention_of(k)),
+                                                order.get(k, len(order)), k)):
             r, buffered = sets[spec], spec.startswith("momentum")
             worst = r["worst"]
             rows.append({"format": name, "options": spec, "cases": f"{r['cases']:,}",

@@ -14,12 +14,13 @@ from fractions import Fraction
 from typing import Any
 
 from reference.formats import Format, get_format, parse_exact
-from reference.optim import Options
+from reference.optim import CONVENTION_NAMES, Options
 
-__all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS"]
+__all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS",
+           "default_sets", "with_convention", "declared_sets", "convention_of"]
 
-#: The conventions of spec/neuron.md 8.6 (only torch is checked yet).
-CONVENTIONS = ("torch", "keras", "optax", "optax-decay-after")
+#: The conventions of spec/neuron.md 8.6.
+CONVENTIONS = CONVENTION_NAMES
 #: Every key of the options mapping, in the order of spec/protocol.md R1.
 OPTION_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "convention",
                "buffer_format")
@@ -51,7 +52,10 @@ class OptionSet:
             out[key] = value
         out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,
                    buffer_format=buffer_format or fmt.name)
-        reference_options(out)  # (the domain: torch's own checks)
+        if out["buffer_format"] != fmt.name and self.convention != "torch":
+            raise ValueError(f"a {out['buffer_format']} buffer with {fmt.name} parameters is "
+                             f"checked under the torch convention only, not {self.convention}")
+        reference_options(out)  # (the domain: the convention's own checks)
         return out
 
     def spec(self) -> str:
@@ -79,15 +83,13 @@ def _text(value: Fraction) -> str:
 
 
 def reference_options(options: "dict[str, Any]") -> Options:
-    """The reference's :class:`reference.optim.Options` of a mapping of R1 (torch's domain
-    checks: a ValueError outside it)."""
-    if options.get("convention", "torch") != "torch":
-        raise ValueError(f"the convention {options['convention']!r} is not checked yet: only "
-                         f"torch (spec/neuron.md 8.6)")
+    """The reference's :class:`reference.optim.Options` of a mapping of R1 (the declared
+    convention's domain checks: a ValueError outside it)."""
     return Options(momentum=options["momentum"], dampening=options["dampening"],
                    nesterov=options["nesterov"], weight_decay=options["weight_decay"],
                    maximize=options["maximize"],
-                   buffer_format=options.get("buffer_format"))
+                   buffer_format=options.get("buffer_format"),
+                   convention=options.get("convention", "torch"))
 
 
 def parse_spec(spec: str) -> OptionSet:
@@ -126,7 +128,9 @@ def parse_spec(spec: str) -> OptionSet:
                              f"{', '.join(OPTION_KEYS[:5])} (and convention=...)")
     options = OptionSet(**given)
     try:  # the domain of 8.1, before any rounding (a rounding never leaves it)
-        reference_options(dict(options.for_format("float64")))
+        mapping = options.for_format("float64")
+        # (a buffer format other than the parameter format: torch's alone)
+        reference_options(dict(mapping, buffer_format=None))
     except ValueError as exc:
         raise ValueError(f"--options {spec}: {exc}") from None
     return options
@@ -150,3 +154,64 @@ DEFAULT_SETS: tuple[OptionSet, ...] = (
     _set(momentum=0.75, dampening=0.125, weight_decay=0.03125, maximize=True),
     _set(momentum=1.5, nesterov=True, weight_decay=0.25, maximize=True),
 )
+
+
+#: The option sets drawn under keras and optax (spec/neuron.md 8.6: no dampening, no
+#: maximize; keras: momentum at most 1): every option alone, momentum with decay, and all at
+#: once (momentum 1, keras's edge; 1.5 under optax).
+_OTHER_SETS: tuple[OptionSet, ...] = (
+    _set(),
+    _set(momentum=0.875),
+    _set(momentum=0.875, nesterov=True),
+    _set(weight_decay=0.0625),
+    _set(momentum=0.75, weight_decay=0.125),
+)
+
+
+def with_convention(option_set: OptionSet, convention: str) -> OptionSet:
+    """``option_set`` declared under ``convention`` (a ValueError where it leaves the
+    convention's domain)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; choose one of "
+                         f"{', '.join(CONVENTIONS)}")
+    out = OptionSet(**{**{k: getattr(option_set, k) for k in _VALUES + _FLAGS},
+                       "convention": convention})
+    try:
+        reference_options(out.for_format("float64"))
+    except ValueError as exc:
+        raise ValueError(f"--options {out.spec() or '(none)'}: {exc}") from None
+    return out
+
+
+def default_sets(convention: str = "torch") -> tuple[OptionSet, ...]:
+    """The option sets a check draws under ``convention`` when none is named."""
+    if convention == "torch":
+        return DEFAULT_SETS
+    last = _set(momentum=1.0 if convention == "keras" else 1.5, weight_decay=0.25,
+                nesterov=True)
+    return tuple(with_convention(s, convention) for s in _OTHER_SETS + (last,))
+
+
+def declared_sets(specs: "list[str]", convention: "str | None" = None) -> list[OptionSet]:
+    """The option sets ``--options SPEC ...`` names, under ``--convention`` where given (a SPEC
+    naming another convention is a ValueError), or the convention's default sets where none is
+    named; a ValueError names the problem."""
+    sets = []
+    for spec in specs:
+        option_set = parse_spec(spec)
+        if convention is not None:
+            if option_set.convention not in ("torch", convention):
+                raise ValueError(f"--options {spec}: names the convention "
+                                 f"{option_set.convention}, --convention says {convention}")
+            option_set = with_convention(option_set, convention)
+        sets.append(option_set)
+    return sets or list(default_sets(convention or "torch"))
+
+
+def convention_of(spec: str) -> str:
+    """The convention a SPEC names (``convention=...``; torch where it names none)."""
+    for part in spec.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "convention":
+            return value
+    return "torch"

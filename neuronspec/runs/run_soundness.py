@@ -25,7 +25,8 @@ from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
-from ..cases.options import DEFAULT_SETS, reference_options
+from ..cases.options import (DEFAULT_SETS, OptionSet, convention_of, default_sets,
+                             parse_spec, reference_options)
 from ..cases.runs import draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
@@ -80,14 +81,20 @@ def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dic
     return cols
 
 
+def _option_set(spec: dict) -> OptionSet:
+    """The option set of a task: its SPEC (``options``), or its index in DEFAULT_SETS."""
+    return parse_spec(spec["options"]) if "options" in spec else DEFAULT_SETS[spec["set"]]
+
+
 def run_chunk(spec: dict) -> dict:
-    """One chunk: ``cases`` steps of one format and option set (by index in DEFAULT_SETS),
-    each judged on the scalar path; a spec with ``chunks`` (several chunks' (index, cases))
-    goes through the batch path instead (:func:`run_batch`), judging the same steps."""
+    """One chunk: ``cases`` steps of one format and option set (``options``, its SPEC, or
+    ``set``, its index in DEFAULT_SETS; ``set`` seeds the draw), each judged on the scalar
+    path; a spec with ``chunks`` (several chunks' (index, cases)) goes through the batch path
+    instead (:func:`run_batch`), judging the same steps."""
     if "chunks" in spec:
         return run_batch(spec)
     fmt = get_format(spec["format"])
-    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
+    options = _option_set(spec).for_format(fmt)
     reference = reference_options(options)
     worst = {q: 0.0 for q in RUN_QUANTITIES}
     values = violations = outside = 0
@@ -109,7 +116,7 @@ def run_batch(spec: dict) -> dict:
     against the step's exact bound, and a step with an evaluation the arrays cannot guarantee
     on the scalar path.  The same figures as :func:`run_chunk` on each chunk."""
     fmt = get_format(spec["format"])
-    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
+    options = _option_set(spec).for_format(fmt)
     reference = reference_options(options)
     tally = {"cases": sum(cases for _, cases in spec["chunks"]), "values": 0, "violations": 0,
              "outside": 0, "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
@@ -198,14 +205,18 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
         tally["first"] = tally["first"] or why
 
 
-def _specs(formats: list[str], cases: int, seed: int, batch: bool) -> Iterator[dict]:
+def _specs(formats: list[str], cases: int, seed: int, batch: bool,
+           sets: "list[OptionSet] | None") -> Iterator[dict]:
     """The campaign's tasks: per format and option set, chunks of ``CHUNK`` steps; on the
-    batch path (``BATCH_FORMATS``), ``GROUP`` chunks a task."""
+    batch path (``BATCH_FORMATS``), ``GROUP`` chunks a task.  ``sets``: the option sets
+    (None: DEFAULT_SETS, named by index as recorded)."""
     for name in formats:
-        for index in range(len(DEFAULT_SETS)):
+        for index in range(len(sets) if sets is not None else len(DEFAULT_SETS)):
             chunks = [(chunk, min(CHUNK, cases - start))
                       for chunk, start in enumerate(range(0, cases, CHUNK))]
             base = {"format": name, "set": index, "seed": seed}
+            if sets is not None:
+                base["options"] = sets[index].spec()
             if batch and name in BATCH_FORMATS:
                 for g in range(0, len(chunks), GROUP):
                     yield dict(base, chunks=chunks[g:g + GROUP])
@@ -216,16 +227,18 @@ def _specs(formats: list[str], cases: int, seed: int, batch: bool) -> Iterator[d
 
 def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: int = 1,
                           scheduler: "str | None" = None, progress=None,
-                          batch: bool = True) -> dict:
-    """``cases`` steps per format and option set of ``DEFAULT_SETS``, merged per pair
-    (``batch``: float16, bfloat16 and float32 on the batch path; the same steps and figures)."""
+                          batch: bool = True, sets: "list[OptionSet] | None" = None,
+                          convention: str = "torch") -> dict:
+    """``cases`` steps per format and option set (``sets``, all of ``convention``; None:
+    ``DEFAULT_SETS``), merged per pair (``batch``: on the batch path; the same steps and
+    figures)."""
     started = time.perf_counter()
     merged: dict[str, dict[str, dict]] = {}
-    specs = list(_specs(formats, cases, seed, batch))
+    specs = list(_specs(formats, cases, seed, batch, sets))
     parts = completed(run_chunks(run_chunk, specs, workers=workers,
                                  in_process=workers <= 1, scheduler=scheduler))
     for k, (spec, part) in enumerate(zip(specs, parts)):
-        key = DEFAULT_SETS[spec["set"]].spec() or "(none)"
+        key = _option_set(spec).spec() or "(none)"
         into = merged.setdefault(spec["format"], {}).setdefault(key, {
             "cases": 0, "values": 0, "violations": 0, "outside": 0,
             "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None})
@@ -236,21 +249,38 @@ def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: in
         if progress:
             progress(k + 1, len(specs))
     command = f"{COMMAND} --dtype {','.join(formats)} --cases {cases} --seed {seed}"
-    return {"formats": merged, "command": command, "seed": seed,
+    if convention != "torch":
+        command += f" --convention {convention}"
+    if sets is not None and [s.spec() for s in sets] != [s.spec() for s in
+                                                         default_sets(convention)]:
+        command += "".join(f" --options {_bare(s)}" for s in sets)
+    return {"formats": merged, "command": command, "seed": seed, "convention": convention,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": records.machine()}
 
 
+def _bare(option_set: OptionSet) -> str:
+    """The SPEC of a set without its convention (the command names it once), quoted where
+    empty."""
+    spec = ",".join(p for p in option_set.spec().split(",") if not p.startswith("convention="))
+    return spec or "''"
+
+
 def record(report: dict, path: Any) -> None:
-    """Write the report into its record, per format (a format measured again replaces its
-    entry)."""
+    """Write the report into its record, per format and convention (a format measured again
+    under a convention replaces that convention's entries; the other conventions' stay)."""
+    convention = report.get("convention", "torch")
+
     def change(old: dict) -> dict:
         formats = dict(old.get("formats", {}))
         runs = dict(old.get("runs", {}))
         for name, sets in report["formats"].items():
-            formats[name] = sets
-            runs[name] = {"command": report["command"], "seconds": report["seconds"],
-                          "machine": report["machine"]}
+            kept = {k: v for k, v in formats.get(name, {}).items()
+                    if convention_of(k) != convention}
+            formats[name] = dict(kept, **sets)
+            runs[name if convention == "torch" else f"{name} {convention}"] = {
+                "command": report["command"], "seconds": report["seconds"],
+                "machine": report["machine"]}
         return {"formats": formats, "runs": runs}
 
     records.update("run_soundness", path, change)

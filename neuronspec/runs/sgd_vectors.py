@@ -2,8 +2,9 @@
 a given state, language-neutral (Wycheproof-shaped), and the verification of any program's
 results against them.
 
-``spec/vectors/sgd/<format>.json`` holds, per option set of ``neuronspec.cases.options.
-DEFAULT_SETS`` (torch convention, the buffer kept in the parameter format), a group of runs
+``spec/vectors/sgd/<format>.json`` holds, per option set of :data:`SETS` (the torch sets
+``neuronspec.cases.options.DEFAULT_SETS``, then three of each other convention's default sets;
+the buffer kept in the parameter format), a group of runs
 (``SgdRun``) and, where the set has momentum, a group of steps from given states
 (``SgdStepFrom``).  Each step of a run carries its exact state ``exactState`` (the exact
 trajectory, spec/neuron.md 8.5) and, where the state before it is **pinned** (every state
@@ -12,7 +13,7 @@ per quantity the exact value, the correctly rounded one, every legal value and t
 (``reference.optim``, ``optim_rounded``, ``optim_bounds``).  Runs flagged ``ExactRun`` are
 pinned at every step (every node exact in the format), drawn so that each named bug of 8.7
 that their option set can show departs from them.  Ids are ``100*(n + 1) + slot``, ``n`` the
-option set's index in DEFAULT_SETS: stable, never reused.
+option set's index in :data:`SETS`: stable, never reused.
 
 ``neuronspec vectors write --sgd`` regenerates the files (deterministic: fixed seeds); a test
 fails when they are stale.  The format and the flags with their reasons are defined by
@@ -49,7 +50,8 @@ from reference.optim_judge import BUFFER_MISSING, NO_BUFFER, judge_run
 from reference.optim_rounded import sgd_legal
 
 from .. import __version__, data
-from ..cases.options import DEFAULT_SETS, OPTION_KEYS, OptionSet, reference_options
+from ..cases.options import (DEFAULT_SETS, OPTION_KEYS, OptionSet, default_sets,
+                             reference_options)
 from ..errors import DataError, ImplementationError
 from .vectors import (bounded_words, hex_order, observed_value, read_vector_file, stale_files,
                       write_files)
@@ -71,9 +73,15 @@ FROM_SLOTS = {"first": 51, "first-zero": 52, "zero": 53, "subnormal": 54, "rando
 #: The order of the quantities of a step in the files (``dL_dy`` after ``y``, as one-step).
 EXPECTED = QUANTITIES + BUFFERS
 STATE = STATE_QUANTITIES
-#: The flags of the named bugs (spec/neuron.md 8.7), in the schema's order.
+#: The flags of the named bugs (spec/neuron.md 8.7) and of the conventions' forms (8.6), in
+#: the schema's order.
 BUG_FLAGS = ("FirstStepDampening", "DampeningComplement", "NesterovNewBuffer",
-             "WeightDecayBeforeMomentum", "MaximizeSign", "LrSchedule")
+             "WeightDecayBeforeMomentum", "MaximizeSign", "VelocityForm", "ConventionAgreement",
+             "DecoupledWeightDecay", "UndampenedTrace", "DecayAfterTrace", "LrSchedule")
+#: The option sets of the files, by index n (append only): torch's default sets, then per other
+#: convention (spec/neuron.md 8.6) its sets with momentum, momentum and decay, and all at once.
+SETS: tuple[OptionSet, ...] = DEFAULT_SETS + tuple(
+    default_sets(c)[i] for c in ("keras", "optax", "optax-decay-after") for i in (1, 4, 5))
 
 
 def default_directory() -> Any:
@@ -271,13 +279,16 @@ def _exact_step_ok(fmt: Format, state: State, x: float, t: float, lr: float,
         return None
     params = {theta: parameter_nodes(theta, nodes, state, nodes["lr"], options, DYADIC)
               for theta in PARAMETERS}
-    zero = [p["gd"].m == 0 for p in params.values()]
+    # (the gradient the optimiser uses: torch's after maximize and decay, optax's after its
+    # decay; keras's G, its decay being on the variable)
+    zero = [p.get("gd", p["G"]).m == 0 for p in params.values()]
     if (k == 1 and any(zero)) or (k == 2 and all(zero)):
         return None
     if not all(_fits(fmt, v) for p in params.values() for v in p.values()):
         return None
     w, b = (params[theta]["theta_new"] for theta in PARAMETERS)
-    bufs = [params[theta]["nb"] for theta in PARAMETERS] if options.buffered else [None, None]
+    bufs = [params[theta][options.rules.state] for theta in PARAMETERS] if options.buffered \
+        else [None, None]
     return State(*(None if v is None else float(v) for v in (w, b, *bufs)))
 
 
@@ -372,12 +383,22 @@ def _bug_flags(options: Options, data: list) -> list[str]:
     so that each one its options allow departs)."""
     mu = options.buffered
     tau = float(options.dampening)
+    wd = float(options.weight_decay) != 0
     lrs = {lr for _, _, lr in data}
+    c = options.convention
     given = {"FirstStepDampening": mu and tau != 0,
-             "DampeningComplement": mu and tau != 0.5 and len(data) >= 2,
-             "NesterovNewBuffer": options.nesterov,
-             "WeightDecayBeforeMomentum": mu and float(options.weight_decay) != 0,
+             "DampeningComplement": mu and tau != 0.5 and len(data) >= 2 and c == "torch",
+             "NesterovNewBuffer": mu and options.nesterov,
+             "WeightDecayBeforeMomentum": mu and wd and c in ("torch", "optax"),
              "MaximizeSign": options.maximize,
+             "VelocityForm": mu and c == "keras",
+             # K1 (keras: no decay, a constant lr) and O1 (optax: the decay before the trace)
+             "ConventionAgreement": mu and ((c == "keras" and not wd and len(lrs) == 1)
+                                            or c == "optax"
+                                            or (c == "optax-decay-after" and not wd)),
+             "DecoupledWeightDecay": wd and c == "keras",
+             "UndampenedTrace": mu and c.startswith("optax"),
+             "DecayAfterTrace": wd and c == "optax-decay-after",
              "LrSchedule": len(lrs) > 1}
     return [f for f in BUG_FLAGS if given[f]]
 
@@ -438,9 +459,11 @@ def _from_test(fmt: Format, tc: int, comment: str, flags: list[str], state: Stat
 
 
 def _negative_zero_buffer(fmt: Format, options: Options, rng: random.Random,
-                          buffers: "tuple[float, float] | None") -> tuple:
+                          buffers: "tuple[float, float] | None", sign: float = -1.0) -> tuple:
     """A state (with ``buffers``, or none) and data after which some buffer's one legal value
-    is -0: the gradient is a zero, its sign carried through maximize, decay and the buffer."""
+    is -0: the gradient is a zero, its sign carried through maximize, decay and the buffer.
+    ``sign`` +1: a buffer whose one legal value is +0 where its gradient is -0 (a state
+    starting at +0: optax's G + mu*0, keras's 0*mu - G*lr, spec/protocol.md R2)."""
     pool = _pool(fmt)
     zeros = (0.0, -0.0)
     for _ in range(20000):
@@ -453,14 +476,16 @@ def _negative_zero_buffer(fmt: Format, options: Options, rng: random.Random,
         lr = rng.choice(pool.lrs)
         state = State(w, b, *(buffers or (None, None)))
         nodes = dyadic_nodes(w, b, x, t, lr)
-        if all(parameter_nodes(theta, nodes, state, nodes["lr"], options, DYADIC)["nb"].m
-               for theta in PARAMETERS):
+        if all(parameter_nodes(theta, nodes, state, nodes["lr"], options,
+                               DYADIC)[options.rules.state].m for theta in PARAMETERS):
             continue  # a buffer that is not zero
         legal = sgd_legal(fmt, state, x, t, lr, options, IEEE)
-        if any(legal.of(q) == [-0.0] and math.copysign(1.0, legal.of(q)[0]) < 0
-               for q in ("buf_w", "buf_b")):
+        if any(legal.of(q) == [0.0] and math.copysign(1.0, legal.of(q)[0]) == sign
+               and (sign < 0 or math.copysign(1.0, legal.of(g)[0]) < 0)
+               for q, g in (("buf_w", "dL_dw"), ("buf_b", "dL_db"))):
             return state, x, t, lr
-    raise RuntimeError(f"no -0 buffer found for {options} in {fmt.name}")
+    raise RuntimeError(f"no {'-' if sign < 0 else '+'}0 buffer found for {options} in "
+                       f"{fmt.name}")
 
 
 def _from_group(fmt: Format, n: int, opset: OptionSet) -> dict:
@@ -471,13 +496,18 @@ def _from_group(fmt: Format, n: int, opset: OptionSet) -> dict:
     tests = []
     rng = _rng(fmt, n, S["first"])
     v = lambda *r: _random_value(fmt, rng, *r)  # noqa: E731
+    zero_state = options.rules.zero_state  # (keras, optax: no buffer is the state +0)
     tests.append(_from_test(fmt, base + S["first"], "random state with no buffer: the first "
-                            "step copies the gradient into the buffer", ["FirstStepMomentum"],
-                            State(v(), v()), v(), v(), abs(v(-6, -2)), options))
-    state, x, t, lr = _negative_zero_buffer(fmt, options, _rng(fmt, n, S["first-zero"]), None)
-    tests.append(_from_test(fmt, base + S["first-zero"], "no buffer, a gradient -0: the "
-                            "first-step copy is -0", ["FirstStepMomentum", "SignedZeroBuffer"],
-                            state, x, t, lr, options))
+                            + ("step starts from the state +0" if zero_state else
+                               "step copies the gradient into the buffer"),
+                            ["FirstStepMomentum"], State(v(), v()), v(), v(), abs(v(-6, -2)),
+                            options))
+    state, x, t, lr = _negative_zero_buffer(fmt, options, _rng(fmt, n, S["first-zero"]), None,
+                                            1.0 if zero_state else -1.0)
+    tests.append(_from_test(fmt, base + S["first-zero"], "no buffer, a gradient -0: " +
+                            ("from the state +0 the new state is +0 (torch's copy is -0)"
+                             if zero_state else "the first-step copy is -0"),
+                            ["FirstStepMomentum", "SignedZeroBuffer"], state, x, t, lr, options))
     state, x, t, lr = _negative_zero_buffer(fmt, options, _rng(fmt, n, S["zero"]), (-0.0, 0.0))
     tests.append(_from_test(fmt, base + S["zero"], "buffers -0 and +0, a gradient -0: the new "
                             "buffer is -0", ["SignedZeroBuffer"], state, x, t, lr, options))
@@ -510,11 +540,14 @@ HEADER = [
     f"Generated by `{GENERATED_BY}` (neuronspec/runs/sgd_vectors.py); do not edit: "
     "`neuronspec vectors check --sgd` and tests/test_sgd_vectors.py fail when the file is "
     "stale.",
-    "Option sets: neuronspec.cases.options.DEFAULT_SETS, torch convention, the buffer kept in "
-    "the parameter format. tcId = 100*(n + 1) + slot, n the option set's index: stable, never "
-    "reused. Name a step '<format>-sgd-<tcId> step k'.",
+    "Option sets: neuronspec.runs.sgd_vectors.SETS: the torch convention's "
+    "neuronspec.cases.options.DEFAULT_SETS, then three sets of each of the conventions keras, "
+    "optax and optax-decay-after (spec/neuron.md 8.6: their own recurrence and state, keras's "
+    "velocity, optax's trace, each starting at +0); the buffer kept in the parameter format. "
+    "tcId = 100*(n + 1) + slot, n the option set's index: stable, never reused. Name a step "
+    "'<format>-sgd-<tcId> step k'.",
     "An SgdRun runs K steps from 'init' and no buffer. 'expected' of step k is the exact step "
-    "(spec/neuron.md 8.2) from the state 'from' (step 1: the init), written where that state "
+    "(spec/neuron.md 8.2, 8.6) from the state 'from' (step 1: the init), written where that state "
     "is pinned: every state quantity of every earlier step has one legal value, its exact "
     "value. Use it only when the state the implementation reported after step k - 1 equals "
     "'from' bit for bit; judge any other step against the exact step from the reported state "
@@ -534,7 +567,7 @@ def generate(fmt_name: str) -> dict:
     """The run-vector file of one format (deterministic)."""
     fmt = FORMATS[fmt_name]
     groups = []
-    for n, opset in enumerate(DEFAULT_SETS):
+    for n, opset in enumerate(SETS):
         groups.append(_run_group(fmt, n, opset))
         if float(opset.momentum) != 0:
             groups.append(_from_group(fmt, n, opset))

@@ -142,6 +142,8 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
     inputs = {k: np.asarray(cols[k], dtype=dt) for k in INPUTS}
     bufs = [None if cols.get(k) is None else np.asarray(cols[k], dtype=dt)
             for k in ("buf_w", "buf_b")]
+    if bufs[0] is None and bufs[1] is None and options.rules.zero_state and options.buffered:
+        bufs = [np.zeros_like(inputs["w"]) for _ in bufs]  # (keras, optax: the zero state)
     state = State(inputs["w"], inputs["b"], *bufs)
     A = arithmetic_for(fmt, work)
     e_c, e_mu = constant_errors(fmt, options)

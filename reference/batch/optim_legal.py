@@ -268,6 +268,8 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
     given = {theta: cols.get(f"buf_{theta}") for theta in ("w", "b")}
     if (given["w"] is None) != (given["b"] is None):
         raise ValueError("both parameters have a buffer, or neither")
+    if given["w"] is None and options.rules.zero_state and options.buffered:
+        given = {theta: np.zeros(n) for theta in given}  # (keras, optax: the zero state, +0)
     first = given["w"] is None
     bufs = {theta: None if first else np.ascontiguousarray(buf, dtype=np.float64)
             for theta, buf in given.items()}

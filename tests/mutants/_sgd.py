@@ -145,3 +145,20 @@ def forms(hyper=hyper, grad=grad, buffer=buffer, direction=direction, apply=appl
         return {k: v for k, v in out.items() if k not in ("buf_w", "buf_b")}
 
     return step, step_run, step_from
+
+
+def convention_hyper(convention):
+    """``hyper`` for a form of the convention ``convention`` (spec/neuron.md 8.6): that
+    convention's option sets (and the plain step, every option off, which is every
+    convention's); the state starts at +0, ``zero`` in the settings."""
+    def convention_settings(options, dtype):
+        declared = options.get("convention", "torch")
+        plain = not any(options.get(k) for k in ("momentum", "dampening", "weight_decay",
+                                                  "nesterov", "maximize"))
+        if declared != convention and not (declared == "torch" and plain):
+            raise NotImplementedError(f"convention {convention!r} only")
+        h = hyper(dict(options, convention="torch"), dtype)
+        if h["tau"] != 0 or h["maximize"]:
+            raise NotImplementedError(f"{convention} has no dampening and no maximize")
+        return dict(h, convention=convention, zero=to(dtype, 0.0))
+    return convention_settings

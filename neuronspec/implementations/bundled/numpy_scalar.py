@@ -14,7 +14,13 @@ is numpy's ``square``, correctly rounded.
 own (no fused multiply-add), after the plain step's forward and gradients above.  The constants
 ``momentum``, ``weight_decay`` and ``1 - dampening`` (subtracted in binary64) are converted once
 to the format; ``lr`` is converted like the other inputs.  The buffer is kept in the parameter
-format (convention ``torch``); other conventions and buffer formats are declined.
+format (convention ``torch``).  Under the option ``convention`` (spec/neuron.md 8.6) the same
+code computes the other frameworks' forms, each operation in the parameter format as the
+framework writes it: ``keras`` (Keras 3's ``SGD``: ``variable - variable * wd * lr`` before the
+update, the velocity ``m*momentum - gradient*learning_rate`` reported as the state),
+``optax`` and ``optax-decay-after`` (``add_decayed_weights`` before or after
+``trace``: ``g + decay*t``, then ``p + (-lr)*u``), each state starting at ``+0``.  Buffer
+formats other than the parameter format are kept under ``torch`` only.
 """
 
 import numpy as np
@@ -85,10 +91,13 @@ def _run_settings(options, dtype):
     if unknown:
         raise NotImplementedError(f"unknown option(s) {', '.join(unknown)}")
     convention = options.get("convention", "torch")
-    if convention != "torch":
-        raise NotImplementedError(f"this is torch's algorithm (convention 'torch'), not the "
-                                  f"{convention!r} convention")
+    if convention not in _FORMS:
+        raise NotImplementedError(f"the convention {convention!r} is not implemented here "
+                                  f"({', '.join(_FORMS)} are)")
     buffer_format = options.get("buffer_format") or dtype
+    if convention != "torch" and buffer_format != dtype:
+        raise NotImplementedError(f"a {buffer_format} state with {dtype} parameters is kept under "
+                                  f"the torch convention only")
     if buffer_format != dtype and not (buffer_format in _MIXED and dtype in _MIXED):
         raise NotImplementedError(f"a {buffer_format} buffer with {dtype} parameters is not "
                                   f"implemented here (float16 and float32, either way, are)")
@@ -100,11 +109,15 @@ def _run_settings(options, dtype):
         raise ValueError(f"Invalid momentum value: {mu}")
     if not (wd >= 0):
         raise ValueError(f"Invalid weight_decay value: {wd}")
-    if nesterov and (mu <= 0 or tau != 0):
+    if convention == "torch" and nesterov and (mu <= 0 or tau != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    if convention != "torch" and (tau != 0 or options.get("maximize")):
+        raise ValueError(f"{convention} has no dampening and no maximize")
+    if convention == "keras" and mu > 1:
+        raise ValueError(f"`momentum` must be a float between [0, 1], not {mu}")
     bt = _DTYPES[buffer_format]
     with np.errstate(all="ignore"):
-        return dt, {"mu": mu, "wd": wd, "nesterov": nesterov,
+        return dt, {"mu": mu, "wd": wd, "nesterov": nesterov, "convention": convention,
                     "maximize": bool(options.get("maximize", False)),
                     "mu_f": dt(mu), "wd_f": dt(wd), "c_f": dt(1.0 - tau),
                     "bt": bt, "mu_b": bt(mu), "c_b": bt(1.0 - tau)}
@@ -133,6 +146,10 @@ def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
         dL_db = dL_dy
         out = {"y": y, "dL_dy": dL_dy, "loss": loss, "dL_dw": dL_dw, "dL_db": dL_db}
         for name, theta, G, buf in (("w", w, dL_dw, buf_w), ("b", b, dL_db, buf_b)):
+            if h["convention"] != "torch":
+                out[f"{name}_new"], out[f"buf_{name}"] = _FORMS[h["convention"]](
+                    dt, h, theta, G, np.zeros_like(theta) if buf is None else buf, lr)
+                continue
             g = -G if h["maximize"] else G           # grad = -grads[i] under maximize
             if h["wd"] != 0:
                 g = g + h["wd_f"] * theta            # grad.add(param, alpha=weight_decay)
@@ -159,6 +176,38 @@ def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
             out[f"{name}_new"] = theta - lr * g      # param.add_(grad, alpha=-lr)
             out[f"buf_{name}"] = buf
     return out
+
+
+def _keras(dt, h, theta, G, v, lr):
+    """Keras 3's ``SGD``: (theta_new, velocity or None); ``v`` the velocity (+0 at first)."""
+    if h["wd"] != 0:                              # _apply_weight_decay, before the update
+        theta = theta - theta * h["wd_f"] * lr    # variable - variable * wd * lr
+    if h["mu"] == 0:
+        return theta - G * lr, None               # assign_sub(variable, gradient*lr)
+    v = v * h["mu_f"] - G * lr                    # m.assign(m*momentum - gradient*lr)
+    if h["nesterov"]:
+        return theta + (v * h["mu_f"] - G * lr), v
+    return theta + v, v                           # assign_add(variable, m)
+
+
+def _optax(dt, h, theta, G, t, lr, after=False):
+    """optax's ``chain(add_decayed_weights(wd), sgd(lr, mu, nesterov))`` (``after``: the decay
+    between ``trace`` and ``scale(-lr)``): (theta_new, trace or None)."""
+    g = G + h["wd_f"] * theta if h["wd"] != 0 and not after else G  # g + weight_decay * p
+    trace = None
+    if h["mu"] != 0:
+        trace = g + h["mu_f"] * t                 # trace: g + decay * t
+        u = g + h["mu_f"] * trace if h["nesterov"] else trace
+    else:
+        u = g
+    if h["wd"] != 0 and after:
+        u = u + h["wd_f"] * theta
+    return theta + (-lr) * u, trace               # apply_updates(p, scale(-lr)(u))
+
+
+#: The forms of the conventions (spec/neuron.md 8.6) other than torch's, by name.
+_FORMS = {"torch": None, "keras": _keras, "optax": _optax,
+          "optax-decay-after": lambda dt, h, theta, G, t, lr: _optax(dt, h, theta, G, t, lr, True)}
 
 
 def step_from(state, x, t, lr, options, dtype="float32"):
