@@ -202,3 +202,19 @@ def test_float64_explained_path_gives_the_full_paths_verdict(spec, tmp_path):
     merged.merge(fast)  # a measured tally merged with an unsampled one counts both
     t = merged.quantities["y"]
     assert t.measured == full.quantities["y"].checked + fast.quantities["y"].measured
+
+
+def test_regime_reductions_are_numpys():
+    """The tally's per-regime argmax and negative count (``runs.reductions``) on estimates
+    with ties, NaN, -0 and negative values, against numpy's definition."""
+    from neuronspec.runs.reductions import regime_reductions
+
+    rng = np.random.default_rng(2)
+    estimate = np.round(rng.random((3, 500)) * 4) - 1  # ties, -1 (outside the domain), 0
+    estimate[0, 37], estimate[1, 400], estimate[2, 10] = np.nan, -0.0, np.inf
+    slices = [("a", 0, 100), ("b", 100, 100), ("c", 100, 380), ("d", 380, 500)]
+    argmax, below = regime_reductions(estimate, slices)
+    for k in range(3):
+        assert below[k] == np.count_nonzero(estimate[k] < 0)
+        for g, (_, a, b) in enumerate(slices):
+            assert argmax[k, g] == (a + np.argmax(estimate[k, a:b]) if b > a else -1)

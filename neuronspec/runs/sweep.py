@@ -41,6 +41,7 @@ from ..findings import replay_command
 from ..implementations import load
 from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
+from .reductions import regime_reductions
 from .tally import KEEP, RATIOS_EVERY, QuantityTally
 
 __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "planned_cases", "render", "record",
@@ -238,7 +239,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         screened = _screen(fmt, model, cols, outputs, names)
     if screened is not None:
         result.path = "compiled"
-        ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened)
+        ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened, masks=why)
     elif fmt.p == 53 and ratios_every > 1:
         result.path = f"exact level (the bound chain on 1 case in {ratios_every})"
         ood = _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised,
@@ -494,20 +495,19 @@ def _screen(fmt, model, cols, outputs, names):
 
 
 def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, estimate,
-                    attention) -> "dict[str, np.ndarray]":
+                    attention, masks: bool = True) -> "dict[str, np.ndarray]":
     """The full judgement for the values that need it and for each quantity's largest
     estimate; the estimates (upper bounds of error/bound) clear every other value.  Returns
-    the masks of the values outside the bounded domain."""
+    the masks of the values outside the bounded domain (``masks``; else no mask)."""
     n = block.shape[1]
+    stops = np.array([b for _, _, b in slices], dtype=np.int64)
+    argmax, below = regime_reductions(estimate, slices)
     rows = set(np.flatnonzero(attention).tolist())
-    for k in range(len(names)):
-        for _, a, b in slices:
-            if b > a:
-                rows.add(a + int(np.argmax(estimate[k, a:b])))
+    rows.update(argmax[argmax >= 0].tolist())
     idx = np.array(sorted(rows), dtype=np.int64)
     sub_cols = {k: np.ascontiguousarray(cols[k][idx]) for k in INPUTS}
     verdict = check_batch(fmt, sub_cols, dict(zip(names, block[:, idx])), model)
-    regime_of = np.searchsorted(np.array([b for _, _, b in slices]), idx, side="right")
+    regime_of = np.searchsorted(stops, idx, side="right")
     out_of_domain = {}
     for k, q in enumerate(names):
         t = result.tally(q)
@@ -521,8 +521,9 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
             i = int(idx[j])
             _record_violation(result, impl, fmt, model, cols, slices, q, i, block[k, i],
                               float(r_k[j]), WHY[st])
-        out_of_domain[q] = estimate[k] < 0
-        ood = int(np.count_nonzero(out_of_domain[q]))
+        if masks:
+            out_of_domain[q] = estimate[k] < 0
+        ood = int(below[k])
         t.out_of_domain += ood
         t.checked += n - ood
         t.violations += bad
@@ -542,7 +543,8 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
             t.max_ratio, t.worst = r, _worst(cols, slices, i, r, block[k, i])
     if twin:  # the same values against the same bound: the same statistics
         result.quantities["dL_dy"] = copy.deepcopy(result.tally("dL_db"))
-        out_of_domain["dL_dy"] = out_of_domain["dL_db"]
+        if masks:
+            out_of_domain["dL_dy"] = out_of_domain["dL_db"]
     return out_of_domain
 
 
