@@ -500,9 +500,9 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
     estimate; the estimates (upper bounds of error/bound) clear every other value.  Returns
     the masks of the values outside the bounded domain (``masks``; else no mask)."""
     n = block.shape[1]
-    stops = np.array([b for _, _, b in slices], dtype=np.int64)
     argmax, below = regime_reductions(estimate, slices)
-    rows = set(np.flatnonzero(attention).tolist())
+    stops = np.array([b for _, _, b in slices], dtype=np.int64)
+    rows = set(np.flatnonzero(attention != 0).tolist())  # (a bool array: 10x numpy's uint8)
     rows.update(argmax[argmax >= 0].tolist())
     idx = np.array(sorted(rows), dtype=np.int64)
     sub_cols = {k: np.ascontiguousarray(cols[k][idx]) for k in INPUTS}
@@ -528,15 +528,22 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
         t.checked += n - ood
         t.violations += bad
         # the largest ratio: exact on the judged cases, which include each largest estimate
-        in_domain = estimate[k][idx] >= 0
+        # (a hundred or so: a loop over them costs less than numpy calls per regime)
+        ratios = r_k.tolist()
+        first_max = {}  # regime -> its judged case of largest ratio (numpy's argmax: the
+        # first one; a NaN is larger than any number)
+        for j, (g, inside) in enumerate(zip(regime_of.tolist(), (estimate[k][idx] >= 0).tolist())):
+            if inside:
+                top = first_max.get(g)
+                if top is None or ratios[j] > ratios[top] or (
+                        ratios[j] != ratios[j] and ratios[top] == ratios[top]):
+                    first_max[g] = j
         best_j = -1
-        for g, (regime, a, b) in enumerate(slices):
-            sel = np.flatnonzero(in_domain & (regime_of == g))
-            if len(sel) == 0:
-                continue
-            j = int(sel[np.argmax(r_k[sel])])
-            t.by_regime[regime] = max(t.by_regime.get(regime, 0.0), float(r_k[j]))
-            if best_j < 0 or r_k[j] > r_k[best_j]:
+        for g in sorted(first_max):
+            j = first_max[g]
+            regime = slices[g][0]
+            t.by_regime[regime] = max(t.by_regime.get(regime, 0.0), ratios[j])
+            if best_j < 0 or ratios[j] > ratios[best_j]:
                 best_j = j
         if best_j >= 0 and (t.worst is None or r_k[best_j] > t.max_ratio):
             i, r = int(idx[best_j]), float(r_k[best_j])
