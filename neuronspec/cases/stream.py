@@ -155,6 +155,12 @@ def _values(st, two, frac_bits, lo_binade, span, emin, threshold, specials, out)
 
 
 @njit(inline="always", error_model="numpy")
+def _pow2floor(a):
+    """``arith.ArrayOps.pow2floor``: the exponent field alone (inf stays inf)."""
+    return float_of_bits(np.int64(bits_of_float(a) & np.uint64(0x7FF0000000000000)))
+
+
+@njit(inline="always", error_model="numpy")
 def _to_format(v, p, smallest_normal, largest):
     """v rounded to nearest-even in a format of precision p (binary64: v itself), as
     ``reference.batch.arith.round_to`` computes it in binary64 (gradual underflow, overflow to
@@ -163,8 +169,7 @@ def _to_format(v, p, smallest_normal, largest):
         return v
     if p == 24:
         return np.float64(np.float32(v))
-    quantum = np.maximum(float_of_bits(np.int64(bits_of_float(abs(v)) & np.uint64(0x7FF0000000000000))),
-                         smallest_normal) * pow2(1 - p)
+    quantum = np.maximum(_pow2floor(abs(v)), smallest_normal) * pow2(1 - p)
     big = quantum * 6755399441055744.0  # 1.5 * 2**52
     c = math.copysign((v + big) - big, v)
     c = c if abs(c) <= largest else math.copysign(math.inf, v)
@@ -186,8 +191,7 @@ def _nudge(st, values, ulps, p, smallest_normal, largest, out):
     step = pow2(1 - p)
     for i in range(values.shape[0]):
         v = values[i]
-        quantum = np.maximum(float_of_bits(np.int64(bits_of_float(abs(v)) & np.uint64(0x7FF0000000000000))),
-                             smallest_normal) * step
+        quantum = np.maximum(_pow2floor(abs(v)), smallest_normal) * step
         moved = _to_format(v + np.float64(moves[i]) * quantum, p, smallest_normal, largest)
         out[i] = moved if np.isfinite(moved) else v
 
