@@ -41,6 +41,7 @@ from ..findings import replay_command
 from ..implementations import load
 from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
+from .fpenv import checker_environment
 from .reductions import regime_reductions
 from .tally import KEEP, RATIOS_EVERY, QuantityTally
 
@@ -215,19 +216,34 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
-    cols, slices = source.chunk(index, n) if source is not None else \
-        chunk_cases(fmt, seed, index, n)
+    with checker_environment():  # (the checker's arithmetic in its own environment, not
+        # one the implementation left: ``fpenv``)
+        cols, slices = source.chunk(index, n) if source is not None else \
+            chunk_cases(fmt, seed, index, n)
     t1 = time.perf_counter()
     outputs, raised, failed, declined = _outputs(impl, fmt, cols, scalar)
     t2 = time.perf_counter()
-    for i, why in failed.items():  # each a finding: not judged further
+    with checker_environment():
+        t3, t4 = _judge_chunk(result, impl, fmt, model, engine, cols, slices, outputs, raised,
+                              failed, declined, why, ratios_every)
+        t5 = time.perf_counter()
+    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t5 - t2,
+                      "exact_level": (t3 - t2) + (t5 - t4)}
+    return result
+
+
+def _judge_chunk(result, impl, fmt, model, engine, cols, slices, outputs, raised, failed,
+                 declined, why, ratios_every) -> tuple[float, float]:
+    """Both levels' verdicts on a chunk's outputs, tallied into ``result``; returns the times
+    the exact level's first part ended and its second began (``run_chunk``'s stages)."""
+    for i, reason in failed.items():  # each a finding: not judged further
         raised[i] = True
         result.failed += 1
         _record_violation(result, impl, fmt, model, cols, slices, "-", i, math.nan,
-                          math.inf, why)
-    for i, why in declined.items():  # a reported skip: not judged
+                          math.inf, reason)
+    for i, reason in declined.items():  # a reported skip: not judged
         raised[i] = True
-        result.declined[why] = result.declined.get(why, 0) + 1
+        result.declined[reason] = result.declined.get(reason, 0) + 1
     failed = {**failed, **{i: "declined" for i in declined}}
     if raised.any():  # allowed only where some quantity is outside the bounded domain
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
@@ -252,10 +268,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         _out_of_domain_why(result, fmt, model, cols, ood)
     t4 = time.perf_counter()
     _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explained)
-    t5 = time.perf_counter()
-    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t5 - t2,
-                      "exact_level": (t3 - t2) + (t5 - t4)}
-    return result
+    return t3, t4
 
 
 def _explain(fmt, model, cols, names, outputs, raised, engine: str = "auto"):
