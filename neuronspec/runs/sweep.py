@@ -618,7 +618,9 @@ def _warm_reference(fmt: Format, model: str, n: int, compile: bool = False) -> N
     cols, _ = chunk_cases(fmt, 0, 0, n)
     block = np.zeros((len(REQUIRED), n))
     if work is BINARY64:
-        screen_batch(fmt, cols, block, model)
+        screened = screen_batch(fmt, cols, block, model)
+        if screened is not None:  # the tally's compiled pass, loaded here too
+            regime_reductions(screened[0], [("", 0, n)])
     few = {k: v[:64] for k, v in cols.items()}
     check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
     explain_compiled(fmt, few, REQUIRED, block[:, :64], model,  # zeros: every loop runs
