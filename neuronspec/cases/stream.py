@@ -6,9 +6,12 @@ A :class:`Stream` takes a ``numpy.random.Generator``'s PCG64 state (the 128-bit 
 loops with numpy's own algorithms -- ``random_raw``, ``random`` (53 bits of an output),
 ``uniform``, ``integers`` (Lemire's method on 32-bit draws, rejection included, for ranges below
 2**32) and ``choice`` (an ``integers`` draw of an index) -- and hands the state back
-(:meth:`Stream.close`), so that the generator goes on where numpy would have.  Seeded sweeps
-therefore draw the same cases with it as without it: ``tests/test_stream.py`` compares each
-draw, and whole chunks, with numpy's.  Imported only when numba is installed.
+(:meth:`Stream.close`), so that the generator goes on where numpy would have.  The regimes'
+rounding to the format and nudging by whole quanta run here too, with numpy's arithmetic.
+Seeded sweeps therefore draw the same cases with it as without it: ``tests/test_stream.py``
+compares each draw, the rounding, every regime and whole chunks with numpy's.  Each LCG step
+waits for the one before (1.3 ns a draw here): the drawing's floor, for these cases.  Imported
+only when numba is installed.
 """
 
 from __future__ import annotations
