@@ -309,7 +309,8 @@ def _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explain
         row = which[j]
         counts = np.bincount(row[row >= 0], minlength=len(explained.variants))
         counts[0] += first
-        t.explained_by({explained.variants[k].name: int(c) for k, c in enumerate(counts) if c})
+        t.explained_by({explained.variants[k].name: c
+                        for k, c in enumerate(counts.tolist()) if c})
         missing = others[row < 0]
         if len(missing):
             _late_bounded(result, impl, fmt, model, cols, slices, q, block[j], missing)
