@@ -206,3 +206,57 @@ def test_float64_explained_path_gives_the_full_paths_verdict(spec, tmp_path):
     merged.merge(fast)  # a measured tally merged with an unsampled one counts both
     t = merged.quantities["y"]
     assert t.measured == full.quantities["y"].checked + fast.quantities["y"].measured
+
+
+def test_regime_reductions_are_numpys():
+    """The tally's per-regime argmax and negative count (``runs.reductions``) on estimates
+    with ties, NaN, -0 and negative values, against numpy's definition."""
+    from neuronspec.runs.reductions import regime_reductions
+
+    rng = np.random.default_rng(2)
+    estimate = np.round(rng.random((3, 500)) * 4) - 1  # ties, -1 (outside the domain), 0
+    estimate[0, 37], estimate[1, 400], estimate[2, 10] = np.nan, -0.0, np.inf
+    slices = [("a", 0, 100), ("b", 100, 100), ("c", 100, 380), ("d", 380, 500)]
+    argmax, below = regime_reductions(estimate, slices)
+    for k in range(3):
+        assert below[k] == np.count_nonzero(estimate[k] < 0)
+        for g, (_, a, b) in enumerate(slices):
+            assert argmax[k, g] == (a + np.argmax(estimate[k, a:b]) if b > a else -1)
+
+
+FLUSHING_IMPL = '''
+import ctypes, ctypes.util, struct
+from neuronspec.implementations.bundled.numpy_scalar import step, step_batch as _numpy
+
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
+
+
+def step_batch(w, b, x, t, lr, dtype="float32"):
+    """numpy's step, after turning on flush-to-zero and denormals-are-zero (as a library built
+    with -ffast-math does when loaded), left on."""
+    env = ctypes.create_string_buffer(512)
+    _LIBM.fegetenv(env)
+    raw = bytearray(env.raw)
+    struct.pack_into("<I", raw, 28, struct.unpack_from("<I", raw, 28)[0] | 0x8040)
+    _LIBM.fesetenv(ctypes.create_string_buffer(bytes(raw), 512))
+    return _numpy(w, b, x, t, lr, dtype)
+'''
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and
+                         __import__("platform").machine() == "x86_64"),
+                    reason="sets MXCSR through glibc's x86-64 fenv_t")
+def test_an_implementation_that_leaves_subnormals_flushing_is_caught(tmp_path):
+    """The checker draws and judges in its own floating-point environment (``runs.fpenv``):
+    an implementation that leaves flush-to-zero on flushes its own subnormal results, not the
+    reference's binary32 arithmetic, so its values are unexplained."""
+    from neuronspec.runs.fpenv import checker_environment, flushes_subnormals
+
+    path = tmp_path / "flushing.py"
+    path.write_text(FLUSHING_IMPL)
+    impl = load(f"{path}:step")
+    with checker_environment():  # this thread's environment, restored however the test ends
+        result = run_chunk(impl, "float32", 5, 0, 9 * 3000)
+        assert flushes_subnormals()  # the implementation's environment, given back to it
+    assert not flushes_subnormals()
+    assert result.unexplained > 0 and result.violations > 0

@@ -27,10 +27,11 @@ from reference.batch import ArrayOps, round_array
 from reference.formats import Format
 from reference.step import Case
 
-from .sampling import fast_values, random_values
+from .sampling import fast_parameters, fast_values, random_values
 
 __all__ = ["Regime", "REGIMES", "CAMPAIGN_REGIMES", "CaseSampler", "BlockSampler",
-           "regime_cases", "regime_arrays", "LR_BLOCK", "mid_window"]
+           "regime_cases", "regime_arrays", "LR_BLOCK", "mid_window", "NumpyDraws",
+           "CompiledDraws", "draws_for"]
 
 #: A sweep draws one learning rate per block of this many consecutive cases of a regime:
 #: optimisers apply one lr per parameter tensor (torch_sgd's batch steps one tensor per run of
@@ -307,19 +308,111 @@ class CaseSampler(_NumpySampler):
         return out
 
 
+class NumpyDraws:
+    """The draws of :class:`BlockSampler` from a numpy generator (``stream.Stream`` draws the
+    same ones in compiled loops)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def close(self) -> None:
+        pass
+
+    def uniform(self, low: float, high: float, size: int) -> np.ndarray:
+        return self.rng.uniform(low, high, size)
+
+    def below(self, p: float, size: int) -> np.ndarray:
+        return self.rng.random(size) < p
+
+    def integers(self, low: int, high: int, size: int) -> np.ndarray:
+        return self.rng.integers(low, high, size)
+
+    def choice(self, options: np.ndarray, size: int) -> np.ndarray:
+        return self.rng.choice(options, size=size)
+
+    def values(self, fmt: Format, lo, hi, special: float, size: int) -> np.ndarray:
+        return fast_values(fmt, self.rng, size, emin=lo, emax=hi, special=special)
+
+    @staticmethod
+    def round(fmt: Format, values: np.ndarray) -> np.ndarray:
+        if fmt.p == 53:  # float64 arithmetic has rounded already
+            return values
+        if fmt.name in ("float32", "float16"):  # numpy's casts round to nearest even
+            return values.astype(np.float32 if fmt.name == "float32" else np.float16) \
+                .astype(np.float64)
+        return np.asarray(round_array(fmt, values), dtype=np.float64)
+
+    def nudge(self, fmt: Format, values: np.ndarray, ulps: int) -> np.ndarray:
+        """Each value moved by a random whole number of its quanta in [-ulps, ulps] (finite)."""
+        quantum = np.maximum(ArrayOps.pow2floor(np.abs(values)), fmt.smallest_normal) \
+            * 2.0 ** (1 - fmt.p)
+        moved = self.round(fmt, values + self.integers(-ulps, ulps + 1, len(values)) * quantum)
+        return np.where(np.isfinite(moved), moved, values)
+
+
+class CompiledDraws:
+    """:class:`NumpyDraws` in compiled loops on the generator's own stream (``stream.Stream``:
+    the same values, bit for bit); :meth:`close` hands the state back to the generator."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        from .stream import Stream
+
+        self.stream = Stream(rng)
+        self.uniform, self.below = self.stream.uniform, self.stream.below
+        self.integers, self.choice = self.stream.integers, self.stream.choice
+        self.close = self.stream.close
+
+    def values(self, fmt: Format, lo, hi, special: float, size: int) -> np.ndarray:
+        frac_bits, low, high, threshold, specials = fast_parameters(fmt, lo, hi, special)
+        return self.stream.values(frac_bits > 32, frac_bits, low, high - low + 1, fmt.emin,
+                                  threshold, specials, size)
+
+    def round(self, fmt: Format, values: np.ndarray) -> np.ndarray:
+        if fmt.p == 53:
+            return values
+        return self.stream.round(values, fmt.p, fmt.smallest_normal, fmt.largest_finite)
+
+    def nudge(self, fmt: Format, values: np.ndarray, ulps: int) -> np.ndarray:
+        return self.stream.nudge(values, ulps, fmt.p, fmt.smallest_normal, fmt.largest_finite)
+
+
+def draws_for(rng: np.random.Generator) -> "NumpyDraws | CompiledDraws":
+    """Compiled draws where numba is installed and ``rng`` is a PCG64 generator; else numpy's
+    (the same values)."""
+    try:
+        from .stream import supported
+    except ImportError:  # no numba
+        return NumpyDraws(rng)
+    return CompiledDraws(rng) if supported(rng) else NumpyDraws(rng)
+
+
 class BlockSampler(_NumpySampler):
     """For sweeps: values from :func:`sampling.fast_values`, rounding and nudging whole arrays,
-    one lr per block of ``block`` cases."""
+    one lr per block of ``block`` cases.  ``draws``: where its random values come from
+    (:func:`draws_for`; default numpy's, from ``rng``)."""
 
     def __init__(self, fmt: Format, rng: np.random.Generator, n: int,
-                 block: int = LR_BLOCK) -> None:
+                 block: int = LR_BLOCK, draws: "NumpyDraws | CompiledDraws | None" = None
+                 ) -> None:
         super().__init__(fmt, rng, n)
         self.block = block
+        self.draws = draws if draws is not None else NumpyDraws(rng)
+
+    def integers(self, lo: int, hi: int, k: int) -> np.ndarray:
+        return self.draws.integers(lo, hi, k)
+
+    def uniform(self, lo: float, hi: float, k: int) -> np.ndarray:
+        return self.draws.uniform(lo, hi, k)
+
+    def choice(self, options: list, k: int) -> np.ndarray:
+        return self.draws.choice(np.array(options), k)
+
+    def coin(self, p: float) -> np.ndarray:
+        return self.draws.below(p, self.n)
 
     def values(self, lo: "int | None" = None, hi: "int | None" = None, *, special: float = 0.02,
                size: "int | None" = None) -> np.ndarray:
-        return fast_values(self.fmt, self.rng, self.n if size is None else size, emin=lo,
-                           emax=hi, special=special)
+        return self.draws.values(self.fmt, lo, hi, special, self.n if size is None else size)
 
     def values_where(self, where: np.ndarray, lo, hi) -> np.ndarray:
         return self.values(lo, hi, size=len(where))
@@ -332,21 +425,11 @@ class BlockSampler(_NumpySampler):
         return _repeat_runs(draw, self.n, SAME_PARAMS_RUN)
 
     def round(self, values: np.ndarray) -> np.ndarray:
-        fmt = self.fmt
-        if fmt.p == 53:  # float64 arithmetic has rounded already
-            return values
-        if fmt.name in ("float32", "float16"):  # numpy's casts round to nearest even
-            return values.astype(np.float32 if fmt.name == "float32" else np.float16) \
-                .astype(np.float64)
-        return np.asarray(round_array(fmt, values), dtype=np.float64)
+        return self.draws.round(self.fmt, values)
 
     def nudge(self, values: np.ndarray, ulps: int = 4) -> np.ndarray:
         """Each value moved by a random whole number of its quanta in [-ulps, ulps] (finite)."""
-        fmt = self.fmt
-        quantum = np.maximum(ArrayOps.pow2floor(np.abs(values)), fmt.smallest_normal) \
-            * 2.0 ** (1 - fmt.p)
-        moved = self.round(values + self.rng.integers(-ulps, ulps + 1, len(values)) * quantum)
-        return np.where(np.isfinite(moved), moved, values)
+        return self.draws.nudge(self.fmt, values, ulps)
 
     def nudge_where(self, where: np.ndarray, values: np.ndarray, others: np.ndarray,
                     ulps: int) -> np.ndarray:
@@ -372,7 +455,11 @@ def regime_arrays(fmt: Format, regime: str, rng: np.random.Generator, n: int,
     """``n`` cases of ``regime`` as five float64 arrays (w, b, x, t, lr) of finite format
     values (:class:`BlockSampler`: a different stream from :func:`regime_cases`)."""
     draw = _regime(regime).draw
-    with np.errstate(all="ignore"):
-        w, b, x, t, lr = draw(BlockSampler(fmt, rng, n, lr_block))
+    draws = draws_for(rng)
+    try:
+        with np.errstate(all="ignore"):
+            w, b, x, t, lr = draw(BlockSampler(fmt, rng, n, lr_block, draws))
+    finally:
+        draws.close()  # (the generator goes on after these draws)
     t = np.where(np.isfinite(t), t, b)  # y overflowed: any finite target will do
     return w, b, x, t, lr

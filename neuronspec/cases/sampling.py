@@ -11,7 +11,7 @@ import numpy as np
 
 from reference.formats import Format
 
-__all__ = ["random_values", "fast_values", "bits_of", "assemble"]
+__all__ = ["random_values", "fast_values", "fast_parameters", "bits_of", "assemble"]
 
 
 def _binades(fmt: Format, emin: "int | None", emax: "int | None") -> tuple[int, int]:
@@ -84,13 +84,9 @@ def fast_values(
 
     Bits of a draw: mantissa from the top, binade from bits 16..31 (``(r * span) >> 16``, a
     bias below span/65536), sign from bit 0, special choice from bits 1..15."""
-    lo, hi = _binades(fmt, emin, emax)
-    frac_bits = fmt.p - 1
+    frac_bits, lo, hi, threshold, specials = fast_parameters(fmt, emin, emax, special)
     raw = rng.bit_generator.random_raw(size)
     other = rng.bit_generator.random_raw(size) if frac_bits > 32 else raw
-    specials = np.array([0.0, -0.0, fmt.smallest_subnormal, -fmt.smallest_subnormal,
-                         fmt.smallest_normal, fmt.largest_finite, -fmt.largest_finite, 1.0])
-    threshold = int(special * 0x8000)
     try:
         from .compiled import assemble_values
     except ImportError:  # no numba: the numpy definition
@@ -98,6 +94,16 @@ def fast_values(
     out = np.empty(size)
     assemble_values(raw, other, frac_bits, lo, hi - lo + 1, fmt.emin, threshold, specials, out)
     return out
+
+
+def fast_parameters(fmt: Format, emin: "int | None", emax: "int | None", special: float
+                    ) -> tuple[int, int, int, int, np.ndarray]:
+    """What :func:`fast_values` assembles values with: the fraction bits, the binades [lo, hi],
+    the 15-bit threshold below which a draw picks a special value, and the special values."""
+    lo, hi = _binades(fmt, emin, emax)
+    specials = np.array([0.0, -0.0, fmt.smallest_subnormal, -fmt.smallest_subnormal,
+                         fmt.smallest_normal, fmt.largest_finite, -fmt.largest_finite, 1.0])
+    return fmt.p - 1, lo, hi, int(special * 0x8000), specials
 
 
 def assemble(raw, other, frac_bits, lo, hi, emin, threshold, specials) -> np.ndarray:

@@ -41,6 +41,8 @@ from ..findings import replay_command
 from ..implementations import load
 from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
+from .fpenv import checker_environment
+from .reductions import regime_reductions
 from .tally import KEEP, RATIOS_EVERY, QuantityTally
 
 __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "planned_cases", "render", "record",
@@ -225,19 +227,34 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
-    cols, slices = source.chunk(index, n) if source is not None else \
-        chunk_cases(fmt, seed, index, n)
+    with checker_environment():  # (the checker's arithmetic in its own environment, not
+        # one the implementation left: ``fpenv``)
+        cols, slices = source.chunk(index, n) if source is not None else \
+            chunk_cases(fmt, seed, index, n)
     t1 = time.perf_counter()
     outputs, raised, failed, declined = _outputs(impl, fmt, cols, scalar)
     t2 = time.perf_counter()
-    for i, why in failed.items():  # each a finding: not judged further
+    with checker_environment():
+        t3, t4 = _judge_chunk(result, impl, fmt, model, engine, cols, slices, outputs, raised,
+                              failed, declined, why, ratios_every)
+        t5 = time.perf_counter()
+    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t5 - t2,
+                      "exact_level": (t3 - t2) + (t5 - t4)}
+    return result
+
+
+def _judge_chunk(result, impl, fmt, model, engine, cols, slices, outputs, raised, failed,
+                 declined, why, ratios_every) -> tuple[float, float]:
+    """Both levels' verdicts on a chunk's outputs, tallied into ``result``; returns the times
+    the exact level's first part ended and its second began (``run_chunk``'s stages)."""
+    for i, reason in failed.items():  # each a finding: not judged further
         raised[i] = True
         result.failed += 1
         _record_violation(result, impl, fmt, model, cols, slices, "-", i, math.nan,
-                          math.inf, why)
-    for i, why in declined.items():  # a reported skip: not judged
+                          math.inf, reason)
+    for i, reason in declined.items():  # a reported skip: not judged
         raised[i] = True
-        result.declined[why] = result.declined.get(why, 0) + 1
+        result.declined[reason] = result.declined.get(reason, 0) + 1
     failed = {**failed, **{i: "declined" for i in declined}}
     if raised.any():  # allowed only where some quantity is outside the bounded domain
         outputs = {q: np.where(raised, np.nan, v) for q, v in outputs.items()}
@@ -249,7 +266,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         screened = _screen(fmt, model, cols, outputs, names)
     if screened is not None:
         result.path = "compiled"
-        ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened)
+        ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened, masks=why)
     elif fmt.p == 53 and ratios_every > 1:
         result.path = f"exact level (the bound chain on 1 case in {ratios_every})"
         ood = _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised,
@@ -262,10 +279,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
         _out_of_domain_why(result, fmt, model, cols, ood)
     t4 = time.perf_counter()
     _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explained)
-    t5 = time.perf_counter()
-    result.seconds = {"cases": t1 - t0, "implementation": t2 - t1, "reference": t5 - t2,
-                      "exact_level": (t3 - t2) + (t5 - t4)}
-    return result
+    return t3, t4
 
 
 def _explain(fmt, model, cols, names, outputs, raised, engine: str = "auto"):
@@ -306,7 +320,8 @@ def _exact_level(result, impl, fmt, model, cols, slices, names, outputs, explain
         row = which[j]
         counts = np.bincount(row[row >= 0], minlength=len(explained.variants))
         counts[0] += first
-        t.explained_by({explained.variants[k].name: int(c) for k, c in enumerate(counts) if c})
+        t.explained_by({explained.variants[k].name: c
+                        for k, c in enumerate(counts.tolist()) if c})
         missing = others[row < 0]
         if len(missing):
             _late_bounded(result, impl, fmt, model, cols, slices, q, block[j], missing)
@@ -505,20 +520,19 @@ def _screen(fmt, model, cols, outputs, names):
 
 
 def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, estimate,
-                    attention) -> "dict[str, np.ndarray]":
+                    attention, masks: bool = True) -> "dict[str, np.ndarray]":
     """The full judgement for the values that need it and for each quantity's largest
     estimate; the estimates (upper bounds of error/bound) clear every other value.  Returns
-    the masks of the values outside the bounded domain."""
+    the masks of the values outside the bounded domain (``masks``; else no mask)."""
     n = block.shape[1]
-    rows = set(np.flatnonzero(attention).tolist())
-    for k in range(len(names)):
-        for _, a, b in slices:
-            if b > a:
-                rows.add(a + int(np.argmax(estimate[k, a:b])))
+    argmax, below = regime_reductions(estimate, slices)
+    stops = np.array([b for _, _, b in slices], dtype=np.int64)
+    rows = set(np.flatnonzero(attention != 0).tolist())  # (a bool array: 10x numpy's uint8)
+    rows.update(argmax[argmax >= 0].tolist())
     idx = np.array(sorted(rows), dtype=np.int64)
     sub_cols = {k: np.ascontiguousarray(cols[k][idx]) for k in INPUTS}
     verdict = check_batch(fmt, sub_cols, dict(zip(names, block[:, idx])), model)
-    regime_of = np.searchsorted(np.array([b for _, _, b in slices]), idx, side="right")
+    regime_of = np.searchsorted(stops, idx, side="right")
     out_of_domain = {}
     for k, q in enumerate(names):
         t = result.tally(q)
@@ -532,28 +546,37 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
             i = int(idx[j])
             _record_violation(result, impl, fmt, model, cols, slices, q, i, block[k, i],
                               float(r_k[j]), WHY[st])
-        out_of_domain[q] = estimate[k] < 0
-        ood = int(np.count_nonzero(out_of_domain[q]))
+        if masks:
+            out_of_domain[q] = estimate[k] < 0
+        ood = int(below[k])
         t.out_of_domain += ood
         t.checked += n - ood
         t.violations += bad
         # the largest ratio: exact on the judged cases, which include each largest estimate
-        in_domain = estimate[k][idx] >= 0
+        # (a hundred or so: a loop over them costs less than numpy calls per regime)
+        ratios = r_k.tolist()
+        first_max = {}  # regime -> its judged case of largest ratio (numpy's argmax: the
+        # first one; a NaN is larger than any number)
+        for j, (g, inside) in enumerate(zip(regime_of.tolist(), (estimate[k][idx] >= 0).tolist())):
+            if inside:
+                top = first_max.get(g)
+                if top is None or ratios[j] > ratios[top] or (
+                        ratios[j] != ratios[j] and ratios[top] == ratios[top]):
+                    first_max[g] = j
         best_j = -1
-        for g, (regime, a, b) in enumerate(slices):
-            sel = np.flatnonzero(in_domain & (regime_of == g))
-            if len(sel) == 0:
-                continue
-            j = int(sel[np.argmax(r_k[sel])])
-            t.by_regime[regime] = max(t.by_regime.get(regime, 0.0), float(r_k[j]))
-            if best_j < 0 or r_k[j] > r_k[best_j]:
+        for g in sorted(first_max):
+            j = first_max[g]
+            regime = slices[g][0]
+            t.by_regime[regime] = max(t.by_regime.get(regime, 0.0), ratios[j])
+            if best_j < 0 or ratios[j] > ratios[best_j]:
                 best_j = j
         if best_j >= 0 and (t.worst is None or r_k[best_j] > t.max_ratio):
             i, r = int(idx[best_j]), float(r_k[best_j])
             t.max_ratio, t.worst = r, _worst(cols, slices, i, r, block[k, i])
     if twin:  # the same values against the same bound: the same statistics
         result.quantities["dL_dy"] = copy.deepcopy(result.tally("dL_db"))
-        out_of_domain["dL_dy"] = out_of_domain["dL_db"]
+        if masks:
+            out_of_domain["dL_dy"] = out_of_domain["dL_db"]
     return out_of_domain
 
 
@@ -607,7 +630,9 @@ def _warm_reference(fmt: Format, model: str, n: int, compile: bool = False) -> N
     cols, _ = chunk_cases(fmt, 0, 0, n)
     block = np.zeros((len(REQUIRED), n))
     if work is BINARY64:
-        screen_batch(fmt, cols, block, model)
+        screened = screen_batch(fmt, cols, block, model)
+        if screened is not None:  # the tally's compiled pass, loaded here too
+            regime_reductions(screened[0], [("", 0, n)])
     few = {k: v[:64] for k, v in cols.items()}
     check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
     explain_compiled(fmt, few, REQUIRED, block[:, :64], model,  # zeros: every loop runs

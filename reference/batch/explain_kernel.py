@@ -3,7 +3,9 @@
 ``legal.evaluate_step`` is the admitted evaluations on arrays.  Called on symbolic values
 (``kernel.Sym``) in a :class:`legal.VariantArithmetic` of :class:`CallOps`, it records each
 evaluation as straight-line Python: the operations numpy performs on values of at most 26 bits
-(exact products in binary64, TwoSum pairs rounded by ``arith.round_to``), in the same order.
+(exact products in binary64, TwoSum pairs rounded by ``arith.round_to``; a rounding to binary32
+by the processor's conversion and addition, as numpy's float32 arrays do it; float16 sums,
+exact in binary64, rounded without a TwoSum), in the same order.
 Each distinct expression is recorded once (:class:`SharingTracer`), so the evaluations share
 what they have in common.
 

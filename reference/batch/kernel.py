@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+import numpy as np
+
 try:
     import fcntl
 except ImportError:  # not POSIX: no compile lock, each process compiles what it needs
@@ -190,6 +192,21 @@ class SymOps:
     @classmethod
     def pow2floor(cls, a):
         return cls._call("_pow2floor({0})", a)
+
+    @classmethod
+    def to_binary32(cls, a):
+        """A binary64 value rounded to binary32 (nearest-even, overflow to inf) by the
+        processor's conversion, carried as binary64."""
+        if not isinstance(a, Sym):
+            return float(np.float32(a))
+        return cls._call("np.float64(np.float32({0}))", a)
+
+    @classmethod
+    def add_binary32(cls, a, b):
+        """The binary32 sum of two binary32 values (carried as binary64)."""
+        if not isinstance(a, Sym) and not isinstance(b, Sym):
+            return float(np.float32(a) + np.float32(b))
+        return cls._call("np.float64(np.float32({0}) + np.float32({1}))", a, b)
 
     @staticmethod
     def is_true(c):

@@ -6,7 +6,9 @@ arrays, each IEEE operation done exactly where it must be:
 
 - a product of two values of at most 26 bits is exact in binary64, a sum of two of them is
   exact as a TwoSum pair; the pair is then rounded once to the target format (``round_to``,
-  whose ties are broken by the pair's low part), or twice for work in a wider format;
+  whose ties are broken by the pair's low part), or twice for work in a wider format (traced,
+  a rounding to binary32 is the processor's conversion or binary32 addition, and a sum of two
+  float16 values, exact in binary64, needs no TwoSum);
 - with an operand of more than 26 bits (a binary64 lr, a constant rounded to binary64) a
   product is a TwoProduct pair, rounded once; a fused multiply-add, a TwoProduct and TwoSums
   giving the sum as z + rest with the rest far below an ulp of z, rounded once with the rest
@@ -128,6 +130,14 @@ class VariantArithmetic:
         # an innocuous double rounding for + - *): values carried in that dtype
         self.native = NATIVE.get(self.first.name) \
             if self.then is None and ops is ArrayOps else None
+        # traced code rounds to binary32 as numpy's arrays do: by the processor's conversion
+        # (of an exact product) and addition (of binary32 values), a tenth of ``round_to``'s
+        # operations, the same values
+        self.binary32 = ops is not ArrayOps and self.narrow and self.first.name == "float32"
+        # traced code adds values of a format whose sums are exact in binary64 (float16: 41
+        # bits at most) without a TwoSum: its low part is zero
+        span = self.operand.emax - (self.operand.emin - self.operand.p) + 2
+        self.exact_sums = ops is not ArrayOps and self.narrow and span <= BINARY64.precision
 
     def carry(self, a):
         """Input values (of the operand format) as this work carries them."""
@@ -168,7 +178,9 @@ class VariantArithmetic:
                 hi, lo = two_prod(a, b, BINARY64.splitter)
                 return self._finish(_rnd(self.first, hi, lo, self.ops))
             if self.narrow:  # exact in binary64, then rounded
-                return self._finish(_rnd(self.first, a * b, ops=self.ops))
+                product = a * b
+                return self._finish(self.ops.to_binary32(product) if self.binary32
+                                    else _rnd(self.first, product, ops=self.ops))
             return self._finish(a * b)  # binary64 operands: the hardware's rounding
 
     def add(self, a, b):
@@ -177,6 +189,10 @@ class VariantArithmetic:
                 return self._native(a + b)
             if self.x87:
                 return self._finish(self._ld(a) + self._ld(b))
+            if self.narrow and self.binary32 and not self.wide_lr:
+                return self._finish(self.ops.add_binary32(a, b))
+            if self.narrow and self.exact_sums and not self.wide_lr:
+                return self._finish(_rnd(self.first, a + b, ops=self.ops))
             if self.narrow:
                 s, e = two_sum(a, b)
                 return self._finish(_rnd(self.first, s, e, self.ops))
