@@ -159,3 +159,30 @@ def test_a_state_that_is_not_finite_ends_the_judging_of_its_run(tmp_path):
     assert result.unjudged == 10 * 3 and result.stopped_runs == 10
     assert result.quantities["w_new"].violations == 10  # the infinite values, at their step
     assert result.quantities["w_new"].checked == 60 * 5 - 30
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and
+                         __import__("platform").machine() == "x86_64"),
+                    reason="sets MXCSR through glibc's x86-64 fenv_t")
+def test_steps_of_runs_are_judged_in_the_checkers_floating_point_environment(tmp_path):
+    """As plain sweeps (tests/test_sweep.py): an implementation that leaves flush-to-zero on
+    flushes its own subnormal results, not the reference's binary32 arithmetic."""
+    from neuronspec.runs.fpenv import checker_environment, flushes_subnormals
+
+    path = tmp_path / "flushing.py"
+    path.write_text(
+        "import ctypes, ctypes.util, struct\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step\n"
+        "from neuronspec.implementations.bundled.numpy_scalar import step_from_batch as _ok\n"
+        "_LIBM = ctypes.CDLL(ctypes.util.find_library('m'))\n"
+        "def step_from_batch(*args):  # numpy's steps with FTZ and DAZ on, left on\n"
+        "    env = ctypes.create_string_buffer(512)\n"
+        "    _LIBM.fegetenv(env)\n"
+        "    raw = bytearray(env.raw)\n"
+        "    struct.pack_into('<I', raw, 28, struct.unpack_from('<I', raw, 28)[0] | 0x8040)\n"
+        "    _LIBM.fesetenv(ctypes.create_string_buffer(bytes(raw), 512))\n"
+        "    return _ok(*args)\n")
+    with checker_environment():  # this thread's environment, restored however the test ends
+        result = _chunk(f"{path}:step", "float32", parse_spec("momentum=0.5"), 0, 3000)
+        assert flushes_subnormals()  # the implementation's environment, given back to it
+    assert result.unexplained > 0 and result.quantities["y"].unexplained > 0

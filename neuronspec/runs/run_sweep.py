@@ -39,6 +39,7 @@ from reference.optim_rounded import sgd_evaluations
 
 from ..cases.options import reference_options
 from ..cases.runs import draw_run_arrays, draw_step_arrays, state_at, step_at
+from .fpenv import checker_environment
 from .sgd import from_state_replay_command
 from .tally import KEEP
 
@@ -74,14 +75,16 @@ def run_step_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, s
     its SPEC (for replay commands)."""
     fmt, model_ = get_format(fmt), get_model(model)
     t0 = time.perf_counter()
-    cols, _, slices = draw_step_arrays(fmt, options, seed, index, n)
+    with checker_environment():  # (not one the implementation left: ``fpenv``)
+        cols, _, slices = draw_step_arrays(fmt, options, seed, index, n)
     t1 = time.perf_counter()
     out = impl.steps_from_batch(fmt.name, cols, options)
     t2 = time.perf_counter()
     chunk = chunk_replay_command(getattr(impl, "spec", "") or impl.name, fmt.name, spec, seed,
                                  index, n, model_.name)
-    judge_steps(result, impl, fmt, model_, options, spec, cols, out, slices,
-                lambda j: {"replay_chunk": chunk})
+    with checker_environment():
+        judge_steps(result, impl, fmt, model_, options, spec, cols, out, slices,
+                    lambda j: {"replay_chunk": chunk})
     _timed(result, {"cases": t1 - t0, "implementation": t2 - t1})
 
 
@@ -97,10 +100,21 @@ def run_whole_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, 
     left)."""
     fmt, model_ = get_format(fmt), get_model(model)
     t0 = time.perf_counter()
-    w0, b0, data, slices = draw_run_arrays(fmt, seed, index, n, steps)
+    with checker_environment():  # (not one the implementation left: ``fpenv``)
+        w0, b0, data, slices = draw_run_arrays(fmt, seed, index, n, steps)
     t1 = time.perf_counter()
     out = impl.runs_batch(fmt.name, w0, b0, data, options)
     t2 = time.perf_counter()
+    with checker_environment():
+        _judge_runs(result, impl, fmt, model_, options, spec, seed, index, n, steps, w0, b0,
+                    data, slices, out)
+    _timed(result, {"cases": t1 - t0, "implementation": t2 - t1})
+
+
+def _judge_runs(result: Any, impl: Any, fmt: Any, model_: Any, options: dict, spec: str,
+                seed: int, index: int, n: int, steps: int, w0: np.ndarray, b0: np.ndarray,
+                data: dict, slices: list, out: dict) -> None:
+    """:func:`run_whole_chunk`'s judgement of the runs the implementation reported."""
     buffered = options["momentum"] != 0
     alive = _judged_steps(fmt, get_format(options["buffer_format"]), out, buffered)
     chunk = chunk_replay_command(getattr(impl, "spec", "") or impl.name, fmt.name, spec, seed,
@@ -131,7 +145,6 @@ def run_whole_chunk(result: Any, impl: Any, fmt: Any, options: dict, spec: str, 
                     lambda i: {"replay_chunk": chunk, "run": int(js[i]), "step": int(ks[i]) + 1})
     result.unjudged += int(alive.size - np.count_nonzero(alive))
     result.stopped_runs += int(np.count_nonzero(~alive[-1]))
-    _timed(result, {"cases": t1 - t0, "implementation": t2 - t1})
 
 
 def _judged_steps(fmt: Any, buffer: Any, out: dict, buffered: bool) -> np.ndarray:
