@@ -451,7 +451,8 @@ def _run_options(args) -> list:
         sets = [parse_spec(spec) for spec in args.options]
         for option_set in sets:  # (a value a format overflows, outside torch's domain, ...)
             for fmt in args.dtype or list(FORMATS):
-                option_set.for_format(fmt, args.buffer_format)
+                option_set.for_format(fmt, args.buffer_format,
+                                      get_model(args.model).hyper_binary64)
         return sets
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -651,7 +652,8 @@ def _replay_run(args, fmt) -> int:
     if args.init is None or args.data is None:
         raise UsageError("a run needs --init=w0,b0 and --data='x,t,lr;x,t,lr;...'")
     try:
-        options = parse_spec(args.options or "").for_format(fmt)
+        options = parse_spec(args.options or "").for_format(
+            fmt, hyper=get_model(args.model).hyper_binary64)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     w0, b0 = _values(args.init, ("w0", "b0"), fmt, "--init")
@@ -711,7 +713,8 @@ def _replay_from_state(args, fmt) -> int:
     if args.case is None:
         raise UsageError("a step from a state needs --case=x,t,lr")
     try:
-        options = parse_spec(args.options or "").for_format(fmt)
+        options = parse_spec(args.options or "").for_format(
+            fmt, hyper=get_model(args.model).hyper_binary64)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     parts = [p.strip() for p in args.from_state.split(",")]
@@ -892,7 +895,8 @@ def _sweep_runs(args, argv) -> int:
                              f"sweep of steps of runs needs it; `neuronspec check --run` checks "
                              f"its runs")
         for option_set in sets:
-            options = option_set.for_format(args.dtype, args.buffer_format)
+            options = option_set.for_format(args.dtype, args.buffer_format,
+                                            get_model(args.model).hyper_binary64)
             result = run_steps(sweeper, args.dtype, cases, args.seed, options,
                                option_set.spec(), args.chunk or 0, args.first_chunk)
             print(render(result, command))

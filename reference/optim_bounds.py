@@ -28,7 +28,7 @@ from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
            "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
-           "holds"]
+           "holds", "node_constants", "hyper_errors"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -48,7 +48,7 @@ class _Described:
 def check_run_model(model: "Model | str", fmt: Format) -> Model:
     """``model`` if runs are covered under it; a ValueError naming what is not."""
     model = get_model(model)
-    if model.ftz or model.lr_binary64:
+    if model.ftz or model.lr_binary64:  # (hyper-binary64 is covered: node_constants)
         raise ValueError(f"runs are checked under the models ieee and strict (with +wide), not "
                          f"{model.name}: flush-to-zero and a binary64 lr are not covered for "
                          f"runs yet")
@@ -70,8 +70,8 @@ def constant_roundings(fmt: Format, buffer: "Format | None" = None) -> tuple[For
     return tuple(chain)
 
 
-def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = None
-                      ) -> list[Fraction]:
+def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = None,
+                      what: str = "1 - dampening") -> list[Fraction]:
     """Every value ``value`` may have after a nonempty subsequence of
     :func:`constant_roundings`, in order (distinct, the exact value excluded unless one
     rounding leaves it so)."""
@@ -83,12 +83,15 @@ def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = No
             if mask >> i & 1:
                 r = f.round(v)
                 if not math.isfinite(r):
-                    raise ValueError(f"1 - dampening = {float(value)!r} overflows {f.name}")
+                    raise ValueError(f"{what} = {float(value)!r} overflows {f.name}")
                 v = to_fraction(r)
         if v not in out:
             out.append(v)
     return out
 
+
+#: The constants hyper-binary64 lets be binary64 values (spec/neuron.md 8.1).
+_HYPER = ("momentum", "weight_decay", "dampening")
 
 #: The nodes computed and kept in the buffer format (section 8.3).
 BUFFER_NODES = ("mb", "cg", "nb")
@@ -108,6 +111,37 @@ def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
     return [mu] + ([to_fraction(rounded)] if to_fraction(rounded) != mu else [])
 
 
+def node_constants(fmt: Format, options: Options, model: Model) -> dict[str, list[Fraction]]:
+    """Under hyper-binary64 (spec/neuron.md 8.3), the values each node may use for a binary64
+    constant, by the evaluation's name of the choice: ``wd`` (the product ``dq``), ``mu`` (the
+    Nesterov product ``nm``, in the parameter format) and ``mu_buffer`` (``mb``, in the buffer
+    format): each as given or after a nonempty subsequence of :func:`constant_roundings`, so
+    torch's ``fl32(mu)`` in ``buf.mul_`` and ``fl_F(fl32(mu))`` as an ``add``'s alpha.  Empty
+    under other models (every constant is then a value of the format, used as given)."""
+    if not model.hyper_binary64:
+        return {}
+    B = buffer_format(fmt, options)
+    mu = to_fraction(float(options.momentum))
+    out = {}
+    if float(options.weight_decay) != 0:
+        out["wd"] = rounded_constants(fmt, to_fraction(float(options.weight_decay)),
+                                      what="weight_decay")
+    if options.buffered:
+        out["mu_buffer"] = rounded_constants(fmt, mu, B if B != fmt else None, "momentum")
+        if options.nesterov:
+            out["mu"] = rounded_constants(fmt, mu, what="momentum")
+    return out
+
+
+def hyper_errors(fmt: Format, options: Options, model: Model) -> dict[str, Dyadic]:
+    """The input errors of the constants of :func:`node_constants` that are not
+    ``mu_buffer`` (which :func:`constant_errors` gives): the largest distance of an admitted
+    value from the constant (exactly); empty where every one is used as given."""
+    exact = {"wd": options.weight_decay, "mu": options.momentum}
+    return {k: max(abs(dyadic(v) - dyadic(exact[k])) for v in values)
+            for k, values in node_constants(fmt, options, model).items() if k in exact}
+
+
 def buffer_format(fmt: Format, options: Options) -> Format:
     """The format of the buffer: declared, or the parameter format."""
     return get_format(options.buffer_format) if options.buffer_format else fmt
@@ -119,11 +153,13 @@ def holds(wide: Format, narrow: Format) -> bool:
         wide.emin - wide.p <= narrow.emin - narrow.p
 
 
-def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options) -> None:
+def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options,
+                  model: "Model | None" = None) -> None:
+    hyper = model is not None and model.hyper_binary64  # (the constants: binary64 values)
     for name, value in (("w", state.w), ("b", state.b), ("x", x), ("t", t), ("lr", lr),
                         ("momentum", options.momentum), ("weight_decay", options.weight_decay),
                         ("dampening", options.dampening)):
-        fmt.check(float(value), name)
+        (FLOAT64 if hyper and name in _HYPER else fmt).check(float(value), name)
     for theta in PARAMETERS:
         buf = state.buffer(theta)
         if buf is not None:
@@ -137,42 +173,48 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     admitted evaluation may overflow on the way; None for a buffer the options do not keep."""
     fmt = get_format(fmt)
     model = check_run_model(model, fmt)
-    _check_inputs(fmt, state, x, t, lr, options)
+    _check_inputs(fmt, state, x, t, lr, options, model)
     A = DYADIC_ARITHMETIC
     values = dyadic_nodes(state.w, state.b, x, t, lr)
-    e_c, e_mu = constant_errors(fmt, options)
-    chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC)
+    e_c, e_mu = constant_errors(fmt, options, model)
+    chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC,
+                                  errors=hyper_errors(fmt, options, model))
     return {q: None if name is None else _bound(chain, A, name, way)
             for q, name in names.items()}
 
 
-def constant_errors(fmt: Format, options: Options) -> tuple[Dyadic, Dyadic]:
+def constant_errors(fmt: Format, options: Options, model: "Model | None" = None
+                    ) -> tuple[Dyadic, Dyadic]:
     """(E_c, E_mu): the largest error of ``c = 1 - tau`` over its admitted roundings, and of
-    the momentum ``mu*buf`` uses in the buffer format (exactly)."""
+    the momentum ``mu*buf`` uses in the buffer format (exactly; under hyper-binary64 over the
+    roundings of :func:`node_constants`)."""
     c_exact = dyadic(1) - dyadic(options.dampening)
     B = buffer_format(fmt, options)
     # a momentum the buffer format does not hold: mu*buf may use it rounded there (8.3)
+    momenta = node_constants(fmt, options, model).get("mu_buffer") if model else None
     e_mu = max((abs(dyadic(v) - dyadic(options.momentum))
-                for v in buffer_momenta(fmt, options)), default=Dyadic(0))
+                for v in momenta or buffer_momenta(fmt, options)), default=Dyadic(0))
     e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(
         fmt, c_exact.as_fraction(), B if B != fmt else None)), default=Dyadic(0))
     return e_c, e_mu
 
 
 def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], state: State,
-              options: Options, e_c: Any, e_mu: Any, exact_arith: Any
+              options: Options, e_c: Any, e_mu: Any, exact_arith: Any,
+              errors: "Mapping[str, Any] | None" = None
               ) -> tuple[Chain, dict, dict[str, "str | None"]]:
     """The bound chain of a step of a run in arithmetic ``A`` (exact Dyadics for one step, or
     pairs on arrays of steps: ``reference.batch.optim_chain``): the plain step's chain, then
     each parameter's optimiser nodes, their exact values in ``exact_arith``.  Returns the chain,
     the nodes on the way to each node, and per quantity of :data:`RUN_QUANTITIES` the chain's
-    name of its node (None for a buffer the options do not keep)."""
+    name of its node (None for a buffer the options do not keep).  ``errors``: the input errors
+    of the other constants an evaluation may round (:func:`hyper_errors`: ``wd``, ``mu``)."""
     chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     names: dict[str, "str | None"] = {}
     for theta in PARAMETERS:
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
-                               way, exact_arith)
+                               way, exact_arith, errors or {})
         names[f"{theta}_new"] = top["theta_new"]
         names[f"buf_{theta}"] = top["nb"] if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
@@ -191,10 +233,12 @@ def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
 
 def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
                      values: Mapping[str, Any], options: Options, e_c: Any, e_mu: Any,
-                     way: dict, exact_arith: Any = DYADIC) -> dict[str, str]:
+                     way: dict, exact_arith: Any = DYADIC,
+                     errors: Mapping[str, Any] = {}) -> dict[str, str]:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
-    ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format)."""
+    ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format); ``errors``:
+    those of the other constants (``wd``, ``mu``), zero where absent."""
     A = chain.A
     ops = A.ops
     B = buffer_format(fmt, options)
@@ -202,8 +246,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     exact = dict(exact, mu_buffer=exact["mu"])
-    for operand, error in (("wd", A.zero), ("mu", A.zero), ("mu_buffer", e_mu), ("c", e_c),
-                           ("buf", A.zero)):
+    for operand, error in (("wd", errors.get("wd", A.zero)), ("mu", errors.get("mu", A.zero)),
+                           ("mu_buffer", e_mu), ("c", e_c), ("buf", A.zero)):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"
             chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, \

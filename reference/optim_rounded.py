@@ -10,6 +10,8 @@ forward, square, gradient and work) that gives the gradients, followed by the op
   last: through binary64, float32 and the format);
 - the momentum of ``mu*buf`` in a buffer format that does not hold it: as given, or rounded
   to the buffer format (``optim_bounds.buffer_momenta``);
+- under hyper-binary64, the value of each binary64 constant each node uses
+  (``optim_bounds.node_constants``: ``wd=``, ``mu_buffer=``, ``mu_nesterov=`` in the names);
 - the work of the plain evaluation: the format, each operation through the wider format, or
   kept in the wider format and rounded when stored (the buffer is stored; the direction may use
   the unrounded one, as torch's fused CPU kernel does).
@@ -37,7 +39,7 @@ from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
-                           check_run_model, holds, rounded_constants)
+                           check_run_model, holds, node_constants, rounded_constants)
 from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
                       fl_mul)
 
@@ -61,13 +63,16 @@ class RunEvaluation:
     """One legal evaluation of a step of a run: its name, the plain step's evaluation that
     gives the gradients, and the optimiser's choices (``fused``: per fusion group, False or
     what is fused; ``c``: the value of 1 - dampening; ``mu_buffer``: the momentum of
-    ``mu*buf``)."""
+    ``mu*buf``; under hyper-binary64 ``wd`` and ``mu``: the weight decay of ``dq`` and the
+    momentum of the Nesterov ``nm``, None: as given)."""
 
     name: str
     variant: Variant
     fused: Mapping[str, Any]
     c: float
     mu_buffer: float
+    wd: Optional[float] = None
+    mu: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -104,18 +109,24 @@ def _run_evaluations(fmt: Format, options: Options, model: Model) -> RunEvaluati
         if named_c else [1.0]
     # the momentum of mu*buf in the buffer format: as given, or rounded there (named where
     # the two differ; a first step has no such product)
-    momenta = [float(m) for m in buffer_momenta(fmt, options)] or [0.0]
+    hyper = node_constants(fmt, options, model)  # (hyper-binary64: each node its own)
+    momenta = [float(m) for m in hyper.get("mu_buffer", buffer_momenta(fmt, options))] or [0.0]
     named_mu = len(momenta) > 1
+    # the weight decay of dq and the Nesterov momentum of nm (None: as given)
+    wds, mus = ([float(m) for m in hyper.get(k, ())] or [None] for k in ("wd", "mu"))
     out = []
     for v in variants:
-        for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta):
-            fused = dict(zip(groups, choice[:-2]))
-            c, mu_buffer = choice[-2:]
+        for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta,
+                                        wds, mus):
+            fused = dict(zip(groups, choice[:-4]))
+            c, mu_buffer, wd, mu = choice[-4:]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
                                        for g, f in fused.items() if f]
                             + ([f"c={c.hex()}"] if named_c else [])
-                            + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else []))
-            out.append(RunEvaluation(name, v, fused, c, mu_buffer))
+                            + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else [])
+                            + ([f"wd={wd.hex()}"] if len(wds) > 1 else [])
+                            + ([f"mu_nesterov={mu.hex()}"] if len(mus) > 1 else []))
+            out.append(RunEvaluation(name, v, fused, c, mu_buffer, wd, mu))
     return RunEvaluations(fmt, B, tuple(variants), tuple(out), named_c, named_mu)
 
 
@@ -148,7 +159,8 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         v = e.variant
         dup = keys[v.name] + tuple(sorted(((g, f) for g, f in e.fused.items() if g in used),
                                           key=str)) \
-            + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ())
+            + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ()) \
+            + (e.wd, e.mu)
         if dup in seen:  # the same gradients and choices as an earlier evaluation
             out[e.name] = out[seen[dup]]
             continue
@@ -162,7 +174,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             new, buf = parameter_evaluation(A, Ab, float(getattr(state, theta)), base[grad],
                                             state.buffer(theta), float(lr), options, e.fused,
-                                            e.c, e.mu_buffer, first, copies)
+                                            e.c, e.mu_buffer, first, copies, wd=e.wd, mu=e.mu)
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out
@@ -204,7 +216,7 @@ def rounded_work(fmt: Format, work: str) -> RoundedWork:
 
 def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
                          fused: Mapping[str, Any], c, mu_buffer, first: bool,
-                         copies: bool) -> tuple[Any, Any]:
+                         copies: bool, *, wd=None, mu=None) -> tuple[Any, Any]:
     """(theta_new, the stored buffer or None) of one parameter in one evaluation, from its
     value ``theta``, gradient ``G``, buffer ``buf`` (None on a first step) and ``lr``.
 
@@ -212,10 +224,11 @@ def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
     (``optim_bounds.BUFFER_NODES``); each has ``mul``, ``add`` and ``fma`` (one rounding of
     a*b, a+b, a*b+c), ``neg`` (exact) and ``store`` (a result as stored): :class:`RoundedWork`
     on Python values, or the same on arrays of steps (``batch.optim_legal``).  ``fused``, ``c``,
-    ``mu_buffer``: the evaluation's choices (:class:`RunEvaluation`); ``copies``: whether a
-    copy into the buffer is exact."""
+    ``mu_buffer``, ``wd``, ``mu``: the evaluation's choices (:class:`RunEvaluation`; ``wd``,
+    ``mu`` None: the options' values); ``copies``: whether a copy into the buffer is exact."""
     keep, alias = plan(options, first)
-    wd, mu = float(options.weight_decay), float(options.momentum)
+    wd = float(options.weight_decay) if wd is None else wd
+    mu = float(options.momentum) if mu is None else mu
     values: dict[str, Any] = {"theta": theta, "G": G, "lr": lr, "wd": wd, "mu": mu, "c": c,
                               "buf": buf}
     for node in keep:

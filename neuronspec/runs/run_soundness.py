@@ -41,15 +41,17 @@ BATCH_FORMATS = ("float16", "bfloat16", "float32", "float64")
 
 
 def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
-                       options: Any, worst: dict) -> tuple[int, int, int, "str | None"]:
-    """Every distinct value a legal evaluation of one step gives, judged against its bound
-    (the buffers as values of the buffer format); ``worst`` (quantity -> error/bound) grows.
+                       options: Any, worst: dict, model: str = "ieee"
+                       ) -> tuple[int, int, int, "str | None"]:
+    """Every distinct value a legal evaluation of one step gives under ``model``, judged
+    against its bound (the buffers as values of the buffer format); ``worst`` (quantity ->
+    error/bound) grows.
     Returns (values judged, violations, values outside the bounded domain, the first
     violation in words or None)."""
-    bounds = sgd_bounds(fmt, state, x, t, lr, options)
+    bounds = sgd_bounds(fmt, state, x, t, lr, options, model)
     exact = dict(exact_sgd_step(state, x, t, lr, options))
     exact["dL_dy"] = exact["dL_db"]
-    legal = sgd_legal(fmt, state, x, t, lr, options)
+    legal = sgd_legal(fmt, state, x, t, lr, options, model)
     buffer = buffer_format(fmt, options)
     values = violations = outside = 0
     first = None

@@ -167,7 +167,7 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
         for index, option_set in enumerate(option_sets or DEFAULT_SETS):
             if progress:
                 progress(f"{impl.name} {fmt.name} runs {option_set.spec() or '(no options)'}")
-            options = option_set.for_format(fmt, buffer_format)
+            options = option_set.for_format(fmt, buffer_format, m.hyper_binary64)
             result = RunResult(fmt.name, option_set.spec(), options, level=level)
             results.append(result)
             try:

@@ -21,7 +21,8 @@ import numpy as np
 from ..formats import Format, get_format
 from ..model import Model, get_model
 from ..optim import Options, State, _Exact
-from ..optim_bounds import buffer_format, check_run_model, constant_errors, run_chain
+from ..optim_bounds import (buffer_format, check_run_model, constant_errors, hyper_errors,
+                            run_chain)
 from ..step import INPUTS
 from .arith import Pair, Work, pair_add, pair_mul, two_prod, two_sum, work_for
 from .chain import arithmetic_for, check_model, exact_pairs
@@ -144,12 +145,14 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
             for k in ("buf_w", "buf_b")]
     state = State(inputs["w"], inputs["b"], *bufs)
     A = arithmetic_for(fmt, work)
-    e_c, e_mu = constant_errors(fmt, options)
+    e_c, e_mu = constant_errors(fmt, options, model)
     shape = inputs["w"].shape
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         values = exact_pairs(work, inputs)
         chain, _, names = run_chain(A, fmt, model, values, state, options, _up(e_c, A),
-                                    _up(e_mu, A), pair_exact(work))
+                                    _up(e_mu, A), pair_exact(work),
+                                    {k: _up(e, A) for k, e in
+                                     hyper_errors(fmt, options, model).items()})
         out: dict[str, "RunBound | None"] = {}
         B = buffer_format(fmt, options)
         for q, name in names.items():

@@ -305,7 +305,7 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             new, buf = parameter_evaluation(A, Ab, inputs[theta], base[grad], bufs[theta],
                                             inputs["lr"], options, e.fused, e.c, e.mu_buffer,
-                                            first, copies)
+                                            first, copies, wd=e.wd, mu=e.mu)
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out, undecided
