@@ -7,6 +7,8 @@ later one (buffers drawn too).  Every distinct value a legal evaluation gives is
 its bound: a violation is a bound that is not sound.  The record (``spec/data/
 run_soundness.json``) keeps, per format and option set, the steps, the values judged, the
 violations and the worst error/bound per quantity; ``spec/tolerances.md`` 2.8 renders it.
+Under another model than ``ieee`` (``--model``, e.g. ``ieee+hyper-binary64`` with binary64
+option values from ``--options``), the record keeps the figures apart, under ``models``.
 Chunks run through the campaign engine (local workers or a Dask scheduler).
 """
 
@@ -25,7 +27,7 @@ from reference.optim_judge import judge_values_of_step
 from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
-from ..cases.options import DEFAULT_SETS, reference_options
+from ..cases.options import DEFAULT_SETS, OptionSet, parse_spec, reference_options
 from ..cases.runs import draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
@@ -72,6 +74,23 @@ def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
     return values, violations, outside, first
 
 
+def _option_set(spec: dict) -> tuple[OptionSet, str]:
+    """The option set and the model of a task: a SPEC it names, else ``DEFAULT_SETS``' set."""
+    model = spec.get("model", "ieee")
+    if "options" in spec:
+        return parse_spec(spec["options"]), model
+    return DEFAULT_SETS[spec["set"]], model
+
+
+def _options(fmt: Format, spec: dict) -> tuple[dict, str]:
+    """The options mapping of a task in ``fmt`` (binary64 values under hyper-binary64), and its
+    model."""
+    from reference.model import get_model
+
+    option_set, model = _option_set(spec)
+    return option_set.for_format(fmt, hyper=get_model(model).hyper_binary64), model
+
+
 def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dict:
     """The steps of chunk ``chunk`` of a format and option set, as columns: ``cases`` steps
     of ``cases.runs.draw_step_arrays`` from the chunk's own seed, later steps (with buffers) in
@@ -89,7 +108,7 @@ def run_chunk(spec: dict) -> dict:
     if "chunks" in spec:
         return run_batch(spec)
     fmt = get_format(spec["format"])
-    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
+    options, model = _options(fmt, spec)
     reference = reference_options(options)
     worst = {q: 0.0 for q in RUN_QUANTITIES}
     values = violations = outside = 0
@@ -97,7 +116,7 @@ def run_chunk(spec: dict) -> dict:
     cols = _draw(fmt, options, spec, spec["chunk"], spec["cases"])
     for j in range(spec["cases"]):
         n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
-                                              reference, worst)
+                                              reference, worst, model)
         values, violations, outside = values + n, violations + bad, outside + out
         first = first or why
     return {"cases": spec["cases"], "values": values, "violations": violations,
@@ -111,7 +130,7 @@ def run_batch(spec: dict) -> dict:
     against the step's exact bound, and a step with an evaluation the arrays cannot guarantee
     on the scalar path.  The same figures as :func:`run_chunk` on each chunk."""
     fmt = get_format(spec["format"])
-    options = DEFAULT_SETS[spec["set"]].for_format(fmt)
+    options, model = _options(fmt, spec)
     reference = reference_options(options)
     tally = {"cases": sum(cases for _, cases in spec["chunks"]), "values": 0, "violations": 0,
              "outside": 0, "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
@@ -121,11 +140,12 @@ def run_batch(spec: dict) -> dict:
         if group:
             _judge_batch(fmt, {k: None if group[0][k] is None else
                                np.concatenate([p[k] for p in group]) for k in group[0]},
-                         reference, tally)
+                         reference, tally, model)
     return tally
 
 
-def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
+def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict, model: str = "ieee"
+                 ) -> None:
     """Every distinct value of every legal evaluation of the steps ``cols`` (all first steps,
     or all later ones) judged against its bound, into ``tally``."""
     from reference.batch import ArrayOps, Pair, work_for
@@ -135,15 +155,17 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
     from reference.batch.optim_legal import sgd_evaluations_batch
     from reference.judge import NONNEGATIVE
 
-    bounds = batch_sgd_bounds(fmt, cols, options)
-    evaluations, undecided = sgd_evaluations_batch(fmt, cols, options)
+    bounds = batch_sgd_bounds(fmt, cols, options, model)
+    evaluations, undecided = sgd_evaluations_batch(fmt, cols, options, model)
     scalar = np.asarray(undecided, dtype=bool)  # steps the arrays cannot guarantee
     work = work_for(fmt)
     results = []
     for q, rb in bounds.items():
         if rb is None:
             continue
-        block = np.stack([np.asarray(v[q], dtype=np.float64) for v in evaluations.values()])
+        # (evaluations that share a node share its array: each array once)
+        block = np.stack([np.asarray(a, dtype=np.float64) for a in
+                          {id(v[q]): v[q] for v in evaluations.values()}.values()])
         bits = np.where(np.isnan(block), np.nan, block).view(np.uint64)
         order = np.sort(bits, axis=0)  # distinct values per step: the first of each run
         distinct = np.ones(block.shape, dtype=bool)
@@ -168,7 +190,8 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
     decided = {q: (status, ratio) for q, _, status, ratio, _ in results}
     for j, per in near.items():
         judged = judge_values_of_step(fmt, state_at(cols, j), *step_at(cols, j), options,
-                                      {q: [v for _, v in entries] for q, entries in per.items()})
+                                      {q: [v for _, v in entries] for q, entries in per.items()},
+                                      model)
         for q, entries in per.items():
             status, ratio = decided[q]
             for (e, _), one in zip(entries, judged[q]):
@@ -193,21 +216,27 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
                               f"status {int(status[e])})")
     for j in np.flatnonzero(scalar).tolist():
         n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
-                                              options, tally["worst"])
+                                              options, tally["worst"], model)
         tally["values"] += n
         tally["violations"] += bad
         tally["outside"] += out
         tally["first"] = tally["first"] or why
 
 
-def _specs(formats: list[str], cases: int, seed: int, batch: bool) -> Iterator[dict]:
-    """The campaign's tasks: per format and option set, chunks of ``CHUNK`` steps; on the
-    batch path (``BATCH_FORMATS``), ``GROUP`` chunks a task."""
+def _specs(formats: list[str], cases: int, seed: int, batch: bool, model: str = "ieee",
+           sets: "list[str] | None" = None) -> Iterator[dict]:
+    """The campaign's tasks: per format and option set (``sets``: SPECs, default
+    ``DEFAULT_SETS``), chunks of ``CHUNK`` steps; on the batch path (``BATCH_FORMATS``),
+    ``GROUP`` chunks a task."""
     for name in formats:
-        for index in range(len(DEFAULT_SETS)):
+        for index in range(len(sets) if sets else len(DEFAULT_SETS)):
             chunks = [(chunk, min(CHUNK, cases - start))
                       for chunk, start in enumerate(range(0, cases, CHUNK))]
             base = {"format": name, "set": index, "seed": seed}
+            if model != "ieee":
+                base["model"] = model
+            if sets:
+                base["options"] = sets[index]
             if batch and name in BATCH_FORMATS:
                 for g in range(0, len(chunks), GROUP):
                     yield dict(base, chunks=chunks[g:g + GROUP])
@@ -218,16 +247,18 @@ def _specs(formats: list[str], cases: int, seed: int, batch: bool) -> Iterator[d
 
 def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: int = 1,
                           scheduler: "str | None" = None, progress=None,
-                          batch: bool = True) -> dict:
-    """``cases`` steps per format and option set of ``DEFAULT_SETS``, merged per pair
-    (``batch``: float16, bfloat16 and float32 on the batch path; the same steps and figures)."""
+                          batch: bool = True, model: str = "ieee",
+                          sets: "list[str] | None" = None) -> dict:
+    """``cases`` steps per format and option set (``sets``: SPECs, default those of
+    ``DEFAULT_SETS``) under ``model``, merged per pair (``batch``: on the batch path; the same
+    steps and figures)."""
     started = time.perf_counter()
     merged: dict[str, dict[str, dict]] = {}
-    specs = list(_specs(formats, cases, seed, batch))
+    specs = list(_specs(formats, cases, seed, batch, model, sets))
     parts = completed(run_chunks(run_chunk, specs, workers=workers,
                                  in_process=workers <= 1, scheduler=scheduler))
     for k, (spec, part) in enumerate(zip(specs, parts)):
-        key = DEFAULT_SETS[spec["set"]].spec() or "(none)"
+        key = _option_set(spec)[0].spec() or "(none)"
         into = merged.setdefault(spec["format"], {}).setdefault(key, {
             "cases": 0, "values": 0, "violations": 0, "outside": 0,
             "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None})
@@ -238,21 +269,36 @@ def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: in
         if progress:
             progress(k + 1, len(specs))
     command = f"{COMMAND} --dtype {','.join(formats)} --cases {cases} --seed {seed}"
-    return {"formats": merged, "command": command, "seed": seed,
+    if model != "ieee":
+        command += f" --model {model}"
+    command += "".join(f" --options {spec}" for spec in sets or ())
+    return {"formats": merged, "command": command, "seed": seed, "model": model,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": records.machine()}
 
 
 def record(report: dict, path: Any) -> None:
     """Write the report into its record, per format (a format measured again replaces its
-    entry)."""
+    entry); under a model other than ieee, into ``models`` per model, format and option set
+    (an option set measured again replaces its entry)."""
     def change(old: dict) -> dict:
         formats = dict(old.get("formats", {}))
         runs = dict(old.get("runs", {}))
+        models = dict(old.get("models", {}))
+        model = report.get("model", "ieee")
+        if model != "ieee":
+            entry = models.setdefault(model, {"formats": {}, "runs": {}})
+            for name, sets in report["formats"].items():
+                entry["formats"][name] = dict(entry["formats"].get(name, {}), **sets)
+                for spec in sets:
+                    entry["runs"][f"{name} {spec}"] = {
+                        "command": report["command"], "seconds": report["seconds"],
+                        "machine": report["machine"]}
+            return dict({"formats": formats, "runs": runs}, models=models)
         for name, sets in report["formats"].items():
             formats[name] = sets
             runs[name] = {"command": report["command"], "seconds": report["seconds"],
                           "machine": report["machine"]}
-        return {"formats": formats, "runs": runs}
+        return dict({"formats": formats, "runs": runs}, **({"models": models} if models else {}))
 
     records.update("run_soundness", path, change)
