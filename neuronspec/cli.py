@@ -645,6 +645,16 @@ def _values(text: str, names: tuple, fmt, what: str) -> list[float]:
     return out
 
 
+def _step_values(text: str, fmt, model: str, what: str) -> tuple[float, float, float]:
+    """A step's ``x,t,lr`` (:func:`_values`; lr a binary64 value under lr-binary64)."""
+    from reference.formats import FLOAT64
+
+    x, t, _ = _values(text, ("x", "t", "lr"), fmt, what)
+    if get_model(model).lr_binary64:
+        return x, t, _values(text.split(",", 2)[-1], ("lr",), FLOAT64, what)[0]
+    return x, t, _values(text, ("x", "t", "lr"), fmt, what)[2]
+
+
 def _replay_run(args, fmt) -> int:
     """``neuronspec replay IMPL --dtype F --options SPEC --init=w0,b0 --data='x,t,lr;...'``:
     the run on the implementation alone, every step judged from its reported state."""
@@ -663,7 +673,7 @@ def _replay_run(args, fmt) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     w0, b0 = _values(args.init, ("w0", "b0"), fmt, "--init")
-    data = [tuple(_values(step, ("x", "t", "lr"), fmt, f"--data step {k}"))
+    data = [_step_values(step, fmt, args.model, f"--data step {k}")
             for k, step in enumerate(args.data.split(";"), 1) if step.strip()]
     if not data:
         raise UsageError("--data holds no step")
@@ -729,7 +739,7 @@ def _replay_from_state(args, fmt) -> int:
     w, b = _values(",".join(parts[:2]), ("w", "b"), fmt, "--from-state")
     bufs = [None if p.lower() == "none" else _values(p, (name,), fmt, "--from-state")[0]
             for p, name in zip(parts[2:], ("buf_w", "buf_b"))]
-    x, t, lr = _values(args.case, ("x", "t", "lr"), fmt, "--case")
+    x, t, lr = _step_values(args.case, fmt, args.model, "--case")
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout, runs=True) if args.cmd

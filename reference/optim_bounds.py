@@ -28,7 +28,7 @@ from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
            "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
-           "holds", "node_constants", "hyper_errors"]
+           "holds", "node_constants", "hyper_errors", "lr_paths", "lr_error"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -48,10 +48,11 @@ class _Described:
 def check_run_model(model: "Model | str", fmt: Format) -> Model:
     """``model`` if runs are covered under it; a ValueError naming what is not."""
     model = get_model(model)
-    if model.ftz or model.lr_binary64:  # (hyper-binary64 is covered: node_constants)
-        raise ValueError(f"runs are checked under the models ieee and strict (with +wide), not "
-                         f"{model.name}: flush-to-zero and a binary64 lr are not covered for "
-                         f"runs yet")
+    # (hyper-binary64 is covered: node_constants; lr-binary64: lr_error and lr_paths)
+    if model.ftz:
+        raise ValueError(f"runs are checked under the models ieee and strict (with +wide, "
+                         f"+lr-binary64, +hyper-binary64), not {model.name}: flush-to-zero is "
+                         f"not covered for runs yet")
     return model
 
 
@@ -142,6 +143,34 @@ def hyper_errors(fmt: Format, options: Options, model: Model) -> dict[str, Dyadi
             for k, values in node_constants(fmt, options, model).items() if k in exact}
 
 
+def lr_paths(fmt: Format, model: Model) -> list[tuple[Format, ...]]:
+    """Under lr-binary64, the roundings a binary64 ``lr`` may go through before ``lq = lr*dn``
+    uses it (spec/neuron.md 8.3: as given, or rounded to the wider work format, to the format,
+    or to both in that order: torch's ``alpha=-lr`` is fl_F(fl32(lr)) for float16); else only
+    as given."""
+    if not model.lr_binary64:
+        return [()]
+    chain = constant_roundings(fmt)[1:]  # (lr is a binary64 value already)
+    return [tuple(f for i, f in enumerate(chain) if mask >> i & 1)
+            for mask in range(1 << len(chain))]
+
+
+def lr_error(A: Any, fmt: Format, model: Model, lr: Any) -> tuple[Any, Any]:
+    """(E_lr, whether a rounding overflows): the largest distance from the exact ``lr`` of a
+    value :func:`lr_paths` gives, in arithmetic ``A`` (per step on arrays of steps), the input
+    error of ``lr`` in ``lq`` (spec/tolerances.md 2.4, 2.8)."""
+    ops = A.ops
+    error, overflow = A.zero, ops.false
+    for path in lr_paths(fmt, model)[1:]:
+        v = lr
+        for f in path:
+            v = A.round(f, v)
+        finite = ops.isfinite(v)
+        overflow = ops.either(overflow, ops.logical_not(finite))
+        error = ops.maximum(error, ops.select(finite, A.distance(v, lr), A.zero))
+    return error, overflow
+
+
 def buffer_format(fmt: Format, options: Options) -> Format:
     """The format of the buffer: declared, or the parameter format."""
     return get_format(options.buffer_format) if options.buffer_format else fmt
@@ -156,10 +185,12 @@ def holds(wide: Format, narrow: Format) -> bool:
 def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options,
                   model: "Model | None" = None) -> None:
     hyper = model is not None and model.hyper_binary64  # (the constants: binary64 values)
+    lr64 = model is not None and model.lr_binary64
     for name, value in (("w", state.w), ("b", state.b), ("x", x), ("t", t), ("lr", lr),
                         ("momentum", options.momentum), ("weight_decay", options.weight_decay),
                         ("dampening", options.dampening)):
-        (FLOAT64 if hyper and name in _HYPER else fmt).check(float(value), name)
+        binary64 = (hyper and name in _HYPER) or (lr64 and name == "lr")
+        (FLOAT64 if binary64 else fmt).check(float(value), name)
     for theta in PARAMETERS:
         buf = state.buffer(theta)
         if buf is not None:
@@ -177,8 +208,13 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     A = DYADIC_ARITHMETIC
     values = dyadic_nodes(state.w, state.b, x, t, lr)
     e_c, e_mu = constant_errors(fmt, options, model)
+    errors = dict(hyper_errors(fmt, options, model))
+    if model.lr_binary64:
+        errors["lr"], overflow = lr_error(A, fmt, model, values["lr"])
+        if overflow:
+            raise ValueError(f"lr = {float(lr)!r} overflows {fmt.name}; it cannot be used there")
     chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC,
-                                  errors=hyper_errors(fmt, options, model))
+                                  errors=errors)
     return {q: None if name is None else _bound(chain, A, name, way)
             for q, name in names.items()}
 
@@ -208,7 +244,8 @@ def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], stat
     each parameter's optimiser nodes, their exact values in ``exact_arith``.  Returns the chain,
     the nodes on the way to each node, and per quantity of :data:`RUN_QUANTITIES` the chain's
     name of its node (None for a buffer the options do not keep).  ``errors``: the input errors
-    of the other constants an evaluation may round (:func:`hyper_errors`: ``wd``, ``mu``)."""
+    of the other constants an evaluation may round (:func:`hyper_errors`: ``wd``, ``mu``; and
+    :func:`lr_error`'s ``lr``)."""
     chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     names: dict[str, "str | None"] = {}
@@ -238,7 +275,7 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
     ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format); ``errors``:
-    those of the other constants (``wd``, ``mu``), zero where absent."""
+    those of the other constants (``wd``, ``mu``, ``lr``), zero where absent."""
     A = chain.A
     ops = A.ops
     B = buffer_format(fmt, options)
@@ -247,7 +284,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     exact = dict(exact, mu_buffer=exact["mu"])
     for operand, error in (("wd", errors.get("wd", A.zero)), ("mu", errors.get("mu", A.zero)),
-                           ("mu_buffer", e_mu), ("c", e_c), ("buf", A.zero)):
+                           ("mu_buffer", e_mu), ("c", e_c), ("buf", A.zero)) + (
+                               (("lr", errors["lr"]),) if "lr" in errors else ()):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"
             chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, \

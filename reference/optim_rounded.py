@@ -12,6 +12,8 @@ forward, square, gradient and work) that gives the gradients, followed by the op
   to the buffer format (``optim_bounds.buffer_momenta``);
 - under hyper-binary64, the value of each binary64 constant each node uses
   (``optim_bounds.node_constants``: ``wd=``, ``mu_buffer=``, ``mu_nesterov=`` in the names);
+- under lr-binary64, the roundings of ``lr`` before ``lq`` (``optim_bounds.lr_paths``:
+  ``lr=float32-float16`` in the names; the value differs from step to step);
 - the work of the plain evaluation: the format, each operation through the wider format, or
   kept in the wider format and rounded when stored (the buffer is stored; the direction may use
   the unrounded one, as torch's fused CPU kernel does).
@@ -39,7 +41,7 @@ from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
-                           check_run_model, holds, node_constants, rounded_constants)
+                           check_run_model, holds, lr_paths, node_constants, rounded_constants)
 from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
                       fl_mul)
 
@@ -64,7 +66,8 @@ class RunEvaluation:
     gives the gradients, and the optimiser's choices (``fused``: per fusion group, False or
     what is fused; ``c``: the value of 1 - dampening; ``mu_buffer``: the momentum of
     ``mu*buf``; under hyper-binary64 ``wd`` and ``mu``: the weight decay of ``dq`` and the
-    momentum of the Nesterov ``nm``, None: as given)."""
+    momentum of the Nesterov ``nm``, None: as given; ``lr``: the formats ``lr`` is rounded
+    to, in order, before ``lq``)."""
 
     name: str
     variant: Variant
@@ -73,6 +76,7 @@ class RunEvaluation:
     mu_buffer: float
     wd: Optional[float] = None
     mu: Optional[float] = None
+    lr: tuple[Format, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,19 +118,22 @@ def _run_evaluations(fmt: Format, options: Options, model: Model) -> RunEvaluati
     named_mu = len(momenta) > 1
     # the weight decay of dq and the Nesterov momentum of nm (None: as given)
     wds, mus = ([float(m) for m in hyper.get(k, ())] or [None] for k in ("wd", "mu"))
+    paths = lr_paths(fmt, model)  # (lr-binary64: the roundings of lr in lq)
     out = []
     for v in variants:
         for choice in itertools.product(*(_CHOICES[g] for g in groups), constants, momenta,
-                                        wds, mus):
-            fused = dict(zip(groups, choice[:-4]))
-            c, mu_buffer, wd, mu = choice[-4:]
+                                        wds, mus, paths):
+            fused = dict(zip(groups, choice[:-5]))
+            c, mu_buffer, wd, mu, lr = choice[-5:]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
                                        for g, f in fused.items() if f]
                             + ([f"c={c.hex()}"] if named_c else [])
                             + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else [])
                             + ([f"wd={wd.hex()}"] if len(wds) > 1 else [])
-                            + ([f"mu_nesterov={mu.hex()}"] if len(mus) > 1 else []))
-            out.append(RunEvaluation(name, v, fused, c, mu_buffer, wd, mu))
+                            + ([f"mu_nesterov={mu.hex()}"] if len(mus) > 1 else [])
+                            + ([f"lr={'-'.join(f.name for f in lr) or 'binary64'}"]
+                               if len(paths) > 1 else []))
+            out.append(RunEvaluation(name, v, fused, c, mu_buffer, wd, mu, lr))
     return RunEvaluations(fmt, B, tuple(variants), tuple(out), named_c, named_mu)
 
 
@@ -153,6 +160,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     keys = {v.name: (v.work,) + tuple(_bits(plain[v.name][q])
                                       for q in ("y", "loss", "dL_dw", "dL_db"))
             for v in run.variants}
+    rates = {path: _rounded_lr(float(lr), path) for path in lr_paths(fmt, model)}
     out: dict[str, dict[str, Optional[float]]] = {}
     seen: dict[tuple, str] = {}
     for e in run.evaluations:
@@ -160,7 +168,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         dup = keys[v.name] + tuple(sorted(((g, f) for g, f in e.fused.items() if g in used),
                                           key=str)) \
             + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ()) \
-            + (e.wd, e.mu)
+            + (e.wd, e.mu, rates[e.lr])
         if dup in seen:  # the same gradients and choices as an earlier evaluation
             out[e.name] = out[seen[dup]]
             continue
@@ -173,11 +181,19 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         A, Ab = rounded_work(fmt, v.work), rounded_work(B, buffer_work(model, B, v.work))
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             new, buf = parameter_evaluation(A, Ab, float(getattr(state, theta)), base[grad],
-                                            state.buffer(theta), float(lr), options, e.fused,
-                                            e.c, e.mu_buffer, first, copies, wd=e.wd, mu=e.mu)
+                                            state.buffer(theta), rates[e.lr],
+                                            options, e.fused, e.c, e.mu_buffer, first, copies,
+                                            wd=e.wd, mu=e.mu)
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out
+
+
+def _rounded_lr(lr: float, path: tuple[Format, ...]) -> float:
+    """``lr`` rounded to each format of ``path`` in turn (an evaluation's lr in lq)."""
+    for f in path:
+        lr = f.round(to_fraction(lr))
+    return lr
 
 
 def _bits(v: float) -> tuple:

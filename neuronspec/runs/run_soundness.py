@@ -21,6 +21,7 @@ import numpy as np
 
 from reference.formats import Format, get_format
 from reference.judge import judge
+from reference.model import get_model
 from reference.optim import State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
 from reference.optim_judge import judge_values_of_step
@@ -28,7 +29,7 @@ from reference.optim_rounded import sgd_legal
 
 from ..artefacts import records
 from ..cases.options import DEFAULT_SETS, OptionSet, parse_spec, reference_options
-from ..cases.runs import draw_step_arrays, state_at, step_at
+from ..cases.runs import binary64_rates, draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
 __all__ = ["judge_legal_values", "run_chunk", "soundness_runs_report",
@@ -85,8 +86,6 @@ def _option_set(spec: dict) -> tuple[OptionSet, str]:
 def _options(fmt: Format, spec: dict) -> tuple[dict, str]:
     """The options mapping of a task in ``fmt`` (binary64 values under hyper-binary64), and its
     model."""
-    from reference.model import get_model
-
     option_set, model = _option_set(spec)
     return option_set.for_format(fmt, hyper=get_model(model).hyper_binary64), model
 
@@ -98,6 +97,8 @@ def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dic
     steps, chunk by chunk)."""
     cols, _, _ = draw_step_arrays(fmt, options, (spec["seed"], spec["set"]), chunk, cases,
                                   later=chunk % 4 != 0)
+    if get_model(spec.get("model", "ieee")).lr_binary64:  # (binary64 rates, as it allows)
+        cols["lr"] = binary64_rates(cols["lr"], (spec["seed"], spec["set"], chunk))
     return cols
 
 

@@ -28,7 +28,7 @@ from reference.optim_bounds import check_run_model
 from reference.optim_judge import judge_run
 
 from ..cases.options import DEFAULT_SETS, OptionSet, reference_options
-from ..cases.runs import draw_runs, draw_states
+from ..cases.runs import binary64_rates, draw_runs, draw_states
 from ..errors import ImplementationError, ProcessGaveUp
 from ..findings import replay_words
 
@@ -170,9 +170,13 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
             options = option_set.for_format(fmt, buffer_format, m.hyper_binary64)
             result = RunResult(fmt.name, option_set.spec(), options, level=level)
             results.append(result)
+            drawn = draw_runs(fmt, seed, runs, steps, index)
+            if m.lr_binary64:  # (binary64 learning rates, as the model lets them be)
+                drawn = [(w0, b0, [(x, t, float(lr)) for (x, t, _), lr in zip(data, binary64_rates(
+                    [lr for *_, lr in data], (seed, index, r)))])
+                         for r, (w0, b0, data) in enumerate(drawn)]
             try:
-                _check_set(impl, fmt, m, options, result,
-                           draw_runs(fmt, seed, runs, steps, index), (seed, index))
+                _check_set(impl, fmt, m, options, result, drawn, (seed, index))
             except ProcessGaveUp as exc:  # it fails every call: a failure, and the end
                 result.failed_runs += 1
                 result.failures.append({"step": 1, "quantity": "-", "why": str(exc),

@@ -296,6 +296,14 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
         return works[(f.name, kind)]
 
     copies = holds(B, fmt)
+    rates: dict[tuple, np.ndarray] = {(): inputs["lr"]}  # lr rounded as each evaluation uses it
+
+    def rate(path: tuple) -> np.ndarray:
+        if path not in rates:
+            with np.errstate(all="ignore"):
+                rates[path] = round_array(path[-1], rate(path[:-1]), work=BINARY64)
+        return rates[path]
+
     out: dict[str, dict[str, Optional[np.ndarray]]] = {}
     for e in run.evaluations:
         v = e.variant
@@ -304,7 +312,7 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
         values: dict[str, Optional[np.ndarray]] = {q: base[q] for q in _PLAIN}
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             new, buf = parameter_evaluation(A, Ab, inputs[theta], base[grad], bufs[theta],
-                                            inputs["lr"], options, e.fused, e.c, e.mu_buffer,
+                                            rate(e.lr), options, e.fused, e.c, e.mu_buffer,
                                             first, copies, wd=e.wd, mu=e.mu)
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
