@@ -827,13 +827,6 @@ def _soundness_runs(args) -> int:
                     parse_spec(spec).for_format(fmt, hyper=get_model(args.model).hyper_binary64)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    try:
-        from reference.optim_bounds import check_run_model
-
-        for fmt in args.dtype:
-            check_run_model(args.model, FORMATS[fmt])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     records.prepare("run_soundness", output)
     report = run_soundness.soundness_runs_report(args.dtype, args.cases, args.seed,
                                                  args.workers, args.scheduler,
@@ -919,9 +912,17 @@ def _sweep_runs(args, argv) -> int:
     from .cases.options import DEFAULT_SETS
     from .runs.sweep import Sweeper, record, render, run_steps
 
+    from dataclasses import replace
+
+    from reference.batch.chain import check_model
+
     shim = argparse.Namespace(convention="torch", buffer_format=args.buffer_format,
-                              options=args.options, dtype=[args.dtype])
+                              options=args.options, dtype=[args.dtype], model=args.model)
     sets = _run_options(shim) or list(DEFAULT_SETS)
+    try:  # (the batch reference: a run's lr-binary64 is its optimiser's, which it covers)
+        check_model(replace(get_model(args.model), lr_binary64=False), FORMATS[args.dtype])
+    except ValueError as exc:
+        raise UsageError(f"{exc}; `neuronspec check --run` checks runs under it") from None
     cases = args.cases if args.cases is not None else 1_000_000
     command = _command_line(argv)
     results, status = [], 0

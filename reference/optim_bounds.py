@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any, Mapping
 
 from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, bound_chain,
-                     rounding_spread)
+                     flush_error, rounding_spread)
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
 from .model import Model, get_model
@@ -28,7 +28,7 @@ from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
            "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
-           "holds", "node_constants", "hyper_errors", "lr_paths", "lr_error"]
+           "holds", "node_constants", "hyper_errors", "lr_paths", "lr_error", "flush_errors"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -46,13 +46,11 @@ class _Described:
 
 
 def check_run_model(model: "Model | str", fmt: Format) -> Model:
-    """``model`` if runs are covered under it; a ValueError naming what is not."""
+    """``model`` (by name or given): runs are covered under every model; a ValueError for an
+    unknown name."""
     model = get_model(model)
-    # (hyper-binary64 is covered: node_constants; lr-binary64: lr_error and lr_paths)
-    if model.ftz:
-        raise ValueError(f"runs are checked under the models ieee and strict (with +wide, "
-                         f"+lr-binary64, +hyper-binary64), not {model.name}: flush-to-zero is "
-                         f"not covered for runs yet")
+    # (every option is covered: hyper-binary64 by node_constants, lr-binary64 by lr_error and
+    # lr_paths, ftz by flush_errors and the evaluations' flushing; the batch path checks its own)
     return model
 
 
@@ -168,7 +166,30 @@ def lr_error(A: Any, fmt: Format, model: Model, lr: Any) -> tuple[Any, Any]:
         finite = ops.isfinite(v)
         overflow = ops.either(overflow, ops.logical_not(finite))
         error = ops.maximum(error, ops.select(finite, A.distance(v, lr), A.zero))
-    return error, overflow
+        if model.ftz and abs(v) < fmt.smallest_normal:  # (read as zero: scalar steps only)
+            error = ops.maximum(error, A.distance(0.0, lr))
+    return ops.maximum(error, flush_error(A, fmt, model, lr)), overflow
+
+
+def flush_errors(fmt: Format, options: Options, model: Model, state: State
+                 ) -> dict[str, Dyadic]:
+    """Under ftz, the input errors of the optimiser's inputs that an evaluation may read as
+    zero (a subnormal of the format of the node using it, spec/tolerances.md 1): ``buf_w``,
+    ``buf_b`` (in the buffer format), and each constant over its admitted values (``wd``,
+    ``mu`` in the format; ``c``, ``mu_buffer`` in the buffer format); empty without ftz."""
+    if not model.ftz:
+        return {}
+    B = buffer_format(fmt, options)
+    hyper = node_constants(fmt, options, model)
+    c = to_fraction(1) - to_fraction(float(options.dampening))
+    admitted = {"wd": (fmt, hyper.get("wd", [options.weight_decay])),
+                "mu": (fmt, hyper.get("mu", [options.momentum])),
+                "mu_buffer": (B, hyper.get("mu_buffer", buffer_momenta(fmt, options))),
+                "c": (B, rounded_constants(fmt, c, B if B != fmt else None)),
+                "buf_w": (B, [state.buf_w or 0]), "buf_b": (B, [state.buf_b or 0])}
+    A = DYADIC_ARITHMETIC
+    return {k: max((flush_error(A, f, model, dyadic(v)) for v in values), default=Dyadic(0))
+            for k, (f, values) in admitted.items()}
 
 
 def buffer_format(fmt: Format, options: Options) -> Format:
@@ -209,6 +230,13 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     values = dyadic_nodes(state.w, state.b, x, t, lr)
     e_c, e_mu = constant_errors(fmt, options, model)
     errors = dict(hyper_errors(fmt, options, model))
+    for k, e in flush_errors(fmt, options, model, state).items():  # (ftz: read as zero)
+        if k == "c":
+            e_c = max(e_c, e)
+        elif k == "mu_buffer":
+            e_mu = max(e_mu, e)
+        else:
+            errors[k] = max(errors.get(k, Dyadic(0)), e)
     if model.lr_binary64:
         errors["lr"], overflow = lr_error(A, fmt, model, values["lr"])
         if overflow:
@@ -246,7 +274,10 @@ def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], stat
     name of its node (None for a buffer the options do not keep).  ``errors``: the input errors
     of the other constants an evaluation may round (:func:`hyper_errors`: ``wd``, ``mu``; and
     :func:`lr_error`'s ``lr``)."""
-    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    # (ftz: a subnormal input read as zero is an input error, as in bounds.case_bounds)
+    chain = bound_chain(A, fmt, model, values,
+                        {k: flush_error(A, fmt, model, values[k]) if model.ftz else A.zero
+                         for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     names: dict[str, "str | None"] = {}
     for theta in PARAMETERS:
@@ -275,7 +306,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
     ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format); ``errors``:
-    those of the other constants (``wd``, ``mu``, ``lr``), zero where absent."""
+    those of the other constants (``wd``, ``mu``, ``lr``) and of the buffers (``buf_w``,
+    ``buf_b``: flush-to-zero), zero where absent."""
     A = chain.A
     ops = A.ops
     B = buffer_format(fmt, options)
@@ -284,7 +316,8 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     exact = dict(exact, mu_buffer=exact["mu"])
     for operand, error in (("wd", errors.get("wd", A.zero)), ("mu", errors.get("mu", A.zero)),
-                           ("mu_buffer", e_mu), ("c", e_c), ("buf", A.zero)) + (
+                           ("mu_buffer", e_mu), ("c", e_c),
+                           ("buf", errors.get(f"buf_{theta}", A.zero))) + (
                                (("lr", errors["lr"]),) if "lr" in errors else ()):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"

@@ -16,7 +16,9 @@ forward, square, gradient and work) that gives the gradients, followed by the op
   ``lr=float32-float16`` in the names; the value differs from step to step);
 - the work of the plain evaluation: the format, each operation through the wider format, or
   kept in the wider format and rounded when stored (the buffer is stored; the direction may use
-  the unrounded one, as torch's fused CPU kernel does).
+  the unrounded one, as torch's fused CPU kernel does); and its flush-to-zero (under ftz: the
+  optimiser's inputs read as zero where subnormal in the format of the node using them, its
+  results flushed).
 
 Each is computed exactly and rounded as IEEE 754 says (``rounded.fl_*``).  Their results are
 the step's legal values: the exact level of a run's verdict, and what the bounded level needs
@@ -42,8 +44,8 @@ from .model import Model
 from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import (BUFFER_NODES, RUN_QUANTITIES, buffer_format, buffer_momenta,
                            check_run_model, holds, lr_paths, node_constants, rounded_constants)
-from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
-                      fl_mul)
+from .rounded import (Rounder, Variant, work_arithmetic, admitted, evaluate_variants, fl_add,
+                      fl_fma, fl_mul)
 
 __all__ = ["sgd_evaluations", "sgd_legal", "RunEvaluation", "RunEvaluations",
            "run_evaluations", "buffer_work", "parameter_evaluation", "RoundedWork",
@@ -157,7 +159,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     used = set(_groups(options, first))
     uses_c = run.named_c and not first
     B, copies = run.buffer, holds(run.buffer, fmt)
-    keys = {v.name: (v.work,) + tuple(_bits(plain[v.name][q])
+    keys = {v.name: (v.work, v.ftz) + tuple(_bits(plain[v.name][q])
                                       for q in ("y", "loss", "dL_dw", "dL_db"))
             for v in run.variants}
     rates = {path: _rounded_lr(float(lr), path) for path in lr_paths(fmt, model)}
@@ -178,12 +180,19 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
                                                                     "dL_db", "dL_dy")}
         # the buffer's nodes in the buffer format, in the same kind of work where the model
         # admits it there
-        A, Ab = rounded_work(fmt, v.work), rounded_work(B, buffer_work(model, B, v.work))
+        A = rounded_work(fmt, v.work, v.ftz)
+        Ab = rounded_work(B, buffer_work(model, B, v.work), v.ftz)
+        # (ftz: the inputs read as zero where subnormal in their node's format)
+        daz, dazb = (Rounder(f, flush=v.ftz).flush_value for f in (fmt, B))
+        wd, mu = (float(getattr(options, k)) if x is None else x
+                  for k, x in (("weight_decay", e.wd), ("momentum", e.mu)))
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
-            new, buf = parameter_evaluation(A, Ab, float(getattr(state, theta)), base[grad],
-                                            state.buffer(theta), rates[e.lr],
-                                            options, e.fused, e.c, e.mu_buffer, first, copies,
-                                            wd=e.wd, mu=e.mu)
+            buf = state.buffer(theta)
+            new, buf = parameter_evaluation(A, Ab, daz(float(getattr(state, theta))), base[grad],
+                                            None if buf is None else dazb(float(buf)),
+                                            daz(rates[e.lr]), options, e.fused, dazb(e.c),
+                                            dazb(e.mu_buffer), first, copies, wd=daz(wd),
+                                            mu=daz(mu))
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out
@@ -204,8 +213,8 @@ class RoundedWork:
     """The optimiser's operations on Python values in one kind of work
     (``rounded.work_arithmetic``): each computed exactly and rounded as IEEE 754 says."""
 
-    def __init__(self, fmt: Format, work: str) -> None:
-        self.ops, _, self._store = work_arithmetic(fmt, work, False)
+    def __init__(self, fmt: Format, work: str, ftz: bool = False) -> None:
+        self.ops, _, self._store = work_arithmetic(fmt, work, ftz)
 
     def mul(self, a, b):
         return fl_mul(self.ops, a, b)
@@ -225,9 +234,9 @@ class RoundedWork:
 
 
 @functools.lru_cache(maxsize=None)
-def rounded_work(fmt: Format, work: str) -> RoundedWork:
-    """The :class:`RoundedWork` of ``fmt`` and ``work``."""
-    return RoundedWork(fmt, work)
+def rounded_work(fmt: Format, work: str, ftz: bool = False) -> RoundedWork:
+    """The :class:`RoundedWork` of ``fmt`` and ``work`` (``ftz``: results flushed)."""
+    return RoundedWork(fmt, work, ftz)
 
 
 def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,

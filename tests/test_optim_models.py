@@ -300,3 +300,70 @@ def test_torch_sgd_with_a_python_float_lr_is_conformant(name):
     paths = ("float32",) if name == "float32" else ("float16", "float32-float16")
     assert result.consistent and all(n.endswith(tuple(f"+lr={p}" for p in paths))
                                      for n in result.consistent)
+
+
+FTZ = "ieee+ftz"
+
+
+def _tiny_steps(fmt, n: int, seed: int) -> list:
+    """(options, state, x, t, lr): steps at the bottom of the format (subnormal parameters,
+    buffers and products), every other one with moderate values."""
+    rng = random.Random(seed)
+    sets = (Options(momentum=0.875, dampening=0.25, weight_decay=0.0625),
+            Options(momentum=0.75, nesterov=True, maximize=True), Options(weight_decay=0.125))
+    out = []
+    for i in range(n):
+        options = sets[i % len(sets)]
+        lo, hi = (fmt.emin - 2, fmt.emin + 4) if i % 2 == 0 else (-6, 6)
+        w, b, t, bw, bb = (_value(rng, fmt, lo, hi) for _ in range(5))
+        x, lr = _value(rng, fmt, -2, 2), abs(_value(rng, fmt, -4, 0))
+        later = options.buffered and i % 3 != 0
+        out.append((options, State(w, b, bw if later else None, bb if later else None), x, t,
+                    lr))
+    return out
+
+
+@pytest.mark.parametrize("name", ["float32", pytest.param("float16", marks=pytest.mark.slow),
+                                  pytest.param("bfloat16", marks=pytest.mark.slow),
+                                  pytest.param("float64", marks=pytest.mark.slow)])
+def test_flush_to_zero_is_within_its_bounds_and_needs_its_terms(name, monkeypatch):
+    """Under ftz every legal evaluation of a step of a run (subnormal inputs read as zero,
+    results flushed) is within its bound; with the inputs' flush errors left out
+    (bounds.flush_error, as the plain step's chain takes them) some are not."""
+    from reference import optim_bounds
+
+    F = get_format(name)
+    steps = _tiny_steps(F, 24, seed=len(name))
+    worst: dict = {}
+    for options, *step in steps:
+        values, bad, _, first = judge_legal_values(F, *step, options, worst, FTZ)
+        assert bad == 0, first
+    assert worst["w_new"] > 0.25
+    monkeypatch.setattr(optim_bounds, "flush_error", lambda A, fmt, model, v: A.zero)
+    assert sum(judge_legal_values(F, *step, options, {}, FTZ)[1]
+               for options, *step in steps) > 0
+
+
+def test_a_flushing_run_is_explained_under_ftz_alone():
+    """float32, w0 subnormal: an evaluation that reads it as zero reports w_new = 0; legal
+    (and named ftz) under ieee+ftz, outside its bound under ieee."""
+    F = get_format("float32")
+    options = Options(momentum=0.5)
+    w0, b0, data = 2.0 ** -140, 0.0, [(1.0, 0.0, 0.25), (1.0, 0.0, 0.25)]
+    flushing = _stepper(F, options, FTZ, lambda found: next(
+        n for n in found if n.startswith("ftz")))
+    reported = flushing(w0, b0, data)
+    assert reported[0]["w_new"] == 0
+    under_ftz = judge_run(F, w0, b0, data, options, reported, FTZ, exact_level=True)
+    assert under_ftz.ok and all(all(e.values()) for e in under_ftz.explained)
+    assert not judge_run(F, w0, b0, data, options, reported, "ieee").ok
+
+
+def test_the_batch_path_leaves_flush_to_zero_to_the_scalar_one():
+    from reference.batch.optim_chain import batch_sgd_bounds
+    from reference.batch.optim_legal import sgd_evaluations_batch
+
+    cols = {k: np.array([0.5]) for k in ("w", "b", "x", "t", "lr")}
+    for batch in (batch_sgd_bounds, sgd_evaluations_batch):
+        with pytest.raises(ValueError, match="scalar path"):
+            batch("float32", dict(cols, buf_w=None, buf_b=None), Options(), FTZ)

@@ -255,7 +255,8 @@ def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: in
     steps and figures)."""
     started = time.perf_counter()
     merged: dict[str, dict[str, dict]] = {}
-    specs = list(_specs(formats, cases, seed, batch, model, sets))
+    # (flush-to-zero: the scalar path's alone)
+    specs = list(_specs(formats, cases, seed, batch and not get_model(model).ftz, model, sets))
     parts = completed(run_chunks(run_chunk, specs, workers=workers,
                                  in_process=workers <= 1, scheduler=scheduler))
     for k, (spec, part) in enumerate(zip(specs, parts)):

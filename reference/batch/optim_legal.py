@@ -262,6 +262,8 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
     of ``sgd_evaluations`` bit for bit."""
     fmt = get_format(fmt)
     model = check_run_model(model, fmt)
+    if model.ftz:  # (the optimiser's inputs read as zero: the scalar path's alone)
+        raise ValueError(f"the batch path does not cover {model.name}; use the scalar path")
     run = run_evaluations(fmt, options, model)
     inputs = {k: np.ascontiguousarray(cols[k], dtype=np.float64) for k in INPUTS}
     n = len(inputs["w"])
