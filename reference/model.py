@@ -1,8 +1,8 @@
 """The declared evaluation models: which evaluations of the step an implementation may perform
 (fused multiply-add, a ``pow`` for the square, work in a wider format, flush-to-zero, a binary64
-learning rate, binary64 hyperparameters of SGD with options).  A model names a *set* of evaluations; ``rounded`` lists them bit for bit
-(:func:`reference.rounded.admitted`), ``bounds`` bounds their error, ``judge`` checks a value
-against either.
+learning rate, binary64 hyperparameters of runs).  A model names a *set* of evaluations;
+``rounded`` lists them bit for bit (:func:`reference.rounded.admitted`), ``bounds`` bounds their
+error, ``judge`` checks a value against either.
 """
 
 from __future__ import annotations
