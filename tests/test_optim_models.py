@@ -102,7 +102,7 @@ def test_the_constants_errors_enter_their_nodes(model, monkeypatch):
     from reference import optim_bounds
     from neuronspec.runs import run_soundness
 
-    F = get_format("float16")
+    F = get_format("float32")
     x, t, lr = 1.5, 0.25, 0.125 if model == HYPER else 0.1
     cases = [(State(0.8125, -0.375, *((0.625, -1.25) if o.buffered else ())), o)
              for o in SETS[model]]
@@ -176,11 +176,11 @@ def test_a_wrong_rounding_of_the_momentum_is_rejected():
 
 
 def test_a_step_judged_under_the_model_from_a_state():
-    F = get_format("float16")
+    F = get_format("float32")
     options = TORCH_SETS[2]
     state, x, t, lr = State(0.5, -0.25, 0.125, 0.375), 1.5, 0.75, 0.0625
     legal = sgd_legal(F, state, x, t, lr, options, HYPER)
-    for name, out in list(sgd_evaluations(F, state, x, t, lr, options, HYPER).items())[::500]:
+    for name, out in list(sgd_evaluations(F, state, x, t, lr, options, HYPER).items())[::50]:
         judged = judge_sgd_step(F, state, x, t, lr, options, out, HYPER, legal=legal)
         assert all(j.ok for j in judged.values()), name
 
@@ -215,7 +215,7 @@ def test_the_batch_path_is_the_scalar_one(name, model):
     F = get_format(name)
     checked = 0
     for k, options in enumerate(SETS[model]):
-        steps = _steps(F, options, 12, seed=70 + k, model=model)
+        steps = _steps(F, options, 7, seed=70 + k, model=model)
         for later in (False, True):
             chunk = [s for s in steps if (s[0].buf_w is not None) == later]
             if not chunk:
@@ -236,11 +236,11 @@ def test_the_batch_path_is_the_scalar_one(name, model):
                     if got is not None:
                         want = np.array([w[evaluation][q] for w in wants])
                         assert same_bits(got, want).all(), (evaluation, q)
-    assert checked > 50
+    assert checked > 30
 
 
-@pytest.mark.parametrize("name", ["float32", pytest.param("float16", marks=pytest.mark.slow),
-                                  pytest.param("bfloat16", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["float32", "float16", "bfloat16"])
 def test_torch_sgd_with_python_float_hyperparameters_is_conformant(name):
     """torch.optim.SGD given momentum=0.9, weight_decay=1e-4 as Python floats: conformant at
     the exact level under hyper-binary64, and its fingerprint names torch's roundings (8.3):
