@@ -262,7 +262,9 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
     from reference.optim_judge import judge_sgd_step
     from reference.optim_rounded import sgd_legal
 
-    for state, step in draw_states(fmt, seed, count, options):
+    for k, (state, step) in enumerate(draw_states(fmt, seed, count, options)):
+        if model.lr_binary64:  # (a binary64 rate, as the run's steps have)
+            step = step[:2] + (float(binary64_rates([step[2]], (*seed, k))[0]),)
         given = {"w": state.w, "b": state.b, "buf_w": state.buf_w, "buf_b": state.buf_b}
         try:
             out = impl.step_from_state(fmt.name, given, *step, options)
