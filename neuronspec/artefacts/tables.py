@@ -12,6 +12,7 @@ so the document can be regenerated (and checked for staleness) in milliseconds.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -135,8 +136,9 @@ def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
     # the models that widen the domain or the evaluations (--model), each recorded apart
     models = rec.get("models", {})
     model_rows = [row for m in sorted(models) for row in rows_of(models[m]["formats"], m)]
-    model_commands = sorted({run["command"] for m in models.values()
-                             for run in m["runs"].values()})
+    # (one command per format and model: written once, with the format as F)
+    model_commands = sorted({re.sub(r"--dtype \S+", "--dtype F", run["command"])
+                             for m in models.values() for run in m["runs"].values()})
     model_seconds = sum({run["command"]: run.get("seconds", 0.0) for m in models.values()
                          for run in m["runs"].values()}.values())
     commands = sorted({run["command"] for run in rec["runs"].values()})
