@@ -232,10 +232,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --runs: the convention of the option sets (spec/neuron.md 8.6; "
                          "default torch)")
     sd.add_argument("--options", action="append", default=[], metavar="SPEC",
-                    help="with --runs: measure these option sets (repeatable; default: the "
-                         "convention's default sets)")
+                    help="with --runs: measure these option sets (repeatable; values rounded "
+                         "to binary64 under hyper-binary64; default: the convention's default "
+                         "sets)")
     sd.add_argument("--append", action="store_true",
                     help="add this run's cases to the recorded ones (use another --seed)")
+    sd.add_argument("--model", type=_model(), default="ieee",
+                    help="with --runs: the model the bounds and legal evaluations are of "
+                         "(e.g. ieee+hyper-binary64; recorded apart from ieee's)")
     sw = sub.add_parser("sweep", help="stream many seeded cases through an implementation "
                         "(batch callable where offered) and the batch reference")
     sw.add_argument("impl", help=IMPL_HELP)
@@ -457,7 +461,10 @@ def _run_options(args) -> list:
     """The option sets named by ``--options``, under ``--convention`` (a usage error for a bad
     SPEC, a set outside the convention's domain or an unchecked declaration); empty where none
     is named and no convention declared (the default sets)."""
-    from .cases.options import declared_sets
+    from reference.formats import get_format
+    from reference.optim_bounds import check_run_model
+
+    from .cases.options import declared_sets, reference_options
 
     if args.buffer_format is not None and args.buffer_format not in FORMATS:
         raise UsageError(f"--buffer-format: unknown format {args.buffer_format!r}; choose one of "
@@ -468,7 +475,9 @@ def _run_options(args) -> list:
         sets = declared_sets(args.options, args.convention)
         for option_set in sets:  # (a value a format overflows, outside the domain, ...)
             for fmt in args.dtype or list(FORMATS):
-                option_set.for_format(fmt, args.buffer_format)
+                options = option_set.for_format(fmt, args.buffer_format,
+                                                get_model(args.model).hyper_binary64)
+                check_run_model(args.model, get_format(fmt), reference_options(options))
         return sets
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -656,6 +665,16 @@ def _values(text: str, names: tuple, fmt, what: str) -> list[float]:
     return out
 
 
+def _step_values(text: str, fmt, model: str, what: str) -> tuple[float, float, float]:
+    """A step's ``x,t,lr`` (:func:`_values`; lr a binary64 value under lr-binary64)."""
+    from reference.formats import FLOAT64
+
+    x, t, _ = _values(text, ("x", "t", "lr"), fmt, what)
+    if get_model(model).lr_binary64:
+        return x, t, _values(text.split(",", 2)[-1], ("lr",), FLOAT64, what)[0]
+    return x, t, _values(text, ("x", "t", "lr"), fmt, what)[2]
+
+
 def _replay_run(args, fmt) -> int:
     """``neuronspec replay IMPL --dtype F --options SPEC --init=w0,b0 --data='x,t,lr;...'``:
     the run on the implementation alone, every step judged from its reported state."""
@@ -669,11 +688,12 @@ def _replay_run(args, fmt) -> int:
     if args.init is None or args.data is None:
         raise UsageError("a run needs --init=w0,b0 and --data='x,t,lr;x,t,lr;...'")
     try:
-        options = parse_spec(args.options or "").for_format(fmt)
+        options = parse_spec(args.options or "").for_format(
+            fmt, hyper=get_model(args.model).hyper_binary64)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     w0, b0 = _values(args.init, ("w0", "b0"), fmt, "--init")
-    data = [tuple(_values(step, ("x", "t", "lr"), fmt, f"--data step {k}"))
+    data = [_step_values(step, fmt, args.model, f"--data step {k}")
             for k, step in enumerate(args.data.split(";"), 1) if step.strip()]
     if not data:
         raise UsageError("--data holds no step")
@@ -729,7 +749,8 @@ def _replay_from_state(args, fmt) -> int:
     if args.case is None:
         raise UsageError("a step from a state needs --case=x,t,lr")
     try:
-        options = parse_spec(args.options or "").for_format(fmt)
+        options = parse_spec(args.options or "").for_format(
+            fmt, hyper=get_model(args.model).hyper_binary64)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     parts = [p.strip() for p in args.from_state.split(",")]
@@ -738,7 +759,7 @@ def _replay_from_state(args, fmt) -> int:
     w, b = _values(",".join(parts[:2]), ("w", "b"), fmt, "--from-state")
     bufs = [None if p.lower() == "none" else _values(p, (name,), fmt, "--from-state")[0]
             for p, name in zip(parts[2:], ("buf_w", "buf_b"))]
-    x, t, lr = _values(args.case, ("x", "t", "lr"), fmt, "--case")
+    x, t, lr = _step_values(args.case, fmt, args.model, "--case")
     if bool(args.cmd) == bool(args.impl):
         raise UsageError("give either IMPL or --cmd COMMAND")
     impl = (ProcessImplementation(args.cmd, timeout=args.timeout, runs=True) if args.cmd
@@ -782,6 +803,9 @@ def _soundness(args, argv) -> int:
 
     if args.runs:
         return _soundness_runs(args)
+    if args.model != "ieee" or args.options:
+        raise UsageError("--model and --options apply to --runs (the one-step measurement "
+                         "covers every model)")
     args.output = args.output or "spec/data/soundness.json"
     records.prepare("soundness", Path(args.output))
     torch_cases = {name: (min(args.torch_cases, args.cases) if args.torch_cases is not None
@@ -811,19 +835,28 @@ def _soundness_runs(args) -> int:
     if args.append or args.torch_cases is not None:
         raise UsageError("--append and --torch-cases apply to the one-step measurement, not to "
                          "--runs")
-    from .cases.options import default_sets, parse_spec, with_convention
+    from reference.formats import get_format
+    from reference.optim_bounds import check_run_model
 
+    from .cases.options import default_sets, parse_spec, reference_options, with_convention
+
+    hyper = get_model(args.model).hyper_binary64
     try:
         sets = [with_convention(parse_spec(spec), args.convention) for spec in args.options]
+        if not sets and args.convention != "torch":
+            sets = list(default_sets(args.convention))
+        for option_set in sets:  # (a value a format overflows: a usage error now)
+            for fmt in args.dtype:
+                options = option_set.for_format(fmt, hyper=hyper)
+                check_run_model(args.model, get_format(fmt), reference_options(options))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if not sets and args.convention != "torch":
-        sets = list(default_sets(args.convention))
     output = Path(args.output or "spec/data/run_soundness.json")
     records.prepare("run_soundness", output)
     report = run_soundness.soundness_runs_report(args.dtype, args.cases, args.seed,
                                                  args.workers, args.scheduler,
-                                                 sets=sets or None, convention=args.convention)
+                                                 sets=sets or None, convention=args.convention,
+                                                 model=args.model)
     run_soundness.record(report, output)
     bad = sum(r["violations"] for sets in report["formats"].values() for r in sets.values())
     for name, sets in report["formats"].items():
@@ -905,9 +938,17 @@ def _sweep_runs(args, argv) -> int:
     from .cases.options import DEFAULT_SETS
     from .runs.sweep import Sweeper, record, render, run_steps
 
+    from dataclasses import replace
+
+    from reference.batch.chain import check_model
+
     shim = argparse.Namespace(convention=args.convention, buffer_format=args.buffer_format,
-                              options=args.options, dtype=[args.dtype])
+                              options=args.options, dtype=[args.dtype], model=args.model)
     sets = _run_options(shim) or list(DEFAULT_SETS)
+    try:  # (the batch reference: a run's lr-binary64 is its optimiser's, which it covers)
+        check_model(replace(get_model(args.model), lr_binary64=False), FORMATS[args.dtype])
+    except ValueError as exc:
+        raise UsageError(f"{exc}; `neuronspec check --run` checks runs under it") from None
     cases = args.cases if args.cases is not None else 1_000_000
     command = _command_line(argv)
     results, status = [], 0
@@ -923,7 +964,8 @@ def _sweep_runs(args, argv) -> int:
                              f"sweep of steps of runs needs it; `neuronspec check --run` checks "
                              f"its runs (or sweep whole runs: --steps K)")
         for option_set in sets:
-            options = option_set.for_format(args.dtype, args.buffer_format)
+            options = option_set.for_format(args.dtype, args.buffer_format,
+                                            get_model(args.model).hyper_binary64)
             result = run_steps(sweeper, args.dtype, cases, args.seed, options,
                                option_set.spec(), args.chunk or 0, args.first_chunk,
                                steps=args.steps or 0)

@@ -191,7 +191,8 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
         try:
             for option_set in settings.option_sets:
                 for fmt in formats:
-                    option_set.for_format(fmt, settings.buffer_format)
+                    option_set.for_format(fmt, settings.buffer_format,
+                                          get_model(model).hyper_binary64)
         except ValueError as exc:
             raise pytest.UsageError(f"--neuronspec-options: {exc}") from None
         settings.runs = config.getoption("neuronspec_runs")

@@ -39,7 +39,7 @@ __all__ = [
     "get_model", "step_bounds", "case_bounds", "bound_chain", "rounding_term", "rounding_spread",
     "tightened", "overflow_origin", "overflow_words", "DOMAIN_SECTION", "Chain", "Arithmetic",
     "ExactArithmetic", "DyadicArithmetic", "Binary64Arithmetic",
-    "ScalarOps",
+    "ScalarOps", "flush_error",
 ]
 
 #: Relative slack of bounds computed in binary64: covers <= 2**13 binary64 roundings of
@@ -580,12 +580,7 @@ def case_bounds(
     A = arithmetic or (DYADIC_ARITHMETIC if exact_arithmetic else BINARY64_ARITHMETIC)
     # reference.exact's values (tests/test_dyadic.py), as the arithmetic holds them
     values = {k: A.exact(v) for k, v in dyadic_nodes(*(raw[k] for k in INPUTS)).items()}
-    tiny = A.constant(fmt.smallest_normal)
-
-    def flush_error(v):
-        return abs(v) if model.ftz and 0 < abs(v) < tiny else A.zero
-
-    errors = {name: flush_error(values[name]) for name in INPUTS}
+    errors = {name: flush_error(A, fmt, model, values[name]) for name in INPUTS}
     if not lr_in_format:
         spread, overflow = rounding_spread(A, fmt, model, values["lr"])
         if overflow:
@@ -604,6 +599,12 @@ def case_bounds(
             err = tightened(chain, name, computed[q], err)
         out[q] = A.finish(err, name)
     return out
+
+
+def flush_error(A: "Arithmetic", fmt: Format, model: Model, v: Any) -> Any:
+    """The input error of an exact scalar input ``v`` of ``fmt``: ``|v|`` where ftz reads a
+    subnormal as zero, else 0."""
+    return abs(v) if model.ftz and 0 < abs(v) < A.constant(fmt.smallest_normal) else A.zero
 
 
 def _text(q) -> str:

@@ -1,8 +1,8 @@
 """The declared evaluation models: which evaluations of the step an implementation may perform
 (fused multiply-add, a ``pow`` for the square, work in a wider format, flush-to-zero, a binary64
-learning rate).  A model names a *set* of evaluations; ``rounded`` lists them bit for bit
-(:func:`reference.rounded.admitted`), ``bounds`` bounds their error, ``judge`` checks a value
-against either.
+learning rate, binary64 hyperparameters of runs).  A model names a *set* of evaluations;
+``rounded`` lists them bit for bit (:func:`reference.rounded.admitted`), ``bounds`` bounds their
+error, ``judge`` checks a value against either.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ WIDER: dict[str, Format] = {"float16": FLOAT32, "bfloat16": FLOAT32, "float32": 
 
 
 #: The options a model name may add to ``ieee`` or ``strict``, by the name they take there.
-OPTIONS = {"wide": "wide_all", "ftz": "ftz", "lr-binary64": "lr_binary64"}
+OPTIONS = {"wide": "wide_all", "ftz": "ftz", "lr-binary64": "lr_binary64",
+           "hyper-binary64": "hyper_binary64"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Model:
     ftz:         subnormal inputs may be read as zero and subnormal results flushed to zero.
     lr_binary64: lr may be any binary64 value while the parameters are narrower; the
                  implementation may round it to the parameter format first or use it as given.
+    hyper_binary64: momentum, dampening and weight_decay of a run may be any binary64 values
+                 while the parameters are narrower (spec/neuron.md 8.1); each node may use a
+                 constant as given or rounded (8.3).  The plain step has none of them.
 
     Fused multiply-add in the forward pass and in the update is always admitted: its single
     rounding is covered by the bound of the two-rounding evaluation.  So is autograd's
@@ -51,6 +55,7 @@ class Model:
     ftz: bool = False
     lr_binary64: bool = False
     wide_all: bool = False
+    hyper_binary64: bool = False
 
     def with_options(self, **options: bool) -> "Model":
         labels = {v: k for k, v in OPTIONS.items()}
@@ -69,6 +74,9 @@ class Model:
             parts.append("subnormals may be flushed to zero")
         if self.lr_binary64:
             parts.append("lr may be a binary64 value, used as given or rounded")
+        if self.hyper_binary64:
+            parts.append("momentum, dampening and weight_decay may be binary64 values, used as "
+                         "given or rounded")
         return "; ".join(parts)
 
     def wide_format(self, fmt: Format) -> "Format | None":
@@ -96,7 +104,7 @@ MODELS: dict[str, Model] = {
 
 def get_model(model: "Model | str") -> Model:
     """A model by name: ``ieee`` or ``strict``, then any of the options ``+wide``, ``+ftz``,
-    ``+lr-binary64`` (in any order)."""
+    ``+lr-binary64``, ``+hyper-binary64`` (in any order)."""
     if isinstance(model, Model):
         return model
     if model in MODELS:

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any, Mapping
 
 from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, bound_chain,
-                     rounding_spread)
+                     flush_error, rounding_spread)
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
 from .model import Model, get_model
@@ -28,7 +28,7 @@ from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
            "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
-           "holds"]
+           "holds", "node_constants", "hyper_errors", "lr_paths", "lr_error", "flush_errors"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
 RUN_QUANTITIES = STEP_QUANTITIES + ("dL_dy",)
@@ -45,13 +45,19 @@ class _Described:
     text: str
 
 
-def check_run_model(model: "Model | str", fmt: Format) -> Model:
-    """``model`` if runs are covered under it; a ValueError naming what is not."""
+def check_run_model(model: "Model | str", fmt: Format, options: "Options | None" = None
+                    ) -> Model:
+    """``model`` (by name or given): runs are covered under every model, the options
+    hyper-binary64, lr-binary64 and ftz under the torch convention only (a ValueError for
+    another convention's ``options``, or for an unknown name)."""
     model = get_model(model)
-    if model.ftz or model.lr_binary64:
-        raise ValueError(f"runs are checked under the models ieee and strict (with +wide), not "
-                         f"{model.name}: flush-to-zero and a binary64 lr are not covered for "
-                         f"runs yet")
+    if options is not None and options.convention != "torch" and \
+            (model.hyper_binary64 or model.lr_binary64 or model.ftz):
+        raise ValueError(f"runs under the {options.convention} convention are checked under "
+                         f"ieee and strict (with +wide), not {model.name}: hyper-binary64, "
+                         "lr-binary64 and ftz are covered for the torch convention only")
+    # (every option is covered: hyper-binary64 by node_constants, lr-binary64 by lr_error and
+    # lr_paths, ftz by flush_errors and the evaluations' flushing; the batch path checks its own)
     return model
 
 
@@ -70,8 +76,8 @@ def constant_roundings(fmt: Format, buffer: "Format | None" = None) -> tuple[For
     return tuple(chain)
 
 
-def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = None
-                      ) -> list[Fraction]:
+def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = None,
+                      what: str = "1 - dampening") -> list[Fraction]:
     """Every value ``value`` may have after a nonempty subsequence of
     :func:`constant_roundings`, in order (distinct, the exact value excluded unless one
     rounding leaves it so)."""
@@ -83,12 +89,15 @@ def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = No
             if mask >> i & 1:
                 r = f.round(v)
                 if not math.isfinite(r):
-                    raise ValueError(f"1 - dampening = {float(value)!r} overflows {f.name}")
+                    raise ValueError(f"{what} = {float(value)!r} overflows {f.name}")
                 v = to_fraction(r)
         if v not in out:
             out.append(v)
     return out
 
+
+#: The constants hyper-binary64 lets be binary64 values (spec/neuron.md 8.1).
+_HYPER = ("momentum", "weight_decay", "dampening")
 
 #: The nodes computed and kept in the buffer format under torch (section 8.3); each
 #: convention names its own (``optim.Convention.buffer_nodes``).
@@ -109,6 +118,88 @@ def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
     return [mu] + ([to_fraction(rounded)] if to_fraction(rounded) != mu else [])
 
 
+def node_constants(fmt: Format, options: Options, model: Model) -> dict[str, list[Fraction]]:
+    """Under hyper-binary64 (spec/neuron.md 8.3), the values each node may use for a binary64
+    constant, by the evaluation's name of the choice: ``wd`` (the product ``dq``), ``mu`` (the
+    Nesterov product ``nm``, in the parameter format) and ``mu_buffer`` (``mb``, in the buffer
+    format): each as given or after a nonempty subsequence of :func:`constant_roundings`, so
+    torch's ``fl32(mu)`` in ``buf.mul_`` and ``fl_F(fl32(mu))`` as an ``add``'s alpha.  Empty
+    under other models (every constant is then a value of the format, used as given)."""
+    if not model.hyper_binary64:
+        return {}
+    B = buffer_format(fmt, options)
+    mu = to_fraction(float(options.momentum))
+    out = {}
+    if float(options.weight_decay) != 0:
+        out["wd"] = rounded_constants(fmt, to_fraction(float(options.weight_decay)),
+                                      what="weight_decay")
+    if options.buffered:
+        out["mu_buffer"] = rounded_constants(fmt, mu, B if B != fmt else None, "momentum")
+        if options.nesterov:
+            out["mu"] = rounded_constants(fmt, mu, what="momentum")
+    return out
+
+
+def hyper_errors(fmt: Format, options: Options, model: Model) -> dict[str, Dyadic]:
+    """The input errors of the constants of :func:`node_constants` that are not
+    ``mu_buffer`` (which :func:`constant_errors` gives): the largest distance of an admitted
+    value from the constant (exactly); empty where every one is used as given."""
+    exact = {"wd": options.weight_decay, "mu": options.momentum}
+    return {k: max(abs(dyadic(v) - dyadic(exact[k])) for v in values)
+            for k, values in node_constants(fmt, options, model).items() if k in exact}
+
+
+def lr_paths(fmt: Format, model: Model) -> list[tuple[Format, ...]]:
+    """Under lr-binary64, the roundings a binary64 ``lr`` may go through before ``lq = lr*dn``
+    uses it (spec/neuron.md 8.3: as given, or rounded to the wider work format, to the format,
+    or to both in that order: torch's ``alpha=-lr`` is fl_F(fl32(lr)) for float16); else only
+    as given."""
+    if not model.lr_binary64:
+        return [()]
+    chain = constant_roundings(fmt)[1:]  # (lr is a binary64 value already)
+    return [tuple(f for i, f in enumerate(chain) if mask >> i & 1)
+            for mask in range(1 << len(chain))]
+
+
+def lr_error(A: Any, fmt: Format, model: Model, lr: Any) -> tuple[Any, Any]:
+    """(E_lr, whether a rounding overflows): the largest distance from the exact ``lr`` of a
+    value :func:`lr_paths` gives, in arithmetic ``A`` (per step on arrays of steps), the input
+    error of ``lr`` in ``lq`` (spec/tolerances.md 2.4, 2.8)."""
+    ops = A.ops
+    error, overflow = A.zero, ops.false
+    for path in lr_paths(fmt, model)[1:]:
+        v = lr
+        for f in path:
+            v = A.round(f, v)
+        finite = ops.isfinite(v)
+        overflow = ops.either(overflow, ops.logical_not(finite))
+        error = ops.maximum(error, ops.select(finite, A.distance(v, lr), A.zero))
+        if model.ftz and abs(v) < fmt.smallest_normal:  # (read as zero: scalar steps only)
+            error = ops.maximum(error, A.distance(0.0, lr))
+    return ops.maximum(error, flush_error(A, fmt, model, lr)), overflow
+
+
+def flush_errors(fmt: Format, options: Options, model: Model, state: State
+                 ) -> dict[str, Dyadic]:
+    """Under ftz, the input errors of the optimiser's inputs that an evaluation may read as
+    zero (a subnormal of the format of the node using it, spec/tolerances.md 1): ``buf_w``,
+    ``buf_b`` (in the buffer format), and each constant over its admitted values (``wd``,
+    ``mu`` in the format; ``c``, ``mu_buffer`` in the buffer format); empty without ftz."""
+    if not model.ftz:
+        return {}
+    B = buffer_format(fmt, options)
+    hyper = node_constants(fmt, options, model)
+    c = to_fraction(1) - to_fraction(float(options.dampening))
+    admitted = {"wd": (fmt, hyper.get("wd", [options.weight_decay])),
+                "mu": (fmt, hyper.get("mu", [options.momentum])),
+                "mu_buffer": (B, hyper.get("mu_buffer", buffer_momenta(fmt, options))),
+                "c": (B, rounded_constants(fmt, c, B if B != fmt else None)),
+                "buf_w": (B, [state.buf_w or 0]), "buf_b": (B, [state.buf_b or 0])}
+    A = DYADIC_ARITHMETIC
+    return {k: max((flush_error(A, f, model, dyadic(v)) for v in values), default=Dyadic(0))
+            for k, (f, values) in admitted.items()}
+
+
 def buffer_format(fmt: Format, options: Options) -> Format:
     """The format of the buffer: declared, or the parameter format.  Only torch's buffer may
     be declared in another format (keras's velocity is a variable of the parameter's dtype;
@@ -126,11 +217,15 @@ def holds(wide: Format, narrow: Format) -> bool:
         wide.emin - wide.p <= narrow.emin - narrow.p
 
 
-def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options) -> None:
+def _check_inputs(fmt: Format, state: State, x, t, lr, options: Options,
+                  model: "Model | None" = None) -> None:
+    hyper = model is not None and model.hyper_binary64  # (the constants: binary64 values)
+    lr64 = model is not None and model.lr_binary64
     for name, value in (("w", state.w), ("b", state.b), ("x", x), ("t", t), ("lr", lr),
                         ("momentum", options.momentum), ("weight_decay", options.weight_decay),
                         ("dampening", options.dampening)):
-        fmt.check(float(value), name)
+        binary64 = (hyper and name in _HYPER) or (lr64 and name == "lr")
+        (FLOAT64 if binary64 else fmt).check(float(value), name)
     for theta in PARAMETERS:
         buf = state.buffer(theta)
         if buf is not None:
@@ -143,43 +238,65 @@ def sgd_bounds(fmt: "Format | str", state: State, x, t, lr, options: Options,
     (an implementation's reported state): a Fraction, or :class:`bounds.OutOfDomain` where an
     admitted evaluation may overflow on the way; None for a buffer the options do not keep."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
-    _check_inputs(fmt, state, x, t, lr, options)
+    model = check_run_model(model, fmt, options)
+    _check_inputs(fmt, state, x, t, lr, options, model)
     A = DYADIC_ARITHMETIC
     values = dyadic_nodes(state.w, state.b, x, t, lr)
-    e_c, e_mu = constant_errors(fmt, options)
-    chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC)
+    e_c, e_mu = constant_errors(fmt, options, model)
+    errors = dict(hyper_errors(fmt, options, model))
+    for k, e in flush_errors(fmt, options, model, state).items():  # (ftz: read as zero)
+        if k == "c":
+            e_c = max(e_c, e)
+        elif k == "mu_buffer":
+            e_mu = max(e_mu, e)
+        else:
+            errors[k] = max(errors.get(k, Dyadic(0)), e)
+    if model.lr_binary64:
+        errors["lr"], overflow = lr_error(A, fmt, model, values["lr"])
+        if overflow:
+            raise ValueError(f"lr = {float(lr)!r} overflows {fmt.name}; it cannot be used there")
+    chain, way, names = run_chain(A, fmt, model, values, state, options, e_c, e_mu, DYADIC,
+                                  errors=errors)
     return {q: None if name is None else _bound(chain, A, name, way)
             for q, name in names.items()}
 
 
-def constant_errors(fmt: Format, options: Options) -> tuple[Dyadic, Dyadic]:
+def constant_errors(fmt: Format, options: Options, model: "Model | None" = None
+                    ) -> tuple[Dyadic, Dyadic]:
     """(E_c, E_mu): the largest error of ``c = 1 - tau`` over its admitted roundings, and of
-    the momentum ``mu*buf`` uses in the buffer format (exactly)."""
+    the momentum ``mu*buf`` uses in the buffer format (exactly; under hyper-binary64 over the
+    roundings of :func:`node_constants`)."""
     c_exact = dyadic(1) - dyadic(options.dampening)
     B = buffer_format(fmt, options)
     # a momentum the buffer format does not hold: mu*buf may use it rounded there (8.3)
+    momenta = node_constants(fmt, options, model).get("mu_buffer") if model else None
     e_mu = max((abs(dyadic(v) - dyadic(options.momentum))
-                for v in buffer_momenta(fmt, options)), default=Dyadic(0))
+                for v in momenta or buffer_momenta(fmt, options)), default=Dyadic(0))
     e_c = max((abs(dyadic(v) - c_exact) for v in rounded_constants(
         fmt, c_exact.as_fraction(), B if B != fmt else None)), default=Dyadic(0))
     return e_c, e_mu
 
 
 def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], state: State,
-              options: Options, e_c: Any, e_mu: Any, exact_arith: Any
+              options: Options, e_c: Any, e_mu: Any, exact_arith: Any,
+              errors: "Mapping[str, Any] | None" = None
               ) -> tuple[Chain, dict, dict[str, "str | None"]]:
     """The bound chain of a step of a run in arithmetic ``A`` (exact Dyadics for one step, or
     pairs on arrays of steps: ``reference.batch.optim_chain``): the plain step's chain, then
     each parameter's optimiser nodes, their exact values in ``exact_arith``.  Returns the chain,
     the nodes on the way to each node, and per quantity of :data:`RUN_QUANTITIES` the chain's
-    name of its node (None for a buffer the options do not keep)."""
-    chain = bound_chain(A, fmt, model, values, {k: A.zero for k in INPUTS})
+    name of its node (None for a buffer the options do not keep).  ``errors``: the input errors
+    of the other constants an evaluation may round (:func:`hyper_errors`: ``wd``, ``mu``; and
+    :func:`lr_error`'s ``lr``)."""
+    # (ftz: a subnormal input read as zero is an input error, as in bounds.case_bounds)
+    chain = bound_chain(A, fmt, model, values,
+                        {k: flush_error(A, fmt, model, values[k]) if model.ftz else A.zero
+                         for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     names: dict[str, "str | None"] = {}
     for theta in PARAMETERS:
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
-                               way, exact_arith)
+                               way, exact_arith, errors or {})
         names[f"{theta}_new"] = top["theta_new"]
         names[f"buf_{theta}"] = top[options.rules.state] if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
@@ -198,10 +315,13 @@ def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
 
 def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
                      values: Mapping[str, Any], options: Options, e_c: Any, e_mu: Any,
-                     way: dict, exact_arith: Any = DYADIC) -> dict[str, str]:
+                     way: dict, exact_arith: Any = DYADIC,
+                     errors: Mapping[str, Any] = {}) -> dict[str, str]:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
-    ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format)."""
+    ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format); ``errors``:
+    those of the other constants (``wd``, ``mu``, ``lr``) and of the buffers (``buf_w``,
+    ``buf_b``: flush-to-zero), zero where absent."""
     A = chain.A
     ops = A.ops
     B = buffer_format(fmt, options)
@@ -211,8 +331,10 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}
     exact = dict(exact, mu_buffer=exact["mu"])
-    for operand, error in (("wd", A.zero), ("mu", A.zero), ("mu_buffer", e_mu), ("c", e_c),
-                           ("buf", A.zero)):
+    for operand, error in (("wd", errors.get("wd", A.zero)), ("mu", errors.get("mu", A.zero)),
+                           ("mu_buffer", e_mu), ("c", e_c),
+                           ("buf", errors.get(f"buf_{theta}", A.zero))) + (
+                               (("lr", errors["lr"]),) if "lr" in errors else ()):
         if operand in exact:
             name = names[operand] = f"{operand}_{theta}"
             chain.values[name], chain.errors[name], chain.flags[name] = exact[operand], error, \

@@ -40,7 +40,7 @@ def judge_sgd_step(fmt: "Format | str", state: State, x: float, t: float, lr: fl
     ``state``, the state the implementation reported after the step before (neuron.md 8.4);
     ``legal``, ``bounds`` and ``exact`` may be passed in where the caller has them."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
+    model = check_run_model(model, fmt, options)
     B = buffer_format(fmt, options)  # (the buffers are values of the buffer format)
     if bounds is None:
         bounds = sgd_bounds(fmt, state, x, t, lr, options, model)
@@ -127,7 +127,7 @@ def judge_run(fmt: "Format | str", w0: float, b0: float,
     Judging stops after a step whose reported state is not finite or not a value of its
     format (the next step would start outside the domain)."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
+    model = check_run_model(model, fmt, options)
     verdict = RunVerdict()
     state = State(w0, b0)
     trajectory = exact_trajectory(w0, b0, data, options)

@@ -10,9 +10,15 @@ forward, square, gradient and work) that gives the gradients, followed by the op
   last: through binary64, float32 and the format);
 - the momentum of ``mu*buf`` in a buffer format that does not hold it: as given, or rounded
   to the buffer format (``optim_bounds.buffer_momenta``);
+- under hyper-binary64, the value of each binary64 constant each node uses
+  (``optim_bounds.node_constants``: ``wd=``, ``mu_buffer=``, ``mu_nesterov=`` in the names);
+- under lr-binary64, the roundings of ``lr`` before ``lq`` (``optim_bounds.lr_paths``:
+  ``lr=float32-float16`` in the names; the value differs from step to step);
 - the work of the plain evaluation: the format, each operation through the wider format, or
   kept in the wider format and rounded when stored (the buffer is stored; the direction may use
-  the unrounded one, as torch's fused CPU kernel does).
+  the unrounded one, as torch's fused CPU kernel does); and its flush-to-zero (under ftz: the
+  optimiser's inputs read as zero where subnormal in the format of the node using them, its
+  results flushed).
 
 Each is computed exactly and rounded as IEEE 754 says (``rounded.fl_*``).  Their results are
 the step's legal values: the exact level of a run's verdict, and what the bounded level needs
@@ -37,9 +43,9 @@ from .legal import Legal, from_results
 from .model import Model
 from .optim import Options, State, resolve_alias, plan
 from .optim_bounds import (RUN_QUANTITIES, buffer_format, buffer_momenta,
-                           check_run_model, holds, rounded_constants)
-from .rounded import (Variant, work_arithmetic, admitted, evaluate_variants, fl_add, fl_fma,
-                      fl_mul)
+                           check_run_model, holds, lr_paths, node_constants, rounded_constants)
+from .rounded import (Rounder, Variant, work_arithmetic, admitted, evaluate_variants, fl_add,
+                      fl_fma, fl_mul)
 
 __all__ = ["sgd_evaluations", "sgd_legal", "RunEvaluation", "RunEvaluations",
            "run_evaluations", "buffer_work", "parameter_evaluation", "RoundedWork",
@@ -64,13 +70,18 @@ class RunEvaluation:
     """One legal evaluation of a step of a run: its name, the plain step's evaluation that
     gives the gradients, and the optimiser's choices (``fused``: per fusion group, False or
     what is fused; ``c``: the value of 1 - dampening; ``mu_buffer``: the momentum of
-    ``mu*buf``)."""
+    ``mu*buf``; under hyper-binary64 ``wd`` and ``mu``: the weight decay of ``dq`` and the
+    momentum of the Nesterov ``nm``, None: as given; ``lr``: the formats ``lr`` is rounded
+    to, in order, before ``lq``)."""
 
     name: str
     variant: Variant
     fused: Mapping[str, Any]
     c: float
     mu_buffer: float
+    wd: Optional[float] = None
+    mu: Optional[float] = None
+    lr: tuple[Format, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ def run_evaluations(fmt: "Format | str", options: Options, model: "Model | str" 
                     ) -> RunEvaluations:
     """Every legal evaluation of a step of a run with ``options``, named and in order."""
     fmt = get_format(fmt)
-    return _run_evaluations(fmt, options, check_run_model(model, fmt))
+    return _run_evaluations(fmt, options, check_run_model(model, fmt, options))
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,18 +118,27 @@ def _run_evaluations(fmt: Format, options: Options, model: Model) -> RunEvaluati
         if named_c else [1.0]
     # the momentum of mu*buf in the buffer format: as given, or rounded there (named where
     # the two differ; a first step has no such product)
-    momenta = [float(m) for m in buffer_momenta(fmt, options)] or [0.0]
+    hyper = node_constants(fmt, options, model)  # (hyper-binary64: each node its own)
+    momenta = [float(m) for m in hyper.get("mu_buffer", buffer_momenta(fmt, options))] or [0.0]
     named_mu = len(momenta) > 1
+    # the weight decay of dq and the Nesterov momentum of nm (None: as given)
+    wds, mus = ([float(m) for m in hyper.get(k, ())] or [None] for k in ("wd", "mu"))
+    paths = lr_paths(fmt, model)  # (lr-binary64: the roundings of lr in lq)
     out = []
     for v in variants:
-        for choice in itertools.product(*groups.values(), constants, momenta):
-            fused = dict(zip(groups, choice[:-2]))
-            c, mu_buffer = choice[-2:]
+        for choice in itertools.product(*groups.values(), constants, momenta, wds, mus,
+                                        paths):
+            fused = dict(zip(groups, choice[:-5]))
+            c, mu_buffer, wd, mu, lr = choice[-5:]
             name = "+".join([v.name] + [f"{g}-fused" + (f"-{f}" if isinstance(f, str) else "")
                                        for g, f in fused.items() if f]
                             + ([f"c={c.hex()}"] if named_c else [])
-                            + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else []))
-            out.append(RunEvaluation(name, v, fused, c, mu_buffer))
+                            + ([f"mu_buffer={mu_buffer.hex()}"] if named_mu else [])
+                            + ([f"wd={wd.hex()}"] if len(wds) > 1 else [])
+                            + ([f"mu_nesterov={mu.hex()}"] if len(mus) > 1 else [])
+                            + ([f"lr={'-'.join(f.name for f in lr) or 'binary64'}"]
+                               if len(paths) > 1 else []))
+            out.append(RunEvaluation(name, v, fused, c, mu_buffer, wd, mu, lr))
     return RunEvaluations(fmt, B, tuple(variants), tuple(out), named_c, named_mu)
 
 
@@ -134,7 +154,7 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     """Every legal evaluation of one step of a run from ``state``, by name: its values of
     :data:`optim_bounds.RUN_QUANTITIES` (a buffer None where the options keep none)."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
+    model = check_run_model(model, fmt, options)
     run = _run_evaluations(fmt, options, model)
     state = options.rules.start(state, options)  # (keras, optax: no buffer is the zero state)
     w, b = float(state.w), float(state.b)
@@ -143,16 +163,18 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
     used = set(_groups(options, first))
     uses_c = run.named_c and not first
     B, copies = run.buffer, holds(run.buffer, fmt)
-    keys = {v.name: (v.work,) + tuple(_bits(plain[v.name][q])
+    keys = {v.name: (v.work, v.ftz) + tuple(_bits(plain[v.name][q])
                                       for q in ("y", "loss", "dL_dw", "dL_db"))
             for v in run.variants}
+    rates = {path: _rounded_lr(float(lr), path) for path in lr_paths(fmt, model)}
     out: dict[str, dict[str, Optional[float]]] = {}
     seen: dict[tuple, str] = {}
     for e in run.evaluations:
         v = e.variant
         dup = keys[v.name] + tuple(sorted(((g, f) for g, f in e.fused.items() if g in used),
                                           key=str)) \
-            + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ())
+            + ((e.c,) if uses_c else ()) + ((e.mu_buffer,) if run.named_mu and not first else ()) \
+            + (e.wd, e.mu, rates[e.lr])
         if dup in seen:  # the same gradients and choices as an earlier evaluation
             out[e.name] = out[seen[dup]]
             continue
@@ -162,14 +184,29 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
                                                                     "dL_db", "dL_dy")}
         # the buffer's nodes in the buffer format, in the same kind of work where the model
         # admits it there
-        A, Ab = rounded_work(fmt, v.work), rounded_work(B, buffer_work(model, B, v.work))
+        A = rounded_work(fmt, v.work, v.ftz)
+        Ab = rounded_work(B, buffer_work(model, B, v.work), v.ftz)
+        # (ftz: the inputs read as zero where subnormal in their node's format)
+        daz, dazb = (Rounder(f, flush=v.ftz).flush_value for f in (fmt, B))
+        wd, mu = (float(getattr(options, k)) if x is None else x
+                  for k, x in (("weight_decay", e.wd), ("momentum", e.mu)))
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
-            new, buf = parameter_evaluation(A, Ab, float(getattr(state, theta)), base[grad],
-                                            state.buffer(theta), float(lr), options, e.fused,
-                                            e.c, e.mu_buffer, first, copies)
+            buf = state.buffer(theta)
+            new, buf = parameter_evaluation(A, Ab, daz(float(getattr(state, theta))), base[grad],
+                                            None if buf is None else dazb(float(buf)),
+                                            daz(rates[e.lr]), options, e.fused, dazb(e.c),
+                                            dazb(e.mu_buffer), first, copies, wd=daz(wd),
+                                            mu=daz(mu))
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out
+
+
+def _rounded_lr(lr: float, path: tuple[Format, ...]) -> float:
+    """``lr`` rounded to each format of ``path`` in turn (an evaluation's lr in lq)."""
+    for f in path:
+        lr = f.round(to_fraction(lr))
+    return lr
 
 
 def _bits(v: float) -> tuple:
@@ -180,8 +217,8 @@ class RoundedWork:
     """The optimiser's operations on Python values in one kind of work
     (``rounded.work_arithmetic``): each computed exactly and rounded as IEEE 754 says."""
 
-    def __init__(self, fmt: Format, work: str) -> None:
-        self.ops, _, self._store = work_arithmetic(fmt, work, False)
+    def __init__(self, fmt: Format, work: str, ftz: bool = False) -> None:
+        self.ops, _, self._store = work_arithmetic(fmt, work, ftz)
 
     def mul(self, a, b):
         return fl_mul(self.ops, a, b)
@@ -201,14 +238,14 @@ class RoundedWork:
 
 
 @functools.lru_cache(maxsize=None)
-def rounded_work(fmt: Format, work: str) -> RoundedWork:
-    """The :class:`RoundedWork` of ``fmt`` and ``work``."""
-    return RoundedWork(fmt, work)
+def rounded_work(fmt: Format, work: str, ftz: bool = False) -> RoundedWork:
+    """The :class:`RoundedWork` of ``fmt`` and ``work`` (``ftz``: results flushed)."""
+    return RoundedWork(fmt, work, ftz)
 
 
 def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
                          fused: Mapping[str, Any], c, mu_buffer, first: bool,
-                         copies: bool) -> tuple[Any, Any]:
+                         copies: bool, *, wd=None, mu=None) -> tuple[Any, Any]:
     """(theta_new, the stored state or None) of one parameter in one evaluation, from its
     value ``theta``, gradient ``G``, buffer ``buf`` (None on a first step) and ``lr``, by the
     nodes of the declared convention (``optim.Convention``).
@@ -217,12 +254,14 @@ def parameter_evaluation(A, Ab, theta, G, buf, lr, options: Options,
     (``Convention.buffer_nodes``); each has ``mul``, ``add`` and ``fma`` (one rounding of
     a*b, a+b, a*b+c), ``neg`` (exact) and ``store`` (a result as stored): :class:`RoundedWork`
     on Python values, or the same on arrays of steps (``batch.optim_legal``).  ``fused``, ``c``,
-    ``mu_buffer``: the evaluation's choices (:class:`RunEvaluation`); ``copies``: whether a
-    copy into the buffer is exact.  A buffer None under a convention whose state starts at
-    zero (keras, optax) is that zero, ``+0``: the caller passes it."""
+    ``mu_buffer``, ``wd``, ``mu``: the evaluation's choices (:class:`RunEvaluation`; ``wd``,
+    ``mu`` None: the options' values); ``copies``: whether a copy into the buffer is exact.  A
+    buffer None under a convention whose state starts at zero (keras, optax) is that zero,
+    ``+0``: the caller passes it."""
     rules = options.rules
     keep, alias = rules.plan(options, first)
-    wd, mu = float(options.weight_decay), float(options.momentum)
+    wd = float(options.weight_decay) if wd is None else wd
+    mu = float(options.momentum) if mu is None else mu
     values: dict[str, Any] = {"theta": theta, "G": G, "lr": lr, "wd": wd, "mu": mu, "c": c,
                               "buf": buf}
     products = {n.name: n for n in keep if n.op == "mul"}
@@ -270,7 +309,7 @@ def sgd_legal(fmt: "Format | str", state: State, x: float, t: float, lr: float,
               options: Options, model: "Model | str" = "ieee") -> Legal:
     """The legal values of one step of a run (``reference.legal.Legal``)."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
+    model = check_run_model(model, fmt, options)
     results = sgd_evaluations(fmt, state, x, t, lr, options, model)
     quantities = [q for q in RUN_QUANTITIES if options.buffered or not q.startswith("buf_")]
     return from_results(fmt, model, (state, x, t, lr, options), results, quantities)

@@ -205,3 +205,20 @@ def test_a_program_that_never_runs_fails_the_runs_without_a_traceback():
                       "--sweep", "0", "--runs", "1", "--steps", "2", timeout=120)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "restarts in a row" in proc.stdout and "runs:" in proc.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_python_float_hyperparameters_under_hyper_binary64(tmp_path):
+    """--model ieee+hyper-binary64: the --options values are rounded to binary64 (the report
+    shows them in hex), torch_sgd is conformant at the exact level; without the option they
+    are rounded to the format, as before."""
+    pytest.importorskip("torch")
+    for model, momentum in (("ieee+hyper-binary64", "0x1.ccccccccccccdp-1"),
+                            ("ieee", "0x1.ccccccp-1")):
+        report = tmp_path / f"{model}.json"
+        proc = neuronspec("check", "torch_sgd", "--dtype", "float32", "--options",
+                          "momentum=0.9,weight_decay=1e-4", "--model", model, *QUICK,
+                          "--json", str(report))
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        (result,) = json.loads(report.read_text())["runs"][0]["results"]
+        assert result["verdict"] == "conformant" and result["values"]["momentum"] == momentum

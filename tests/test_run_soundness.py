@@ -92,3 +92,28 @@ def test_an_unsound_batch_bound_is_caught(monkeypatch):
     part = run_soundness.run_chunk({"format": "float32", "set": 1, "seed": 0,
                                     "chunks": [(1, 60)]})
     assert part["violations"] > 0 and "outside its bound" in part["first"]
+
+
+@pytest.mark.parametrize("model", ["ieee+hyper-binary64", "ieee+lr-binary64"])
+def test_a_model_is_measured_on_both_paths_and_recorded_apart(model, tmp_path):
+    """Under another model, on a named option set: the batch path gives the scalar path's
+    figures, the record keeps them under its models (the ieee entries untouched) and the
+    tables render them in a table of their own."""
+    spec = "momentum=0.9,dampening=0.1,weight_decay=1e-4"
+    batch = run_soundness.soundness_runs_report(["float32"], 30, seed=4, model=model,
+                                                sets=[spec])
+    scalar = run_soundness.soundness_runs_report(["float32"], 30, seed=4, model=model,
+                                                 sets=[spec], batch=False)
+    (key,) = batch["formats"]["float32"]
+    b, s = batch["formats"]["float32"][key], scalar["formats"]["float32"][key]
+    assert {k: b[k] for k in ("cases", "values", "violations")} == \
+        {k: s[k] for k in ("cases", "values", "violations")} and s["violations"] == 0
+    assert f"--model {model}" in batch["command"]
+    path = tmp_path / "run_soundness.json"
+    run_soundness.record(run_soundness.soundness_runs_report(["float32"], 12, seed=5), path)
+    run_soundness.record(batch, path)
+    recorded = records.load("run_soundness", path)
+    assert list(recorded["models"]) == [model] and len(recorded["formats"]["float32"]) == \
+        len(DEFAULT_SETS)
+    context = tables.run_soundness_context(recorded)
+    assert [(r["model"], r["options"]) for r in context["model_rows"]] == [(model, key)]

@@ -12,6 +12,7 @@ so the document can be regenerated (and checked for staleness) in milliseconds.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -116,18 +117,32 @@ def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
     from ..cases.options import CONVENTIONS, DEFAULT_SETS, convention_of
 
     order = {s.spec() or "(none)": i for i, s in enumerate(DEFAULT_SETS)}
-    rows = []
-    for name in FORMATS:
-        sets = rec["formats"].get(name) or {}
-        # torch's sets in their order, then each other convention's (spec/neuron.md 8.6)
-        for spec in sorted(sets, key=lambda k: (CONVENTIONS.index(convention_of(k)),
-                                                order.get(k, len(order)), k)):
-            r, buffered = sets[spec], spec.startswith("momentum")
-            worst = r["worst"]
-            rows.append({"format": name, "options": spec, "cases": f"{r['cases']:,}",
-                         "distinct": f"{r['values']:,}", "violations": r["violations"],
-                         **{q: _ratio(worst.get(q, 0.0)) if buffered or q.endswith("_new")
-                            else "-" for q in ("w_new", "b_new", "buf_w", "buf_b")}})
+
+    def rows_of(formats: dict, model: str = "ieee") -> list[dict]:
+        rows = []
+        for name in FORMATS:
+            sets = formats.get(name) or {}
+            # torch's sets in their order, then each other convention's (spec/neuron.md 8.6)
+            for spec in sorted(sets, key=lambda k: (CONVENTIONS.index(convention_of(k)),
+                                                    order.get(k, len(order)), k)):
+                r, buffered = sets[spec], spec.startswith("momentum")
+                worst = r["worst"]
+                rows.append({"format": name, "model": model, "options": spec,
+                             "cases": f"{r['cases']:,}", "distinct": f"{r['values']:,}",
+                             "violations": r["violations"],
+                             **{q: _ratio(worst.get(q, 0.0)) if buffered or q.endswith("_new")
+                                else "-" for q in ("w_new", "b_new", "buf_w", "buf_b")}})
+        return rows
+
+    rows = rows_of(rec["formats"])
+    # the models that widen the domain or the evaluations (--model), each recorded apart
+    models = rec.get("models", {})
+    model_rows = [row for m in sorted(models) for row in rows_of(models[m]["formats"], m)]
+    # (one command per format and model: written once, with the format as F)
+    model_commands = sorted({re.sub(r"--dtype \S+", "--dtype F", run["command"])
+                             for m in models.values() for run in m["runs"].values()})
+    model_seconds = sum({run["command"]: run.get("seconds", 0.0) for m in models.values()
+                         for run in m["runs"].values()}.values())
     commands = sorted({run["command"] for run in rec["runs"].values()})
     # (the formats of one command share its time: counted once per command)
     seconds = sum({run["command"]: run.get("seconds", 0.0)
@@ -136,7 +151,11 @@ def run_soundness_context(rec: "Optional[dict]") -> "Optional[dict]":
     return {"rows": rows, "commands": commands, "seconds": f"{seconds:.0f}",
             "steps": f"{steps:,}",
             "violations": sum(r["violations"] for sets in rec["formats"].values()
-                              for r in sets.values())}
+                              for r in sets.values()),
+            "model_rows": model_rows, "model_commands": model_commands,
+            "model_seconds": f"{model_seconds:.0f}",
+            "model_violations": sum(r["violations"] for m in models.values()
+                                    for sets in m["formats"].values() for r in sets.values())}
 
 
 def _format_params(f: Format) -> dict:

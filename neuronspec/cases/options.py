@@ -3,7 +3,9 @@ form passes to an implementation, its parsing from ``--options SPEC``, and the o
 check draws when none is named.
 
 An option set holds its values as values of the parameter format (``momentum``, ``dampening``,
-``weight_decay``); :func:`for_format` rounds a parsed SPEC to each format checked.
+``weight_decay``); :func:`for_format` rounds a parsed SPEC to each format checked, or to
+binary64 under the model option ``hyper-binary64`` (spec/neuron.md 8.1: as a torch user passes
+Python floats).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from reference.formats import Format, get_format, parse_exact
+from reference.formats import FLOAT64, Format, get_format, parse_exact
 from reference.optim import CONVENTION_NAMES, Options
 
 __all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS",
@@ -39,15 +41,16 @@ class OptionSet:
     maximize: bool = False
     convention: str = "torch"
 
-    def for_format(self, fmt: "Format | str", buffer_format: "str | None" = None
-                   ) -> dict[str, Any]:
+    def for_format(self, fmt: "Format | str", buffer_format: "str | None" = None,
+                   hyper: bool = False) -> dict[str, Any]:
         """The mapping of R1 for ``fmt``: every key written, the values rounded to nearest to
-        the format (a usage error where one overflows or the set leaves the domain of 8.1)."""
+        the format, or to binary64 where ``hyper`` (the model option hyper-binary64) says so (a
+        usage error where one overflows or the set leaves the domain of 8.1)."""
         fmt = get_format(fmt)
         out: dict[str, Any] = {}
         for key in _VALUES:
-            value = fmt.round(getattr(self, key))
-            if not math.isfinite(value):
+            value = (FLOAT64 if hyper else fmt).round(getattr(self, key))
+            if not math.isfinite(value) or not math.isfinite(fmt.round(value)):
                 raise ValueError(f"{key} = {float(getattr(self, key))!r} overflows {fmt.name}")
             out[key] = value
         out.update(nesterov=self.nesterov, maximize=self.maximize, convention=self.convention,

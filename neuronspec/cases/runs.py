@@ -16,7 +16,7 @@ from .regimes import LR_BLOCK
 from .sampling import random_values
 
 __all__ = ["STEP_REGIMES", "draw_runs", "draw_step", "draw_states", "draw_step_arrays",
-           "draw_run_arrays", "state_at", "step_at"]
+           "draw_run_arrays", "state_at", "step_at", "binary64_rates"]
 
 #: How the values of a drawn step are drawn: moderate, t next to w*x + b (cancellation in
 #: y - t), or at the bottom of the format.
@@ -184,6 +184,13 @@ def draw_run_arrays(fmt: Format, seed: "int | tuple[int, ...]", index: int, n: i
     data = {key: np.concatenate([p[i] for p in parts], axis=1).astype(np.float64)
             for i, key in enumerate(("x", "t", "lr"), 2)}
     return w0, b0, data, slices
+def binary64_rates(rates: np.ndarray, seed: "int | tuple[int, ...]") -> np.ndarray:
+    """Learning rates as a torch user passes them under lr-binary64 (spec/tolerances.md 1):
+    each drawn rate times ``1 + d`` with a seeded ``|d| < 2^-6`` of 53 bits, a binary64 value
+    that no narrower format holds (zeros stay zeros)."""
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 53])
+    rates = np.asarray(rates, dtype=np.float64)
+    return rates * (1 + rng.uniform(-2.0 ** -6, 2.0 ** -6, rates.shape))
 
 
 def _blocks(rates: np.ndarray, m: int) -> np.ndarray:

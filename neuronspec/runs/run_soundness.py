@@ -7,6 +7,8 @@ later one (buffers drawn too).  Every distinct value a legal evaluation gives is
 its bound: a violation is a bound that is not sound.  The record (``spec/data/
 run_soundness.json``) keeps, per format and option set, the steps, the values judged, the
 violations and the worst error/bound per quantity; ``spec/tolerances.md`` 2.8 renders it.
+Under another model than ``ieee`` (``--model``, e.g. ``ieee+hyper-binary64`` with binary64
+option values from ``--options``), the record keeps the figures apart, under ``models``.
 Chunks run through the campaign engine (local workers or a Dask scheduler).
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from reference.formats import Format, get_format
 from reference.judge import judge
+from reference.model import get_model
 from reference.optim import State, exact_sgd_step
 from reference.optim_bounds import RUN_QUANTITIES, buffer_format, sgd_bounds
 from reference.optim_judge import judge_values_of_step
@@ -27,7 +30,7 @@ from reference.optim_rounded import sgd_legal
 from ..artefacts import records
 from ..cases.options import (DEFAULT_SETS, OptionSet, convention_of, default_sets,
                              parse_spec, reference_options)
-from ..cases.runs import draw_step_arrays, state_at, step_at
+from ..cases.runs import binary64_rates, draw_step_arrays, state_at, step_at
 from .campaign import completed, run_chunks
 
 __all__ = ["judge_legal_values", "run_chunk", "soundness_runs_report",
@@ -42,15 +45,17 @@ BATCH_FORMATS = ("float16", "bfloat16", "float32", "float64")
 
 
 def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
-                       options: Any, worst: dict) -> tuple[int, int, int, "str | None"]:
-    """Every distinct value a legal evaluation of one step gives, judged against its bound
-    (the buffers as values of the buffer format); ``worst`` (quantity -> error/bound) grows.
+                       options: Any, worst: dict, model: str = "ieee"
+                       ) -> tuple[int, int, int, "str | None"]:
+    """Every distinct value a legal evaluation of one step gives under ``model``, judged
+    against its bound (the buffers as values of the buffer format); ``worst`` (quantity ->
+    error/bound) grows.
     Returns (values judged, violations, values outside the bounded domain, the first
     violation in words or None)."""
-    bounds = sgd_bounds(fmt, state, x, t, lr, options)
+    bounds = sgd_bounds(fmt, state, x, t, lr, options, model)
     exact = dict(exact_sgd_step(state, x, t, lr, options))
     exact["dL_dy"] = exact["dL_db"]
-    legal = sgd_legal(fmt, state, x, t, lr, options)
+    legal = sgd_legal(fmt, state, x, t, lr, options, model)
     buffer = buffer_format(fmt, options)
     values = violations = outside = 0
     first = None
@@ -71,6 +76,18 @@ def judge_legal_values(fmt: Format, state: State, x: float, t: float, lr: float,
     return values, violations, outside, first
 
 
+def _option_set(spec: dict) -> OptionSet:
+    """The option set of a task: its SPEC (``options``), or its index in DEFAULT_SETS."""
+    return parse_spec(spec["options"]) if "options" in spec else DEFAULT_SETS[spec["set"]]
+
+
+def _options(fmt: Format, spec: dict) -> tuple[dict, str]:
+    """The options mapping of a task in ``fmt`` (binary64 values under hyper-binary64), and its
+    model."""
+    model = spec.get("model", "ieee")
+    return _option_set(spec).for_format(fmt, hyper=get_model(model).hyper_binary64), model
+
+
 def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dict:
     """The steps of chunk ``chunk`` of a format and option set, as columns: ``cases`` steps
     of ``cases.runs.draw_step_arrays`` from the chunk's own seed, later steps (with buffers) in
@@ -78,12 +95,9 @@ def _draw(fmt: Format, options: dict, spec: dict, chunk: int, cases: int) -> dic
     steps, chunk by chunk)."""
     cols, _, _ = draw_step_arrays(fmt, options, (spec["seed"], spec["set"]), chunk, cases,
                                   later=chunk % 4 != 0)
+    if get_model(spec.get("model", "ieee")).lr_binary64:  # (binary64 rates, as it allows)
+        cols["lr"] = binary64_rates(cols["lr"], (spec["seed"], spec["set"], chunk))
     return cols
-
-
-def _option_set(spec: dict) -> OptionSet:
-    """The option set of a task: its SPEC (``options``), or its index in DEFAULT_SETS."""
-    return parse_spec(spec["options"]) if "options" in spec else DEFAULT_SETS[spec["set"]]
 
 
 def run_chunk(spec: dict) -> dict:
@@ -94,7 +108,7 @@ def run_chunk(spec: dict) -> dict:
     if "chunks" in spec:
         return run_batch(spec)
     fmt = get_format(spec["format"])
-    options = _option_set(spec).for_format(fmt)
+    options, model = _options(fmt, spec)
     reference = reference_options(options)
     worst = {q: 0.0 for q in RUN_QUANTITIES}
     values = violations = outside = 0
@@ -102,7 +116,7 @@ def run_chunk(spec: dict) -> dict:
     cols = _draw(fmt, options, spec, spec["chunk"], spec["cases"])
     for j in range(spec["cases"]):
         n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
-                                              reference, worst)
+                                              reference, worst, model)
         values, violations, outside = values + n, violations + bad, outside + out
         first = first or why
     return {"cases": spec["cases"], "values": values, "violations": violations,
@@ -116,7 +130,7 @@ def run_batch(spec: dict) -> dict:
     against the step's exact bound, and a step with an evaluation the arrays cannot guarantee
     on the scalar path.  The same figures as :func:`run_chunk` on each chunk."""
     fmt = get_format(spec["format"])
-    options = _option_set(spec).for_format(fmt)
+    options, model = _options(fmt, spec)
     reference = reference_options(options)
     tally = {"cases": sum(cases for _, cases in spec["chunks"]), "values": 0, "violations": 0,
              "outside": 0, "worst": {q: 0.0 for q in RUN_QUANTITIES}, "first": None}
@@ -126,11 +140,12 @@ def run_batch(spec: dict) -> dict:
         if group:
             _judge_batch(fmt, {k: None if group[0][k] is None else
                                np.concatenate([p[k] for p in group]) for k in group[0]},
-                         reference, tally)
+                         reference, tally, model)
     return tally
 
 
-def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
+def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict, model: str = "ieee"
+                 ) -> None:
     """Every distinct value of every legal evaluation of the steps ``cols`` (all first steps,
     or all later ones) judged against its bound, into ``tally``."""
     from reference.batch import ArrayOps, Pair, work_for
@@ -140,15 +155,17 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
     from reference.batch.optim_legal import sgd_evaluations_batch
     from reference.judge import NONNEGATIVE
 
-    bounds = batch_sgd_bounds(fmt, cols, options)
-    evaluations, undecided = sgd_evaluations_batch(fmt, cols, options)
+    bounds = batch_sgd_bounds(fmt, cols, options, model)
+    evaluations, undecided = sgd_evaluations_batch(fmt, cols, options, model)
     scalar = np.asarray(undecided, dtype=bool)  # steps the arrays cannot guarantee
     work = work_for(fmt)
     results = []
     for q, rb in bounds.items():
         if rb is None:
             continue
-        block = np.stack([np.asarray(v[q], dtype=np.float64) for v in evaluations.values()])
+        # (evaluations that share a node share its array: each array once)
+        block = np.stack([np.asarray(a, dtype=np.float64) for a in
+                          {id(v[q]): v[q] for v in evaluations.values()}.values()])
         bits = np.where(np.isnan(block), np.nan, block).view(np.uint64)
         order = np.sort(bits, axis=0)  # distinct values per step: the first of each run
         distinct = np.ones(block.shape, dtype=bool)
@@ -173,7 +190,8 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
     decided = {q: (status, ratio) for q, _, status, ratio, _ in results}
     for j, per in near.items():
         judged = judge_values_of_step(fmt, state_at(cols, j), *step_at(cols, j), options,
-                                      {q: [v for _, v in entries] for q, entries in per.items()})
+                                      {q: [v for _, v in entries] for q, entries in per.items()},
+                                      model)
         for q, entries in per.items():
             status, ratio = decided[q]
             for (e, _), one in zip(entries, judged[q]):
@@ -198,7 +216,7 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
                               f"status {int(status[e])})")
     for j in np.flatnonzero(scalar).tolist():
         n, bad, out, why = judge_legal_values(fmt, state_at(cols, j), *step_at(cols, j),
-                                              options, tally["worst"])
+                                              options, tally["worst"], model)
         tally["values"] += n
         tally["violations"] += bad
         tally["outside"] += out
@@ -206,7 +224,7 @@ def _judge_batch(fmt: Format, cols: dict, options: Any, tally: dict) -> None:
 
 
 def _specs(formats: list[str], cases: int, seed: int, batch: bool,
-           sets: "list[OptionSet] | None") -> Iterator[dict]:
+           sets: "list[OptionSet] | None", model: str = "ieee") -> Iterator[dict]:
     """The campaign's tasks: per format and option set, chunks of ``CHUNK`` steps; on the
     batch path (``BATCH_FORMATS``), ``GROUP`` chunks a task.  ``sets``: the option sets
     (None: DEFAULT_SETS, named by index as recorded)."""
@@ -215,6 +233,8 @@ def _specs(formats: list[str], cases: int, seed: int, batch: bool,
             chunks = [(chunk, min(CHUNK, cases - start))
                       for chunk, start in enumerate(range(0, cases, CHUNK))]
             base = {"format": name, "set": index, "seed": seed}
+            if model != "ieee":
+                base["model"] = model
             if sets is not None:
                 base["options"] = sets[index].spec()
             if batch and name in BATCH_FORMATS:
@@ -228,13 +248,14 @@ def _specs(formats: list[str], cases: int, seed: int, batch: bool,
 def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: int = 1,
                           scheduler: "str | None" = None, progress=None,
                           batch: bool = True, sets: "list[OptionSet] | None" = None,
-                          convention: str = "torch") -> dict:
+                          convention: str = "torch", model: str = "ieee") -> dict:
     """``cases`` steps per format and option set (``sets``, all of ``convention``; None:
-    ``DEFAULT_SETS``), merged per pair (``batch``: on the batch path; the same steps and
-    figures)."""
+    ``DEFAULT_SETS``) under ``model``, merged per pair (``batch``: on the batch path; the same
+    steps and figures)."""
     started = time.perf_counter()
     merged: dict[str, dict[str, dict]] = {}
-    specs = list(_specs(formats, cases, seed, batch, sets))
+    # (flush-to-zero: the scalar path's alone)
+    specs = list(_specs(formats, cases, seed, batch and not get_model(model).ftz, sets, model))
     parts = completed(run_chunks(run_chunk, specs, workers=workers,
                                  in_process=workers <= 1, scheduler=scheduler))
     for k, (spec, part) in enumerate(zip(specs, parts)):
@@ -251,10 +272,13 @@ def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: in
     command = f"{COMMAND} --dtype {','.join(formats)} --cases {cases} --seed {seed}"
     if convention != "torch":
         command += f" --convention {convention}"
+    if model != "ieee":
+        command += f" --model {model}"
     if sets is not None and [s.spec() for s in sets] != [s.spec() for s in
                                                          default_sets(convention)]:
         command += "".join(f" --options {_bare(s)}" for s in sets)
     return {"formats": merged, "command": command, "seed": seed, "convention": convention,
+            "model": model,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": records.machine()}
 
@@ -268,12 +292,25 @@ def _bare(option_set: OptionSet) -> str:
 
 def record(report: dict, path: Any) -> None:
     """Write the report into its record, per format and convention (a format measured again
-    under a convention replaces that convention's entries; the other conventions' stay)."""
+    under a convention replaces that convention's entries; the other conventions' stay);
+    under a model other than ieee, into ``models`` per model, format and option set (an
+    option set measured again replaces its entry)."""
     convention = report.get("convention", "torch")
 
     def change(old: dict) -> dict:
         formats = dict(old.get("formats", {}))
         runs = dict(old.get("runs", {}))
+        models = dict(old.get("models", {}))
+        model = report.get("model", "ieee")
+        if model != "ieee":
+            entry = models.setdefault(model, {"formats": {}, "runs": {}})
+            for name, sets in report["formats"].items():
+                entry["formats"][name] = dict(entry["formats"].get(name, {}), **sets)
+                for spec in sets:
+                    entry["runs"][f"{name} {spec}"] = {
+                        "command": report["command"], "seconds": report["seconds"],
+                        "machine": report["machine"]}
+            return dict({"formats": formats, "runs": runs}, models=models)
         for name, sets in report["formats"].items():
             kept = {k: v for k, v in formats.get(name, {}).items()
                     if convention_of(k) != convention}
@@ -281,6 +318,6 @@ def record(report: dict, path: Any) -> None:
             runs[name if convention == "torch" else f"{name} {convention}"] = {
                 "command": report["command"], "seconds": report["seconds"],
                 "machine": report["machine"]}
-        return {"formats": formats, "runs": runs}
+        return dict({"formats": formats, "runs": runs}, **({"models": models} if models else {}))
 
     records.update("run_soundness", path, change)

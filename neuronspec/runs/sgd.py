@@ -28,7 +28,7 @@ from reference.optim_bounds import check_run_model
 from reference.optim_judge import judge_run
 
 from ..cases.options import DEFAULT_SETS, OptionSet, reference_options
-from ..cases.runs import draw_runs, draw_states
+from ..cases.runs import binary64_rates, draw_runs, draw_states
 from ..errors import ImplementationError, ProcessGaveUp
 from ..findings import replay_words
 
@@ -167,12 +167,16 @@ def check_runs(impl, formats: Sequence[str], option_sets: "Sequence[OptionSet] |
         for index, option_set in enumerate(option_sets or DEFAULT_SETS):
             if progress:
                 progress(f"{impl.name} {fmt.name} runs {option_set.spec() or '(no options)'}")
-            options = option_set.for_format(fmt, buffer_format)
+            options = option_set.for_format(fmt, buffer_format, m.hyper_binary64)
             result = RunResult(fmt.name, option_set.spec(), options, level=level)
             results.append(result)
+            drawn = draw_runs(fmt, seed, runs, steps, index)
+            if m.lr_binary64:  # (binary64 learning rates, as the model lets them be)
+                drawn = [(w0, b0, [(x, t, float(lr)) for (x, t, _), lr in zip(data, binary64_rates(
+                    [lr for *_, lr in data], (seed, index, r)))])
+                         for r, (w0, b0, data) in enumerate(drawn)]
             try:
-                _check_set(impl, fmt, m, options, result,
-                           draw_runs(fmt, seed, runs, steps, index), (seed, index))
+                _check_set(impl, fmt, m, options, result, drawn, (seed, index))
             except ProcessGaveUp as exc:  # it fails every call: a failure, and the end
                 result.failed_runs += 1
                 result.failures.append({"step": 1, "quantity": "-", "why": str(exc),
@@ -258,7 +262,9 @@ def _check_from_states(impl, fmt: Format, model: Model, options: dict, reference
     from reference.optim_judge import judge_sgd_step
     from reference.optim_rounded import sgd_legal
 
-    for state, step in draw_states(fmt, seed, count, options):
+    for k, (state, step) in enumerate(draw_states(fmt, seed, count, options)):
+        if model.lr_binary64:  # (a binary64 rate, as the run's steps have)
+            step = step[:2] + (float(binary64_rates([step[2]], (*seed, k))[0]),)
         given = {"w": state.w, "b": state.b, "buf_w": state.buf_w, "buf_b": state.buf_b}
         try:
             out = impl.step_from_state(fmt.name, given, *step, options)

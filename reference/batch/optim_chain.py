@@ -13,6 +13,7 @@ within its delta of the exact step (``optim.exact_sgd_step``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Mapping, NamedTuple
 
@@ -21,7 +22,8 @@ import numpy as np
 from ..formats import Format, get_format
 from ..model import Model, get_model
 from ..optim import Options, State, _Exact
-from ..optim_bounds import buffer_format, check_run_model, constant_errors, run_chain
+from ..optim_bounds import (buffer_format, check_run_model, constant_errors, hyper_errors,
+                            lr_error, run_chain)
 from ..step import INPUTS
 from .arith import Pair, Work, pair_add, pair_mul, two_prod, two_sum, work_for
 from .chain import arithmetic_for, check_model, exact_pairs
@@ -136,7 +138,9 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
     None: every step a first step without buffer).  None for a buffer the options do not
     keep."""
     fmt = get_format(fmt)
-    model = check_model(check_run_model(get_model(model), fmt), fmt)
+    model = check_run_model(get_model(model), fmt, options)
+    # (the plain step's lr is not a quantity of a run: lr-binary64 enters lq alone, below)
+    check_model(replace(model, lr_binary64=False), fmt)
     work = work_for(fmt)  # (float64: x87 extended pairs, else a RuntimeError naming why)
     dt = work.dtype
     inputs = {k: np.asarray(cols[k], dtype=dt) for k in INPUTS}
@@ -146,12 +150,17 @@ def batch_sgd_bounds(fmt: "Format | str", cols: Mapping[str, Any], options: Opti
         bufs = [np.zeros_like(inputs["w"]) for _ in bufs]  # (keras, optax: the zero state)
     state = State(inputs["w"], inputs["b"], *bufs)
     A = arithmetic_for(fmt, work)
-    e_c, e_mu = constant_errors(fmt, options)
+    e_c, e_mu = constant_errors(fmt, options, model)
     shape = inputs["w"].shape
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         values = exact_pairs(work, inputs)
+        errors = {k: _up(e, A) for k, e in hyper_errors(fmt, options, model).items()}
+        if model.lr_binary64:
+            errors["lr"], overflow = lr_error(A, fmt, model, values["lr"])
+            if np.any(overflow):
+                raise ValueError(f"an lr overflows {fmt.name}; it cannot be used there")
         chain, _, names = run_chain(A, fmt, model, values, state, options, _up(e_c, A),
-                                    _up(e_mu, A), pair_exact(work))
+                                    _up(e_mu, A), pair_exact(work), errors)
         out: dict[str, "RunBound | None"] = {}
         B = buffer_format(fmt, options)
         for q, name in names.items():

@@ -261,7 +261,9 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
     format; both None: every step is a first step).  The values of the other steps are those
     of ``sgd_evaluations`` bit for bit."""
     fmt = get_format(fmt)
-    model = check_run_model(model, fmt)
+    model = check_run_model(model, fmt, options)
+    if model.ftz:  # (the optimiser's inputs read as zero: the scalar path's alone)
+        raise ValueError(f"the batch path does not cover {model.name}; use the scalar path")
     run = run_evaluations(fmt, options, model)
     inputs = {k: np.ascontiguousarray(cols[k], dtype=np.float64) for k in INPUTS}
     n = len(inputs["w"])
@@ -298,6 +300,14 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
         return works[(f.name, kind)]
 
     copies = holds(B, fmt)
+    rates: dict[tuple, np.ndarray] = {(): inputs["lr"]}  # lr rounded as each evaluation uses it
+
+    def rate(path: tuple) -> np.ndarray:
+        if path not in rates:
+            with np.errstate(all="ignore"):
+                rates[path] = round_array(path[-1], rate(path[:-1]), work=BINARY64)
+        return rates[path]
+
     out: dict[str, dict[str, Optional[np.ndarray]]] = {}
     for e in run.evaluations:
         v = e.variant
@@ -306,8 +316,8 @@ def sgd_evaluations_batch(fmt: "Format | str", cols: Mapping[str, Optional[np.nd
         values: dict[str, Optional[np.ndarray]] = {q: base[q] for q in _PLAIN}
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             new, buf = parameter_evaluation(A, Ab, inputs[theta], base[grad], bufs[theta],
-                                            inputs["lr"], options, e.fused, e.c, e.mu_buffer,
-                                            first, copies)
+                                            rate(e.lr), options, e.fused, e.c, e.mu_buffer,
+                                            first, copies, wd=e.wd, mu=e.mu)
             values[f"{theta}_new"], values[f"buf_{theta}"] = new, buf
         out[e.name] = values
     return out, undecided
