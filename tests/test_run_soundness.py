@@ -99,7 +99,7 @@ def test_a_model_is_measured_on_both_paths_and_recorded_apart(model, tmp_path):
     """Under another model, on a named option set: the batch path gives the scalar path's
     figures, the record keeps them under its models (the ieee entries untouched) and the
     tables render them in a table of their own."""
-    spec = "momentum=0.9,dampening=0.1,weight_decay=1e-4"
+    spec = parse_spec("momentum=0.9,dampening=0.1,weight_decay=1e-4")
     batch = run_soundness.soundness_runs_report(["float32"], 30, seed=4, model=model,
                                                 sets=[spec])
     scalar = run_soundness.soundness_runs_report(["float32"], 30, seed=4, model=model,
