@@ -16,11 +16,12 @@ from neuronspec.plugin import default_profile, register_profiles
 from neuronspec.runs.check import VALIDATE
 
 #: What a whole run of this suite checks by default: the bundled implementations but torch's
-#: foreach and fused SGD paths, whose plain step is checked by tests/test_run_impls.py (a
-#: check with fewer examples) and whose runs by the run tests -- the whole property suite on
-#: them too would take the default run past its time budget.
-SELF_TEST_IMPLS = [name for name in BUNDLED if name not in ("torch_sgd_foreach",
-                                                              "torch_sgd_fused")]
+#: SGD paths (for-loop, foreach, fused), whose plain step is a run of one step through
+#: torch.optim.SGD (a few ms an example) checked by tests/test_run_impls.py and
+#: tests/test_check.py (checks with fewer examples, and the bit-exact fingerprint) and whose
+#: runs by the run tests -- the whole property suite on them too would take the default run
+#: past its time budget (`pytest --impl torch_sgd` runs it).
+SELF_TEST_IMPLS = [name for name in BUNDLED if not name.startswith("torch_sgd")]
 
 register_profiles()
 # This repository's own run under CI: the ci profile's reproducibility with dev's 50 examples

@@ -275,6 +275,7 @@ def _check(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # (4.5 s: two CLI checks; in-process, test_ties_away_passes_every_bound_...)
 def test_the_level_decides_the_exit_status():
     impl = f"{MUTANTS / 'ties_away.py'}:step"  # (no vectors: 200 examples and a sweep show it)
     exact = _check(impl, "--dtype", "float16", "--sweep", "3000", "--vectors", "")

@@ -382,8 +382,8 @@ def test_the_run_judge_rejects_each_named_bug_at_its_step(mutant, options, case,
     assert _judge(get_format("float32"), w0, b0, data, options, correct).ok
 
 
-@pytest.mark.parametrize("name", ["torch_sgd_foreach", "torch_sgd_fused"])
-def test_the_plain_step_of_the_other_torch_paths_is_conformant(name):
+@pytest.mark.parametrize("name", ["torch_sgd", "torch_sgd_foreach", "torch_sgd_fused"])
+def test_the_plain_step_of_the_torch_paths_is_conformant(name):
     """Their plain step (a run of one step with every option off), which the default run of
     this suite leaves out of the whole property suite (conftest.SELF_TEST_IMPLS)."""
     pytest.importorskip("torch")

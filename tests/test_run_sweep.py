@@ -94,9 +94,10 @@ def test_the_command_line_sweeps_records_and_refuses(tmp_path):
     assert result["options"] == "momentum=0.5,nesterov" and result["violations"] == 0
     recorded = json.loads((tmp_path / "sweeps.json").read_text())
     assert "numpy/float32/run:momentum=0.5,nesterov" in recorded["runs"]
-    proc = _cli("sweep", "torch_autograd", "--dtype", "float32", "--run", "--cases", "100")
+    plain = f"{ROOT / 'tests' / 'mutants' / 'sign_flipped.py'}:step"  # (no run forms)
+    proc = _cli("sweep", plain, "--dtype", "float32", "--run", "--cases", "100")
     assert proc.returncode == 2 and "offers no step_from_batch" in proc.stderr
-    proc = _cli("sweep", "torch_autograd", "--dtype", "float32", "--run", "--steps", "4")
+    proc = _cli("sweep", plain, "--dtype", "float32", "--run", "--steps", "4")
     assert proc.returncode == 2 and "offers no step_run_batch and no step_run" in proc.stderr
 
 
