@@ -28,6 +28,16 @@ _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
            "float32": torch.float32, "float64": torch.float64}
 
 
+def _forward_backward(w, b, x, t):
+    """y = w*x + b and the loss 0.5*(y - t)**2 of each case, their gradients left in
+    ``w.grad``, ``b.grad`` and ``y.grad`` (autograd on the sum of the losses: elementwise)."""
+    y = w * x + b
+    y.retain_grad()
+    loss = 0.5 * (y - t) ** 2
+    loss.sum().backward()
+    return y, loss
+
+
 def step(w, b, x, t, lr, dtype="float32"):
     try:
         dt = _DTYPES[dtype]
@@ -40,12 +50,7 @@ def step(w, b, x, t, lr, dtype="float32"):
     # SGD refuses a negative lr; maximize=True with |lr| is the same step, bit for bit
     optimizer = torch.optim.SGD([w, b], lr=abs(lr), maximize=math.copysign(1.0, lr) < 0)
     optimizer.zero_grad()
-    # forward
-    y = w * x + b
-    y.retain_grad()
-    loss = 0.5 * (y - t) ** 2
-    # backward, then the optimiser's update
-    loss.backward()
+    y, loss = _forward_backward(w, b, x, t)  # then the optimiser's update
     dL_dw, dL_db = w.grad.item(), b.grad.item()
     optimizer.step()
     return {"y": y.item(), "dL_dy": y.grad.item(), "loss": loss.item(),
@@ -73,10 +78,7 @@ def step_batch(w, b, x, t, lr, dtype="float32"):
     w = _tensor(w, dt, device).requires_grad_()
     b = _tensor(b, dt, device).requires_grad_()
     x, t = _tensor(x, dt, device), _tensor(t, dt, device)
-    y = w * x + b
-    y.retain_grad()
-    loss = 0.5 * (y - t) ** 2
-    loss.sum().backward()
+    y, loss = _forward_backward(w, b, x, t)
     # one optimiser; each run of equal lr steps views of the new-parameter tensors in place
     w_new, b_new = w.detach().clone(), b.detach().clone()
     bits = lr.view(np.uint64)  # runs of the same lr, bit for bit: -0 is not +0 here
@@ -179,10 +181,7 @@ def _steps(optimizer, w, b, dt, data):
         optimizer.param_groups[0]["lr"] = lr  # a schedule: torch reads lr at every step()
         optimizer.zero_grad()
         x, t = torch.tensor(x, dtype=dt), torch.tensor(t, dtype=dt)
-        y = w * x + b
-        y.retain_grad()
-        loss = 0.5 * (y - t) ** 2
-        loss.backward()
+        y, loss = _forward_backward(w, b, x, t)
         out = {"y": y.item(), "dL_dy": y.grad.item(), "loss": loss.item(),
                "dL_dw": w.grad.item(), "dL_db": b.grad.item()}
         optimizer.step()
@@ -233,10 +232,7 @@ def _forms(path):
         w = _tensor(w, dt, "cpu").requires_grad_()
         b = _tensor(b, dt, "cpu").requires_grad_()
         x, t = _tensor(x, dt, "cpu"), _tensor(t, dt, "cpu")
-        y = w * x + b
-        y.retain_grad()
-        loss = 0.5 * (y - t) ** 2
-        loss.sum().backward()
+        y, loss = _forward_backward(w, b, x, t)
         w_new, b_new = w.detach().clone(), b.detach().clone()
         bufs = [None if v is None else _tensor(v, dt, "cpu") for v in (buf_w, buf_b)]
         new_bufs = [None, None]
@@ -286,10 +282,7 @@ def _forms(path):
                 optimizer.param_groups[0]["lr"] = float(lr[k, i])
                 optimizer.zero_grad()
                 xk, tk = _tensor(x[k, i:j], dt, "cpu"), _tensor(t[k, i:j], dt, "cpu")
-                y = w * xk + b
-                y.retain_grad()
-                loss = 0.5 * (y - tk) ** 2
-                loss.sum().backward()
+                y, loss = _forward_backward(w, b, xk, tk)
                 for q, v in (("y", y), ("dL_dy", y.grad), ("loss", loss), ("dL_dw", w.grad),
                              ("dL_db", b.grad)):
                     put(q, k, i, j, v)
