@@ -669,10 +669,10 @@ def _step_values(text: str, fmt, model: str, what: str) -> tuple[float, float, f
     """A step's ``x,t,lr`` (:func:`_values`; lr a binary64 value under lr-binary64)."""
     from reference.formats import FLOAT64
 
-    x, t, _ = _values(text, ("x", "t", "lr"), fmt, what)
+    x, t, lr = _values(text, ("x", "t", "lr"), fmt, what)
     if get_model(model).lr_binary64:
-        return x, t, _values(text.split(",", 2)[-1], ("lr",), FLOAT64, what)[0]
-    return x, t, _values(text, ("x", "t", "lr"), fmt, what)[2]
+        lr = _values(text.split(",", 2)[-1], ("lr",), FLOAT64, what)[0]
+    return x, t, lr
 
 
 def _replay_run(args, fmt) -> int:
@@ -838,13 +838,12 @@ def _soundness_runs(args) -> int:
     from reference.formats import get_format
     from reference.optim_bounds import check_run_model
 
-    from .cases.options import default_sets, parse_spec, reference_options, with_convention
+    from .cases.options import declared_sets, reference_options
 
     hyper = get_model(args.model).hyper_binary64
-    try:
-        sets = [with_convention(parse_spec(spec), args.convention) for spec in args.options]
-        if not sets and args.convention != "torch":
-            sets = list(default_sets(args.convention))
+    try:  # (torch's default sets: None, recorded by index as before)
+        sets = declared_sets(args.options, args.convention) \
+            if args.options or args.convention != "torch" else []
         for option_set in sets:  # (a value a format overflows: a usage error now)
             for fmt in args.dtype:
                 options = option_set.for_format(fmt, hyper=hyper)

@@ -22,12 +22,12 @@ from .bounds import (DYADIC_ARITHMETIC, Bound, Chain, OutOfDomain, bound_chain,
 from .dyadic import Dyadic, dyadic, dyadic_nodes
 from .formats import FLOAT32, FLOAT64, Format, get_format, to_fraction
 from .model import Model, get_model
-from .optim import (CONVENTIONS, PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC,
+from .optim import (PARAMETERS, STEP_QUANTITIES, UPDATED, Options, State, DYADIC,
                     parameter_nodes, resolve_alias)
 from .step import ANCESTORS, INPUTS, NODE_OF, OPS, REQUIRED
 
 __all__ = ["sgd_bounds", "run_chain", "constant_errors", "constant_roundings",
-           "check_run_model", "RUN_QUANTITIES", "BUFFER_NODES", "buffer_format", "buffer_momenta",
+           "check_run_model", "RUN_QUANTITIES", "buffer_format", "buffer_momenta",
            "holds", "node_constants", "hyper_errors", "lr_paths", "lr_error", "flush_errors"]
 
 #: The quantities a step of a run is judged on (dL_dy where reported, as dL_db).
@@ -99,9 +99,6 @@ def rounded_constants(fmt: Format, value: Fraction, buffer: "Format | None" = No
 #: The constants hyper-binary64 lets be binary64 values (spec/neuron.md 8.1).
 _HYPER = ("momentum", "weight_decay", "dampening")
 
-#: The nodes computed and kept in the buffer format under torch (section 8.3); each
-#: convention names its own (``optim.Convention.buffer_nodes``).
-BUFFER_NODES = CONVENTIONS["torch"].buffer_nodes
 
 
 def buffer_momenta(fmt: Format, options: Options) -> list[Fraction]:
@@ -290,13 +287,12 @@ def run_chain(A: Any, fmt: Format, model: Model, values: Mapping[str, Any], stat
     :func:`lr_error`'s ``lr``)."""
     # (ftz: a subnormal input read as zero is an input error, as in bounds.case_bounds)
     chain = bound_chain(A, fmt, model, values,
-                        {k: flush_error(A, fmt, model, values[k]) if model.ftz else A.zero
-                         for k in INPUTS})
+                        {k: flush_error(A, fmt, model, values[k]) for k in INPUTS})
     way: dict = dict({k: () for k in INPUTS}, **ANCESTORS)  # the nodes on the way to each
     names: dict[str, "str | None"] = {}
     for theta in PARAMETERS:
         top = _parameter_chain(chain, fmt, model, theta, state, values, options, e_c, e_mu,
-                               way, exact_arith, errors or {})
+                               way, exact_arith, errors)
         names[f"{theta}_new"] = top["theta_new"]
         names[f"buf_{theta}"] = top[options.rules.state] if options.buffered else None
     for q in REQUIRED + ("dL_dy",):
@@ -316,7 +312,7 @@ def _bound(chain: Chain, A, name: str, way: Mapping[str, tuple]) -> Bound:
 def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state: State,
                      values: Mapping[str, Any], options: Options, e_c: Any, e_mu: Any,
                      way: dict, exact_arith: Any = DYADIC,
-                     errors: Mapping[str, Any] = {}) -> dict[str, str]:
+                     errors: "Mapping[str, Any] | None" = None) -> dict[str, str]:
     """The chain over one parameter's optimiser nodes; returns the chain's name of each node
     (suffixed with the parameter: ``gd_w``, ...).  ``e_c``, ``e_mu``: the largest error of
     ``c = 1 - tau`` and of the momentum ``mu*buf`` uses (in the buffer format); ``errors``:
@@ -324,9 +320,9 @@ def _parameter_chain(chain: Chain, fmt: Format, model: Model, theta: str, state:
     ``buf_b``: flush-to-zero), zero where absent."""
     A = chain.A
     ops = A.ops
+    errors = errors or {}
     B = buffer_format(fmt, options)
     rules = options.rules
-    state = rules.start(state, options)  # (keras, optax: no buffer is the zero state)
     exact = parameter_nodes(theta, values, state, values["lr"], options, exact_arith)
     gradient = PARAMETERS[theta]
     names = {"theta": theta, "G": gradient, "lr": "lr"}

@@ -188,8 +188,8 @@ def sgd_evaluations(fmt: "Format | str", state: State, x: float, t: float, lr: f
         Ab = rounded_work(B, buffer_work(model, B, v.work), v.ftz)
         # (ftz: the inputs read as zero where subnormal in their node's format)
         daz, dazb = (Rounder(f, flush=v.ftz).flush_value for f in (fmt, B))
-        wd, mu = (float(getattr(options, k)) if x is None else x
-                  for k, x in (("weight_decay", e.wd), ("momentum", e.mu)))
+        wd, mu = (float(getattr(options, k)) if given is None else given
+                  for k, given in (("weight_decay", e.wd), ("momentum", e.mu)))
         for theta, grad in (("w", "dL_dw"), ("b", "dL_db")):
             buf = state.buffer(theta)
             new, buf = parameter_evaluation(A, Ab, daz(float(getattr(state, theta))), base[grad],

@@ -14,7 +14,7 @@ from neuronspec.cases.runs import STEP_REGIMES, draw_step
 from reference.batch.optim_chain import batch_sgd_bounds
 from reference.bounds import OutOfDomain
 from reference.formats import get_format
-from reference.optim import State, exact_sgd_step
+from reference.optim import exact_sgd_step
 from reference.optim_bounds import sgd_bounds
 
 

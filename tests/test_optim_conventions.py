@@ -12,11 +12,10 @@ from fractions import Fraction
 
 import pytest
 
-import reference.optim_judge as optim_judge
 from reference.formats import get_format, to_fraction
-from reference.optim import CONVENTIONS, Options, State, exact_sgd_step, exact_trajectory
+from reference.optim import CONVENTIONS, Options, State, exact_trajectory
 from reference.optim_bounds import sgd_bounds
-from reference.optim_judge import judge_run, judge_sgd_step
+from reference.optim_judge import judge_run
 from reference.optim_rounded import run_evaluations, sgd_evaluations
 from neuronspec.runs.run_soundness import judge_legal_values
 

@@ -14,6 +14,7 @@ Chunks run through the campaign engine (local workers or a Dask scheduler).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Iterator
 
@@ -286,8 +287,7 @@ def soundness_runs_report(formats: list[str], cases: int, seed: int, workers: in
 def _bare(option_set: OptionSet) -> str:
     """The SPEC of a set without its convention (the command names it once), quoted where
     empty."""
-    spec = ",".join(p for p in option_set.spec().split(",") if not p.startswith("convention="))
-    return spec or "''"
+    return dataclasses.replace(option_set, convention="torch").spec() or "''"
 
 
 def record(report: dict, path: Any) -> None:

@@ -189,9 +189,9 @@ class VariantArithmetic:
                 return self._native(a + b)
             if self.x87:
                 return self._finish(self._ld(a) + self._ld(b))
-            if self.narrow and self.binary32 and not self.wide_lr:
+            if self.binary32 and not self.wide_lr:  # (binary32 implies narrow)
                 return self._finish(self.ops.add_binary32(a, b))
-            if self.narrow and self.exact_sums and not self.wide_lr:
+            if self.exact_sums and not self.wide_lr:  # (exact_sums implies narrow)
                 return self._finish(_rnd(self.first, a + b, ops=self.ops))
             if self.narrow:
                 s, e = two_sum(a, b)
