@@ -47,6 +47,18 @@ def _end(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
+def _scheduler_address(info: Path, deadline: float) -> str:
+    """The address in the scheduler's file, once the scheduler has written it whole (the file
+    appears before its contents: reading it at once can see an empty or partial document)."""
+    while True:
+        try:
+            return json.loads(info.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """(scheduler address, [worker processes], scheduler file): a scheduler and two one-thread
@@ -55,10 +67,7 @@ def cluster(tmp_path):
     procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                      "--scheduler-file", str(info)], tmp_path / "scheduler.log")]
     try:
-        deadline = time.monotonic() + 60
-        while not info.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(info.read_text())["address"]
+        address = _scheduler_address(info, deadline=time.monotonic() + 60)
         assert address.startswith("tcp://127.0.0.1:")
         workers = [_start(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
                            "--no-dashboard", "--name", f"w{i}"], tmp_path / f"worker{i}.log")
