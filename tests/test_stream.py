@@ -49,6 +49,18 @@ def test_each_draw_and_the_state_after_it_are_numpys():
             assert got.bit_generator.state == want.bit_generator.state, (step, k)
 
 
+def test_the_lanes_give_numpys_draws_at_every_length():
+    """``_fill`` runs four lanes of states four steps apart: every length around its start, its
+    tail and its lane boundaries gives numpy's draws and leaves numpy's state."""
+    want, got = np.random.default_rng(5), np.random.default_rng(5)
+    for size in [*range(0, 19), 1023, 1024, 1025]:
+        stream = Stream(got)
+        assert _same(want.bit_generator.random_raw(size), stream.raw(size)), size
+        assert _same(want.random(size), stream.random(size)), size
+        stream.close()
+        assert got.bit_generator.state == want.bit_generator.state, size
+
+
 def test_lemire_rejection_is_numpys():
     """A range whose rejection threshold is large: many 32-bit draws are rejected."""
     want, got = np.random.default_rng(11), np.random.default_rng(11)

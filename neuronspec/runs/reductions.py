@@ -1,6 +1,7 @@
 """What a sweep's tally reads from a chunk's error/bound estimates: per quantity and regime the
 case with the largest estimate, and per quantity the count of values outside the bounded domain
-(a negative estimate).  With numba, one compiled pass over the estimates (read from memory
+(a negative estimate); and, where the exact level decides, the non-finite values of the cases
+the bound chain does not see (``nonfinite_counts``).  With numba, one compiled pass over the estimates (read from memory
 once, not once per numpy call: they are written a whole chunk before); numpy's otherwise, the
 same answers (``tests/test_sweep.py``)."""
 
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["regime_reductions", "regime_reductions_numpy"]
+__all__ = ["regime_reductions", "regime_reductions_numpy", "nonfinite_counts",
+           "nonfinite_counts_numpy"]
 
 
 def regime_reductions_numpy(estimate: np.ndarray, slices: "list[tuple[str, int, int]]"
@@ -25,12 +27,18 @@ def regime_reductions_numpy(estimate: np.ndarray, slices: "list[tuple[str, int, 
     return argmax, np.count_nonzero(estimate < 0, axis=1).astype(np.int64)
 
 
+def nonfinite_counts_numpy(block: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Per row of ``block``, the non-finite values of the cases (columns) not in ``skip``."""
+    return np.count_nonzero(~np.isfinite(block) & ~skip, axis=1).astype(np.int64)
+
+
 try:
     from numba import njit
 
     from ..cases.compiled import bits_of_float, float_of_bits
 except ImportError:  # no numba: numpy's
     regime_reductions = regime_reductions_numpy
+    nonfinite_counts = nonfinite_counts_numpy
 else:
     _MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
 
@@ -108,3 +116,21 @@ else:
         below = np.empty(estimate.shape[0], dtype=np.int64)
         _reductions(estimate, starts, stops, argmax, below)
         return argmax, below
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _nonfinite(block, counts):  # pragma: no cover (compiled)
+        for k in range(block.shape[0]):
+            row = block[k]
+            c = 0
+            for i in range(row.shape[0]):
+                v = row[i]
+                c += (v - v) != 0  # (v - v: 0 for a finite v, else NaN)
+            counts[k] = c
+
+    def nonfinite_counts(block: np.ndarray, skip: np.ndarray) -> np.ndarray:
+        """:func:`nonfinite_counts_numpy`: a compiled count over every case (numpy's: 8 ns a
+        case), less numpy's over the few skipped."""
+        counts = np.empty(block.shape[0], dtype=np.int64)
+        _nonfinite(np.ascontiguousarray(block, dtype=np.float64), counts)
+        idx = np.flatnonzero(skip)
+        return counts - np.count_nonzero(~np.isfinite(block[:, idx]), axis=1)

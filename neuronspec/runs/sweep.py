@@ -42,7 +42,7 @@ from ..implementations import load
 from ..properties import PROBE, declinable
 from .campaign import CHUNK_TIMEOUT, MAX_FAILURES, Campaign, ChunkFailed
 from .fpenv import checker_environment
-from .reductions import regime_reductions
+from .reductions import nonfinite_counts, regime_reductions
 from .tally import KEEP, RATIOS_EVERY, QuantityTally
 
 __all__ = ["SweepResult", "Sweeper", "run_chunk", "sweep", "planned_cases", "render", "record",
@@ -262,15 +262,15 @@ def _judge_chunk(result, impl, fmt, model, engine, cols, slices, outputs, raised
     explained = _explain(fmt, model, cols, names, outputs, raised, engine)
     t3 = time.perf_counter()
     screened = None
-    if engine != "numpy" and fmt.p < 53 and not raised.any():  # (binary64 work)
-        screened = _screen(fmt, model, cols, outputs, names)
+    if ratios_every == 1 and engine != "numpy" and fmt.p < 53 and not raised.any():
+        screened = _screen(fmt, model, cols, outputs, names)  # (binary64 work)
     if screened is not None:
         result.path = "compiled"
         ood = _tally_screened(result, impl, fmt, model, cols, slices, *screened, masks=why)
-    elif fmt.p == 53 and ratios_every > 1:
+    elif ratios_every > 1:
         result.path = f"exact level (the bound chain on 1 case in {ratios_every})"
-        ood = _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised,
-                               failed, explained, ratios_every, engine, why)
+        _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised,
+                         failed, explained, ratios_every, engine, why)
         why = False  # (said there)
     else:
         result.path = "numpy"
@@ -448,30 +448,32 @@ def _tally_all(result, impl, fmt, model, cols, outputs, names, slices, raised,
 
 
 def _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, raised, failed,
-                     explained, every: int, engine: str, why: bool) -> "dict[str, np.ndarray]":
-    """float64 without the bound chain on every case.  A value an admitted evaluation gives
-    bit for bit is within its bound: that is the soundness theorem of spec/tolerances.md 2.5
-    (measured: ``neuronspec soundness``), and a finite one is within it even where another
+                     explained, every: int, engine: str, why: bool) -> None:
+    """The verdict without the bound chain on every case.  A value an admitted evaluation
+    gives bit for bit is within its bound: that is the soundness theorem of spec/tolerances.md
+    2.5 (measured: ``neuronspec soundness``), and a finite one is within it even where another
     evaluation may overflow.  So the chain runs only on the cases that need it -- those with a
-    value no admitted evaluation gives, those the implementation raised on or failed, those
-    with a non-finite value where the magnitude screen (``reference.batch.domain``) says no
-    admitted evaluation overflows (or, to say ``why``, does not say which does) -- and on every
-    ``every``-th case, for the error/bound statistics (``measured``).  Of the other values, a
-    finite one counts as checked, and a non-finite one as outside the bounded domain: an
-    admitted evaluation giving it overflows, so the chain flags it (the same theorem).  Returns the masks of the
-    values outside the bounded domain."""
+    value no admitted evaluation gives, those the implementation raised on or failed, and
+    (float64) those with a non-finite value where the magnitude screen
+    (``reference.batch.domain``) says no admitted evaluation overflows (or, to say ``why``,
+    does not say which does) -- and on every ``every``-th case, for the error/bound
+    statistics (``measured``): in the narrow formats through the compiled screen
+    (``_tally_screened``).  Of the other values, a finite one counts as checked, and a
+    non-finite one as outside the bounded domain: an admitted evaluation giving it overflows,
+    so the chain flags it (the same theorem)."""
     n = len(raised)
     block = explained.block
-    origin = domain_screen(fmt, cols, engine)
-    finite = np.isfinite(block)
     wrong = explained.others[(explained.which[:, explained.others] < 0).any(axis=0)]
     judged = np.zeros(n, dtype=bool)
     judged[::every] = True
     judged[wrong] = True
     judged |= raised
-    for j, q in enumerate(names):  # a non-finite value the screen says cannot overflow; or,
-        # to say why, one whose overflow it does not place
-        judged |= ~finite[j] & ((origin[q] < 0) if why else (origin[q] == -1))
+    origin = None
+    if fmt.p == 53:  # the magnitude screen: float64's chain costs 6 µs a case
+        origin = domain_screen(fmt, cols, engine)
+        for j, q in enumerate(names):  # a non-finite value the screen says cannot overflow;
+            # or, to say why, one whose overflow it does not place
+            judged |= ~np.isfinite(block[j]) & ((origin[q] < 0) if why else (origin[q] == -1))
     idx = np.flatnonzero(judged)
     sub_cols = {k: np.ascontiguousarray(np.asarray(cols[k])[idx]) for k in INPUTS}
     sub_outputs = {q: np.asarray(outputs[q])[idx] for q in names}
@@ -480,26 +482,35 @@ def _tally_explained(result, impl, fmt, model, cols, outputs, names, slices, rai
     sub_slices = [(r, int(a), int(b)) for (r, _, _), a, b in zip(slices, starts, ends)]
     sub_failed = np.searchsorted(idx, sorted(failed)).tolist()
     before = {q: result.tally(q).checked for q in names}
-    ood_sub = _tally_all(result, impl, fmt, model, sub_cols, sub_outputs, names, sub_slices,
-                         raised[idx], sub_failed)
+    screened = None
+    if engine != "numpy" and fmt.p < 53 and not raised[idx].any():  # (binary64 work)
+        screened = _screen(fmt, model, sub_cols, sub_outputs, names)
+    if screened is not None:
+        ood_sub = _tally_screened(result, impl, fmt, model, sub_cols, sub_slices, *screened,
+                                  masks=why)
+    else:
+        ood_sub = _tally_all(result, impl, fmt, model, sub_cols, sub_outputs, names,
+                             sub_slices, raised[idx], sub_failed)
     if why:
         _out_of_domain_why(result, fmt, model, sub_cols, ood_sub)
-    rest = ~judged
-    out_of_domain = {}
-    for q in names:
+    outside = nonfinite_counts(block, judged)  # per quantity, of the cases not judged
+    rest = n - len(idx)
+    masks = {}
+    for j, q in enumerate(names):
         t = result.tally(q)
-        t.measured = (t.measured or 0) + t.checked - before[q]  # _tally_all's, each measured
-        outside = rest & ~finite[names.index(q)]
-        t.checked += int(np.count_nonzero(rest)) - int(np.count_nonzero(outside))
-        t.out_of_domain += int(np.count_nonzero(outside))
-        mask = np.zeros(n, dtype=bool)
-        mask[idx] = ood_sub[q]
-        out_of_domain[q] = mask | outside
-        if why and outside.any():
-            counts = np.bincount(origin[q][outside].astype(np.int64), minlength=len(NODES))
+        t.measured = (t.measured or 0) + t.checked - before[q]  # the chain's, each measured
+        t.checked += rest - int(outside[j])
+        t.out_of_domain += int(outside[j])
+        if why and outside[j]:
+            mask = ~judged & ~np.isfinite(block[j])
+            if origin is None:
+                masks[q] = mask
+                continue
+            counts = np.bincount(origin[q][mask].astype(np.int64), minlength=len(NODES))
             for k in np.flatnonzero(counts).tolist():
                 t.outside_because(overflow_words(k), int(counts[k]))
-    return out_of_domain
+    if masks:  # (narrow formats: no magnitude screen, the chain's own origins)
+        _out_of_domain_why(result, fmt, model, cols, masks)
 
 
 def _screen(fmt, model, cols, outputs, names):
