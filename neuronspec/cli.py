@@ -259,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--first-chunk", type=_nonnegative, default=0,
                     help="start at this chunk (a failed chunk's replay command sets it)")
     sw.add_argument("--ratios-every", metavar="K", type=_positive, default=RATIOS_EVERY,
-                    help=f"float64: compute the error/bound of every K-th case (and of every "
+                    help=f"compute the error/bound of every K-th case (and of every "
                     f"case the exact level leaves); the exact level decides the others' "
                     f"values, within their bounds by the soundness theorem (default "
                     f"{RATIOS_EVERY}; 1: every case, the bound chain on each)")

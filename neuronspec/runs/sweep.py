@@ -221,7 +221,7 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     """Chunk ``index`` (n cases) of a sweep: statistics only.  ``source``: the cases of an
     exhaustive sweep (else the seeded campaign's); ``why``: count the values outside the
     bounded domain per reason (the first node that may overflow; it costs the bound chain
-    once more on those cases); ``ratios_every``: float64's error/bound is computed for every
+    once more on those cases); ``ratios_every``: the error/bound is computed for every
     K-th case and the cases the exact level or the domain screen leaves (1: every case;
     :func:`_tally_explained`)."""
     fmt = get_format(fmt)
@@ -648,6 +648,7 @@ def _warm_reference(fmt: Format, model: str, n: int, compile: bool = False) -> N
     check_batch(fmt, few, dict(zip(REQUIRED, block[:, :64])), model)
     explain_compiled(fmt, few, REQUIRED, block[:, :64], model,  # zeros: every loop runs
                      "compiled" if compile else "auto")
+    nonfinite_counts(block[:, :64], np.zeros(64, dtype=bool))  # (the explained path's count)
 
 
 def _loaded() -> "LoadError | None":
@@ -831,7 +832,7 @@ class Sweeper:
         if a batch one exists; ``first_chunk``: start at that chunk (to replay a failed one);
         ``source``: an exhaustive sweep's cases (``cases`` None: all of them from
         ``first_chunk`` on); ``why``: say why values are outside the bounded domain;
-        ``ratios_every``: float64's error/bound for every K-th case (``run_chunk``)."""
+        ``ratios_every``: the error/bound for every K-th case (``run_chunk``)."""
         # the first run's start-up includes starting the workers; a later one's is its own
         since, self.began = self.began, None
         since = since if since is not None else time.perf_counter()
@@ -953,7 +954,7 @@ def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, wo
     ``scheduler``: a Dask scheduler's address (else ``$NEURONSPEC_SCHEDULER``, else an embedded
     cluster of ``workers``); ``started(sweeper)`` is called once its workers are up;
     ``source``: the cases of an exhaustive sweep (``cases`` None: all of them);
-    ``ratios_every``: float64's error/bound for every K-th case (``run_chunk``)."""
+    ``ratios_every``: the error/bound for every K-th case (``run_chunk``)."""
     fmt = get_format(fmt)
     warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
             not scalar and planned_cases(cases, source, first_chunk, chunk) >= COMPILE_PAYS)

@@ -10,8 +10,8 @@ __all__ = ["QuantityTally", "KEEP", "RATIOS_EVERY"]
 
 #: First violations kept per quantity (each with what reproduces it).
 KEEP = 5
-#: float64 sweeps compute the error/bound of every RATIOS_EVERY-th case (and of every case the
-#: exact level leaves); the exact level decides the other values (``sweep._tally_explained``).
+#: Sweeps compute the error/bound of every RATIOS_EVERY-th case (and of every case the exact
+#: level leaves); the exact level decides the other values (``sweep._tally_explained``).
 RATIOS_EVERY = 256
 
 
@@ -22,8 +22,8 @@ class QuantityTally:
     case that gave it, the largest per regime and the first violations; at the exact level, the values explained (per admitted evaluation) and not."""
 
     checked: int = 0
-    #: of the checked values, those whose error/bound was computed (None: every one); float64
-    #: sweeps measure a sample and let the exact level decide the rest
+    #: of the checked values, those whose error/bound was computed (None: every one); sweeps
+    #: measure a sample and let the exact level decide the rest
     measured: Optional[int] = None
     out_of_domain: int = 0
     violations: int = 0
