@@ -146,32 +146,19 @@ def test_garbage_from_a_batch_callable_is_a_named_failure(tmp_path, body, needle
     assert "chunk 0 (100 cases)" in proc.stdout and "--first-chunk 0" in proc.stdout
 
 
-def _half_update_float64(tmp_path):
-    """A float64 batch implementation that rounds lr*dL_dw to float32 before the update."""
-    impl = tmp_path / "half_update64.py"
+def _half_update(tmp_path, fmt: str = "float64") -> str:
+    """A batch implementation of ``fmt`` (float64 or float32) that rounds lr*dL_dw to the next
+    narrower format (float32, float16) before the update."""
+    narrower = {"float64": "float32", "float32": "float16"}[fmt]
+    impl = tmp_path / f"half_update_{fmt}.py"
     impl.write_text(
         "import numpy as np\n"
         "from neuronspec.implementations.bundled.numpy_scalar import step, step_batch as _ok\n"
         "def step_batch(w, b, x, t, lr, dtype):\n"
         "    out = _ok(w, b, x, t, lr, dtype)\n"
         "    with np.errstate(all='ignore'):\n"
-        "        q = (lr * out['dL_dw']).astype(np.float32).astype(np.float64)\n"
-        "        out['w_new'] = np.asarray(w, np.float64) - q\n"
-        "    return out\n")
-    return f"{impl}:step"
-
-
-def _half_update_float32(tmp_path) -> str:
-    """The bundled numpy's step with lr*g rounded to float16 in float32's update."""
-    impl = tmp_path / "half_update32.py"
-    impl.write_text(
-        "import numpy as np\n"
-        "from neuronspec.implementations.bundled.numpy_scalar import step, step_batch as _ok\n"
-        "def step_batch(w, b, x, t, lr, dtype):\n"
-        "    out = _ok(w, b, x, t, lr, dtype)\n"
-        "    with np.errstate(all='ignore'):\n"
-        "        q = (lr * out['dL_dw']).astype(np.float16).astype(np.float32)\n"
-        "        out['w_new'] = np.asarray(w, np.float32) - q\n"
+        f"        q = (lr * out['dL_dw']).astype(np.{narrower}).astype(np.{fmt})\n"
+        f"        out['w_new'] = np.asarray(w, np.{fmt}) - q\n"
         "    return out\n")
     return f"{impl}:step"
 
@@ -183,8 +170,7 @@ def test_the_explained_path_gives_the_full_paths_verdict(fmt, spec, tmp_path):
     """Sweeps run the bound chain on a sample and on what the exact level leaves: the counts,
     verdicts and reasons are those of the chain on every case; only the error/bound statistics
     come from fewer values (never a larger maximum)."""
-    wrong = {"float64": _half_update_float64, "float32": _half_update_float32}
-    impl = load(wrong[fmt](tmp_path) if spec == "wrong" else spec)
+    impl = load(_half_update(tmp_path, fmt) if spec == "wrong" else spec)
     fast = run_chunk(impl, fmt, 9, 0, 20_000, ratios_every=64, why=True)
     full = run_chunk(impl, fmt, 9, 0, 20_000, ratios_every=1, why=True)
     assert fast.path.startswith("exact level")
