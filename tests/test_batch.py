@@ -221,3 +221,29 @@ def test_batch_verdict_equals_scalar_verdict_thoroughly(name):
     counts = crosscheck.crosscheck(name, 60_000, seed=11, workers=2)
     assert counts["cases"] == 60_000
     assert counts["disagreements"] == 0, counts["examples"]
+
+
+@pytest.mark.parametrize("name", ["float64", "float32"])
+def test_the_numpy_verdict_in_blocks_is_the_verdict_at_once(name, monkeypatch):
+    """``check_batch``'s numpy paths judge a block of cases at a time (memory): the statuses,
+    ratios and scalar-path counts of 2,500 cases in blocks of 1,000 are those of one block."""
+    from neuronspec.cases.chunks import chunk_cases
+    from neuronspec.implementations import load
+    from reference.batch import verdict
+
+    fmt = get_format(name)
+    cols, _ = chunk_cases(fmt, 4, 0, 2500)
+    out = load("numpy").run_batch(name, cols)
+    outputs = {q: np.asarray(out[q], dtype=np.float64) for q in REQUIRED}
+    moved = np.random.default_rng(4).random(2500) < 0.3  # some values one binary64 ulp up
+    with np.errstate(over="ignore"):
+        up = np.nextafter(outputs["w_new"], np.inf)
+    outputs["w_new"] = np.where(moved, up, outputs["w_new"])
+    whole = verdict.check_batch(fmt, cols, outputs, "ieee", engine="numpy")
+    monkeypatch.setattr(verdict, "NUMPY_BLOCK", 1000)
+    blocks = verdict.check_batch(fmt, cols, outputs, "ieee", engine="numpy")
+    for q in REQUIRED:
+        assert np.array_equal(whole.status[q], blocks.status[q]), q
+        assert np.array_equal(whole.ratio[q], blocks.ratio[q], equal_nan=True), q
+    assert whole.resolved_by == blocks.resolved_by
+    assert len(set(whole.status["y"].tolist())) > 1  # (statuses of more than one kind)

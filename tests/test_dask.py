@@ -195,7 +195,8 @@ def test_an_exhaustive_sweep_covers_every_pair_once(tmp_path):
     out = tmp_path / "s.json"
     first = 3 * 2**18 + 5  # (a chunk cut short at the end)
     run = _neuronspec("sweep", "numpy", "--dtype", "float16", "--exhaustive", "w,x",
-                      "--cases", str(first), "--workers", "2", "--json", str(out))
+                      "--cases", str(first), "--chunk", str(2**18), "--workers", "2",
+                      "--json", str(out))
     assert run.returncode == 0, run.stdout + run.stderr
     data = json.loads(out.read_text())
     assert data["cases"] == first and data["chunks"] == 4

@@ -26,6 +26,10 @@ from .scaled import ScaledArithmetic, judge_scaled, scaled_bounds, scaled_pairs
 
 __all__ = ["Verdict", "check_batch", "screen_batch", "may_overflow", "overflow_origins"]
 
+#: Cases per call of the numpy paths (float64's long double chain keeps ~100 temporaries).
+NUMPY_BLOCK = 1 << 18
+
+
 @dataclass
 class Verdict:
     """Per quantity, arrays over the cases: status, error/bound (nan outside the domain);
@@ -91,10 +95,17 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
         status = np.empty(block.shape, dtype=np.int8)
         kernels.verdict(*cols, np.ascontiguousarray(block), ratio, status)
         verdict = Verdict(dict(zip(names, status)), dict(zip(names, ratio)))
-    elif work is None:
-        verdict = check_scaled(fmt, model, cases, names, block)
-    else:
-        verdict = _check_numpy(fmt, model, work, cases, names, block)
+    else:  # numpy's arrays, a block of cases at a time (their temporaries: ~700 bytes a case)
+        check = (lambda c, b: check_scaled(fmt, model, c, names, b)) if work is None else \
+            (lambda c, b: _check_numpy(fmt, model, work, c, names, b))
+        n = block.shape[1]
+        parts = [check({k: np.asarray(cases[k])[a:a + NUMPY_BLOCK] for k in INPUTS},
+                       block[:, a:a + NUMPY_BLOCK]) for a in range(0, max(n, 1), NUMPY_BLOCK)]
+        verdict = parts[0] if len(parts) == 1 else Verdict(
+            {q: np.concatenate([p.status[q] for p in parts]) for q in names},
+            {q: np.concatenate([p.ratio[q] for p in parts]) for q in names},
+            {q: sum(p.resolved_by.get(q, 0) for p in parts)
+             for q in names if any(q in p.resolved_by for p in parts)})
     resolve_alias(fmt, model, cases, names, block, verdict)
     return verdict
 
