@@ -602,9 +602,10 @@ def _init_worker(spec: str, model: str, threads: int,
     """A worker: load the implementation (its failure is said by the first task) and warm the
     reference for ``warm`` = (format, chunk size[, compile]) if given (its compiled kernels
     load, and its arrays are first allocated, here: in the start-up time, not in the first
-    chunks'; ``compile``: compile the exact level's kernel if numba's cache lacks it)."""
+    chunks'; ``compile``, for large sweeps: compile the exact level's kernel if numba's cache
+    lacks it, and fault in the heap a chunk uses)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    keep_freed_memory()
+    kept = keep_freed_memory()
     try:
         _WORKER["impl"] = load(spec)
     except LoadError as exc:
@@ -615,19 +616,36 @@ def _init_worker(spec: str, model: str, threads: int,
         sys.modules["torch"].set_num_threads(threads)
     if warm is not None:
         _warm_reference(get_format(warm[0]), model, *warm[1:])
+        if kept and len(warm) > 2 and warm[2]:  # a large sweep: its chunks' memory, now
+            _fault_in_heap(warm[1] * HEAP_PER_CASE)
 
 
-def keep_freed_memory() -> None:
-    """Every chunk allocates and frees the same large arrays (~100 MB): glibc's malloc hands
+def keep_freed_memory() -> bool:
+    """Every chunk allocates and frees the same large arrays (~600 MB): glibc's malloc hands
     them back to the system and the next chunk pays a page fault per 4 KiB of them (a quarter
     of the batch reference's time).  Kept in the process instead, they are reused; memory stays
-    flat, at one chunk's worth."""
+    flat, at one chunk's worth.  Whether it could (glibc)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: its own policy
-        return
+        return False
     mallopt(_M_MMAP_THRESHOLD, 1 << 28)
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    return True
+
+
+#: Bytes of heap a chunk uses per case at its peak (its cases, the implementation's arrays and
+#: temporaries, the reference's): a large sweep's workers fault them in at start-up.
+HEAP_PER_CASE = 600
+
+
+def _fault_in_heap(size: int) -> None:
+    """Grow the heap by ``size`` bytes, touched, and free it again (kept: ``keep_freed_memory``):
+    the first chunk's arrays then land on pages already mapped (on this virtual machine a
+    first touch costs ~10 µs a page: 0.2 s in the first chunk of 2**20 cases)."""
+    block = 1 << 26  # (below the mmap threshold: from the heap, kept when freed)
+    pieces = [np.ones(block // 8) for _ in range(-(-size // block))]
+    del pieces
 
 
 #: glibc's mallopt parameters (malloc.h)
@@ -957,8 +975,9 @@ def sweep(spec: str, fmt: "Format | str", cases: "int | None", seed: int = 0, wo
     ``source``: the cases of an exhaustive sweep (``cases`` None: all of them);
     ``ratios_every``: the error/bound for every K-th case (``run_chunk``)."""
     fmt = get_format(fmt)
-    warm = (fmt.name, 1 << 13 if scalar and chunk == CHUNK else chunk,
-            not scalar and planned_cases(cases, source, first_chunk, chunk) >= COMPILE_PAYS)
+    planned = planned_cases(cases, source, first_chunk, chunk)
+    warm = (fmt.name, max(64, min(1 << 13 if scalar and chunk == CHUNK else chunk, planned)),
+            not scalar and planned >= COMPILE_PAYS)
     with Sweeper(spec, model, workers, timeout=timeout, warm=warm,
                  scheduler=scheduler) as sweeper:
         if started is not None:
