@@ -47,7 +47,9 @@ def test_bundled_numpy_sweeps_clean(spec, fmt):
         assert 0.9 < t.max_ratio <= 1.0, (q, t.max_ratio)  # tight: some case nearly meets it
 
 
-@pytest.mark.parametrize("spec", ["torch_autograd", "torch_sgd"])
+@pytest.mark.parametrize("spec", ["torch_autograd",  # (torch_sgd's plain step: also in
+                                  # test_run_impls and test_check's fingerprint; CI's time)
+                                  pytest.param("torch_sgd", marks=pytest.mark.slow)])
 def test_bundled_torch_sweeps_clean(spec):
     pytest.importorskip("torch")
     with Sweeper(spec) as sweeper:  # one worker (torch imported once) for both formats
@@ -104,11 +106,14 @@ def test_cli_sweep_reports_and_exit_codes(tmp_path):
     assert bad.returncode == 1 and "replay: neuronspec replay" in bad.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
+@pytest.mark.parametrize("args,needle", [  # (three behind the slow marker: CI's time)
     (("sweep", "nosuch", "--dtype", "float32"), "cannot load implementation"),
-    (("sweep", "numpy", "--dtype", "bfloat16", "--cases", "10"), "no native bfloat16"),
-    (("sweep", "numpy", "--dtype", "float32", "--cases", "1.5"), "not an integer"),
-    (("sweep", "numpy", "--dtype", "float32", "--cases", "0"), "must be at least 1"),
+    pytest.param(("sweep", "numpy", "--dtype", "bfloat16", "--cases", "10"),
+                 "no native bfloat16", marks=pytest.mark.slow),
+    pytest.param(("sweep", "numpy", "--dtype", "float32", "--cases", "1.5"), "not an integer",
+                 marks=pytest.mark.slow),
+    pytest.param(("sweep", "numpy", "--dtype", "float32", "--cases", "0"),
+                 "must be at least 1", marks=pytest.mark.slow),
     (("sweep", "numpy", "--dtype", "float32", "--model", "ieee+ftz"), "covers the models ieee"),
 ])
 def test_cli_sweep_bad_input_is_one_clear_line(args, needle):
