@@ -69,13 +69,13 @@ def batch_rate(impl: str, dtype: str, cases: int, scalar: bool = False,
                repeat: int = 1, ratios_every: "int | None" = None) -> dict:
     """``ratios_every``: the sweep's ``--ratios-every`` (default its own: the exact level
     decides; 1: the bound chain on every case too)."""
-    from neuronspec.runs.sweep import RATIOS_EVERY, Sweeper
+    from neuronspec.runs.sweep import CHUNK, RATIOS_EVERY, Sweeper
 
     every = RATIOS_EVERY if ratios_every is None else ratios_every
 
-    chunk = 1 << 13 if scalar else 1 << 18
+    chunk = 1 << 13 if scalar else CHUNK  # (the sweep's own chunks)
     with Sweeper(impl, workers=1, warm=(dtype, chunk, True)) as sweeper:  # (compiled)
-        sweeper.run(dtype, min(cases, 1 << 18), seed=99, scalar=scalar)  # warm: first calls
+        sweeper.run(dtype, min(cases, chunk), seed=99, scalar=scalar)  # warm: first calls
 
         def run() -> dict:
             result = sweeper.run(dtype, cases, seed=1, scalar=scalar, ratios_every=every)

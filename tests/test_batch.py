@@ -246,4 +246,5 @@ def test_the_numpy_verdict_in_blocks_is_the_verdict_at_once(name, monkeypatch):
         assert np.array_equal(whole.status[q], blocks.status[q]), q
         assert np.array_equal(whole.ratio[q], blocks.ratio[q], equal_nan=True), q
     assert whole.resolved_by == blocks.resolved_by
-    assert len(set(whole.status["y"].tolist())) > 1  # (statuses of more than one kind)
+    assert len(set(whole.status["w_new"].tolist())) > 1  # (the moved values: more than one
+    # kind of status)

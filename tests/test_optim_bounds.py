@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from fractions import Fraction
 
 import pytest
@@ -77,7 +78,7 @@ def test_dyadic_nodes_equal_mpmath():
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_option_off_is_the_plain_chain(fmt):
-    rng = random.Random(hash(fmt) & 0xFFFF)
+    rng = random.Random(zlib.crc32(fmt.encode()))  # (hash() of a str changes from run to run)
     f = get_format(fmt)
     for _ in range(40):
         state, x, t, lr = _case(rng, f, Options(), rng.choice(("moderate", "cancel", "tiny")))

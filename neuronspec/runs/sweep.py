@@ -223,8 +223,8 @@ def run_chunk(impl, fmt: "Format | str", seed: int, index: int, n: int, model: s
     exhaustive sweep (else the seeded campaign's); ``why``: count the values outside the
     bounded domain per reason (the first node that may overflow; it costs the bound chain
     once more on those cases); ``ratios_every``: the error/bound is computed for every
-    K-th case and the cases the exact level or the domain screen leaves (1: every case;
-    :func:`_tally_explained`)."""
+    K-th case and the cases the exact level leaves (in float64 also those its magnitude
+    screen leaves; 1: every case; :func:`_tally_explained`)."""
     fmt = get_format(fmt)
     result = SweepResult(impl.name, fmt.name, get_model(model).name, seed, cases=n, chunks=1)
     t0 = time.perf_counter()
@@ -565,7 +565,8 @@ def _tally_screened(result, impl, fmt, model, cols, slices, names, block, twin, 
         t.checked += n - ood
         t.violations += bad
         # the largest ratio: exact on the judged cases, which include each largest estimate
-        # (a hundred or so: a loop over them costs less than numpy calls per regime)
+        # (the values needing attention and the largest estimates: a few hundred a chunk, a
+        # loop over them costs less than numpy calls per regime)
         ratios = r_k.tolist()
         first_max = {}  # regime -> its judged case of largest ratio (numpy's argmax: the
         # first one; a NaN is larger than any number)

@@ -101,11 +101,9 @@ def check_batch(fmt: "Format | str", cases: Mapping[str, np.ndarray],
         n = block.shape[1]
         parts = [check({k: np.asarray(cases[k])[a:a + NUMPY_BLOCK] for k in INPUTS},
                        block[:, a:a + NUMPY_BLOCK]) for a in range(0, max(n, 1), NUMPY_BLOCK)]
-        verdict = parts[0] if len(parts) == 1 else Verdict(
+        verdict = parts[0] if len(parts) == 1 else Verdict(  # (resolved_by: resolve_alias's)
             {q: np.concatenate([p.status[q] for p in parts]) for q in names},
-            {q: np.concatenate([p.ratio[q] for p in parts]) for q in names},
-            {q: sum(p.resolved_by.get(q, 0) for p in parts)
-             for q in names if any(q in p.resolved_by for p in parts)})
+            {q: np.concatenate([p.ratio[q] for p in parts]) for q in names})
     resolve_alias(fmt, model, cases, names, block, verdict)
     return verdict
 
