@@ -461,10 +461,7 @@ def _run_options(args) -> list:
     """The option sets named by ``--options``, under ``--convention`` (a usage error for a bad
     SPEC, a set outside the convention's domain or an unchecked declaration); empty where none
     is named and no convention declared (the default sets)."""
-    from reference.formats import get_format
-    from reference.optim_bounds import check_run_model
-
-    from .cases.options import declared_sets, reference_options
+    from .cases.options import check_sets, declared_sets
 
     if args.buffer_format is not None and args.buffer_format not in FORMATS:
         raise UsageError(f"--buffer-format: unknown format {args.buffer_format!r}; choose one of "
@@ -473,11 +470,7 @@ def _run_options(args) -> list:
         return []
     try:
         sets = declared_sets(args.options, args.convention)
-        for option_set in sets:  # (a value a format overflows, outside the domain, ...)
-            for fmt in args.dtype or list(FORMATS):
-                options = option_set.for_format(fmt, args.buffer_format,
-                                                get_model(args.model).hyper_binary64)
-                check_run_model(args.model, get_format(fmt), reference_options(options))
+        check_sets(sets, args.dtype or list(FORMATS), args.model, args.buffer_format)
         return sets
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -835,19 +828,12 @@ def _soundness_runs(args) -> int:
     if args.append or args.torch_cases is not None:
         raise UsageError("--append and --torch-cases apply to the one-step measurement, not to "
                          "--runs")
-    from reference.formats import get_format
-    from reference.optim_bounds import check_run_model
+    from .cases.options import check_sets, declared_sets
 
-    from .cases.options import declared_sets, reference_options
-
-    hyper = get_model(args.model).hyper_binary64
     try:  # (torch's default sets: None, recorded by index as before)
         sets = declared_sets(args.options, args.convention) \
             if args.options or args.convention != "torch" else []
-        for option_set in sets:  # (a value a format overflows: a usage error now)
-            for fmt in args.dtype:
-                options = option_set.for_format(fmt, hyper=hyper)
-                check_run_model(args.model, get_format(fmt), reference_options(options))
+        check_sets(sets, args.dtype, args.model)  # (a value a format overflows: a usage error)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     output = Path(args.output or "spec/data/run_soundness.json")

@@ -188,11 +188,10 @@ def _settings(config: pytest.Config) -> Optional[SuiteSettings]:
             raise pytest.UsageError(f"--neuronspec-buffer-format: unknown format "
                                     f"{settings.buffer_format!r}; choose from "
                                     f"{', '.join(FORMATS)}")
-        try:
-            for option_set in settings.option_sets:
-                for fmt in formats:
-                    option_set.for_format(fmt, settings.buffer_format,
-                                          get_model(model).hyper_binary64)
+        from .cases.options import check_sets
+
+        try:  # (as the command line's check: a model the convention is not covered under too)
+            check_sets(settings.option_sets, formats, model, settings.buffer_format)
         except ValueError as exc:
             raise pytest.UsageError(f"--neuronspec-options: {exc}") from None
         settings.runs = config.getoption("neuronspec_runs")

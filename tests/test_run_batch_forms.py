@@ -95,6 +95,23 @@ def test_a_step_from_batch_that_returns_garbage_fails_in_one_line(tmp_path):
         loaded.steps_from_batch("float32", cols, options)
 
 
+def test_runs_one_by_one_refuse_a_buffer_for_one_parameter_only(tmp_path):
+    """Without step_run_batch, runs go through step_run run by run: a momentum buffer reported
+    for w alone is the implementation's failure (as from the batch form), never steps left
+    unjudged."""
+    impl = tmp_path / "half_buffer.py"
+    impl.write_text(
+        "from neuronspec.implementations.bundled.numpy_scalar import step, step_run as _run\n"
+        "def step_run(w0, b0, data, options, dtype):\n"
+        "    for out in _run(w0, b0, data, options, dtype):\n"
+        "        yield dict(out, buf_b=None)\n")
+    loaded = load(f"{impl}:step")
+    options = DEFAULT_SETS[-1].for_format(get_format("float32"))
+    data = {k: np.full((3, 2), v) for k, v in (("x", 0.5), ("t", 1.0), ("lr", 0.125))}
+    with pytest.raises(ImplementationError, match="one parameter only"):
+        loaded.runs_batch("float32", np.ones(2), np.zeros(2), data, options)
+
+
 def test_numpy_step_run_batch_is_its_runs():
     """R4's step_run_batch of the bundled numpy: column j is the run step_run gives for it."""
     from neuronspec.cases.runs import draw_runs

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuronspec.cases.options import (declared_sets, default_sets, parse_spec,
+from neuronspec.cases.options import (check_sets, declared_sets, default_sets, parse_spec,
                                      reference_options, with_convention)
 from neuronspec.cli import main
 from neuronspec.implementations.load import load
@@ -90,6 +90,18 @@ def test_option_sets_under_a_convention():
     (s,) = declared_sets(["momentum=0.5,convention=optax-decay-after"])
     assert s.convention == "optax-decay-after"
     assert parse_spec(s.spec()) == s  # (the SPEC names its convention)
+
+
+def test_every_entry_point_checks_a_convention_against_the_model():
+    """``check_sets`` (the command line's check, sweep and soundness, and the pytest plugin):
+    hyper-binary64 is covered for torch's runs only."""
+    keras = declared_sets(["momentum=0.5"], "keras")
+    check_sets(keras, ["float32"], "ieee")
+    with pytest.raises(ValueError, match="torch convention only"):
+        check_sets(keras, ["float32"], "ieee+hyper-binary64")
+    check_sets(declared_sets(["momentum=0.5"]), ["float32"], "ieee+hyper-binary64")
+    with pytest.raises(ValueError):  # (a value float16 overflows)
+        check_sets(declared_sets(["weight_decay=1e6"]), ["float16"], "ieee")
 
 
 def test_keras_on_torch_passes_where_its_operations_are_the_conventions(monkeypatch):

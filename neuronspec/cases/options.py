@@ -19,7 +19,7 @@ from reference.formats import FLOAT64, Format, get_format, parse_exact
 from reference.optim import CONVENTION_NAMES, Options
 
 __all__ = ["OptionSet", "parse_spec", "DEFAULT_SETS", "CONVENTIONS", "OPTION_KEYS",
-           "default_sets", "with_convention", "declared_sets", "convention_of"]
+           "default_sets", "with_convention", "declared_sets", "check_sets", "convention_of"]
 
 #: The conventions of spec/neuron.md 8.6.
 CONVENTIONS = CONVENTION_NAMES
@@ -209,6 +209,21 @@ def declared_sets(specs: "list[str]", convention: "str | None" = None) -> list[O
             option_set = with_convention(option_set, convention)
         sets.append(option_set)
     return sets or list(default_sets(convention or "torch"))
+
+
+def check_sets(sets: "list[OptionSet]", formats: "list[str]", model: str,
+               buffer_format: "str | None" = None) -> None:
+    """Each set in each format under ``model``, as a check, sweep or soundness run takes it: a
+    ValueError names the first problem (a value a format overflows, a value outside the
+    domain, a model the set's convention is not covered under)."""
+    from reference.model import get_model
+    from reference.optim_bounds import check_run_model
+
+    hyper = get_model(model).hyper_binary64
+    for option_set in sets:
+        for fmt in formats:
+            options = option_set.for_format(fmt, buffer_format, hyper)
+            check_run_model(model, get_format(fmt), reference_options(options))
 
 
 def convention_of(spec: str) -> str:

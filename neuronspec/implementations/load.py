@@ -286,6 +286,9 @@ class Implementation:
                                                   f"{k + 1} of run {j}, unlike the runs before")
                     if v is not None:
                         values[q][k, j] = v
+        if (values.get("buf_w") is None) != (values.get("buf_b") is None):  # (as ``_arrays``)
+            raise ImplementationError(f"{self.name} step_run returned a buffer for one "
+                                      "parameter only: both have one, or neither")
         return values
 
     def _arrays(self, what: str, out: Mapping[str, Any], shape: tuple) -> dict[str, Any]:
