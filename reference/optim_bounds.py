@@ -1,13 +1,16 @@
 """The bound of every quantity of one step of a run (spec/tolerances.md 2.8): the plain step's
-chain (``bounds.bound_chain``) continued over the optimiser's nodes (``optim.NODES``), with the
-same lemmas and the same :class:`bounds.Chain` methods, in exact integer arithmetic
-(``bounds.DyadicArithmetic``) for every format.
+chain (``bounds.bound_chain``) continued over the optimiser's nodes (the declared convention's
+table, ``optim.CONVENTIONS``), with the same lemmas and the same :class:`bounds.Chain` methods,
+in exact integer arithmetic (``bounds.DyadicArithmetic``) for every format.
 
-The inputs of a step of a run are exact (the state the implementation reported, the data and
-the hyperparameters, values of the parameter format): errors start at zero, and a bound never
-compounds over a run.  The one inexact constant is ``c = 1 - tau``, which an evaluation may
-round on its way to the kernel (binary64, float32, the format: :func:`constant_roundings`); its
-largest error enters the propagation lemma as an input error.
+The inputs of a step of a run are the state the implementation reported, the data and the
+hyperparameters; a bound never compounds over a run.  What an evaluation may do to them enters
+the propagation lemma as input errors (spec/tolerances.md 2.8): the constant ``c = 1 - tau``
+rounded on its way to the kernel (binary64, float32, the format: :func:`constant_roundings`);
+under hyper-binary64 each node's admitted roundings of momentum and weight decay
+(:func:`node_constants`, :func:`hyper_errors`); under lr-binary64 the roundings of ``lr``
+(:func:`lr_paths`, :func:`lr_error`); under ftz the inputs, state and constants read as zero
+(:func:`flush_errors`).  Without those options every input but ``c`` is exact.
 """
 
 from __future__ import annotations

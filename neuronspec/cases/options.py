@@ -10,6 +10,7 @@ Python floats).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -130,10 +131,9 @@ def parse_spec(spec: str) -> OptionSet:
             raise ValueError(f"--options: unknown option {name!r}; the options are "
                              f"{', '.join(OPTION_KEYS[:5])} (and convention=...)")
     options = OptionSet(**given)
-    try:  # the domain of 8.1, before any rounding (a rounding never leaves it)
-        mapping = options.for_format("float64")
-        # (a buffer format other than the parameter format: torch's alone)
-        reference_options(dict(mapping, buffer_format=None))
+    try:  # the domain of 8.1, before any rounding (a rounding never leaves it; for_format
+        # checks it)
+        options.for_format("float64")
     except ValueError as exc:
         raise ValueError(f"--options {spec}: {exc}") from None
     return options
@@ -177,10 +177,9 @@ def with_convention(option_set: OptionSet, convention: str) -> OptionSet:
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose one of "
                          f"{', '.join(CONVENTIONS)}")
-    out = OptionSet(**{**{k: getattr(option_set, k) for k in _VALUES + _FLAGS},
-                       "convention": convention})
+    out = dataclasses.replace(option_set, convention=convention)
     try:
-        reference_options(out.for_format("float64"))
+        out.for_format("float64")  # (its domain: for_format checks it)
     except ValueError as exc:
         raise ValueError(f"--options {out.spec() or '(none)'}: {exc}") from None
     return out

@@ -23,6 +23,8 @@ update, the velocity ``m*momentum - gradient*learning_rate`` reported as the sta
 formats other than the parameter format are kept under ``torch`` only.
 """
 
+import functools
+
 import numpy as np
 
 _DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -148,7 +150,7 @@ def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
         for name, theta, G, buf in (("w", w, dL_dw, buf_w), ("b", b, dL_db, buf_b)):
             if h["convention"] != "torch":
                 out[f"{name}_new"], out[f"buf_{name}"] = _FORMS[h["convention"]](
-                    dt, h, theta, G, np.zeros_like(theta) if buf is None else buf, lr)
+                    h, theta, G, np.zeros_like(theta) if buf is None else buf, lr)
                 continue
             g = -G if h["maximize"] else G           # grad = -grads[i] under maximize
             if h["wd"] != 0:
@@ -178,7 +180,7 @@ def _sgd_step(dt, h, w, b, buf_w, buf_b, x, t, lr):
     return out
 
 
-def _keras(dt, h, theta, G, v, lr):
+def _keras(h, theta, G, v, lr):
     """Keras 3's ``SGD``: (theta_new, velocity or None); ``v`` the velocity (+0 at first)."""
     if h["wd"] != 0:                              # _apply_weight_decay, before the update
         theta = theta - theta * h["wd_f"] * lr    # variable - variable * wd * lr
@@ -190,7 +192,7 @@ def _keras(dt, h, theta, G, v, lr):
     return theta + v, v                           # assign_add(variable, m)
 
 
-def _optax(dt, h, theta, G, t, lr, after=False):
+def _optax(h, theta, G, t, lr, after=False):
     """optax's ``chain(add_decayed_weights(wd), sgd(lr, mu, nesterov))`` (``after``: the decay
     between ``trace`` and ``scale(-lr)``): (theta_new, trace or None)."""
     g = G + h["wd_f"] * theta if h["wd"] != 0 and not after else G  # g + weight_decay * p
@@ -206,8 +208,8 @@ def _optax(dt, h, theta, G, t, lr, after=False):
 
 
 #: The forms of the conventions (spec/neuron.md 8.6) other than torch's, by name.
-_FORMS = {"torch": None, "keras": _keras, "optax": _optax,
-          "optax-decay-after": lambda dt, h, theta, G, t, lr: _optax(dt, h, theta, G, t, lr, True)}
+_FORMS = {"torch": None, "keras": _keras, "optax": _optax,  # (torch's: inline, below)
+          "optax-decay-after": functools.partial(_optax, after=True)}
 
 
 def step_from(state, x, t, lr, options, dtype="float32"):

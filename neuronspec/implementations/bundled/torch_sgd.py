@@ -193,7 +193,7 @@ def _steps(optimizer, w, b, dt, data):
 
 
 def _forms(path):
-    """(step, step_run, step_from, step_from_batch) of one code path of
+    """(step, step_run, step_from, step_from_batch, step_run_batch) of one code path of
     ``torch.optim.SGD``."""
 
     def step_run(w0, b0, data, options, dtype="float32"):
@@ -268,10 +268,12 @@ def _forms(path):
         if (lr < 0).any():
             raise NotImplementedError("torch.optim.SGD refuses a negative learning rate")
         K, n = lr.shape
-        out = {}
+        out: dict = {}
 
         def put(q, k, i, j, tensor):
-            out.setdefault(q, np.empty((K, n)))[k, i:j] = _array(tensor)
+            if q not in out:
+                out[q] = np.empty((K, n))
+            out[q][k, i:j] = _array(tensor)
         bits = lr.view(np.uint64)  # blocks of runs with the same lr at every step, bit for bit
         starts = np.flatnonzero(np.r_[True, (bits[:, 1:] != bits[:, :-1]).any(axis=0)])
         for i, j in zip(starts.tolist(), np.r_[starts[1:], n].tolist()):
