@@ -280,8 +280,8 @@ def _parser() -> argparse.ArgumentParser:
                          "step_from_batch (spec/protocol.md R4)")
     sw.add_argument("--options", action="append", default=[], metavar="SPEC",
                     help="with --run: an option set, e.g. momentum=0.9,nesterov (repeatable: "
-                         "one sweep each; implies --run; default: every set of "
-                         "cases.options.DEFAULT_SETS)")
+                         "one sweep each; implies --run; default: the convention's default "
+                         "sets, cases.options.default_sets)")
     sw.add_argument("--buffer-format", default=None, metavar="FORMAT",
                     help="with --run: the declared format of the momentum buffers")
     sw.add_argument("--steps", type=_positive, default=None, metavar="K",
@@ -662,6 +662,7 @@ def _step_values(text: str, fmt, model: str, what: str) -> tuple[float, float, f
     """A step's ``x,t,lr`` (:func:`_values`; lr a binary64 value under lr-binary64)."""
     from reference.formats import FLOAT64
 
+    # (in the format first: an lr it overflows cannot be used there, under any model)
     x, t, lr = _values(text, ("x", "t", "lr"), fmt, what)
     if get_model(model).lr_binary64:
         lr = _values(text.split(",", 2)[-1], ("lr",), FLOAT64, what)[0]

@@ -5,6 +5,8 @@ says, and an option set outside a convention's domain is a one-line usage error.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from neuronspec.cases.options import (check_sets, declared_sets, default_sets, parse_spec,
@@ -17,6 +19,7 @@ from reference.optim_judge import judge_run
 QUICK = dict(runs=2, steps=3)
 
 #: (mutant, convention, options, (first failing step, quantity))
+HERE = Path(__file__).resolve().parent
 MUTANTS = [
     ("sgd_keras_coupled_decay", "keras", "momentum=0.75,weight_decay=0.125", (1, "buf_w")),
     ("sgd_optax_dampened_trace", "optax", "momentum=0.75", (1, "w_new")),
@@ -55,7 +58,7 @@ def test_the_bundled_numpy_form_passes_at_the_exact_level(convention):
                          ids=[m for m, *_ in MUTANTS])
 def test_a_mutant_of_each_convention_fails_at_its_step_and_quantity(mutant, convention, spec,
                                                                     expected):
-    impl = load(f"tests/mutants/{mutant}.py:step")
+    impl = load(f"{HERE / 'mutants' / mutant}.py:step")
     (result,) = check_runs(impl, ["float32"], [with_convention(parse_spec(spec), convention)],
                            **QUICK)
     assert result.verdict == "non-conformant"

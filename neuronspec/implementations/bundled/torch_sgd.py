@@ -81,11 +81,8 @@ def step_batch(w, b, x, t, lr, dtype="float32"):
     y, loss = _forward_backward(w, b, x, t)
     # one optimiser; each run of equal lr steps views of the new-parameter tensors in place
     w_new, b_new = w.detach().clone(), b.detach().clone()
-    bits = lr.view(np.uint64)  # runs of the same lr, bit for bit: -0 is not +0 here
-    starts = np.flatnonzero(np.r_[True, bits[1:] != bits[:-1]])
-    ends = np.r_[starts[1:], len(lr)]
     optimizer = None
-    for i, j in zip(starts.tolist(), ends.tolist()):
+    for i, j in _equal_lr_blocks(lr):
         wi, bi = w_new[i:j].requires_grad_(), b_new[i:j].requires_grad_()
         wi.grad, bi.grad = w.grad[i:j], b.grad[i:j]
         rate, climb = abs(float(lr[i])), math.copysign(1.0, float(lr[i])) < 0
@@ -192,6 +189,15 @@ def _steps(optimizer, w, b, dt, data):
         yield out
 
 
+def _equal_lr_blocks(lr) -> list:
+    """(start, stop) of the consecutive elements (the last axis) whose learning rates are the
+    same bit for bit (-0 is not +0 here) at every step (lr of shape (n,) or (K, n)): one
+    optimiser steps each block."""
+    bits = np.asarray(lr, dtype=np.float64).view(np.uint64).reshape(-1, np.shape(lr)[-1])
+    starts = np.flatnonzero(np.r_[True, (bits[:, 1:] != bits[:, :-1]).any(axis=0)])
+    return list(zip(starts.tolist(), np.r_[starts[1:], bits.shape[1]].tolist()))
+
+
 def _forms(path):
     """(step, step_run, step_from, step_from_batch, step_run_batch) of one code path of
     ``torch.optim.SGD``."""
@@ -238,10 +244,7 @@ def _forms(path):
         new_bufs = [None, None]
         if hyper["momentum"] != 0:
             new_bufs = [torch.empty_like(w_new), torch.empty_like(b_new)]
-        bits = lr.view(np.uint64)  # runs of the same lr, bit for bit
-        starts = np.flatnonzero(np.r_[True, bits[1:] != bits[:-1]])
-        ends = np.r_[starts[1:], len(lr)]
-        for i, j in zip(starts.tolist(), ends.tolist()):
+        for i, j in _equal_lr_blocks(lr):
             wi, bi = w_new[i:j].requires_grad_(), b_new[i:j].requires_grad_()
             wi.grad, bi.grad = w.grad[i:j], b.grad[i:j]
             optimizer = torch.optim.SGD([wi, bi], lr=float(lr[i]), **hyper, **path)
@@ -274,9 +277,7 @@ def _forms(path):
             if q not in out:
                 out[q] = np.empty((K, n))
             out[q][k, i:j] = _array(tensor)
-        bits = lr.view(np.uint64)  # blocks of runs with the same lr at every step, bit for bit
-        starts = np.flatnonzero(np.r_[True, (bits[:, 1:] != bits[:, :-1]).any(axis=0)])
-        for i, j in zip(starts.tolist(), np.r_[starts[1:], n].tolist()):
+        for i, j in _equal_lr_blocks(lr):
             w = _tensor(w0[i:j], dt, "cpu").requires_grad_()
             b = _tensor(b0[i:j], dt, "cpu").requires_grad_()
             optimizer = torch.optim.SGD([w, b], lr=float(lr[0, i]), **hyper, **path)
