@@ -174,6 +174,14 @@ def test_ties_away_passes_every_bound_and_fails_the_exact_level():
     finding = hunt(impl, formats=["float16"], properties=["exact-level"])
     assert finding is not None and finding.prop == "exact-level"
     assert "nearest legal value" in finding.message()
+    # the check's verdict at each level (the command line's exit status is that verdict's:
+    # test_the_level_decides_the_exit_status, behind the slow marker)
+    from neuronspec.runs.check import CONFORMANT, NON_CONFORMANT, check
+
+    for level, verdict in (("bounded", CONFORMANT), ("exact", NON_CONFORMANT)):
+        report = check([impl], formats=["float16"], examples=50, vectors={}, level=level,
+                       sweep=2000)
+        assert report["verdict"] == verdict, (level, report["verdict"])
 
 
 @pytest.mark.parametrize("mutant, prop", [
@@ -275,7 +283,8 @@ def _check(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow  # (4.5 s: two CLI checks; in-process, test_ties_away_passes_every_bound_...)
+@pytest.mark.slow  # (4.5 s: two CLI checks; the verdicts per level, in-process:
+# test_ties_away_passes_every_bound_and_fails_the_exact_level)
 def test_the_level_decides_the_exit_status():
     impl = f"{MUTANTS / 'ties_away.py'}:step"  # (no vectors: 200 examples and a sweep show it)
     exact = _check(impl, "--dtype", "float16", "--sweep", "3000", "--vectors", "")
